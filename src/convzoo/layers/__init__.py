@@ -1,0 +1,1 @@
+"""Building blocks, one concept per file, usable in any network."""

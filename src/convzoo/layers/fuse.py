@@ -1,0 +1,50 @@
+"""Inference-time fusion: conv+BN folding and the ``deploy`` walk over re-parameterisable blocks.
+
+Folding (Ioffe & Szegedy 2015, used by every re-parameterisation paper): for y = BN(conv(x)),
+W' = W * gamma / sqrt(var + eps) per output channel, b' = beta + (b - mean) * gamma / sqrt(var + eps).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+
+@torch.no_grad()
+def fuse_conv_bn(conv: nn.modules.conv._ConvNd, bn: nn.modules.batchnorm._BatchNorm) -> nn.modules.conv._ConvNd:
+    """A new conv (1D/2D/3D) equal to ``bn(conv(x))`` in eval mode."""
+    fused = type(conv)(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                       conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode)
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (C_out,)
+    shape = (-1,) + (1,) * (conv.weight.dim() - 1)
+    fused.weight.copy_(conv.weight * scale.reshape(shape))
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    fused.bias.copy_(bn.bias + (bias - bn.running_mean) * scale)
+    return fused.to(conv.weight.device)
+
+
+def fuse_sequential_conv_bn(module: nn.Module) -> nn.Module:
+    """Fold every BN that directly follows a conv inside an ``nn.Sequential`` (recursively)."""
+    for name, child in list(module.named_children()):
+        fuse_sequential_conv_bn(child)
+    if isinstance(module, nn.Sequential):
+        keys = list(module._modules)
+        for a, b in zip(keys, keys[1:]):
+            conv, bn = module._modules[a], module._modules[b]
+            if isinstance(conv, nn.modules.conv._ConvNd) and isinstance(bn, nn.modules.batchnorm._BatchNorm) \
+                    and not isinstance(conv, nn.modules.conv._ConvTransposeNd) and bn.track_running_stats:
+                module._modules[a] = fuse_conv_bn(conv, bn)
+                module._modules[b] = nn.Identity()
+    return module
+
+
+def deploy(model: nn.Module) -> nn.Module:
+    """Put ``model`` in eval mode, call every ``reparameterize()`` bottom-up, fold conv+BN pairs."""
+    model.eval()
+    for m in reversed(list(model.modules())):
+        if m is not model and hasattr(m, "reparameterize"):
+            m.reparameterize()
+    if hasattr(model, "reparameterize"):
+        model.reparameterize()
+    fuse_sequential_conv_bn(model)
+    return model

@@ -1,0 +1,1 @@
+"""Model families, one file per paper family; each registers its variants with a ModelCard."""

@@ -1,0 +1,142 @@
+"""Model registry and model cards.
+
+A family file registers each variant with :func:`register_model`, passing a :class:`ModelCard` that
+states what the paper reports about it. ``create_model`` builds a registered model by name; unknown
+names raise :class:`~convzoo.errors.UnknownNameError` with the closest registered names.
+
+Counting conventions on the card (see DESIGN.md): ``params`` is the sum of ``p.numel()`` over
+``model.parameters()`` of the model built with the card's ``num_classes`` and ``in_chans``;
+``macs`` are multiply-accumulates at the card's ``input_size`` (FLOPs = 2 x MACs).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import pkgutil
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import torch.nn as nn
+
+from convzoo.errors import UnknownNameError
+
+TASKS = ("classification", "super_resolution", "regression")
+CAPABILITIES = ("features", "reparam", "compile", "onnx", "torch_export", "channels_last", "bf16")
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a registered model is and what its paper says about it."""
+
+    name: str
+    paper: int  # seed number (1..57) of ../shared/seeds
+    family: str  # family file in convzoo.models, e.g. "ecanet"
+    task: str  # one of TASKS
+    dims: int = 2  # 1, 2 or 3 spatial dims
+    in_chans: int = 3
+    num_classes: int = 1000  # classes, or outputs for regression; 0 for image-to-image
+    input_size: tuple[int, ...] = (224, 224)  # the paper's input size (H, W) or (L,)
+    test_size: tuple[int, ...] = (64, 64)  # small size used by the contract tests
+    params: int | None = None  # the paper's / reference's count for this configuration
+    params_rtol: float = 0.0  # 0 = exact; else the paper's rounding (e.g. 0.005 for "5.48M")
+    params_source: str = ""  # where the count comes from, and its convention
+    macs: int | None = None  # multiply-accumulates at input_size
+    macs_rtol: float = 0.02
+    macs_source: str = ""
+    reference: str | None = None  # "timm:NAME", "torchvision:NAME" or "package:NAME"
+    capabilities: frozenset[str] = field(default_factory=lambda: frozenset({"compile", "onnx"}))
+    recipes: tuple[str, ...] = ()
+    source: str = ""  # paper section/table the implementation follows
+    notes: str = ""
+
+    def with_(self, **kw) -> "ModelCard":
+        return replace(self, **kw)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    card: ModelCard
+    factory: Callable[..., nn.Module]
+
+
+_REGISTRY: dict[str, _Entry] = {}
+_LOADED = False
+
+
+def register_model(card: ModelCard):
+    """Decorator: register ``factory(**kwargs) -> nn.Module`` under ``card.name``."""
+
+    def deco(fn: Callable[..., nn.Module]):
+        if card.name in _REGISTRY and _REGISTRY[card.name].factory.__qualname__ != fn.__qualname__:
+            raise ValueError(f"model '{card.name}' registered twice")
+        assert card.task in TASKS, card.task
+        assert set(card.capabilities) <= set(CAPABILITIES), card.capabilities
+        _REGISTRY[card.name] = _Entry(card, fn)
+        fn.card = card
+        return fn
+
+    return deco
+
+
+def _load_all() -> None:
+    """Import every family module once so that its variants register themselves."""
+    global _LOADED
+    if _LOADED:
+        return
+    import convzoo.models as pkg
+
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"convzoo.models.{mod.name}")
+    _LOADED = True
+
+
+def _entry(name: str) -> _Entry:
+    _load_all()
+    if name not in _REGISTRY:
+        raise UnknownNameError("model", name, sorted(_REGISTRY))
+    return _REGISTRY[name]
+
+
+def create_model(name: str, *, num_classes: int | None = None, in_chans: int | None = None,
+                 pretrained: bool = False, **overrides) -> nn.Module:
+    """Build the registered model ``name``.
+
+    ``num_classes``/``in_chans`` default to the card's; other keyword arguments go to the family's
+    constructor (e.g. ``k_size=(3, 5, 5, 7)``, ``drop_rate=0.1``). ``pretrained=True`` loads the
+    weights shipped inside the package where the card lists them.
+    """
+    entry = _entry(name)
+    card = entry.card
+    kw = dict(overrides)
+    if card.task != "super_resolution":
+        kw["num_classes"] = card.num_classes if num_classes is None else num_classes
+    kw["in_chans"] = card.in_chans if in_chans is None else in_chans
+    model = entry.factory(**kw)
+    model.card = card
+    if pretrained:
+        from convzoo.weights import load_bundled
+
+        load_bundled(model, name)
+    return model
+
+
+def get_card(name: str) -> ModelCard:
+    return _entry(name).card
+
+
+def list_models(pattern: str | None = None, task: str | None = None, paper: int | None = None) -> list[str]:
+    """Registered names, filtered by a glob ``pattern``, ``task`` and seed ``paper`` number."""
+    _load_all()
+    names = sorted(_REGISTRY)
+    if pattern:
+        names = [n for n in names if fnmatch.fnmatch(n, pattern if any(c in pattern for c in "*?[") else f"*{pattern}*")]
+    if task:
+        names = [n for n in names if _REGISTRY[n].card.task == task]
+    if paper is not None:
+        names = [n for n in names if _REGISTRY[n].card.paper == int(paper)]
+    return names
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,104 @@
+"""Single-label image classification.
+
+Loss: softmax cross-entropy (optionally label-smoothed), or the L2-SVM squared hinge of paper 40
+(``loss: l2svm``, with ``svm_c`` and the readout weight regulariser). Metrics (torchmetrics): top-1
+and top-5 accuracy, macro F1. Picture: the test confusion matrix. Predictions: top-5 classes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+from convzoo.layers.svm import L2SVMLoss, svm_decision
+from convzoo.tasks.base import Task, register_task
+
+
+@register_task("classification")
+class Classification(Task):
+    monitor = "acc"
+    monitor_mode = "max"
+
+    def __init__(self, loss: str = "ce", label_smoothing: float = 0.0, svm_c: float = 1.0,
+                 decision: str = "argmax"):
+        super().__init__(loss=loss, label_smoothing=label_smoothing, svm_c=svm_c, decision=decision)
+        if loss not in ("ce", "l2svm"):
+            raise ValueError(f"classification loss must be 'ce' or 'l2svm', got {loss!r}")
+        self.loss_name, self.label_smoothing, self.svm_c, self.decision = loss, label_smoothing, svm_c, decision
+        self._readout: nn.Linear | None = None
+
+    def forward(self, model, batch):
+        x, y = batch
+        if self.loss_name == "l2svm" and self._readout is None:
+            head = model.module if hasattr(model, "module") else model  # Fabric / DDP wrappers
+            head = getattr(head, "_forward_module", head)
+            fc = head.get_classifier() if hasattr(head, "get_classifier") else None
+            self._readout = fc if isinstance(fc, nn.Linear) else None
+        return model(x), y
+
+    def loss(self, outputs, targets):
+        if self.loss_name == "l2svm":
+            return L2SVMLoss(self.svm_c, self._readout)(outputs, targets)
+        return F.cross_entropy(outputs, targets, label_smoothing=self.label_smoothing)
+
+    def scores_to_probs(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Scores as used by the metrics: softmax for CE, raw SVM margins for L2-SVM."""
+        if self.loss_name == "l2svm":
+            if self.decision == "official":  # rank by sign first, as argmax(sign(o)) does
+                return torch.sign(outputs) + 1e-3 * torch.tanh(outputs)
+            return outputs
+        return outputs.softmax(-1)
+
+    def metrics(self, dataset) -> MetricCollection:
+        k = dataset.info.num_classes
+        return MetricCollection({
+            "acc": MulticlassAccuracy(k, average="micro"),
+            "acc5": MulticlassAccuracy(k, top_k=min(5, k), average="micro"),
+            "f1": MulticlassF1Score(k, average="macro"),
+        })
+
+    def update_metrics(self, metrics, outputs, targets):
+        metrics.update(self.scores_to_probs(outputs.float()), targets)
+
+    @torch.no_grad()
+    def predict(self, model, inputs, dataset=None):
+        scores = self.scores_to_probs(model(inputs).float())
+        names = dataset.info.class_names if dataset is not None and dataset.info.class_names else None
+        out = []
+        for row in scores:
+            val, idx = row.topk(min(5, row.numel()))
+            out.append({"top5": [{"class": int(i), "name": names[i] if names else str(int(i)), "score": float(v)}
+                                 for v, i in zip(val, idx)],
+                        "prediction": int(svm_decision(row[None], self.decision)[0]) if self.loss_name == "l2svm"
+                        else int(idx[0])})
+        return out
+
+    @torch.no_grad()
+    def pictures(self, model, dataset, run_dir: Path, device) -> list[Path]:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from sklearn.metrics import ConfusionMatrixDisplay
+
+        loader = torch.utils.data.DataLoader(dataset, batch_size=256)
+        preds, trues = [], []
+        model.eval()
+        for x, y in loader:
+            preds.append(self.scores_to_probs(model(x.to(device)).float()).argmax(-1).cpu())
+            trues.append(y)
+        names = list(dataset.info.class_names) or None
+        fig, ax = plt.subplots(figsize=(6, 6))
+        ConfusionMatrixDisplay.from_predictions(torch.cat(trues), torch.cat(preds), display_labels=names,
+                                                ax=ax, colorbar=False, xticks_rotation=90 if names and len(names) > 12 else 0)
+        ax.set_title("confusion matrix (test)")
+        path = Path(run_dir) / "confusion_matrix.png"
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return [path]
