@@ -1,0 +1,169 @@
+"""The paper catalogue: the 57 seed papers, their artefacts, and the tests that prove each claim.
+
+``papers.toml`` is data. An artefact is *done* when it has a ``ref`` (what it resolves to in the
+package) and at least one claim with proofs (pytest node ids); otherwise it is *planned*. Status is
+derived, never typed by hand, and ``tests/test_catalogue.py`` fails when a ref does not resolve or
+a node id does not exist, so the table printed by ``convzoo papers`` is true by construction.
+
+Refs:
+  ``model:NAME``              a registered model name
+  ``layer:module.path:Attr``  an importable class or function (also ``method:``/``tool:``)
+  ``task:NAME``               a registered task
+  ``data:NAME``               a registered data set
+  ``recipe:NAME``             a recipe file in convzoo/recipes
+"""
+
+from __future__ import annotations
+
+import importlib
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from convzoo.errors import ConvzooError, UnknownNameError
+
+PATH = Path(__file__).with_name("papers.toml")
+
+
+@dataclass(frozen=True)
+class Claim:
+    claim: str
+    proofs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Artefact:
+    kind: str
+    name: str
+    ref: str = ""
+    note: str = ""
+    claims: tuple[Claim, ...] = ()
+
+    @property
+    def status(self) -> str:
+        return "done" if self.ref and any(c.proofs for c in self.claims) else "planned"
+
+    @property
+    def proofs(self) -> tuple[str, ...]:
+        return tuple(p for c in self.claims for p in c.proofs)
+
+
+@dataclass(frozen=True)
+class Paper:
+    seed: int
+    key: str
+    title: str
+    year: int
+    sheet: str = ""
+    group: str = ""
+    arxiv: str = ""
+    artefacts: tuple[Artefact, ...] = field(default_factory=tuple)
+
+    @property
+    def done(self) -> list[Artefact]:
+        return [a for a in self.artefacts if a.status == "done"]
+
+    @property
+    def planned(self) -> list[Artefact]:
+        return [a for a in self.artefacts if a.status == "planned"]
+
+    @property
+    def status(self) -> str:
+        if not self.done:
+            return "planned"
+        return "done" if not self.planned else "partial"
+
+    def as_dict(self) -> dict:
+        return {
+            "seed": self.seed, "key": self.key, "title": self.title, "year": self.year, "arxiv": self.arxiv,
+            "sheet": self.sheet, "group": self.group, "status": self.status,
+            "artefacts": [{"kind": a.kind, "name": a.name, "ref": a.ref, "status": a.status, "note": a.note,
+                           "claims": [{"claim": c.claim, "proofs": list(c.proofs)} for c in a.claims]}
+                          for a in self.artefacts],
+        }
+
+
+@lru_cache(maxsize=1)
+def papers() -> tuple[Paper, ...]:
+    with open(PATH, "rb") as f:
+        raw = tomllib.load(f)
+    out = []
+    for p in raw["paper"]:
+        arts = tuple(
+            Artefact(kind=a["kind"], name=a["name"], ref=a.get("ref", ""), note=a.get("note", ""),
+                     claims=tuple(Claim(c["claim"], tuple(c.get("proofs", []))) for c in a.get("claims", [])))
+            for a in p.get("artefact", []))
+        out.append(Paper(seed=p["seed"], key=p["key"], title=p["title"], year=p["year"], sheet=p.get("sheet", ""),
+                         group=p.get("group", ""), arxiv=p.get("arxiv", ""), artefacts=arts))
+    return tuple(sorted(out, key=lambda p: p.seed))
+
+
+def get_paper(which: int | str) -> Paper:
+    for p in papers():
+        if str(p.seed) == str(which) or p.key == str(which).lower():
+            return p
+    raise UnknownNameError("paper", str(which), [p.key for p in papers()])
+
+
+def resolve(ref: str):
+    """Resolve an artefact ref to the object it names; raises ConvzooError when it does not."""
+    kind, _, target = ref.partition(":")
+    if kind == "model":
+        from convzoo.registry import get_card
+
+        return get_card(target)
+    if kind == "task":
+        from convzoo.tasks import build_task
+        from convzoo.tasks.base import _TASKS
+
+        build_task  # registers
+        if target not in _TASKS:
+            raise ConvzooError(f"task '{target}' is not registered")
+        return _TASKS[target]
+    if kind == "data":
+        from convzoo.data import list_datasets
+
+        if target not in list_datasets():
+            raise ConvzooError(f"data set '{target}' is not registered")
+        return target
+    if kind == "recipe":
+        path = Path(__file__).parents[1] / "recipes" / f"{target}.yaml"
+        if not path.is_file():
+            raise ConvzooError(f"recipe '{target}' not found at {path}")
+        return path
+    if kind in ("layer", "method", "tool"):
+        module, _, attr = target.partition(":")
+        try:
+            obj = importlib.import_module(module)
+            for part in attr.split(".") if attr else []:
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError) as e:
+            raise ConvzooError(f"{ref} does not resolve: {e}") from None
+        return obj
+    raise ConvzooError(f"bad artefact ref '{ref}' (expected model:, layer:, method:, tool:, task:, data: or recipe:)")
+
+
+README_BEGIN = "<!-- papers-table:begin (generated by `python -m convzoo.catalogue`) -->"
+README_END = "<!-- papers-table:end -->"
+
+
+def markdown_table() -> str:
+    """The README's table of papers, generated from the catalogue."""
+    rows = ["| # | paper | year | status | done / planned artefacts | proofs |", "|---|---|---|---|---|---|"]
+    for p in papers():
+        done = ", ".join(f"`{a.name}`" for a in p.done) or "-"
+        rows.append(f"| {p.seed} | {p.title} | {p.year} | {p.status} | {done} / {len(p.planned)} planned "
+                    f"| {sum(len(a.proofs) for a in p.artefacts)} |")
+    return "\n".join(rows)
+
+
+def update_readme(path: Path) -> bool:
+    """Rewrite the generated table in ``path``; returns whether the file changed."""
+    text = path.read_text()
+    head, _, rest = text.partition(README_BEGIN)
+    _, _, tail = rest.partition(README_END)
+    new = f"{head}{README_BEGIN}\n{markdown_table()}\n{README_END}{tail}"
+    if new != text:
+        path.write_text(new)
+    return new != text

@@ -1,0 +1,95 @@
+"""Shared image transforms for the image data sets (torchvision.transforms.v2).
+
+Every image set stores its pixels as a ``(C, H, W)`` tensor (uint8 0..255, or float in [0, 1] for
+the bundled digits) and builds one pipeline with :func:`build_transform`, in this order::
+
+    channels (grey <-> RGB) -> resize -> augmentation (train only) -> float [0, 1] -> normalise
+
+Normalisation constants are per-channel mean/std of the training pixels in [0, 1] (see ``NORMS``;
+the CIFAR std is the population std over all pixels, not the often-copied 0.2023/0.1994/0.2010).
+Converting a 3-channel set to grey uses ITU-R 601 luma weights (as ``v2.Grayscale``) and the same
+weights on the constants (an approximation for the std); a grey set shown as RGB repeats its value.
+
+Augmentation policies (``augment=True`` picks the set's default, a string picks one by name):
+
+* ``"crop_flip"``: ``RandomCrop(size, padding=size // 8)`` + horizontal flip (CIFAR standard,
+  padding 4 at 32 px);
+* ``"resized_crop_flip"``: ``RandomResizedCrop(size)`` + horizontal flip (ImageFolder / ImageNet);
+* ``"affine"``: small random affine, +-10 degrees and +-10 % shifts, no flip (digit-like sets,
+  where a flip changes the class);
+* ``"none"``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torchvision.transforms import v2
+
+from convzoo.errors import ConvzooError
+
+# name -> (mean, std), per channel, of the training pixels scaled to [0, 1]
+NORMS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    # scikit-learn digits: train split (1,077 images) at 8x8, pixel value / 16 (tested)
+    "digits": ((0.3053,), (0.3760,)),
+    "mnist": ((0.1307,), (0.3081,)),
+    "fashion_mnist": ((0.2860,), (0.3530,)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "svhn": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
+_LUMA = (0.299, 0.587, 0.114)
+AUGMENTS = ("none", "affine", "crop_flip", "resized_crop_flip")
+
+
+def norm_for(name: str, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Mean and std of set ``name`` as seen with ``channels`` channels (1 or 3)."""
+    mean, std = NORMS[name]
+    if channels == len(mean):
+        return mean, std
+    if channels == 1:  # RGB set shown as grey
+        return (sum(w * m for w, m in zip(_LUMA, mean)),), (sum(w * s for w, s in zip(_LUMA, std)),)
+    return mean * channels, std * channels  # grey set shown as RGB
+
+
+def resolve_augment(dataset: str, augment: bool | str, default: str) -> str:
+    """``True`` -> the set's default policy, ``False`` -> "none", a string -> that policy."""
+    if augment is True:
+        return default
+    if augment is False or augment is None:
+        return "none"
+    if augment not in AUGMENTS:
+        raise ConvzooError(f"{dataset}: unknown augment {augment!r}; expected true, false or one of {AUGMENTS}")
+    return augment
+
+
+def check_channels(dataset: str, channels: int) -> int:
+    if channels not in (1, 3):
+        raise ConvzooError(f"{dataset}: channels must be 1 or 3, got {channels!r}")
+    return channels
+
+
+def build_transform(*, in_chans: int, channels: int, size: int | None, native_size: tuple[int, int] | None,
+                    augment: str, mean, std, raw: bool = False) -> v2.Compose:
+    """The pipeline described in the module docstring.
+
+    ``size=None`` keeps the native size; ``native_size=None`` (images of varying size) always resizes.
+    ``raw=True`` stops before normalisation: items are floats in [0, 1] (pixel / 255, digits / 16).
+    """
+    steps: list = []
+    if channels != in_chans:
+        steps.append(v2.Grayscale(1) if channels == 1 else v2.RGB())
+    if size is not None and (size, size) != native_size:
+        steps.append(v2.Resize((size, size), interpolation=v2.InterpolationMode.BILINEAR, antialias=True))
+    out = size if size is not None else (native_size[0] if native_size else None)
+    if augment == "crop_flip":
+        steps += [v2.RandomCrop(out, padding=max(1, out // 8)), v2.RandomHorizontalFlip()]
+    elif augment == "resized_crop_flip":
+        steps += [v2.RandomResizedCrop(out, antialias=True), v2.RandomHorizontalFlip()]
+    elif augment == "affine":
+        steps.append(v2.RandomAffine(degrees=10, translate=(0.1, 0.1)))
+    steps.append(v2.ToDtype(torch.float32, scale=True))
+    if not raw:
+        steps.append(v2.Normalize(list(mean), list(std)))
+    steps.append(v2.ToPureTensor())
+    return v2.Compose(steps)

@@ -1,0 +1,176 @@
+"""The model contract, run over every registered model (DESIGN.md, "Tests").
+
+Small inputs (card.test_size); full-size configurations are checked by parameter count only.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+
+import convzoo
+from convzoo.registry import count_params
+
+MODELS = convzoo.list_models()
+
+
+@functools.lru_cache(maxsize=4)
+def _model(name: str):
+    torch.manual_seed(0)
+    return convzoo.create_model(name)
+
+
+def _input(card, batch: int = 2) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(batch, card.in_chans, *card.test_size, generator=g)
+
+
+def _expected_shape(model, card, x):
+    if card.task == "super_resolution":
+        s = model.scale
+        return (x.shape[0], card.in_chans, *(d * s for d in x.shape[2:]))
+    return (x.shape[0], card.num_classes)
+
+
+def _randomise_bn(model):
+    """Random BN statistics so eval-mode checks do not pass trivially."""
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
+            m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+
+
+def test_registry_not_empty():
+    assert len(MODELS) >= 5
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_card_is_complete(name):
+    card = convzoo.get_card(name)
+    assert card.name == name and 1 <= card.paper <= 57
+    assert card.dims in (1, 2, 3) and len(card.test_size) == card.dims and len(card.input_size) == card.dims
+    assert card.source, "card must state the paper section/table it follows"
+    if card.params is not None:
+        assert card.params_source, "a reported count needs its source"
+    if card.macs is not None:
+        assert card.macs_source
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_param_count_matches_card(name):
+    card = convzoo.get_card(name)
+    if card.params is None:
+        pytest.skip("the paper reports no count for this configuration")
+    n = count_params(_model(name))
+    if card.params_rtol == 0:
+        assert n == card.params
+    else:
+        assert abs(n - card.params) <= card.params_rtol * card.params, (n, card.params)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_forward_backward(name):
+    card = convzoo.get_card(name)
+    model = _model(name).train()
+    x = _input(card)
+    y = model(x)
+    assert tuple(y.shape) == _expected_shape(model, card, x)
+    y.float().pow(2).mean().backward()
+    for pname, p in model.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None, f"no gradient reaches {pname}"
+            assert torch.isfinite(p.grad).all(), pname
+    model.zero_grad(set_to_none=True)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_eval_deterministic_and_channels_last(name):
+    card = convzoo.get_card(name)
+    model = _model(name).eval()
+    _randomise_bn(model)
+    x = _input(card)
+    with torch.no_grad():
+        a, b = model(x), model(x)
+        assert torch.equal(a, b)
+        assert torch.isfinite(a).all()
+        if card.dims == 2:
+            cl = model.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+            model.to(memory_format=torch.contiguous_format)
+            torch.testing.assert_close(cl, a, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_in_chans_and_num_classes(name):
+    card = convzoo.get_card(name)
+    if card.task == "super_resolution":
+        model = convzoo.create_model(name, in_chans=3)
+        x = torch.randn(1, 3, *card.test_size)
+        assert model(x).shape[1] == 3
+        return
+    model = convzoo.create_model(name, num_classes=7, in_chans=1).eval()
+    x = torch.randn(2, 1, *card.test_size)
+    with torch.no_grad():
+        assert model(x).shape == (2, 7)
+    if hasattr(model, "reset_classifier"):
+        model.reset_classifier(0)
+        with torch.no_grad():
+            emb = model(x)
+        assert emb.shape == (2, model.num_features)
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS if "features" in convzoo.get_card(n).capabilities])
+def test_features(name):
+    card = convzoo.get_card(name)
+    model = _model(name).eval()
+    x = _input(card, batch=1)
+    with torch.no_grad():
+        feats = model.features(x)
+        unpooled = model.forward_features(x)
+        logits = model.forward_head(unpooled)
+    assert len(feats) == len(model.feature_info)
+    for f, info in zip(feats, model.feature_info):
+        assert f.shape[1] == info["num_chs"], info
+        for d, s in zip(f.shape[2:], x.shape[2:]):
+            assert abs(d - s / info["reduction"]) <= 1, (f.shape, info)
+    assert logits.shape == (1, card.num_classes)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_safetensors_round_trip(name, tmp_path):
+    card = convzoo.get_card(name)
+    model = _model(name).eval()
+    _randomise_bn(model)
+    path = convzoo.save_weights(model, tmp_path / "w.safetensors")
+    torch.manual_seed(123)
+    other = convzoo.create_model(name).eval()
+    convzoo.load_weights(other, path)
+    x = _input(card, batch=1)
+    with torch.no_grad():
+        assert torch.equal(model(x), other(x))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in MODELS if "compile" in convzoo.get_card(n).capabilities])
+def test_torch_compile(name):
+    card = convzoo.get_card(name)
+    model = _model(name).eval()
+    x = _input(card, batch=1)
+    with torch.no_grad():
+        ref = model(x)
+        out = torch.compile(model)(x)
+    torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
+    torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS if "onnx" in convzoo.get_card(n).capabilities])
+def test_onnx_export(name, tmp_path):
+    from convzoo.export import export_onnx
+
+    card = convzoo.get_card(name)
+    model = _model(name).eval()
+    x = _input(card, batch=1)
+    report = export_onnx(model, x, tmp_path / "m.onnx", check=True)
+    assert report["max_abs_diff"] <= 1e-4
