@@ -46,12 +46,12 @@ PAPER_SNR_DB = 47.4  # the paper's operating point (abstract)
 class PulseConfig:
     """Every physical setting of the simulator; the defaults are the documented PulseDL-II-like set.
 
-    250 MS/s ADC (4 ns), tau_r = 4 ns, tau_d = 40 ns, 64-sample window (256 ns), onset anywhere in
-    16-48 ns (samples 4-12, so at least 4 pre-trigger samples), energies 0.5-1.5 (arbitrary units).
+    500 MS/s ADC (2 ns), tau_r = 4 ns, tau_d = 40 ns, 64-sample window (128 ns), onset anywhere in
+    16-48 ns (samples 8-24, so at least 8 pre-trigger samples), energies 0.5-1.5 (arbitrary units).
     """
 
     length: int = 64
-    sample_period_ns: float = 4.0
+    sample_period_ns: float = 2.0
     rise_ns: float = 4.0
     decay_ns: float = 40.0
     t0_range: tuple[float, float] = (16.0, 48.0)
@@ -113,7 +113,7 @@ def quantise(v: np.ndarray, bits: int, adc_range: tuple[float, float]) -> np.nda
     return lo + np.clip(np.round((v - lo) / lsb), 0, 2 ** bits - 1) * lsb
 
 
-def simulate_pulses(n: int, *, length: int = 64, sample_period_ns: float = 4.0, rise_ns: float = 4.0,
+def simulate_pulses(n: int, *, length: int = 64, sample_period_ns: float = 2.0, rise_ns: float = 4.0,
                     decay_ns: float = 40.0, snr_db=PAPER_SNR_DB, t0_range=(16.0, 48.0),
                     energy_range=(0.5, 1.5), adc_bits: int | None = None, adc_range=(-0.5, 2.0),
                     baseline: float = 0.0, noise_ref: str = "pulse", seed=0,

@@ -9,6 +9,7 @@ was expected.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -48,7 +49,13 @@ def build_dataset(name: str, split: str, root: str | None = None, **options) -> 
         raise UnknownNameError("data set", name, sorted(_DATA))
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    return _DATA[name](split, root=root, **options)
+    builder = _DATA[name]
+    known = [p for p in inspect.signature(builder).parameters if p not in ("split", "root")]
+    if not any(p.kind is p.VAR_KEYWORD for p in inspect.signature(builder).parameters.values()):
+        for key in options:
+            if key not in known:
+                raise UnknownNameError(f"option for data set '{name}':", key, known)
+    return builder(split, root=root, **options)
 
 
 def list_datasets() -> list[str]:

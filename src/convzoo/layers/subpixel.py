@@ -65,27 +65,25 @@ class SubPixelConv2d(nn.Module):
 
 @torch.no_grad()
 def equivalent_conv_transpose(layer: SubPixelConv2d) -> nn.ConvTranspose2d:
-    """The stride-``r`` transposed convolution equal to ``layer`` (paper Sec. 2.2, fractional stride 1/r).
+    """The stride-``r`` transposed convolution equal to ``layer``'s weights (Sec. 2.2, stride 1/r).
 
-    Output pixel ``(r y + i, r x + j)`` of ``layer`` is the ``k x k`` conv with sub-kernel ``(i, j)``
-    centred on LR pixel ``(y, x)``. A transposed conv with stride ``r`` writes
-    ``out[r y + a] += in[y] * W[a]``; so LR pixel ``y + d`` (``d`` in ``[-p, p]``, ``p = k // 2``) must
-    reach output ``r y + i`` through tap ``a = r (p - d) + i`` -- kernel length ``r k``, padding
-    ``r p``, and ``W_T[cin, c, r(p-u) + i, r(p-v) + j] = W[c r^2 + i r + j, cin, u, v]`` where
-    ``u = p + d`` is the conv tap.
+    Output pixel ``(r y + i, r x + j)`` of the layer is the ``k x k`` conv with sub-kernel
+    ``(i, j)`` (channel ``c r^2 + i r + j``) centred on LR pixel ``(y, x)``; its tap ``u`` reads LR
+    pixel ``y + u - p`` (``p = k // 2``). A transposed conv with stride ``r`` and padding ``r p``
+    writes ``out[r y' - r p + a] += in[y'] W_T[a]``, so LR pixel ``y' = y + u - p`` reaches
+    ``r y + i`` through ``a = r (k - 1 - u) + i``: a kernel ``r k`` wide with
+    ``W_T[cin, c, r (k-1-u) + i, r (k-1-v) + j] = W[c r^2 + i r + j, cin, u, v]``.
+
+    The returned layer has no bias: the conv's bias is one value per sub-pixel, i.e. a map with period
+    ``r`` in HR space (``PixelShuffle`` of the bias), which a transposed conv (one bias per channel)
+    cannot hold unless all sub-pixel biases are equal.
     """
     r, k, p = layer.scale, layer.kernel_size, layer.kernel_size // 2
-    w = layer.conv.weight  # (C r^2, Cin, k, k)
     c_out, c_in = layer.out_ch, layer.in_ch
-    w = w.view(c_out, r, r, c_in, k, k).flip(-1, -2)  # taps k-1-u = p - d + p ... (p - d) after flip
-    # (c, i, j, cin, u', v') -> (cin, c, u', i, v', j) -> (cin, c, k r, k r)
+    w = layer.conv.weight.view(c_out, r, r, c_in, k, k).flip(-1, -2)  # (c, i, j, cin, k-1-u, k-1-v)
+    # (c, i, j, cin, u', v') -> (cin, c, u', i, v', j) -> (cin, c, r k, r k)
     wt = w.permute(3, 0, 4, 1, 5, 2).reshape(c_in, c_out, k * r, k * r)
-    deconv = nn.ConvTranspose2d(c_in, c_out, k * r, stride=r, padding=r * p, bias=layer.conv.bias is not None)
+    deconv = nn.ConvTranspose2d(c_in, c_out, k * r, stride=r, padding=r * p, bias=False,
+                                device=wt.device, dtype=wt.dtype)
     deconv.weight.copy_(wt)
-    if layer.conv.bias is not None:  # PixelShuffle gives every sub-pixel its own bias; a transposed
-        deconv.bias.zero_()  # conv has one bias per channel, so only equal sub-pixel biases map over
-        if not torch.equal(layer.conv.bias.view(c_out, r * r), layer.conv.bias.view(c_out, r * r)[:, :1].expand(-1, r * r)):
-            raise ValueError("sub-pixel biases differ; a transposed conv has one bias per channel "
-                             "(add the per-sub-pixel bias as a periodic map instead)")
-        deconv.bias.copy_(layer.conv.bias.view(c_out, r * r)[:, 0])
     return deconv

@@ -101,6 +101,27 @@ def _resolve_network(network_idx: int | str) -> str:
 
 
 # --- the network -------------------------------------------------------------------------------
+class StageSequential(nn.Sequential):
+    """The official ``features`` stack; calling it returns the Backbone ``features(x)`` list.
+
+    Keeping the official attribute name ``features`` (so that state-dict keys read ``features.N.*``)
+    means ``model.features(x)`` is this module: it returns one map per ``feature_info`` entry (the map
+    entering every max-pool, then the last map), and ``forward_features`` takes the last one.
+    """
+
+    def __init__(self, mods: list[nn.Module], taps: list[int]):
+        super().__init__(*mods)
+        self.taps = tuple(taps)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        out = []
+        for i, m in enumerate(self):
+            x = m(x)
+            if i in self.taps:
+                out.append(x)
+        return out
+
+
 class SimpleNet(Backbone):
     """SimpleNet(V1) family (paper Sec. 3; official PyTorch configurable builder).
 
@@ -151,10 +172,8 @@ class SimpleNet(Backbone):
                 c_in = c_out
             reduction *= stride
         self.feature_info.append(dict(num_chs=c_in, reduction=reduction, module=f"features.{len(mods) - 1}"))
-        self.features_seq = None  # (placeholder name kept free; the stack is ``self.features``)
-        del self.features_seq
-        self.features = nn.Sequential(*mods)
-        self._taps = [int(f["module"].split(".")[1]) for f in self.feature_info]
+        taps = [int(f["module"].split(".")[1]) for f in self.feature_info]
+        self.features = StageSequential(mods, taps)  # official name: keys are features.N.*
 
         self.num_features = c_in
         self.num_classes = num_classes
@@ -162,26 +181,221 @@ class SimpleNet(Backbone):
         self.head = ClassifierHead(c_in, num_classes, pool="max", drop_rate=head_rate)  # global MAX pool
         self._init_weights()
 
+    @property
+    def features(self) -> StageSequential:
+        """The official ``features`` stack; ``model.features(x)`` returns the stage maps (Backbone)."""
+        return self._modules["features"]  # shadows Backbone.features; nn.Module stores it in _modules
+
     def _init_weights(self) -> None:
         # official: Xavier-uniform with the ReLU gain on conv weights; biases, BN, Linear keep defaults
         for m in self.features.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.xavier_uniform_(m.weight, gain=nn.init.calculate_gain("relu"))
 
-    # nn.Module attribute lookup finds the submodule ``features`` before this method, so the
-    # multi-scale maps are served by ``features`` *called with a tensor* through __call__ below.
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)  # (B, C_last, h, w), unpooled
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))  # (B, num_classes)
+        return self.features(x)[-1]  # (B, C_last, h, w), unpooled
 
 
-def _stage_maps(model: SimpleNet, x: torch.Tensor) -> list[torch.Tensor]:
-    """One map per feature_info entry: the map entering every max-pool, then the last map."""
-    out, taps = [], set(model._taps)
-    for i, m in enumerate(model.features):
-        x = m(x)
-        if i in taps:
-            out.append(x)
+
+# --- official checkpoints ----------------------------------------------------------------------
+def official_layer_indices(model: SimpleNet, legacy: bool = False) -> list[int]:
+    """``features`` indices of the conv and BN modules in official numbering, in order.
+
+    ``legacy=True`` gives the numbering of checkpoints saved before the official refactor, which had
+    a Dropout2d only after the pools (conv -> BN -> ReLU; pool -> dropout).
+    """
+    out, i, prev = [], 0, None
+    for m in model.features:
+        if isinstance(m, (nn.Conv2d, nn.BatchNorm2d)):
+            out.append(i)
+        i += 1
+        if legacy and isinstance(m, nn.Dropout2d) and not isinstance(prev, nn.MaxPool2d):
+            i -= 1  # this placeholder did not exist in the legacy layout
+        prev = m
     return out
+
+
+def _read_checkpoint(checkpoint) -> dict[str, torch.Tensor]:
+    if isinstance(checkpoint, Mapping):
+        state = dict(checkpoint)
+    else:
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise ConvzooError(f"checkpoint not found: {path}")
+        if path.suffix == ".safetensors":
+            from convzoo.weights import read_state
+
+            state = read_state(path)
+        else:
+            try:  # weights_only: tensors and plain containers only, no pickled code runs
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as e:  # noqa: BLE001  (torch raises many types for unreadable files)
+                raise ConvzooError(f"cannot read SimpleNet checkpoint {path}: {type(e).__name__}: "
+                                   f"{str(e).splitlines()[0] if str(e) else ''}") from None
+    if "state_dict" in state and isinstance(state["state_dict"], Mapping):  # cifar/main.py checkpoints
+        state = dict(state["state_dict"])
+    return state
+
+
+def remap_official_state_dict(state: Mapping[str, torch.Tensor], model: SimpleNet) -> dict[str, torch.Tensor]:
+    """Official SimpleNet_Pytorch keys -> this model's keys.
+
+    Strips DataParallel ``module.`` prefixes, renames ``classifier.*`` to ``head.fc.*`` and, when the
+    checkpoint uses the pre-refactor numbering (issue #7), shifts ``features.N`` onto the current one.
+    Raises ConvzooError when the layer numbering fits neither layout (e.g. extra-pool weights given to
+    ``simplenet_cifar_5m``: use ``simplenet_cifar_5m_extra_pool``).
+    """
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    state = {("head.fc." + k.removeprefix("classifier.") if k.startswith("classifier.") else k): v
+             for k, v in state.items()}
+    found = sorted({int(k.split(".")[1]) for k in state if k.startswith("features.")})
+    ours = official_layer_indices(model)
+    if found == ours:
+        mapping = dict(zip(ours, ours))
+    elif found == official_layer_indices(model, legacy=True):
+        mapping = dict(zip(found, ours))
+    else:
+        raise ConvzooError(f"checkpoint has {len(found)} conv/BN layers at features indices {found[:6]}..., "
+                           f"which fits neither the current nor the legacy official numbering of this "
+                           f"SimpleNet ({len(ours)} layers); check the variant (released CIFAR weights "
+                           f"need simplenet_cifar_5m_extra_pool)")
+    out = {}
+    for k, v in state.items():
+        if k.startswith("features."):
+            _, idx, rest = k.split(".", 2)
+            k = f"features.{mapping[int(idx)]}.{rest}"
+        out[k] = v
+    for k, v in model.state_dict().items():  # checkpoints older than PyTorch 0.4.1 lack this buffer
+        if k.endswith("num_batches_tracked") and k not in out:
+            out[k] = v.clone()
+    return out
+
+
+def load_official_state_dict(model: SimpleNet, checkpoint) -> SimpleNet:
+    """Load an official SimpleNet_Pytorch checkpoint (path to .pth/.pth.tar/.safetensors, or a dict).
+
+    Accepts DataParallel prefixes, ``{"state_dict": ...}`` wrappers (cifar/main.py) and both the
+    current and the legacy ``features.N`` numbering; shape mismatches raise one readable line.
+    """
+    state = remap_official_state_dict(_read_checkpoint(checkpoint), model)
+    own = model.state_dict()
+    bad = [k for k in own if k in state and state[k].shape != own[k].shape]
+    missing = [k for k in own if k not in state]
+    if bad or missing:
+        k = (bad or missing)[0]
+        what = f"'{k}' has shape {tuple(state[k].shape)}, the model expects {tuple(own[k].shape)}" if bad \
+            else f"'{k}' is missing"
+        raise ConvzooError(f"SimpleNet checkpoint does not fit this model: {what}")
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+# --- registered variants -----------------------------------------------------------------------
+_SRC = "paper 1608.06037 Sec. 3; layer tables of the official Coderx7/SimpleNet_Pytorch"
+_PARAMS_SRC = ("sum of parameter numel (BN running stats excluded) of the official PyTorch model; "
+               "fact sheet G1a, paper 32 §3 (measured with the official code); README {readme}")
+_MACS_SRC = ("FlopCounterMode on this implementation at input_size, conv+linear MACs; {pad}")
+_PAD0 = "1x1 convs unpadded as in the paper's Caffe nets (equals the sheet's count)"
+_PAD1 = "1x1 convs padded by 1 as in the official PyTorch code that trained the released weights"
+
+
+def _card(name: str, params: int, macs: int, *, imagenet: bool, readme: str = "-", sheet_macs: str = "",
+          num_classes: int | None = None, notes: str = "", recipes: tuple[str, ...] = ()) -> ModelCard:
+    pad1 = imagenet or name.endswith("extra_pool")
+    return ModelCard(
+        name=name, paper=32, family="simplenet", task="classification", in_chans=3,
+        num_classes=num_classes or (1000 if imagenet else 10),
+        input_size=(224, 224) if imagenet else (32, 32), test_size=(64, 64) if imagenet else (32, 32),
+        params=params, params_source=_PARAMS_SRC.format(readme=readme), macs=macs,
+        macs_source=_MACS_SRC.format(pad=(_PAD1 + (f" (the sheet's {sheet_macs} counts them unpadded)"
+                                                    if sheet_macs else "")) if pad1 else _PAD0),
+        reference=None,  # not in timm / torchvision
+        capabilities=frozenset({"compile", "onnx"} | (set() if pad1 else {"features"})),
+        recipes=recipes, source=_SRC, notes=notes)
+
+
+def _build(num_classes: int, in_chans: int, network: str, scale: float = 1.0, mode: int = 0, **kw) -> SimpleNet:
+    kw.setdefault("network_idx", network)
+    kw.setdefault("scale", scale)
+    kw.setdefault("mode", mode)
+    return SimpleNet(num_classes=num_classes, in_chans=in_chans, **kw)
+
+
+@register_model(_card("simplenet", 5_498_378, 652_151_296, imagenet=False, readme="5.48M",
+                      recipes=("simplenet_digits", "simplenet_cifar10_paper"),
+                      notes="the paper's 13-layer CIFAR network (= simplenet_cifar_5m); accepts every "
+                            "SimpleNet option (network_idx, scale, mode, drop_rates, pad_1x1)"))
+def simplenet(num_classes: int = 10, in_chans: int = 3, **kw) -> SimpleNet:
+    return _build(num_classes, in_chans, "cifar_5m", **kw)
+
+
+@register_model(_card("simplenet_cifar_310k", 312_362, 55_788_160, imagenet=False))
+def simplenet_cifar_310k(num_classes: int = 10, in_chans: int = 3, **kw) -> SimpleNet:
+    return _build(num_classes, in_chans, "cifar_310k", **kw)
+
+
+@register_model(_card("simplenet_cifar_460k", 385_790, 73_189_864, imagenet=False,
+                      notes="named 460k officially; the official layer table gives 385,790 parameters"))
+def simplenet_cifar_460k(num_classes: int = 10, in_chans: int = 3, **kw) -> SimpleNet:
+    return _build(num_classes, in_chans, "cifar_460k", **kw)
+
+
+@register_model(_card("simplenet_cifar_5m", 5_498_378, 652_151_296, imagenet=False, readme="5.48M",
+                      notes="CIFAR-100 head: 5,521,508 parameters"))
+def simplenet_cifar_5m(num_classes: int = 10, in_chans: int = 3, **kw) -> SimpleNet:
+    return _build(num_classes, in_chans, "cifar_5m", **kw)
+
+
+@register_model(_card("simplenet_cifar_5m_extra_pool", 5_498_378, 665_586_176, imagenet=False,
+                      notes="early PyTorch port with a redundant max-pool after the "
+                      "10th conv (issue #5); only for the released CIFAR weights (95.51% / 78.37%)"))
+def simplenet_cifar_5m_extra_pool(num_classes: int = 10, in_chans: int = 3, **kw) -> SimpleNet:
+    return _build(num_classes, in_chans, "cifar_5m_extra_pool", **kw)
+
+
+@register_model(_card("simplenetv1_small_m1_05", 1_506_792, 369_366_016, imagenet=True,
+                      readme="1.51M, top-1 61.122", sheet_macs="0.341G"))
+def simplenetv1_small_m1_05(num_classes: int = 1000, in_chans: int = 3, **kw) -> SimpleNet:
+    return _build(num_classes, in_chans, "imagenet_5m", scale=0.5, mode=1, **kw)
+
+
+@register_model(_card("simplenetv1_small_m2_05", 1_506_792, 456_070_144, imagenet=True,
+                      readme="1.5M, top-1 61.67", sheet_macs="0.428G"))
+def simplenetv1_small_m2_05(num_classes: int = 1000, in_chans: int = 3, **kw) -> SimpleNet:
+    return _build(num_classes, in_chans, "imagenet_5m", scale=0.5, mode=2, **kw)
+
+
+@register_model(_card("simplenetv1_small_m1_075", 3_287_272, 822_849_024, imagenet=True,
+                      readme="3.29M, top-1 67.784", sheet_macs="0.759G"))
+def simplenetv1_small_m1_075(num_classes: int = 1000, in_chans: int = 3, **kw) -> SimpleNet:
+    return _build(num_classes, in_chans, "imagenet_5m", scale=0.75, mode=1, **kw)
+
+
+@register_model(_card("simplenetv1_small_m2_075", 3_287_272, 1_017_933_312, imagenet=True,
+                      readme="3M, top-1 68.506", sheet_macs="0.954G"))
+def simplenetv1_small_m2_075(num_classes: int = 1000, in_chans: int = 3, **kw) -> SimpleNet:
+    return _build(num_classes, in_chans, "imagenet_5m", scale=0.75, mode=2, **kw)
+
+
+@register_model(_card("simplenetv1_5m_m1", 5_752_808, 1_455_532_032, imagenet=True,
+                      readme="5.75M, top-1 71.548", sheet_macs="1.342G"))
+def simplenetv1_5m_m1(num_classes: int = 1000, in_chans: int = 3, **kw) -> SimpleNet:
+    return _build(num_classes, in_chans, "imagenet_5m", mode=1, **kw)
+
+
+@register_model(_card("simplenetv1_5m_m2", 5_752_808, 1_802_348_544, imagenet=True,
+                      readme="5.7M, top-1 72.03", sheet_macs="1.689G"))
+def simplenetv1_5m_m2(num_classes: int = 1000, in_chans: int = 3, **kw) -> SimpleNet:
+    return _build(num_classes, in_chans, "imagenet_5m", mode=2, **kw)
+
+
+@register_model(_card("simplenetv1_9m_m1", 9_508_968, 2_952_016_384, imagenet=True,
+                      readme="9.51M, top-1 73.792", sheet_macs="2.774G"))
+def simplenetv1_9m_m1(num_classes: int = 1000, in_chans: int = 3, **kw) -> SimpleNet:
+    return _build(num_classes, in_chans, "imagenet_9m", mode=1, **kw)
+
+
+@register_model(_card("simplenetv1_9m_m2", 9_508_968, 3_732_353_536, imagenet=True,
+                      readme="9.5M, top-1 74.23", sheet_macs="3.555G"))
+def simplenetv1_9m_m2(num_classes: int = 1000, in_chans: int = 3, **kw) -> SimpleNet:
+    return _build(num_classes, in_chans, "imagenet_9m", mode=2, **kw)

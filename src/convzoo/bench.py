@@ -1,0 +1,544 @@
+"""Speed, compute and memory of a model, measured the same way for ours and a reference peer.
+
+:func:`bench` reports, for every requested *mode* of running the model,
+
+- batch-1 latency (ms, median over rounds) and batch-N throughput (items/s, median over rounds);
+- achieved GFLOP/s (FLOPs = 2 x MACs of a batch-1 forward, counted once with
+  ``torch.utils.flop_counter.FlopCounterMode``) and its fraction of the fp32 GEMM peak, which is
+  measured in the same run (best of a few 2048 x 2048 fp32 matmuls; bf16 modes are also set against
+  a bf16 GEMM peak);
+- peak memory of one batch-N forward (CUDA: ``torch.cuda.max_memory_allocated`` above the memory
+  allocated before the call; CPU on Linux: peak resident set size ``VmHWM`` above ``VmRSS`` after
+  ``malloc_trim`` and a reset of the peak through ``/proc/self/clear_refs``; elsewhere the increase of
+  ``ru_maxrss``, a lower bound). ``tracemalloc`` does not see torch's allocations;
+- CPU time / wall time of the timed calls, a trust indicator: on a CPU with T threads a value near T
+  means the process had the cores to itself; the machine is often shared;
+- the largest difference of the mode's output from the fp32 eager output on the same input
+  (absolute, and relative to the largest absolute output), so a fast path that changes the result
+  shows up.
+
+Modes: ``eager`` (NCHW), ``channels_last``, ``compile`` (``torch.compile``, default mode, static
+shapes; its compile time is timed separately), ``deploy`` (:func:`convzoo.deploy` fusion +
+channels_last) and ``bf16`` (``torch.autocast`` bfloat16 + channels_last). Modes that do not apply
+(channels_last on a 1-D model) are reported as skipped. Timed calls of every (model, mode) pair are
+interleaved round by round, so a burst of load from another process hits all of them alike.
+
+``compare="timm:NAME"`` (or ``"torchvision:NAME"``) builds the peer in the same process without
+weights and measures eager, channels_last, compile and bf16 for it in the same interleaved rounds;
+:data:`TIMM_ALIASES` names timm constructions that have no registered timm name (e.g. the plain
+ECA-ResNet-50 of paper 43). Ratios are throughput ratios: ours eager / peer eager, our best fp32 mode /
+the peer's best fp32 mode, ours bf16 / peer bf16.
+
+Input shapes come from the model card (dims, in_chans, input_size); ``size`` overrides the spatial
+size (an int, "S", or "HxW"). For a super-resolution card ``size`` is the *output* size (HxW) and the
+low-resolution input is output / scale (``model.scale``); throughput is then in frames/s.
+"""
+
+from __future__ import annotations
+
+import copy
+import ctypes
+import math
+import re
+import resource
+import statistics
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+
+from convzoo.errors import ConvzooError
+
+__all__ = ["bench", "format_bench", "MODES", "REF_MODES", "TIMM_ALIASES", "gemm_peak"]
+
+MODES = ("eager", "channels_last", "compile", "deploy", "bf16")
+REF_MODES = ("eager", "channels_last", "compile", "bf16")  # what a peer is measured in
+FP32_MODES = ("eager", "channels_last", "compile", "deploy")
+
+
+def _timm_eca_resnet50():
+    from timm.models.resnet import Bottleneck, ResNet
+
+    return ResNet(block=Bottleneck, layers=[3, 4, 6, 3], block_args=dict(attn_layer="eca"))
+
+
+# timm constructions without a registered timm name: "timm:<alias>" builds them
+TIMM_ALIASES: dict[str, Callable[[], nn.Module]] = {
+    "eca_resnet50_paper": _timm_eca_resnet50,  # paper 43's ECA-Net50 layout, adaptive k (5,5,5,7)
+    "ecaresnet50_plain": _timm_eca_resnet50,
+}
+
+
+# --- inputs -------------------------------------------------------------------------------------
+
+def _parse_size(size, dims: int) -> tuple[int, ...] | None:
+    """None | int | "S" | "HxW" | (H, W) -> a tuple of ``dims`` ints."""
+    if size is None:
+        return None
+    if isinstance(size, str):
+        parts = re.split(r"[x,×]", size.strip().lower())
+        if not all(p.strip().isdigit() for p in parts) or len(parts) not in (1, dims):
+            raise ConvzooError(f"bench size must be S or {'x'.join('S' * dims)} (positive integers), got {size!r}")
+        size = [int(p) for p in parts]
+    if isinstance(size, int):
+        size = [size]
+    size = tuple(int(s) for s in size)
+    if len(size) == 1:
+        size = size * dims
+    if len(size) != dims or min(size) < 1:
+        raise ConvzooError(f"bench size must give {dims} positive integer(s) for this model, got {size!r}")
+    return size
+
+
+def _model_scale(model: nn.Module, card) -> int:
+    scale = getattr(model, "scale", None)
+    if scale is None and card is not None:
+        m = re.search(r"scale\D{0,3}(\d+)", card.notes or "")
+        scale = int(m.group(1)) if m else None
+    if scale is None:
+        raise ConvzooError("bench: a super-resolution model needs its upscaling factor as model.scale")
+    return int(scale)
+
+
+def _input_spec(model: nn.Module, card, size) -> dict:
+    """Per-item input shape (C, *spatial) and, for super-resolution, the output size."""
+    dims = card.dims if card is not None else 2
+    in_chans = card.in_chans if card is not None else 3
+    spatial = _parse_size(size, dims)
+    task = card.task if card is not None else "classification"
+    spec: dict[str, Any] = {"task": task, "dims": dims, "unit": "items/s"}
+    if task == "super_resolution":
+        scale = _model_scale(model, card)
+        if spatial is None:
+            lr = tuple(card.input_size)
+            spatial_out = tuple(s * scale for s in lr)
+        else:
+            if any(s % scale for s in spatial):
+                raise ConvzooError(f"bench: output size {spatial} is not divisible by the model's scale {scale}")
+            spatial_out, lr = spatial, tuple(s // scale for s in spatial)
+        spec.update(scale=scale, output_size=list(spatial_out), unit="frames/s")
+        spatial = lr
+    elif spatial is None:
+        spatial = tuple(card.input_size) if card is not None else (224,) * dims
+    spec["input_shape"] = [in_chans, *spatial]
+    return spec
+
+
+def _memory_format(ndim: int):
+    return {4: torch.channels_last, 5: torch.channels_last_3d}.get(ndim)
+
+
+# --- measurements ----------------------------------------------------------------------------------
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def gemm_peak(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, n: int = 2048,
+              reps: int = 5) -> float:
+    """GFLOP/s of the best of ``reps`` n x n matmuls (2 n^3 FLOPs each)."""
+    device = torch.device(device)
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    a @ b  # warm-up
+    best = math.inf
+    for _ in range(reps):
+        _sync(device)
+        t = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best / 1e9
+
+
+def count_macs(model: nn.Module, x: torch.Tensor) -> int:
+    """Multiply-accumulates of one forward on ``x`` (FlopCounterMode FLOPs / 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        model(x)
+    return int(fc.get_total_flops()) // 2
+
+
+class _Memory:
+    """Peak memory of one call above the memory in use before it (see the module docstring)."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.proc = Path("/proc/self/clear_refs")
+        self.libc = None
+        if device.type == "cuda":
+            self.source = "torch.cuda.max_memory_allocated above memory_allocated before the call"
+        elif self._can_reset():
+            self.source = "peak RSS (VmHWM) above VmRSS, reset via /proc/self/clear_refs after malloc_trim"
+        else:
+            self.source = "increase of the process's ru_maxrss (a lower bound: 0 = under an earlier peak)"
+
+    def _can_reset(self) -> bool:
+        try:
+            self.proc.write_text("5")
+            self.libc = ctypes.CDLL("libc.so.6")
+            return True
+        except OSError:
+            return False
+
+    @staticmethod
+    def _status_kb(key: str) -> int:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+        return 0
+
+    def start(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.base = torch.cuda.memory_allocated(self.device)
+        elif self.libc is not None:
+            self.libc.malloc_trim(0)
+            self.proc.write_text("5")
+            self.base = self._status_kb("VmRSS") * 1024
+        else:
+            self.base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def stop(self) -> float:
+        """MiB above the start."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            peak = torch.cuda.max_memory_allocated(self.device)
+        elif self.libc is not None:
+            peak = self._status_kb("VmHWM") * 1024
+        else:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        return max(0, peak - self.base) / 2 ** 20
+
+
+def _diff(out: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
+    out, ref = out.float(), ref.float()
+    abs_diff = (out - ref).abs().max().item()
+    return abs_diff, abs_diff / max(ref.abs().max().item(), 1e-12)
+
+
+class _Runner:
+    """One (model, mode) pair: a callable on prepared inputs, and its timings."""
+
+    def __init__(self, who: str, mode: str, fn: Callable[[torch.Tensor], torch.Tensor],
+                 x1: torch.Tensor, xn: torch.Tensor, autocast=None):
+        self.who, self.mode, self.fn, self.x1, self.xn = who, mode, fn, x1, xn
+        self.autocast = autocast
+        self.t1: list[float] = []
+        self.tn: list[float] = []
+        self.cpu = self.wall = 0.0
+        self.info: dict[str, Any] = {}
+        self.reps1 = 1
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode(), (self.autocast() if self.autocast else nullcontext()):
+            return self.fn(x)
+
+    def timed(self, x: torch.Tensor, device: torch.device, reps: int = 1) -> float:
+        _sync(device)
+        c, t = time.process_time(), time.perf_counter()
+        for _ in range(reps):
+            self(x)
+        _sync(device)
+        wall = time.perf_counter() - t
+        self.cpu += time.process_time() - c
+        self.wall += wall
+        return wall / reps
+
+
+def _prepare(who: str, mode: str, model: nn.Module, x1: torch.Tensor, xn: torch.Tensor,
+             device: torch.device) -> _Runner | str:
+    """A runner for ``mode``, or a string saying why the mode does not apply."""
+    fmt = _memory_format(x1.dim())
+    if mode == "channels_last" and fmt is None:
+        return f"channels_last needs a 4-D or 5-D input, this model takes {x1.dim()}-D"
+    if mode == "eager":
+        return _Runner(who, mode, model, x1, xn)
+    if mode == "compile":
+        return _Runner(who, mode, torch.compile(model, dynamic=False), x1, xn)
+    if mode == "deploy":
+        from convzoo.layers.fuse import deploy
+
+        model = deploy(copy.deepcopy(model))
+    else:
+        model = copy.deepcopy(model)
+    if fmt is not None:
+        model = model.to(memory_format=fmt)
+        x1, xn = x1.contiguous(memory_format=fmt), xn.contiguous(memory_format=fmt)
+    autocast = None
+    if mode == "bf16":
+        def autocast():
+            return torch.autocast(device.type, dtype=torch.bfloat16)
+    return _Runner(who, mode, model, x1, xn, autocast)
+
+
+def _build_reference(compare: str, card, device: torch.device) -> nn.Module:
+    kind, _, name = compare.partition(":")
+    if not name or kind not in ("timm", "torchvision"):
+        raise ConvzooError(f"bench --compare expects timm:NAME or torchvision:NAME, got {compare!r}")
+    kw = {}
+    if card is not None and card.task == "classification":
+        kw = dict(num_classes=card.num_classes)
+    if kind == "timm":
+        try:
+            import timm
+        except ImportError:
+            raise ConvzooError("bench --compare timm:... needs timm (pip install 'convzoo[dev]')") from None
+        if name in TIMM_ALIASES:
+            model = TIMM_ALIASES[name]()
+        elif name in timm.list_models():
+            model = timm.create_model(name, pretrained=False,
+                                      **(dict(kw, in_chans=card.in_chans) if card is not None else {}))
+        else:
+            from convzoo.errors import suggest
+
+            known = sorted(set(timm.list_models()) | set(TIMM_ALIASES))
+            close = suggest(name, known)
+            raise ConvzooError(f"unknown timm model '{name}'" + (f"; did you mean {', '.join(close)}?" if close else ""))
+    else:
+        import torchvision
+
+        try:
+            model = torchvision.models.get_model(name, weights=None, **kw)
+        except ValueError:
+            raise ConvzooError(f"unknown torchvision model '{name}'") from None
+    return model.to(device).eval()
+
+
+# --- the benchmark ---------------------------------------------------------------------------------
+
+def bench(model: str | nn.Module, *, batch: int = 16, size=None, modes=MODES, compare: str | None = None,
+          rounds: int = 5, threads: int | None = None, device: str | None = None, seed: int = 0) -> dict:
+    """Benchmark ``model`` (a registered name, or a module carrying a ``card``); see the module docstring.
+
+    Returns a JSON-serialisable dict; :func:`format_bench` renders it as a table.
+    """
+    from convzoo.registry import count_params, create_model
+
+    modes = tuple(dict.fromkeys(modes))
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        raise ConvzooError(f"unknown bench mode '{bad[0]}'; expected some of {', '.join(MODES)}")
+    if batch < 1 or rounds < 1:
+        raise ConvzooError(f"bench needs batch >= 1 and rounds >= 1, got batch={batch}, rounds={rounds}")
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    old_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        torch.manual_seed(seed)
+        if isinstance(model, str):
+            name, net = model, create_model(model)
+        else:
+            name, net = type(model).__name__, model
+        card = getattr(net, "card", None)
+        net = net.to(dev).eval()
+        spec = _input_spec(net, card, size)
+        x1 = torch.randn(1, *spec["input_shape"], device=dev)
+        xn = torch.randn(batch, *spec["input_shape"], device=dev)
+
+        result: dict[str, Any] = {
+            "model": name, "device": str(dev), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "batch": batch, "rounds": rounds, **spec,
+            "params": count_params(net), "macs": count_macs(net, x1),
+            "macs_source": "torch.utils.flop_counter.FlopCounterMode, batch 1, MACs = FLOPs / 2",
+        }
+        result["gemm_peak_gflops"] = round(gemm_peak(dev), 1)
+        if "bf16" in modes:
+            result["gemm_peak_bf16_gflops"] = round(gemm_peak(dev, torch.bfloat16), 1)
+        nets = {"ours": (net, modes)}
+        if compare:
+            ref = _build_reference(compare, card, dev)
+            result["compare"] = {"name": compare, "params": count_params(ref), "macs": count_macs(ref, x1)}
+            nets["ref"] = (ref, tuple(m for m in modes if m in REF_MODES))
+
+        memory = _Memory(dev)
+        result["memory_source"] = memory.source
+        runners, skipped = [], {"ours": {}, "ref": {}}
+        eager_out = {}
+        for who, (m, who_modes) in nets.items():
+            with torch.inference_mode():
+                eager_out[who] = m(x1)
+            for mode in who_modes:
+                r = _prepare(who, mode, m, x1, xn, dev)
+                if isinstance(r, str):
+                    skipped[who][mode] = r
+                    continue
+                try:
+                    _warm_up(r, dev, eager_out[who], memory)
+                except Exception as e:  # a failed compile (or export) is reported, not fatal
+                    skipped[who][mode] = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
+                    continue
+                runners.append(r)
+
+        for i in range(rounds):  # interleaved: each round times every (model, mode) once
+            k = i % max(1, len(runners))
+            for r in runners[k:] + runners[:k]:
+                r.tn.append(r.timed(r.xn, dev))
+                r.t1.append(r.timed(r.x1, dev, r.reps1))
+
+        for who in nets:
+            out = {}
+            for r in (r for r in runners if r.who == who):
+                macs = result["macs"] if who == "ours" else result["compare"]["macs"]
+                tn, t1 = statistics.median(r.tn), statistics.median(r.t1)
+                gflops = 2 * macs * batch / tn / 1e9
+                row = {"latency_ms": round(t1 * 1e3, 3), "throughput": round(batch / tn, 2),
+                       "gflops": round(gflops, 1),
+                       "peak_fraction": round(gflops / result["gemm_peak_gflops"], 3),
+                       "cpu_wall": round(r.cpu / r.wall, 2) if r.wall else None, **r.info}
+                if r.mode == "bf16" and "gemm_peak_bf16_gflops" in result:
+                    row["bf16_peak_fraction"] = round(gflops / result["gemm_peak_bf16_gflops"], 3)
+                out[r.mode] = row
+            for mode, why in skipped[who].items():
+                out[mode] = {"skipped": why}
+            out = {m: out[m] for m in MODES if m in out}
+            if who == "ours":
+                result["modes"] = out
+            else:
+                result["compare"]["modes"] = out
+        if compare:
+            result["compare"]["ratios"] = _ratios(result["modes"], result["compare"]["modes"])
+        result["trust"] = _trust(result, runners, dev)
+        return result
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _warm_up(r: _Runner, dev: torch.device, eager_out: torch.Tensor, memory: _Memory) -> None:
+    """First calls (compile happens here and is timed), output check, memory of one batch-N call."""
+    t = time.perf_counter()
+    r(r.xn)
+    out = r(r.x1)
+    _sync(dev)
+    if r.mode == "compile":
+        r.info["compile_s"] = round(time.perf_counter() - t, 2)
+    t1 = time.perf_counter()
+    r(r.x1)
+    _sync(dev)
+    r.reps1 = max(1, min(20, int(0.05 / max(time.perf_counter() - t1, 1e-6))))  # >= ~50 ms per round
+    r.info["max_abs_diff"], r.info["max_rel_diff"] = (float(f"{v:.3g}") for v in _diff(out, eager_out))
+    memory.start()
+    r(r.xn)
+    r.info["peak_mem_mib"] = round(memory.stop(), 1)
+
+
+def _best(modes: dict, allowed) -> tuple[str | None, float]:
+    rows = [(m, v["throughput"]) for m, v in modes.items() if m in allowed and "throughput" in v]
+    return max(rows, key=lambda mv: mv[1]) if rows else (None, 0.0)
+
+
+def _ratios(ours: dict, ref: dict) -> dict:
+    """Throughput ratios ours / reference (> 1: ours is faster)."""
+    out: dict[str, Any] = {}
+    if "throughput" in ours.get("eager", {}) and "throughput" in ref.get("eager", {}):
+        out["eager"] = round(ours["eager"]["throughput"] / ref["eager"]["throughput"], 3)
+    (om, ov), (rm, rv) = _best(ours, FP32_MODES), _best(ref, FP32_MODES)
+    if om and rm:
+        out.update(best=round(ov / rv, 3), best_ours_mode=om, best_ref_mode=rm)
+    if "throughput" in ours.get("bf16", {}) and "throughput" in ref.get("bf16", {}):
+        out["bf16"] = round(ours["bf16"]["throughput"] / ref["bf16"]["throughput"], 3)
+    return out
+
+
+def _trust(result: dict, runners: list[_Runner], dev: torch.device) -> dict:
+    if dev.type != "cpu":
+        return {"ok": True, "why": "timed with device synchronisation"}
+    cpu, wall = sum(r.cpu for r in runners), sum(r.wall for r in runners)
+    ratio = cpu / wall if wall else 0.0
+    threads = result["threads"]
+    ok = ratio >= 0.9 * threads
+    why = (f"CPU time / wall {ratio:.2f} with {threads} threads"
+           + ("" if ok else " (< 0.9 x threads: the machine was shared; compare only within this run)"))
+    return {"ok": ok, "cpu_wall": round(ratio, 2), "why": why}
+
+
+# --- presentation ---------------------------------------------------------------------------------
+
+_COLUMNS = (("mode", "mode"), ("latency_ms", "b1 ms"), ("throughput", "bN {unit}"), ("gflops", "GFLOP/s"),
+            ("peak_fraction", "of peak"), ("peak_mem_mib", "mem MiB"), ("cpu_wall", "cpu/wall"),
+            ("max_rel_diff", "rel diff"), ("compile_s", "compile s"))
+
+
+def _fmt(key: str, v) -> str:
+    if v is None:
+        return "-"
+    if key == "peak_fraction":
+        return f"{100 * v:.0f}%"
+    if key == "max_rel_diff":
+        return f"{v:.1e}"
+    if isinstance(v, float):
+        return f"{v:,.1f}" if v >= 10 else f"{v:.2f}"
+    return str(v)
+
+
+def _rows(label: str, modes: dict) -> list[list[str]]:
+    rows = []
+    for mode, v in modes.items():
+        if "skipped" in v:
+            rows.append([label, mode, f"skipped: {v['skipped']}"] + [""] * (len(_COLUMNS) - 2))
+            continue
+        rows.append([label, mode] + [_fmt(k, v.get(k)) for k, _ in _COLUMNS[1:]])
+    return rows
+
+
+def format_bench(result: dict, plain: bool = False) -> str:
+    """A readable report of :func:`bench`'s result: a rich table, or plain text (``plain=True``)."""
+    shape = "x".join(map(str, result["input_shape"]))
+    head = [f"{result['model']}: {result['params']:,} params, {result['macs'] / 1e9:.3f} GMACs per item "
+            f"(input {shape}" + (f", output {'x'.join(map(str, result['output_size']))}" if "output_size" in result
+                                 else "") + f"), batch {result['batch']}, {result['rounds']} rounds",
+            f"{result['device']}, {result['threads']} threads, torch {result['torch']}; fp32 GEMM peak "
+            f"{result['gemm_peak_gflops']:,.0f} GFLOP/s"
+            + (f", bf16 {result['gemm_peak_bf16_gflops']:,.0f}" if "gemm_peak_bf16_gflops" in result else "")]
+    rows = _rows("ours", result["modes"])
+    cmp = result.get("compare")
+    if cmp:
+        head.append(f"reference {cmp['name']}: {cmp['params']:,} params, {cmp['macs'] / 1e9:.3f} GMACs")
+        rows += _rows(cmp["name"], cmp["modes"])
+    tail = []
+    if cmp and cmp.get("ratios"):
+        r = cmp["ratios"]
+        parts = []
+        if "eager" in r:
+            parts.append(f"eager {r['eager']:.2f}x")
+        if "best" in r:
+            parts.append(f"best fp32 {r['best']:.2f}x ({r['best_ours_mode']} vs {r['best_ref_mode']})")
+        if "bf16" in r:
+            parts.append(f"bf16 {r['bf16']:.2f}x")
+        tail.append("throughput ours / reference: " + ", ".join(parts))
+    tail.append(f"memory: {result['memory_source']}")
+    tail.append(("trusted: " if result["trust"]["ok"] else "NOT trusted: ") + result["trust"]["why"])
+    cols = ["model"] + [c.format(unit=result["unit"]) for _, c in _COLUMNS]
+    if not plain:
+        try:
+            return _rich_table(head, cols, rows, tail)
+        except ImportError:
+            pass
+    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
+    lines = head + ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(lines + tail)
+
+
+def _rich_table(head: list[str], cols: list[str], rows: list[list[str]], tail: list[str]) -> str:
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="\n".join(head), title_justify="left", caption="\n".join(tail), caption_justify="left")
+    for i, c in enumerate(cols):
+        table.add_column(c, justify="left" if i < 2 else "right", no_wrap=i < 2)
+    for r in rows:
+        table.add_row(*r)
+    buf = io.StringIO()
+    Console(file=buf, width=150, color_system=None, force_terminal=False).print(table)
+    return buf.getvalue().rstrip()

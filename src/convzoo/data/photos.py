@@ -1,0 +1,289 @@
+"""Real photos bundled with installed packages, as super-resolution pairs (paper 41, ESPCN, Sec. 3.1).
+
+Registered as ``photos``. The images ship inside the scikit-image wheel (``skimage.data``; only
+those that load without pooch/network) and scikit-learn (``load_sample_images``), so nothing is
+downloaded. The split is FIXED and disjoint:
+
+* test (held out, whole images; the sheet's bicubic table): astronaut, camera, chelsea, coffee, rocket
+* val (held out, whole images, evaluated every epoch): immunohistochemistry, coins, clock
+* train (random patches): china, flower (scikit-learn), motorcycle_left, motorcycle_right
+  (``stereo_motorcycle``), hubble_deep_field, retina, brick, grass, gravel, moon, page, text, cell
+
+Pipeline (paper Sec. 3.1, and common SR practice where the paper is silent):
+
+1. Colour: ``colour="y"`` (default, the paper's) keeps the luma Y of YCbCr, ITU-R BT.601 exactly as
+   MATLAB's ``rgb2ycbcr`` (``Y = 16 + 65.481 R + 128.553 G + 24.966 B`` for R, G, B in [0, 1]),
+   divided by 255 so Y lies in [16/255, 235/255] and rounded to 8-bit levels as MATLAB does for
+   ``uint8`` input. Grey photos are treated as R = G = B. ``colour="rgb"`` keeps RGB in [0, 1].
+2. HR = the photo cropped (top-left anchored) to a multiple of ``r`` ("modcrop").
+3. LR = ``degrade(HR)``, rounded to 8-bit levels:
+   - ``degradation="gaussian"`` (default, the paper's "blur with a Gaussian filter and sub-sample by
+     the upscaling factor"): the paper gives no sigma; we use scikit-image's anti-aliasing choice
+     ``sigma = (r - 1) / 2`` (0.5, 1.0, 1.5 for r = 2, 3, 4), a ``2 ceil(3 sigma) + 1`` tap kernel
+     with reflect padding (torchvision ``gaussian_blur``), then sampling at the centre of each
+     ``r x r`` HR block (bilinear, ``align_corners=False``: the centre pixel for odd ``r``, the mean
+     of the 2x2 centre pixels for even ``r``).
+   - ``degradation="bicubic"`` (the common SR benchmark degradation): antialiased bicubic resize,
+     Keys kernel ``a = -0.5`` widened by ``r`` (``F.interpolate(..., antialias=True)``, as MATLAB
+     ``imresize`` / PIL).
+4. Train items: ``patches_per_epoch`` random aligned pairs, LR ``(C, patch, patch)`` / HR
+   ``(C, r patch, r patch)`` (paper: 17 x 17 LR), one photo drawn uniformly then a uniform position;
+   item ``i`` of epoch ``e`` is drawn from ``numpy.random.default_rng((seed, e, i))`` -- call
+   ``dataset.set_epoch(e)`` each epoch for fresh patches. Patches are cut after degrading the whole
+   photo, so LR borders see real context.
+5. Eval items (val/test): whole photos, LR ``(C, h, w)`` / HR ``(C, r h, r w)``; sizes vary, so
+   ``info.extra["eval_batch_size"] = 1``.
+
+``root`` (optional): a folder of PNG/JPEG/BMP/TIFF images used instead of the bundled photos (e.g.
+Set5/Set14 on your disk). With ``train``/``val``/``test`` sub-folders each split reads its own;
+otherwise every split reads the whole folder.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from convzoo.data.registry import DataInfo, register_dataset
+from convzoo.errors import ConvzooError
+
+# --- the bundled photos and the fixed split --------------------------------------------------------
+
+
+def _skimage(name: str, index: int | None = None) -> Callable[[], np.ndarray]:
+    def load():
+        import skimage.data
+
+        img = getattr(skimage.data, name)()
+        return img[index] if index is not None else img
+
+    return load
+
+
+def _sklearn(filename: str) -> Callable[[], np.ndarray]:
+    def load():
+        from sklearn.datasets import load_sample_image
+
+        return load_sample_image(filename)
+
+    return load
+
+
+PHOTOS: dict[str, Callable[[], np.ndarray]] = {
+    # held out: test
+    "astronaut": _skimage("astronaut"), "camera": _skimage("camera"), "chelsea": _skimage("chelsea"),
+    "coffee": _skimage("coffee"), "rocket": _skimage("rocket"),
+    # held out: val
+    "immunohistochemistry": _skimage("immunohistochemistry"), "coins": _skimage("coins"),
+    "clock": _skimage("clock"),
+    # train
+    "china": _sklearn("china.jpg"), "flower": _sklearn("flower.jpg"),
+    "motorcycle_left": _skimage("stereo_motorcycle", 0), "motorcycle_right": _skimage("stereo_motorcycle", 1),
+    "hubble_deep_field": _skimage("hubble_deep_field"), "retina": _skimage("retina"),
+    "brick": _skimage("brick"), "grass": _skimage("grass"), "gravel": _skimage("gravel"),
+    "moon": _skimage("moon"), "page": _skimage("page"), "text": _skimage("text"), "cell": _skimage("cell"),
+}
+SPLIT_PHOTOS: dict[str, tuple[str, ...]] = {
+    "test": ("astronaut", "camera", "chelsea", "coffee", "rocket"),
+    "val": ("immunohistochemistry", "coins", "clock"),
+    "train": ("china", "flower", "motorcycle_left", "motorcycle_right", "hubble_deep_field", "retina",
+              "brick", "grass", "gravel", "moon", "page", "text", "cell"),
+}
+DEGRADATIONS = ("gaussian", "bicubic")
+COLOURS = ("y", "rgb")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+# --- colour: ITU-R BT.601 YCbCr as MATLAB rgb2ycbcr, scaled to [0, 1] --------------------------------
+
+_YCBCR_MATRIX = torch.tensor([[65.481, 128.553, 24.966],
+                              [-37.797, -74.203, 112.0],
+                              [112.0, -93.786, -18.214]], dtype=torch.float64) / 255.0
+_YCBCR_OFFSET = torch.tensor([16.0, 128.0, 128.0], dtype=torch.float64) / 255.0
+
+
+def rgb_to_ycbcr(rgb: torch.Tensor) -> torch.Tensor:
+    """(..., 3, H, W) RGB in [0, 1] -> YCbCr / 255 (Y in [16/255, 235/255]), BT.601 as MATLAB rgb2ycbcr."""
+    m, off = _YCBCR_MATRIX.to(rgb), _YCBCR_OFFSET.to(rgb)
+    return torch.einsum("ij,...jhw->...ihw", m, rgb) + off[:, None, None]
+
+
+def ycbcr_to_rgb(ycc: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`rgb_to_ycbcr` (not clipped)."""
+    m_inv, off = torch.linalg.inv(_YCBCR_MATRIX).to(ycc), _YCBCR_OFFSET.to(ycc)
+    return torch.einsum("ij,...jhw->...ihw", m_inv, ycc - off[:, None, None])
+
+
+def rgb_to_y(rgb: torch.Tensor) -> torch.Tensor:
+    """(..., 3, H, W) RGB in [0, 1] -> (..., 1, H, W) luma Y / 255 (the channel the paper super-resolves)."""
+    return rgb_to_ycbcr(rgb)[..., :1, :, :]
+
+
+def to_rgb_tensor(img: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W), (H, W, 3) or (H, W, 4) -> float (3, H, W) in [0, 1] (grey repeated, alpha dropped)."""
+    if img.dtype == bool:
+        img = img.astype(np.uint8) * 255
+    if img.dtype != np.uint8:
+        raise ConvzooError(f"expected an 8-bit image, got dtype {img.dtype}")
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=-1)
+    if img.ndim != 3 or img.shape[-1] not in (3, 4):
+        raise ConvzooError(f"expected an (H, W) grey or (H, W, 3) RGB image, got shape {img.shape}")
+    return torch.from_numpy(np.array(img[..., :3])).permute(2, 0, 1).float() / 255.0
+
+
+def quantize(x: torch.Tensor) -> torch.Tensor:
+    """Round to 8-bit levels (what saving the image as PNG would do)."""
+    return x.clamp(0, 1).mul(255).round().div(255)
+
+
+# --- degradation: HR -> LR ------------------------------------------------------------------------
+
+
+def gaussian_sigma(scale: int) -> float:
+    """The blur of the "gaussian" degradation: scikit-image's anti-aliasing sigma (r - 1) / 2."""
+    return (scale - 1) / 2
+
+
+def degrade(hr: torch.Tensor, scale: int, kind: str = "gaussian") -> torch.Tensor:
+    """(..., C, rh, rw) HR in [0, 1] -> (..., C, h, w) LR (not rounded). See the module docstring."""
+    if kind not in DEGRADATIONS:
+        raise ConvzooError(f"unknown degradation '{kind}'; expected one of {', '.join(DEGRADATIONS)}")
+    lead, (c, hh, ww) = hr.shape[:-3], hr.shape[-3:]
+    x = hr.reshape(-1, c, hh, ww)
+    size = (hh // scale, ww // scale)
+    if kind == "bicubic":
+        lr = F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False)
+    else:
+        from torchvision.transforms.v2.functional import gaussian_blur
+
+        sigma = gaussian_sigma(scale)
+        k = 2 * math.ceil(3 * sigma) + 1
+        x = gaussian_blur(x, [k, k], [sigma, sigma]) if sigma > 0 else x
+        lr = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=False)
+    return lr.reshape(*lead, c, *size)
+
+
+def bicubic_upscale(lr: torch.Tensor, scale: int) -> torch.Tensor:
+    """(B, C, h, w) -> (B, C, rh, rw): bicubic interpolation (Keys a = -0.5, as MATLAB imresize), the baseline."""
+    return F.interpolate(lr, size=(lr.shape[-2] * scale, lr.shape[-1] * scale), mode="bicubic",
+                         antialias=True, align_corners=False)
+
+
+def modcrop(img: torch.Tensor, scale: int) -> torch.Tensor:
+    """Crop (..., H, W) to multiples of ``scale`` (top-left anchored, as MATLAB SR code does)."""
+    h, w = img.shape[-2:]
+    return img[..., : h - h % scale, : w - w % scale]
+
+
+def make_pair(rgb: torch.Tensor, scale: int, degradation: str = "gaussian", colour: str = "y"):
+    """(3, H, W) RGB in [0, 1] -> (LR, HR): HR = modcrop, in Y or RGB; LR = 8-bit degrade(HR)."""
+    hr = modcrop(rgb, scale)
+    hr = quantize(rgb_to_y(hr)) if colour == "y" else hr
+    return quantize(degrade(hr, scale, degradation)), hr
+
+
+# --- the data sets -------------------------------------------------------------------------------
+
+
+class PhotoPairs(Dataset):
+    """Whole photos as (LR, HR) pairs: item i -> ((C, h, w), (C, r h, r w)). Used for val/test."""
+
+    def __init__(self, names, pairs, info: DataInfo):
+        self.names, self.pairs, self.info = list(names), pairs, info
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int):
+        return self.pairs[i]
+
+
+class PhotoPatches(Dataset):
+    """Random aligned patch pairs (paper Sec. 3.1: 17 x 17 LR / 17r x 17r HR), reproducible per epoch."""
+
+    def __init__(self, names, pairs, info: DataInfo, patch: int, length: int, seed: int = 0):
+        self.names, self.pairs, self.info = list(names), pairs, info
+        self.patch, self.length, self.seed, self.epoch = patch, length, seed, 0
+        self.scale = info.extra["scale"]
+        small = [n for n, (lr, _) in zip(self.names, pairs) if min(lr.shape[-2:]) < patch]
+        if small:
+            raise ConvzooError(f"photo(s) {', '.join(small)} are smaller than a {patch}x{patch} LR patch at "
+                               f"x{self.scale}; use a smaller data.kwargs.patch")
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int):
+        rng = np.random.default_rng((self.seed, self.epoch, int(i)))
+        lr, hr = self.pairs[int(rng.integers(len(self.pairs)))]
+        p, r = self.patch, self.scale
+        y = int(rng.integers(lr.shape[-2] - p + 1))
+        x = int(rng.integers(lr.shape[-1] - p + 1))
+        # LR (C, p, p) and the HR block it covers, (C, r p, r p)
+        return lr[:, y:y + p, x:x + p], hr[:, r * y:r * (y + p), r * x:r * (x + p)]
+
+
+def _read_folder(folder: Path) -> dict[str, Callable[[], np.ndarray]]:
+    if not folder.is_dir():
+        raise ConvzooError(f"photos root {folder} is not a folder of images")
+    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ConvzooError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {folder}")
+
+    def reader(f: Path):
+        def load():
+            from PIL import Image
+
+            try:
+                with Image.open(f) as im:
+                    return np.asarray(im.convert("RGB"))
+            except OSError as e:
+                raise ConvzooError(f"cannot read image {f}: {e}") from None
+
+        return load
+
+    return {f.stem: reader(f) for f in files}
+
+
+@register_dataset("photos")
+def photos(split: str, root: str | None = None, scale: int = 3, patch: int = 17,
+           patches_per_epoch: int = 8192, degradation: str = "gaussian", colour: str = "y",
+           seed: int = 0) -> Dataset:
+    """Super-resolution pairs from bundled photos (or the images under ``root``); see the module docstring."""
+    if int(scale) != scale or not 2 <= scale <= 8:
+        raise ConvzooError(f"photos: scale must be an integer in 2..8, got {scale!r}")
+    if degradation not in DEGRADATIONS:
+        raise ConvzooError(f"photos: unknown degradation '{degradation}'; expected one of {', '.join(DEGRADATIONS)}")
+    if colour not in COLOURS:
+        raise ConvzooError(f"photos: unknown colour '{colour}'; expected one of {', '.join(COLOURS)}")
+    scale = int(scale)
+    if root is None:
+        loaders = {n: PHOTOS[n] for n in SPLIT_PHOTOS[split]}
+        source = "bundled photos (skimage.data, sklearn sample images)"
+    else:
+        root_p = Path(root).expanduser()
+        sub = root_p / split
+        loaders = _read_folder(sub if sub.is_dir() else root_p)
+        source = str(sub if sub.is_dir() else root_p)
+    names = list(loaders)
+    pairs = [make_pair(to_rgb_tensor(loaders[n]()), scale, degradation, colour) for n in names]
+    c = 1 if colour == "y" else 3
+    info = DataInfo(
+        name="photos", task="super_resolution", in_chans=c,
+        input_size=(patch, patch) if split == "train" else (),
+        extra={"scale": scale, "degradation": degradation, "colour": colour, "photos": tuple(names),
+               "eval_batch_size": 1, "patch": patch, "source": source,
+               "sigma": gaussian_sigma(scale) if degradation == "gaussian" else None},
+    )
+    if split == "train":
+        return PhotoPatches(names, pairs, info, patch=patch, length=patches_per_epoch, seed=seed)
+    return PhotoPairs(names, pairs, info)

@@ -1,0 +1,26 @@
+"""The engine: recipes, training on Lightning Fabric, checkpoints, evaluation and run folders.
+
+Public API (the CLI's ``convzoo train / eval / predict`` call these)::
+
+    load_recipe(name_or_path, overrides=()) -> dict        # validated, defaults filled
+    list_recipes(pattern=None) -> list[str]
+    make_recipe(model, data, overrides=(), **fields) -> dict
+    train(recipe, *, overrides=(), out_dir="runs", run_name=None, resume=None, devices=1,
+          num_nodes=1, accelerator="auto", strategy=None, progress=True, callbacks=()) -> RunResult
+    evaluate(run_or_checkpoint, data=None, split="test", overrides=(), weights=None) -> dict
+    load_run(run_dir, weights="last", device="cpu") -> (model, recipe, task, data_info)
+
+Several processes and nodes (see :mod:`convzoo.engine.fit` for details)::
+
+    convzoo train RECIPE --devices 2                   # 2 processes on this machine (CPU: gloo)
+    MASTER_ADDR=node0 MASTER_PORT=29500 NODE_RANK=<0|1> \\
+        convzoo train RECIPE --devices 8 --num-nodes 2  # the same command on each of 2 nodes
+
+``batch_size`` is global; it is split evenly over all processes.
+"""
+
+from convzoo.engine.evaluate import evaluate, load_run
+from convzoo.engine.fit import RunResult, train
+from convzoo.engine.recipe import list_recipes, load_recipe, make_recipe
+
+__all__ = ["RunResult", "evaluate", "list_recipes", "load_recipe", "load_run", "make_recipe", "train"]

@@ -1,0 +1,156 @@
+"""Optimisers, learning-rate schedules and the weight EMA, built from a recipe.
+
+* Optimiser: ``torch.optim`` SGD / Adam / AdamW / Adadelta / RMSprop with ``optimizer.kwargs``
+  passed through. ``optimizer.param_groups`` gives parameters whose name matches a glob their own
+  lr multiplier (and optionally weight decay); the first matching entry wins. ESPCN, for example,
+  trains its last layer with a 10x smaller rate: ``[{match: "conv3.*", lr_mult: 0.1}]``.
+* Schedule: one lr factor per epoch, stepped once at the end of each epoch. Linear warmup over
+  ``warmup_epochs`` (factor ``(e + 1) / (W + 1)`` in epoch ``e < W``), then the named shape. Step
+  and multistep milestones count absolute epochs (as papers write them: "divide by 10 at epochs 30
+  and 60"); cosine decays over the epochs after warmup. ``plateau`` is
+  ``torch.optim.lr_scheduler.ReduceLROnPlateau`` on the task's monitored validation metric.
+* EMA: ``torch.optim.swa_utils.AveragedModel`` with the EMA update and buffers averaged too;
+  evaluation and the saved weights use the average when ``ema`` is set.
+"""
+
+from __future__ import annotations
+
+import bisect
+import fnmatch
+import math
+
+import torch
+import torch.nn as nn
+from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from convzoo.errors import ConvzooError
+
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "adadelta": torch.optim.Adadelta,
+    "rmsprop": torch.optim.RMSprop,
+}
+
+
+def param_groups(model: nn.Module, opt: dict) -> list[dict]:
+    """Split trainable parameters into the recipe's groups (first glob match wins) + the rest."""
+    lr, wd = opt["lr"], opt["weight_decay"]
+    specs = opt.get("param_groups", [])
+    groups = [{"params": [], "lr": lr * s["lr_mult"], "lr_mult": s["lr_mult"], "match": s["match"],
+               "weight_decay": wd if s["weight_decay"] is None else s["weight_decay"]} for s in specs]
+    rest = {"params": [], "lr": lr, "lr_mult": 1.0, "match": "*", "weight_decay": wd}
+    names = []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        names.append(name)
+        i = next((i for i, s in enumerate(specs) if fnmatch.fnmatchcase(name, s["match"])), None)
+        (groups[i] if i is not None else rest)["params"].append(p)
+    for g in groups:
+        if not g["params"]:
+            raise ConvzooError(f"optimizer.param_groups match '{g['match']}' selects no parameter; "
+                               f"names look like {', '.join(names[:4])}")
+    return groups + ([rest] if rest["params"] else [])
+
+
+def build_optimizer(model: nn.Module, opt: dict) -> torch.optim.Optimizer:
+    """The recipe's ``optimizer`` section as a torch optimiser over ``model``'s parameters."""
+    cls = OPTIMIZERS[opt["name"]]
+    try:
+        return cls(param_groups(model, opt), lr=opt["lr"], weight_decay=opt["weight_decay"], **opt["kwargs"])
+    except (TypeError, ValueError) as e:
+        raise ConvzooError(f"optimizer '{opt['name']}' rejects optimizer.kwargs {opt['kwargs']}: {e}") from None
+
+
+def _shape(name: str, kw: dict, warmup: int, epochs: int, base_lr: float):
+    """Factor of the base lr in (0-based) epoch ``e`` for the closed-form schedules."""
+    allowed = {"constant": set(), "cosine": {"eta_min"}, "step": {"step_size", "gamma"},
+               "multistep": {"milestones", "gamma"}, "exponential": {"gamma"}}[name]
+    bad = set(kw) - allowed
+    if bad:
+        raise ConvzooError(f"schedule '{name}' does not take schedule.kwargs {sorted(bad)}; "
+                           f"it takes {sorted(allowed) or 'none'}")
+    gamma = float(kw.get("gamma", 0.1))
+    if name == "constant":
+        return lambda e: 1.0
+    if name == "cosine":  # torch's CosineAnnealingLR closed form, over the epochs after warmup
+        floor = float(kw.get("eta_min", 0.0)) / base_lr if base_lr > 0 else 0.0
+        span = max(1, epochs - warmup)
+        return lambda e: floor + (1 - floor) * (1 + math.cos(math.pi * min(max(e - warmup, 0), span) / span)) / 2
+    if name == "step":
+        if "step_size" not in kw:
+            raise ConvzooError("schedule 'step' needs schedule.kwargs.step_size (epochs between decays)")
+        step = int(kw["step_size"])
+        return lambda e: gamma ** (e // step)
+    if name == "multistep":
+        if "milestones" not in kw:
+            raise ConvzooError("schedule 'multistep' needs schedule.kwargs.milestones (a list of epochs)")
+        miles = sorted(int(m) for m in kw["milestones"])
+        return lambda e: gamma ** bisect.bisect_right(miles, e)
+    if "gamma" not in kw:
+        raise ConvzooError("schedule 'exponential' needs schedule.kwargs.gamma (decay per epoch)")
+    return lambda e: gamma**e
+
+
+class EpochSchedule:
+    """Linear warmup, then one of the named schedules; ``step()`` once per finished epoch.
+
+    The lr set on the optimiser after ``n`` calls to ``step`` is the one used in epoch ``n``.
+    ``state_dict`` holds plain numbers only (saved in ``state.pt``, loaded with weights_only).
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, sched: dict, epochs: int, base_lr: float,
+                 mode: str = "max"):
+        self.optimizer, self.name = optimizer, sched["name"]
+        self.warmup, self.epoch = int(sched["warmup_epochs"]), 0
+        self.base = [g["lr"] for g in optimizer.param_groups]
+        if self.name == "plateau":
+            try:
+                self.inner = ReduceLROnPlateau(optimizer, mode=mode, **sched["kwargs"])
+            except TypeError as e:
+                raise ConvzooError(f"schedule 'plateau' rejects schedule.kwargs {sched['kwargs']}: {e}") from None
+            self._set_warm(0)
+        else:
+            shape = _shape(self.name, sched["kwargs"], self.warmup, epochs, base_lr)
+            self.inner = LambdaLR(optimizer, lambda e: self._warm(e) * shape(e))
+
+    def _warm(self, e: int) -> float:
+        return (e + 1) / (self.warmup + 1) if e < self.warmup else 1.0
+
+    def _set_warm(self, e: int) -> None:
+        if e <= self.warmup:
+            for g, lr in zip(self.optimizer.param_groups, self.base):
+                g["lr"] = lr * self._warm(e)
+
+    def step(self, metric: float | None = None) -> None:
+        self.epoch += 1
+        if self.name != "plateau":
+            self.inner.step()
+        elif self.epoch <= self.warmup:
+            self._set_warm(self.epoch)
+        elif metric is not None and math.isfinite(metric):
+            self.inner.step(metric)
+
+    def lrs(self) -> list[float]:
+        return [g["lr"] for g in self.optimizer.param_groups]
+
+    def state_dict(self) -> dict:
+        inner = {k: v for k, v in self.inner.state_dict().items() if k != "lr_lambdas"}
+        return {"epoch": self.epoch, "inner": inner}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch = int(state["epoch"])
+        inner = dict(state["inner"])
+        if self.name != "plateau":
+            inner["lr_lambdas"] = [None] * len(self.optimizer.param_groups)
+        self.inner.load_state_dict(inner)
+
+
+def build_ema(model: nn.Module, decay: float | None) -> AveragedModel | None:
+    """An exponential moving average of ``model``'s weights and buffers, or None."""
+    if decay is None:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)

@@ -1,0 +1,120 @@
+"""ESPCN: Efficient Sub-Pixel Convolutional Neural Network (paper 41).
+
+Shi, Caballero, Huszar, Totz, Aitken, Bishop, Rueckert, Wang, "Real-Time Single Image and Video
+Super-Resolution Using an Efficient Sub-Pixel Convolutional Neural Network", CVPR 2016,
+arXiv 1609.05158.
+
+What is implemented (paper Sec. 2 and 3.1): an ``L = 3`` layer network that works on the
+low-resolution image directly (no bicubic pre-upsampling) and upsamples only at the very end with a
+sub-pixel convolution (Eq. 4, :class:`~convzoo.layers.subpixel.SubPixelConv2d`):
+
+    conv 5x5, 64 -> tanh -> conv 3x3, 32 -> tanh -> conv 3x3, r^2 C -> periodic shuffling PS
+
+``(f1, n1) = (5, 64)``, ``(f2, n2) = (3, 32)``, ``f3 = 3``; tanh because the paper reports it beats
+ReLU (Sec. 3.1); ``C = 1`` (the Y channel of YCbCr; chroma is upsampled bicubically, see
+:func:`convzoo.tasks.super_resolution.upscale_image`). All convolutions are zero-padded to keep the LR
+size, so an ``h x w`` input gives an ``rh x rw`` output.
+
+Departures / options: there is no official code. ``act="relu"`` and ``widths``/``kernels`` are
+options for the popular re-implementations (pytorch/examples ``super_resolution`` is a 4-layer ReLU
+net, not this one). The paper gives no initialisation; PyTorch's default conv initialisation is
+used. ``icnr=True`` applies ICNR to the last layer (Aitken et al. 2017, later work; off by default).
+The paper's 10x smaller learning rate for the last layer is a recipe setting
+(``optimizer.param_groups: [{match: "upsample.*", lr_mult: 0.1}]``).
+
+Compute (paper Sec. 2.2: cost is proportional to the LR size): MACs per LR pixel =
+``25*64*C + 9*64*32 + 9*32*r^2 C`` = 21,184 / 22,624 / 24,640 for r = 2 / 3 / 4 (C = 1). The cards
+state MACs for a 1920x1080 output frame, i.e. LR 960x540 (x2), 640x360 (x3), 480x270 (x4).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from convzoo.layers.subpixel import SubPixelConv2d
+from convzoo.registry import ModelCard, register_model
+
+_ACTS = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+class ESPCN(nn.Module):
+    """ESPCN (paper Sec. 2, 3.1): two LR-space feature layers and a sub-pixel convolution layer.
+
+    (B, in_chans, h, w) -> (B, in_chans, scale*h, scale*w).
+    """
+
+    def __init__(self, scale: int = 3, in_chans: int = 1, widths: tuple[int, int] = (64, 32),
+                 kernels: tuple[int, int, int] = (5, 3, 3), act: str = "tanh", icnr: bool = False):
+        super().__init__()
+        if act not in _ACTS:
+            raise ValueError(f"act must be one of {sorted(_ACTS)}, got {act!r}")
+        if len(widths) != 2 or len(kernels) != 3:
+            raise ValueError(f"ESPCN has L=3 layers: widths needs 2 entries and kernels 3, got {widths}, {kernels}")
+        self.scale, self.in_chans, self.widths, self.kernels = int(scale), in_chans, tuple(widths), tuple(kernels)
+        (n1, n2), (f1, f2, f3) = widths, kernels
+        # layer 1: patch extraction in LR space, (B, C, h, w) -> (B, n1, h, w)
+        self.conv1 = nn.Conv2d(in_chans, n1, f1, padding=f1 // 2)
+        self.act1 = _ACTS[act]()
+        # layer 2: non-linear mapping, (B, n1, h, w) -> (B, n2, h, w)
+        self.conv2 = nn.Conv2d(n1, n2, f2, padding=f2 // 2)
+        self.act2 = _ACTS[act]()
+        # layer 3: sub-pixel convolution (Eq. 4), (B, n2, h, w) -> (B, r^2 C, h, w) -> (B, C, rh, rw)
+        self.upsample = SubPixelConv2d(n2, in_chans, self.scale, f3, icnr=icnr)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The LR-space feature maps f^{L-1}(I_LR): (B, C, h, w) -> (B, n2, h, w)."""
+        return self.act2(self.conv2(self.act1(self.conv1(x))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.upsample(self.forward_features(x))
+
+
+# --- variants -----------------------------------------------------------------------------------
+# scale -> LR size (H, W) whose x-scale output is a 1920x1080 frame (the paper's video setting, Sec. 3.4)
+ESPCN_CFGS = {
+    "espcn_x2": dict(scale=2, params=21_284, lr_1080p=(540, 960), macs=10_981_785_600),
+    "espcn_x3": dict(scale=3, params=22_729, lr_1080p=(360, 640), macs=5_212_569_600),
+    "espcn_x4": dict(scale=4, params=24_752, lr_1080p=(270, 480), macs=3_193_344_000),
+}
+
+
+def _card(name: str) -> ModelCard:
+    cfg = ESPCN_CFGS[name]
+    r, (h, w) = cfg["scale"], cfg["lr_1080p"]
+    return ModelCard(
+        name=name, paper=41, family="espcn", task="super_resolution", dims=2, in_chans=1, num_classes=0,
+        input_size=(h, w), test_size=(16, 16),
+        params=cfg["params"],
+        params_source=("local count of the paper's Sec. 3.1 architecture (5x5x64, 3x3x32, 3x3xr^2, C=1, with "
+                       "biases): 1,664 + 18,464 + (288+1) r^2; the paper states no count"),
+        macs=cfg["macs"],
+        macs_source=(f"local: (1,600 + 18,432 + 288 r^2) MACs per LR pixel x {h}x{w} LR pixels = one "
+                     f"1920x1080 Y frame at x{r} (paper Sec. 3.4 real-time 1080p claim); biases not counted"),
+        reference=None,
+        capabilities=frozenset({"compile", "onnx", "channels_last", "bf16"}),
+        recipes=(f"{name}_photos",) + (("espcn_x3_imagenet_paper",) if r == 3 else ()),
+        source="paper Sec. 2.2 (Eq. 4, sub-pixel convolution) and Sec. 3.1 (l=3, (f,n) = (5,64),(3,32),3; tanh)",
+        notes=("Y channel only (in_chans=1); chroma upsampled bicubically by upscale_image. Shipped weights "
+               "(pretrained=True) were trained a few CPU minutes on bundled photos, not on ImageNet."),
+    )
+
+
+def _espcn(name: str, **kwargs) -> ESPCN:
+    kwargs.setdefault("scale", ESPCN_CFGS[name]["scale"])
+    return ESPCN(**kwargs)
+
+
+@register_model(_card("espcn_x2"))
+def espcn_x2(**kwargs) -> ESPCN:
+    return _espcn("espcn_x2", **kwargs)
+
+
+@register_model(_card("espcn_x3"))
+def espcn_x3(**kwargs) -> ESPCN:
+    return _espcn("espcn_x3", **kwargs)
+
+
+@register_model(_card("espcn_x4"))
+def espcn_x4(**kwargs) -> ESPCN:
+    return _espcn("espcn_x4", **kwargs)

@@ -1,0 +1,261 @@
+"""Single-image super-resolution (paper 41, ESPCN, Sec. 3.2-3.3).
+
+Batches are ``(lr, hr)``: ``(B, C, h, w)`` / ``(B, C, r h, r w)`` with values in [0, 1], ``C = 1``
+(the Y channel) as in the paper, or 3 (RGB). The model maps ``lr`` to the HR size.
+
+* Loss (Sec. 3.2): pixel-wise mean squared error in HR space.
+* Metrics (Sec. 3.3, common SR practice): PSNR and SSIM on the Y channel (an RGB output is
+  converted with BT.601 first), with a border of ``r`` pixels cropped on every side, computed per
+  image and averaged over images (torchmetrics, ``data_range=1``); outputs are clamped to [0, 1].
+  The same metrics for the bicubic baseline (the LR upscaled with bicubic interpolation, Keys
+  ``a = -0.5``) are reported as ``psnr_bicubic`` / ``ssim_bicubic``, so the gain in dB is visible.
+  Headline: ``psnr`` (max).
+* ``forward`` returns ``(sr, targets)`` with ``targets = stack((hr, bicubic), dim=1)``, a
+  ``(B, 2, C, r h, r w)`` tensor; the loss reads ``targets[:, 0]``.
+* Pictures: ``sr_examples.png`` (crops of LR nearest-upscaled / bicubic / model / HR for held-out
+  photos) and ``sr_per_image.csv``; the report lists PSNR per photo, model vs bicubic, and the mean
+  gain next to the paper's Table 1.
+* People: :func:`upscale_image` turns an RGB (or grey) uint8 photo into its upscaled version the
+  way the paper does -- the network on Y, bicubic on Cb/Cr.
+
+Evaluation sets hold whole photos of different sizes: evaluate with batch size 1
+(``dataset.info.extra["eval_batch_size"]``).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torchmetrics import MetricCollection
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+
+from convzoo.data.photos import bicubic_upscale, quantize, rgb_to_y, rgb_to_ycbcr, to_rgb_tensor, ycbcr_to_rgb
+from convzoo.errors import ConvzooError
+from convzoo.tasks.base import Task, register_task
+
+# paper Table 1 (ImageNet-trained ESPCN vs bicubic, mean PSNR dB on Set5 / Set14; recalled, see the sheet)
+PAPER_TABLE1 = {3: {"Set5": (33.13, 30.39), "Set14": (29.49, 27.54)},
+                4: {"Set5": (30.90, 28.42), "Set14": (27.73, 26.00)}}
+
+
+def eval_view(img: torch.Tensor, border: int) -> torch.Tensor:
+    """(B, C, H, W) in [0, 1] -> (B, 1, H - 2b, W - 2b): clamp, Y channel (BT.601) if RGB, crop ``border``."""
+    img = img.float().clamp(0, 1)
+    if img.shape[1] == 3:
+        img = rgb_to_y(img)
+    return img[..., border:img.shape[-2] - border, border:img.shape[-1] - border] if border > 0 else img
+
+
+def _scale_of(model: nn.Module) -> int:
+    scale = getattr(model, "scale", None)
+    if scale is None:
+        raise ConvzooError(f"{type(model).__name__} has no 'scale' attribute; expected a super-resolution model")
+    return int(scale)
+
+
+@register_task("super_resolution")
+class SuperResolution(Task):
+    monitor = "psnr"
+    monitor_mode = "max"
+
+    def __init__(self, border: int | None = None):
+        """``border``: pixels cropped on each side before PSNR/SSIM; ``None`` = the scale ``r``."""
+        super().__init__(border=border)
+        self.border = border
+        self._border_used: int | None = None
+        self._per_image: tuple[tuple[str, ...], list[dict]] | None = None
+
+    # --- one step ---------------------------------------------------------------------------
+    def forward(self, model, batch):
+        lr, hr = batch  # (B, C, h, w), (B, C, rh, rw)
+        sr = model(lr)  # (B, C, rh, rw)
+        with torch.no_grad():
+            bic = bicubic_upscale(lr.float(), hr.shape[-1] // lr.shape[-1]).to(hr.dtype)
+        return sr, torch.stack((hr, bic), dim=1)  # targets: (B, 2, C, rh, rw)
+
+    def loss(self, outputs, targets):
+        return F.mse_loss(outputs.float(), targets[:, 0].float())  # Sec. 3.2, MSE in HR space
+
+    # --- evaluation -------------------------------------------------------------------------
+    def _border_for(self, dataset) -> int:
+        scale = int(dataset.info.extra["scale"])
+        return scale if self.border is None else int(self.border)
+
+    def metrics(self, dataset) -> MetricCollection:
+        self._border_used = self._border_for(dataset)
+        return MetricCollection({
+            "psnr": PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3)),  # per image, then mean
+            "ssim": StructuralSimilarityIndexMeasure(data_range=1.0),
+            "psnr_bicubic": PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3)),
+            "ssim_bicubic": StructuralSimilarityIndexMeasure(data_range=1.0),
+        }, compute_groups=False)
+
+    def update_metrics(self, metrics, outputs, targets):
+        if self._border_used is None:
+            raise RuntimeError("call task.metrics(dataset) before update_metrics")
+        b = self._border_used
+        hr, bic = eval_view(targets[:, 0], b), eval_view(targets[:, 1], b)
+        sr = eval_view(outputs.detach(), b)
+        metrics["psnr"].update(sr, hr)
+        metrics["ssim"].update(sr, hr)
+        metrics["psnr_bicubic"].update(bic, hr)
+        metrics["ssim_bicubic"].update(bic, hr)
+
+    # --- people -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, model, inputs, dataset=None):
+        """(B, 3, H, W) RGB (uint8, or float in [0, 1]) -> [{"image": uint8 (rH, rW, 3), "scale": r}]."""
+        if inputs.dtype != torch.uint8:
+            inputs = inputs.clamp(0, 1).mul(255).round().to(torch.uint8)
+        return [{"image": upscale_image(model, img.permute(1, 2, 0).cpu().numpy()), "scale": _scale_of(model)}
+                for img in inputs]
+
+    @torch.no_grad()
+    def pictures(self, model, dataset, run_dir: Path, device) -> list[Path]:
+        rows = evaluate_pairs(model, dataset, device, border=self._border_for(dataset))
+        self._per_image = (tuple(getattr(dataset, "names", ())), rows)
+        run_dir = Path(run_dir)
+        csv_path = run_dir / "sr_per_image.csv"
+        with open(csv_path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        return [sr_examples_figure(model, dataset, run_dir / "sr_examples.png", device, rows), csv_path]
+
+    def report(self, results: dict[str, float], dataset) -> list[str]:
+        scale = int(dataset.info.extra["scale"])
+        b = self._border_for(dataset)
+        psnr, bic = _lookup(results, "psnr"), _lookup(results, "psnr_bicubic")
+        lines = [f"### Super-resolution x{scale}: PSNR on Y (BT.601), {b}-pixel border cropped", ""]
+        if psnr is not None and bic is not None:
+            lines += [f"Mean PSNR {psnr:.2f} dB vs bicubic {bic:.2f} dB: gain {psnr - bic:+.2f} dB.", ""]
+        if self._per_image is not None and self._per_image[0] == tuple(getattr(dataset, "names", ())):
+            rows = self._per_image[1]
+            lines += ["| photo | bicubic PSNR | model PSNR | gain (dB) | bicubic SSIM | model SSIM |",
+                      "|---|---|---|---|---|---|"]
+            lines += [f"| {r['photo']} | {r['psnr_bicubic']:.2f} | {r['psnr']:.2f} | {r['psnr'] - r['psnr_bicubic']:+.2f} "
+                      f"| {r['ssim_bicubic']:.4f} | {r['ssim']:.4f} |" for r in rows]
+            gain = float(np.mean([r["psnr"] - r["psnr_bicubic"] for r in rows]))
+            lines += [f"| **mean** | | | **{gain:+.2f}** | | |", ""]
+        paper = PAPER_TABLE1.get(scale)
+        if paper:
+            refs = "; ".join(f"{k} {e:.2f} vs bicubic {c:.2f} ({e - c:+.2f} dB)" for k, (e, c) in paper.items())
+            lines += [f"Paper Table 1 (x{scale}, ESPCN trained on 50k ImageNet images, other test photos): {refs}."]
+        else:
+            lines += [f"The paper's Table 1 reports no x{scale} results."]
+        return lines
+
+
+def _lookup(results: dict, name: str):
+    """results[name], also under a split prefix ("test/psnr", "test_psnr")."""
+    for key in (name, f"test/{name}", f"test_{name}", f"test.{name}"):
+        if key in results:
+            return float(results[key])
+    return None
+
+
+# --- helpers used by the task, the CLI, the tests and scripts/train_espcn_weights.py ----------------
+
+
+@torch.no_grad()
+def evaluate_pairs(model, dataset, device="cpu", border: int | None = None) -> list[dict]:
+    """Per photo of an eval data set: PSNR/SSIM (Y, border cropped) of the model and of bicubic."""
+    scale = int(dataset.info.extra["scale"])
+    border = scale if border is None else border
+    names = list(getattr(dataset, "names", [str(i) for i in range(len(dataset))]))
+    dtype = next(model.parameters()).dtype
+    was_training = model.training
+    model.eval()
+    rows = []
+    for i in range(len(dataset)):
+        lr, hr = dataset[i]
+        lr, hr = lr[None].to(device, dtype), hr[None].to(device)
+        hr_v = eval_view(hr, border)
+        row = {"photo": names[i]}
+        for suffix, pred in (("", model(lr)), ("_bicubic", bicubic_upscale(lr.float(), scale))):
+            pred_v = eval_view(pred, border)
+            row["psnr" + suffix] = float(peak_signal_noise_ratio(pred_v, hr_v, data_range=1.0))
+            row["ssim" + suffix] = float(structural_similarity_index_measure(pred_v, hr_v, data_range=1.0))
+        rows.append(row)
+    model.train(was_training)
+    return rows
+
+
+@torch.no_grad()
+def upscale_image(model, image: np.ndarray) -> np.ndarray:
+    """uint8 photo (H, W, 3) or (H, W) -> uint8 (rH, rW, 3) or (rH, rW), upscaled as the paper does.
+
+    A Y-channel model (``in_chans=1``) super-resolves the 8-bit luma Y (BT.601) and the chroma Cb/Cr
+    is upscaled bicubically (paper Sec. 3.1); an RGB model (``in_chans=3``) gets RGB directly.
+    """
+    scale = _scale_of(model)
+    param = next(model.parameters())
+    was_training = model.training
+    model.eval()
+    rgb = to_rgb_tensor(np.asarray(image))[None].to(param.device)  # (1, 3, H, W) in [0, 1]
+    in_chans = getattr(model, "in_chans", 1)
+    if in_chans == 1:
+        ycc = rgb_to_ycbcr(rgb)
+        y = model(quantize(ycc[:, :1]).to(param.dtype)).float()  # (1, 1, rH, rW)
+        out = ycbcr_to_rgb(torch.cat([y, bicubic_upscale(ycc[:, 1:], scale)], dim=1))
+    elif in_chans == 3:
+        out = model(rgb.to(param.dtype)).float()
+    else:
+        raise ConvzooError(f"upscale_image needs a model with 1 (Y) or 3 (RGB) input channels, got {in_chans}")
+    model.train(was_training)
+    out = quantize(out)[0].mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return out[..., 0] if np.asarray(image).ndim == 2 else out
+
+
+def _detail_window(hr: torch.Tensor, size: int) -> tuple[int, int]:
+    """Top-left (y, x) of the ``size`` x ``size`` window of ``hr`` (1, H, W) with most gradient energy."""
+    img = hr[0].float()
+    energy = img.diff(dim=0)[:, :-1].abs() + img.diff(dim=1)[:-1].abs()
+    pooled = F.avg_pool2d(energy[None, None], size, stride=max(1, size // 4))[0, 0]
+    iy, ix = divmod(int(pooled.argmax()), pooled.shape[1])
+    return iy * max(1, size // 4), ix * max(1, size // 4)
+
+
+@torch.no_grad()
+def sr_examples_figure(model, dataset, path: Path, device="cpu", rows: list[dict] | None = None,
+                       max_photos: int = 3, crop_lr: int = 40) -> Path:
+    """LR (nearest) | bicubic | model | HR crops, one row per held-out photo, Y channel, into ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scale = int(dataset.info.extra["scale"])
+    dtype = next(model.parameters()).dtype
+    n = min(max_photos, len(dataset))
+    fig, axes = plt.subplots(n, 4, figsize=(12, 3.1 * n), squeeze=False)
+    was_training = model.training
+    model.eval()
+    for k in range(n):
+        lr, hr = dataset[k]
+        sr = model(lr[None].to(device, dtype)).float().cpu()[0]
+        bic = bicubic_upscale(lr[None].float(), scale)[0]
+        near = lr.repeat_interleave(scale, -2).repeat_interleave(scale, -1)
+        views = [eval_view(v[None], 0)[0] for v in (near, bic, sr, hr)]
+        s = min(crop_lr, lr.shape[-2], lr.shape[-1]) * scale
+        y, x = _detail_window(views[3], s)
+        name = getattr(dataset, "names", [str(k)] * n)[k]
+        row = rows[k] if rows else None
+        titles = [f"{name}: LR (nearest)", f"bicubic {row['psnr_bicubic']:.2f} dB" if row else "bicubic",
+                  f"model {row['psnr']:.2f} dB" if row else "model", "HR"]
+        for ax, v, t in zip(axes[k], views, titles):
+            ax.imshow(v[0, y:y + s, x:x + s].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_title(t, fontsize=9)
+            ax.axis("off")
+    model.train(was_training)
+    fig.suptitle(f"x{scale} super-resolution, Y channel (PSNR of the whole photo, {scale}-px border cropped)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,28 @@
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import tinyzoo  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """The tiny data set and model, registered while a test module runs (out of the contract tests)."""
+    tinyzoo.register()
+    yield tinyzoo
+    tinyzoo.unregister()
+
+
+@pytest.fixture
+def recipe_file(tmp_path):
+    """Write a recipe mapping to ``tmp_path/<name>.yaml`` and return the path."""
+
+    def write(recipe: dict, name: str = "tiny") -> Path:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+        return path
+
+    return write

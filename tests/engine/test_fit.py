@@ -1,0 +1,172 @@
+"""Training: reproducibility, run folder, evaluate/load_run, resume, bf16, EMA, clipping, errors."""
+
+import csv
+import json
+import shutil
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from convzoo.engine import evaluate, load_recipe, load_run, train
+from convzoo.engine.checkpoint import load_state
+from convzoo.errors import ConvzooError
+
+
+def run(tiny, tmp_path, name, callbacks=(), **over):
+    return train(tiny.recipe(**over), out_dir=tmp_path, run_name=name, progress=False, callbacks=callbacks)
+
+
+def weights(run_dir, which="last"):
+    return load_file(str(run_dir / f"{which}.safetensors"))
+
+
+def same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def base(tiny, tmp_path_factory):
+    """One 3-epoch run (dropout, augmentation, warmup + cosine) shared by several tests."""
+    return run(tiny, tmp_path_factory.mktemp("runs"), "base")
+
+
+def test_same_seed_same_weights_other_seed_other_weights(tiny, base, tmp_path):
+    again = run(tiny, tmp_path, "again")
+    assert same(weights(base.run_dir), weights(again.run_dir))
+    assert again.metrics == base.metrics and again.history[-1]["train_loss"] == base.history[-1]["train_loss"]
+    other = run(tiny, tmp_path, "seed1", seed=1)
+    assert not same(weights(base.run_dir), weights(other.run_dir))
+
+
+def test_run_folder_contents(base):
+    d = base.run_dir
+    for f in ("config.yaml", "data_info.yaml", "last.safetensors", "best.safetensors", "state.pt", "metrics.csv",
+              "curves.png", "report.md", "results.json", "confusion_matrix.png"):
+        assert (d / f).is_file(), f
+    rows = list(csv.DictReader(open(d / "metrics.csv")))
+    assert len(rows) == base.epochs == 3
+    assert list(rows[0]) == ["epoch", "train_loss", "lr", "val_loss", "val_acc", "val_acc5", "val_f1", "time"]
+    assert [float(r["lr"]) for r in rows] == pytest.approx([0.05, 0.1, 0.05])  # warmup 1, cosine over 2
+    assert load_recipe(d / "config.yaml")["model"]["kwargs"] == {"drop_rate": 0.2}
+    report = (d / "report.md").read_text()
+    assert f"| acc | {base.metrics['acc']:.4f} |" in report and "![confusion_matrix](confusion_matrix.png)" in report
+    assert f"best validation epoch: {base.best_epoch} of 3" in report
+    results = json.loads((d / "results.json").read_text())
+    assert results["test"] == base.metrics and results["epochs"] == 3
+    best_row = rows[base.best_epoch - 1]
+    assert float(best_row["val_acc"]) == base.best["acc"] == max(float(r["val_acc"]) for r in rows)
+
+
+def test_evaluate_and_load_run_reproduce_the_run(base):
+    assert evaluate(base.run_dir) == pytest.approx(base.metrics, abs=1e-6)
+    val = evaluate(base.run_dir, split="val")
+    assert val["acc"] == base.history[-1]["val_acc"] and val["loss"] == pytest.approx(base.history[-1]["val_loss"])
+    best = evaluate(base.run_dir / "best.safetensors", split="val")
+    assert best["acc"] == base.best["acc"]
+    model, cfg, task, info = load_run(base.run_dir)
+    assert cfg["name"] == "tiny" and info.num_classes == 4 and info.class_names == ("a", "b", "c", "d")
+    x = torch.randn(2, 1, 8, 8)
+    assert len(task.predict(model, x)) == 2 and not model.training
+
+
+def test_missing_and_corrupt_runs_are_one_line_errors(base, tmp_path):
+    with pytest.raises(ConvzooError, match=r"run folder not found"):
+        evaluate(tmp_path / "nope")
+    with pytest.raises(ConvzooError, match=r"not a convzoo run folder \(no config.yaml\)"):
+        evaluate(tmp_path)
+    bad = tmp_path / "bad"
+    shutil.copytree(base.run_dir, bad)
+    (bad / "last.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ConvzooError, match=r"corrupt or unreadable checkpoint .*last.safetensors") as e:
+        evaluate(bad)
+    assert "\n" not in str(e.value)
+    (bad / "state.pt").write_bytes(b"\x00garbage")
+    with pytest.raises(ConvzooError, match=r"corrupt or unreadable training state .*state.pt"):
+        train(resume=bad, progress=False)
+    with pytest.raises(ConvzooError, match=r"already exists; resume it with --resume"):
+        train(yaml.safe_load((base.run_dir / "config.yaml").read_text()), out_dir=base.run_dir.parent,
+              run_name=base.run_dir.name, progress=False)
+
+
+class Crash:
+    """Raises in the middle of epoch 2 (0-based 1), after epoch 1's checkpoint is written."""
+
+    def on_train_batch_end(self, epoch, step):
+        if epoch == 1 and step == 2:
+            raise RuntimeError("simulated crash")
+
+
+def test_resume_after_crash_equals_uninterrupted(tiny, base, tmp_path):
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run(tiny, tmp_path, "crashed", callbacks=[Crash()])
+    d = tmp_path / "crashed"
+    assert load_state(d / "state.pt")["epoch"] == 1 and len(list(csv.DictReader(open(d / "metrics.csv")))) == 1
+    resumed = train(resume=d, progress=False)
+    assert same(weights(d), weights(base.run_dir))
+    assert resumed.metrics == base.metrics and resumed.history == base.history[:1] + resumed.history[1:]
+    assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in base.history]
+    longer = train(resume=d, overrides=["epochs=4"], progress=False)  # continue for one more epoch
+    assert longer.epochs == 4 and len(list(csv.DictReader(open(d / "metrics.csv")))) == 4
+
+
+def test_bf16_mixed_trains(tiny, base, tmp_path):
+    res = run(tiny, tmp_path, "bf16", precision="bf16-mixed", epochs=2)
+    assert all(torch.isfinite(torch.tensor(v)) for v in res.metrics.values())
+    assert res.history[-1]["train_loss"] < res.history[0]["train_loss"] + 0.05
+    assert not same(weights(res.run_dir), weights(base.run_dir))  # the precision was applied
+    assert evaluate(res.run_dir) == pytest.approx(res.metrics, abs=1e-6)
+
+
+class Watch:
+    """Keeps the initial weights and the trained weights after every step (and a manual EMA)."""
+
+    def __init__(self, decay=None):
+        self.decay, self.ema = decay, None
+
+    def on_train_start(self, model):
+        self.model = model
+        self.initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def on_train_batch_end(self, step):
+        w = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        if self.decay is not None:
+            self.ema = w if self.ema is None else {k: self.decay * self.ema[k] + (1 - self.decay) * w[k] for k in w}
+
+
+def test_ema_is_what_gets_evaluated_and_does_not_change_training(tiny, base, tmp_path):
+    watch = Watch(decay=0.8)
+    res = run(tiny, tmp_path, "ema", callbacks=[watch], ema=0.8)
+    raw = load_state(res.run_dir / "state.pt")["model"]
+    assert same(raw, weights(base.run_dir))  # training itself is unchanged by the EMA
+    saved = weights(res.run_dir)
+    assert not same(saved, raw)
+    for k in saved:
+        torch.testing.assert_close(saved[k], watch.ema[k], rtol=1e-5, atol=1e-6)
+    assert res.metrics != base.metrics and evaluate(res.run_dir) == pytest.approx(res.metrics, abs=1e-6)
+
+
+def test_gradient_clipping_bounds_the_step(tiny, tmp_path):
+    one_step = dict(epochs=1, batch_size=96, optimizer={"lr": 1.0, "kwargs": {}},
+                    schedule={"name": "constant", "warmup_epochs": 0}, model={"kwargs": {"drop_rate": 0.0}})
+
+    def step_norm(clip):
+        watch = Watch()
+        res = run(tiny, tmp_path, f"clip{clip}", callbacks=[watch], grad_clip=clip, **one_step)
+        after = weights(res.run_dir)
+        return torch.stack([(after[k] - watch.initial[k]).norm() for k in after]).norm().item()
+
+    assert step_norm(0.01) == pytest.approx(0.01, rel=1e-4)  # lr 1 x clipped global grad norm
+    assert step_norm(None) > 0.05
+
+
+def test_user_errors_before_training(tiny, tmp_path):
+    with pytest.raises(ConvzooError, match=r"batch_size 15 is the global batch and must divide evenly over 2"):
+        train(tiny.recipe(batch_size=15), devices=2, out_dir=tmp_path, progress=False)
+    with pytest.raises(ConvzooError, match=r"fewer than one batch of 128"):
+        run(tiny, tmp_path, "big", batch_size=128)
+    with pytest.raises(ConvzooError, match=r"model '_tiny_net' rejects model.kwargs"):
+        run(tiny, tmp_path, "kw", model={"kwargs": {"depth": 3}})
+    with pytest.raises(ConvzooError, match=r"training diverged"):
+        run(tiny, tmp_path, "nan", epochs=1, optimizer={"lr": 1e30})

@@ -1,0 +1,98 @@
+"""A tiny data set and model for the engine tests, registered only while a test needs them.
+
+``_tiny_blobs``: 4 classes of 1x8x8 images, a fixed pattern per class plus noise (train 96, val 32,
+test 32 items). Train items get a random brightness jitter drawn from torch's global RNG, so data
+augmentation depends on the RNG streams that resuming must reproduce.
+``_tiny_net``: conv-relu-conv-relu-pool-dropout-linear; ``bn=True`` adds a BatchNorm.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from torch.utils.data import Dataset
+
+from convzoo.data import DataInfo, register_dataset
+from convzoo.data import registry as data_registry
+from convzoo import registry as model_registry
+from convzoo.registry import ModelCard, register_model
+
+DATA, MODEL = "_tiny_blobs", "_tiny_net"
+SIZES = {"train": 96, "val": 32, "test": 32}
+
+
+class TinyBlobs(Dataset):
+    def __init__(self, split: str, n: int | None = None, jitter: float = 0.3):
+        g = torch.Generator().manual_seed(1234)
+        patterns = torch.randn(4, 1, 8, 8, generator=g)
+        g.manual_seed({"train": 1, "val": 2, "test": 3}[split])
+        n = n or SIZES[split]
+        self.y = torch.arange(n) % 4
+        self.x = patterns[self.y] + 1.5 * torch.randn(n, 1, 8, 8, generator=g)
+        self.jitter = jitter if split == "train" else 0.0
+        self.info = DataInfo(name=DATA, task="classification", in_chans=1, num_classes=4,
+                             class_names=("a", "b", "c", "d"), input_size=(8, 8))
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        x = self.x[i]
+        if self.jitter:
+            x = x + self.jitter * torch.randn(())  # uses the global RNG, like real augmentation
+        return x, int(self.y[i])
+
+
+class TinyNet(nn.Module):
+    def __init__(self, num_classes: int = 4, in_chans: int = 1, width: int = 8, drop_rate: float = 0.0,
+                 bn: bool = False):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_chans, width, 3, padding=1),
+                                  nn.BatchNorm2d(width) if bn else nn.Identity(), nn.ReLU())
+        self.conv = nn.Sequential(nn.Conv2d(width, width, 3, stride=2, padding=1), nn.ReLU())
+        self.drop = nn.Dropout(drop_rate)
+        self.fc = nn.Linear(width, num_classes)
+
+    def forward(self, x):
+        x = self.conv(self.stem(x)).mean((2, 3))
+        return self.fc(self.drop(x))
+
+
+CARD = ModelCard(name=MODEL, paper=0, family="_tiny", task="classification", in_chans=1, num_classes=4,
+                 input_size=(8, 8), test_size=(8, 8), capabilities=frozenset())
+
+
+def _build_blobs(split, root=None, **kw):
+    return TinyBlobs(split, **kw)
+
+
+def _build_net(**kw):
+    return TinyNet(**kw)
+
+
+def register() -> None:
+    register_dataset(DATA)(_build_blobs)
+    register_model(CARD)(_build_net)
+
+
+def unregister() -> None:
+    data_registry._DATA.pop(DATA, None)
+    model_registry._REGISTRY.pop(MODEL, None)
+
+
+def recipe(**over) -> dict:
+    """A small recipe over the tiny data and model (a mapping; callers may dump it to YAML)."""
+    r = {
+        "name": "tiny",
+        "model": {"name": MODEL, "kwargs": {"drop_rate": 0.2}},
+        "data": {"name": DATA},
+        "optimizer": {"name": "sgd", "lr": 0.1, "kwargs": {"momentum": 0.9}},
+        "schedule": {"name": "cosine", "warmup_epochs": 1},
+        "epochs": 3,
+        "batch_size": 16,
+        "eval_batch_size": 32,
+        "seed": 0,
+    }
+    for k, v in over.items():
+        r[k] = {**r[k], **v} if isinstance(v, dict) and isinstance(r.get(k), dict) else v
+    return r

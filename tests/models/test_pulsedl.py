@@ -1,0 +1,172 @@
+"""Paper 3 (PulseDL-II-like): the 1-D CNN, its layer subset, BN folding, the pulse task and metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+import convzoo
+from convzoo.data import build_dataset
+from convzoo.data.pulses import DEFAULT_EXTRA
+from convzoo.errors import ConvzooError
+from convzoo.layers.fuse import deploy
+from convzoo.models.pulsedl import PulseCNN1d, check_supported, supported_layers
+from convzoo.tasks import build_task
+from convzoo.tasks.pulse import EnergyResolution, TimeResolution, format_snr_table
+
+pytestmark = pytest.mark.paper(3)
+NAMES = ["pulsedl2_cnn", "pulsedl2_cnn_tiny"]
+
+
+def _randomise_bn(model):
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm1d):
+            m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.3)
+            m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(m.bias.shape, generator=g) * 0.2)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bn_folds_into_conv(name):
+    model = convzoo.create_model(name).eval()
+    _randomise_bn(model)
+    x = torch.randn(4, 1, 64)
+    with torch.no_grad():
+        ref = model(x)
+        fused = deploy(model)
+        out = fused(x)
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in fused.modules())
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    check_supported(fused)  # the deployed net is pure Conv1d / ReLU / pool / flatten / Linear
+    assert {type(m).__name__ for m in fused.modules()} <= set(supported_layers()) | {"PulseCNN1d", "PulseHead"}
+
+
+def test_unsupported_layers_are_refused():
+    with pytest.raises(ConvzooError, match="GELU is not supported.*only ReLU") as e:
+        convzoo.create_model("pulsedl2_cnn", act_layer=nn.GELU)
+    assert "\n" not in str(e.value)
+    model = convzoo.create_model("pulsedl2_cnn_tiny")
+    model.stages[0][2] = nn.SiLU()
+    with pytest.raises(ConvzooError, match=r"layer 'stages.0.2' is a SiLU"):
+        check_supported(model)
+    model = convzoo.create_model("pulsedl2_cnn_tiny")
+    model.stages[1] = nn.Sequential(nn.ReLU(), nn.BatchNorm1d(16))  # BN with no conv to fold into
+    with pytest.raises(ConvzooError, match="does not follow a Conv1d"):
+        check_supported(model)
+    with pytest.raises(ConvzooError, match="GroupNorm"):
+        check_supported(nn.Sequential(nn.Conv1d(1, 4, 3), nn.GroupNorm(2, 4)))
+
+
+def test_shapes_variants_and_input_check():
+    model = PulseCNN1d(length=100, widths=(4, 8, 8), kernels=(3, 3, 3), hidden=16, pool="avg").eval()
+    assert model(torch.randn(3, 1, 100)).shape == (3, 2)
+    assert [f.shape for f in model.features(torch.randn(1, 1, 100))] == [(1, 4, 50), (1, 8, 25), (1, 8, 12)]
+    with pytest.raises(ConvzooError, match=r"expects pulses of shape \(B, 1, 100\), got \(2, 1, 64\)"):
+        model(torch.randn(2, 1, 64))
+    model.reset_classifier(0)
+    assert model(torch.randn(2, 1, 100)).shape == (2, 16)
+    card = convzoo.get_card("pulsedl2_cnn")
+    assert (card.paper, card.task, card.dims, card.num_classes, card.input_size) == (3, "regression", 1, 2, (64,))
+    assert "no paper count" in card.params_source
+
+
+def test_metrics_on_hand_made_numbers():
+    extra = dict(DEFAULT_EXTRA, t0_offset_ns=10.0, t0_scale_ns=40.0, energy_offset=0.5, energy_scale=1.0)
+    t_true = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5], dtype=torch.float64)
+    e_true = torch.tensor([0.5, 0.5, 0.25, 1.0, 0.0], dtype=torch.float64)  # energies 1.0, 1.0, 0.75, 1.5, 0.5
+    dt_ns = torch.tensor([0.010, -0.020, 0.035, 0.0, 0.005], dtype=torch.float64)  # errors in ns
+    rel = torch.tensor([0.01, -0.005, 0.002, 0.0, 0.02], dtype=torch.float64)  # relative energy errors
+    energy = e_true + 0.5
+    target = torch.stack([t_true, e_true], 1)
+    preds = torch.stack([t_true + dt_ns / 40.0, (energy * (1 + rel)) - 0.5], 1)
+    tr, er = TimeResolution(extra), EnergyResolution(extra)
+    tr.update(preds[:2], target[:2])
+    tr.update(preds[2:], target[2:])
+    er.update(preds, target)
+    assert float(tr.compute()) == pytest.approx(np.std(dt_ns.numpy() * 1e3, ddof=1), rel=1e-9)
+    assert float(er.compute()) == pytest.approx(np.std(rel.numpy() * 100, ddof=1), rel=1e-9)
+    # DDP: states are gathered with ``cat``; merging two shards equals one pass over all pulses
+    a, b = TimeResolution(extra), TimeResolution(extra)
+    a.update(preds[:3], target[:3])
+    b.update(preds[3:], target[3:])
+    a.merge_state(b)
+    assert float(a.compute()) == pytest.approx(float(tr.compute()), rel=1e-12)
+
+
+def _tiny_data(n=384):
+    return build_dataset("pulses", "train", n_train=n, snr_db=[35, 50], seed=5)
+
+
+def test_tiny_training_reduces_loss():
+    torch.manual_seed(0)
+    ds = _tiny_data()
+    task = build_task("pulse_regression")
+    model = convzoo.create_model("pulsedl2_cnn_tiny")
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    loader = torch.utils.data.DataLoader(ds, batch_size=64, shuffle=True)
+
+    def eval_loss():
+        model.eval()
+        with torch.no_grad():
+            return float(task.loss(*task.forward(model, (ds.waveforms, ds.targets))))
+
+    before = eval_loss()
+    for _ in range(8):
+        model.train()
+        for batch in loader:
+            loss = task.loss(*task.forward(model, batch))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    after = eval_loss()
+    assert after < 0.2 * before, (before, after)
+    metrics = task.metrics(ds)
+    model.eval()
+    with torch.no_grad():
+        task.update_metrics(metrics, model(ds.waveforms), ds.targets)
+    res = {k: float(v) for k, v in metrics.compute().items()}
+    assert set(res) == {"time_res_ps", "energy_res_pct"} and all(np.isfinite(list(res.values())))
+
+
+def test_huber_loss_and_bad_options():
+    task = build_task("pulse_regression", loss="huber", huber_delta=0.1, loss_weights=[3.0, 1.0])
+    out, tgt = torch.tensor([[0.5, 0.5]]), torch.tensor([[0.3, 0.5]])
+    # huber(0.2, delta 0.1) = 0.1 * (0.2 - 0.05) on the time column, 0 on energy; weighted mean 3:1
+    assert float(task.loss(out, tgt)) == pytest.approx(3 * 0.1 * (0.2 - 0.05) / 4, rel=1e-6)
+    with pytest.raises(ConvzooError, match="loss must be"):
+        build_task("pulse_regression", loss="l1")
+
+
+def test_predict_denormalises():
+    class Const(nn.Module):
+        def forward(self, x):
+            return torch.tensor([[0.5, 0.25]]).expand(x.shape[0], 2)
+
+    task = build_task("pulse_regression")
+    ds = _tiny_data(8)
+    out = task.predict(Const(), ds.waveforms[:3], ds)
+    lo, hi = ds.info.extra["t0_range"]
+    elo, ehi = ds.info.extra["energy_range"]
+    assert out == [{"time_ns": pytest.approx((lo + hi) / 2), "energy": pytest.approx(elo + 0.25 * (ehi - elo))}] * 3
+    assert len(task.predict(Const(), ds.waveforms[:2, 0])) == 2  # (N, L) input and no data set: defaults
+
+
+def test_pictures_and_report(tmp_path):
+    torch.manual_seed(0)
+    ds = _tiny_data(64)
+    task = build_task("pulse_regression", study_snrs=[30, 47.4], study_n=200)
+    model = convzoo.create_model("pulsedl2_cnn_tiny").eval()
+    paths = task.pictures(model, ds, tmp_path, torch.device("cpu"))
+    assert [p.name for p in paths] == ["pulse_scatter.png", "pulse_snr.png"] and all(p.stat().st_size > 0 for p in paths)
+    rows = task.study_rows
+    assert [r["snr_db"] for r in rows] == [30.0, 47.4]
+    # classic estimators and the bound improve with SNR
+    assert rows[1]["cfd_time_ps"] < rows[0]["cfd_time_ps"] and rows[1]["crlb_time_ps"] < rows[0]["crlb_time_ps"]
+    assert rows[1]["trapezoid_energy_pct"] < rows[0]["trapezoid_energy_pct"]
+    lines = task.report({"time_res_ps": 100.0, "energy_res_pct": 0.5}, ds)
+    assert "60 ps" in lines[0] and "PulseDL-II-LIKE" in lines[0]
+    assert format_snr_table(rows)[2] in lines and len(format_snr_table(rows)) == 4

@@ -1,0 +1,106 @@
+"""The CLI: every command answers, every user error is one line on stderr with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from convzoo.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def assert_one_line_error(code, err, *needles):
+    assert code == 2, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_list_and_info(capsys):
+    code, out, _ = run(capsys, "list", "eca")
+    assert code == 0 and "eca_resnet50" in out
+    code, out, _ = run(capsys, "list", "--paper", "41", "--json")
+    assert code == 0 and {m["name"] for m in json.loads(out)} >= {"espcn_x2", "espcn_x3", "espcn_x4"}
+    code, out, _ = run(capsys, "info", "simplenet")
+    assert code == 0 and "paper" in out and "5,498,378" in out
+
+
+def test_unknown_model_suggests(capsys):
+    code, _, err = run(capsys, "info", "eca_resnet5")
+    assert_one_line_error(code, err, "unknown model 'eca_resnet5'", "eca_resnet50")
+
+
+def test_papers_table_and_one_paper(capsys):
+    code, out, _ = run(capsys, "papers")
+    assert code == 0 and "57 papers" in out
+    code, out, _ = run(capsys, "papers", "43", "--json")
+    paper = json.loads(out)
+    assert code == 0 and paper["seed"] == 43 and paper["status"] != "planned"
+    assert any(a["claims"] for a in paper["artefacts"])
+    code, _, err = run(capsys, "papers", "99")
+    assert_one_line_error(code, err, "unknown paper")
+
+
+def test_usage_error_is_one_line(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["bench"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_bad_set_key(capsys):
+    code, _, err = run(capsys, "train", "simplenet_digits", "--set", "optimizer.lrr=0.1", "--no-progress")
+    assert_one_line_error(code, err, "optimizer.lrr")
+
+
+def test_missing_data_root(capsys, tmp_path):
+    code, _, err = run(capsys, "train", "--model", "simplenet_cifar_310k", "--data", "cifar10",
+                       "--data-root", str(tmp_path / "nowhere"), "--no-progress", "--out", str(tmp_path))
+    assert_one_line_error(code, err, "nowhere")
+
+
+def test_corrupt_checkpoint(capsys, tmp_path):
+    bad = tmp_path / "run"
+    bad.mkdir()
+    code, _, err = run(capsys, "eval", str(bad))
+    assert code == 2 and "Traceback" not in err
+
+
+def test_predict_unreadable_and_wrong_shape(capsys, tmp_path):
+    junk = tmp_path / "photo.png"
+    junk.write_bytes(b"not a png")
+    code, _, err = run(capsys, "predict", "espcn_x3", str(junk))
+    assert_one_line_error(code, err, "photo.png")
+    arr = tmp_path / "pulse.npy"
+    np.save(arr, np.zeros((3, 4, 5, 6), dtype=np.float32))
+    code, _, err = run(capsys, "predict", "pulsedl2_cnn", str(arr))
+    assert_one_line_error(code, err, "pulse.npy")
+
+
+def test_predict_espcn_writes_png(capsys, tmp_path):
+    from PIL import Image
+    from skimage import data
+
+    src = tmp_path / "chelsea.png"
+    img = data.chelsea()[:60, :80]
+    Image.fromarray(img).save(src)
+    code, out, err = run(capsys, "predict", "espcn_x3", str(src), "--out", str(tmp_path / "out"))
+    assert code == 0, err
+    up = np.asarray(Image.open(tmp_path / "out" / "chelsea_x3.png"))
+    assert up.shape == (180, 240, 3)
+
+
+def test_console_script_exit_code(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "convzoo.cli", "info", "no_such_net"], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
