@@ -140,7 +140,7 @@ def _sync(device: torch.device) -> None:
 
 @torch.no_grad()
 def gemm_peak(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, n: int = 2048,
-              reps: int = 5) -> float:
+              reps: int = 3) -> float:
     """GFLOP/s of the best of ``reps`` n x n matmuls (2 n^3 FLOPs each)."""
     device = torch.device(device)
     a = torch.randn(n, n, device=device).to(dtype)

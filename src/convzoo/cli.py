@@ -77,11 +77,11 @@ def cmd_papers(a) -> None:
 def cmd_train(a) -> None:
     from convzoo import engine
 
-    if a.recipe is None and not (a.model and a.data):
-        raise ConvzooError("train needs a RECIPE, or --model and --data")
+    if a.recipe is None and not (a.model and a.data) and not a.resume:
+        raise ConvzooError("train needs a RECIPE, --model and --data, or --resume RUN")
     overrides = list(a.set or [])
     recipe = a.recipe
-    if recipe is None:
+    if recipe is None and not a.resume:
         recipe = engine.recipe_for(a.model, a.data)
     if a.model and a.recipe:
         overrides.append(f"model.name={a.model}")

@@ -2,18 +2,22 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import tinyzoo  # noqa: E402
+import tinyzoo
 
 
 @pytest.fixture(scope="module")
 def tiny():
     """The tiny data set and model, registered while a test module runs (out of the contract tests)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: threads only fight over the shared cores
     tinyzoo.register()
     yield tinyzoo
     tinyzoo.unregister()
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ import math
 
 import pytest
 import torch
-import torch.nn as nn
 import yaml
+from torch import nn
 
 from convzoo.engine import list_recipes, load_recipe, make_recipe
 from convzoo.engine.optim import EpochSchedule, build_optimizer
@@ -49,7 +49,7 @@ def test_unknown_key_suggests_the_close_one():
     ({"ema": 1.5}, r"'ema' is a decay and must lie in \(0, 1\)"),
     ({"model": "resnet"}, r"recipe key 'model' must be a mapping"),
     ({"data": {"kwargs": [1]}}, r"recipe key 'data.kwargs' must be a mapping"),
-])
+], ids=["int", "minimum", "number", "choice", "precision", "ema", "section", "kwargs"])
 def test_wrong_types_are_one_line_errors(over, msg):
     with pytest.raises(ConvzooError, match=msg) as e:
         load_recipe(with_(**over))
@@ -152,7 +152,7 @@ def test_schedules_per_epoch_with_warmup():
 @pytest.mark.filterwarnings("ignore:Detected call of")
 def test_schedule_state_round_trip():
     p = nn.Parameter(torch.zeros(1))
-    mk = lambda: torch.optim.SGD([{"params": [p], "lr": 1.0, "lr_mult": 1.0}], lr=1.0)  # noqa: E731
+    mk = lambda: torch.optim.SGD([{"params": [p], "lr": 1.0, "lr_mult": 1.0}], lr=1.0)
     spec = {"name": "cosine", "kwargs": {}, "warmup_epochs": 1}
     o1 = mk()
     s1 = EpochSchedule(o1, spec, 8, 1.0)

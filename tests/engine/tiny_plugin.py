@@ -4,6 +4,6 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import tinyzoo  # noqa: E402
+import tinyzoo
 
 tinyzoo.register()

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import tinyzoo  # noqa: E402
+import tinyzoo
 
-from convzoo.engine import train  # noqa: E402
+from convzoo.engine import train
 
 
 class Pause:

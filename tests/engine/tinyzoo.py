@@ -9,12 +9,12 @@ augmentation depends on the RNG streams that resuming must reproduce.
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
+from torch import nn
 from torch.utils.data import Dataset
 
+from convzoo import registry as model_registry
 from convzoo.data import DataInfo, register_dataset
 from convzoo.data import registry as data_registry
-from convzoo import registry as model_registry
 from convzoo.registry import ModelCard, register_model
 
 DATA, MODEL = "_tiny_blobs", "_tiny_net"

@@ -47,14 +47,15 @@ class PulseConfig:
     """Every physical setting of the simulator; the defaults are the documented PulseDL-II-like set.
 
     500 MS/s ADC (2 ns), tau_r = 4 ns, tau_d = 40 ns, 64-sample window (128 ns), onset anywhere in
-    16-48 ns (samples 8-24, so at least 8 pre-trigger samples), energies 0.5-1.5 (arbitrary units).
+    16-24 ns (samples 8-12: a coarse trigger has placed the window, the residual jitter is four
+    samples plus the sub-sample phase), energies 0.5-1.5 (arbitrary units).
     """
 
     length: int = 64
     sample_period_ns: float = 2.0
     rise_ns: float = 4.0
     decay_ns: float = 40.0
-    t0_range: tuple[float, float] = (16.0, 48.0)
+    t0_range: tuple[float, float] = (16.0, 24.0)
     energy_range: tuple[float, float] = (0.5, 1.5)
     baseline: float = 0.0
     adc_bits: int | None = None
@@ -114,7 +115,7 @@ def quantise(v: np.ndarray, bits: int, adc_range: tuple[float, float]) -> np.nda
 
 
 def simulate_pulses(n: int, *, length: int = 64, sample_period_ns: float = 2.0, rise_ns: float = 4.0,
-                    decay_ns: float = 40.0, snr_db=PAPER_SNR_DB, t0_range=(16.0, 48.0),
+                    decay_ns: float = 40.0, snr_db=PAPER_SNR_DB, t0_range=(16.0, 24.0),
                     energy_range=(0.5, 1.5), adc_bits: int | None = None, adc_range=(-0.5, 2.0),
                     baseline: float = 0.0, noise_ref: str = "pulse", seed=0,
                     return_snr: bool = False):

@@ -4,9 +4,9 @@ Public API (the CLI's ``convzoo train / eval / predict`` call these)::
 
     load_recipe(name_or_path, overrides=()) -> dict        # validated, defaults filled
     list_recipes(pattern=None) -> list[str]
-    make_recipe(model, data, overrides=(), **fields) -> dict
+    make_recipe(model, data, overrides=(), **fields) -> dict   # alias recipe_for
     train(recipe, *, overrides=(), out_dir="runs", run_name=None, resume=None, devices=1,
-          num_nodes=1, accelerator="auto", strategy=None, progress=True, callbacks=()) -> RunResult
+          num_nodes=1, accelerator="auto", strategy=None, progress=True, callbacks=()) -> RunResult (None on ranks > 0)
     evaluate(run_or_checkpoint, data=None, split="test", overrides=(), weights=None) -> dict
     load_run(run_dir, weights="last", device="cpu") -> (model, recipe, task, data_info)
 
@@ -21,6 +21,6 @@ Several processes and nodes (see :mod:`convzoo.engine.fit` for details)::
 
 from convzoo.engine.evaluate import evaluate, load_run
 from convzoo.engine.fit import RunResult, train
-from convzoo.engine.recipe import list_recipes, load_recipe, make_recipe
+from convzoo.engine.recipe import list_recipes, load_recipe, make_recipe, recipe_for
 
-__all__ = ["RunResult", "evaluate", "list_recipes", "load_recipe", "load_run", "make_recipe", "train"]
+__all__ = ["RunResult", "evaluate", "list_recipes", "load_recipe", "load_run", "make_recipe", "recipe_for", "train"]

@@ -73,7 +73,7 @@ def main(argv=None) -> int:
             res = train(args.recipe, overrides=args.overrides, out_dir=args.out, run_name=args.name,
                         resume=args.resume, devices=args.devices, num_nodes=args.num_nodes,
                         accelerator=args.accelerator, strategy=args.strategy, progress=not args.no_progress)
-            if res.global_rank == 0:
+            if res is not None:  # None on the other processes of a distributed run
                 print(json.dumps({"run_dir": str(res.run_dir), "test": res.metrics, "best_epoch": res.best_epoch,
                                   "epochs": res.epochs, "wall_time": round(res.wall_time, 2)}))
         else:

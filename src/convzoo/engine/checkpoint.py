@@ -99,7 +99,7 @@ def seed_epoch(seed: int, epoch: int, rank: int) -> int:
 
 def rng_state() -> dict:
     """The current torch / numpy / python RNG states as tensors and numbers (weights_only-safe)."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    _, keys, pos, has_gauss, gauss = np.random.get_state()
     version, pstate, pgauss = random.getstate()
     out = {
         "torch": torch.get_rng_state(),

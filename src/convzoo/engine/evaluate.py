@@ -11,7 +11,8 @@ import math
 from pathlib import Path
 
 import torch
-import torch.nn as nn
+from lightning_utilities.core.apply_func import apply_to_collection
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from convzoo.engine.checkpoint import BEST, CONFIG, LAST, load_data_info, run_folder
@@ -72,6 +73,10 @@ def eval_loader(dataset: Dataset, batch_size: int, rank: int = 0, world: int = 1
                       pin_memory=pin_memory)
 
 
+def _to_float(t: torch.Tensor) -> torch.Tensor:
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
 def _count(targets) -> int:
     if isinstance(targets, torch.Tensor):
         return int(targets.shape[0]) if targets.dim() else 1
@@ -87,13 +92,17 @@ def evaluate_loader(fabric, model: nn.Module, loader, task, dataset) -> dict[str
     model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=fabric.device)
     n = torch.zeros((), dtype=torch.float64, device=fabric.device)
-    with fabric.autocast():
-        for batch in loader:
+    precision = fabric.strategy.precision  # what Fabric's module wrapper does around forward
+    for batch in loader:
+        batch = precision.convert_input(fabric.to_device(batch))
+        with precision.forward_context():  # autocast, or the half dtype of "*-true" precisions
             outputs, targets = task.forward(model, batch)
-            k = _count(targets)
-            loss_sum += task.loss(outputs, targets).detach().double() * k
-            n += k
-            task.update_metrics(metrics, outputs, targets)
+        # loss and metrics in float32
+        outputs, targets = apply_to_collection((outputs, targets), torch.Tensor, _to_float)
+        k = _count(targets)
+        loss_sum += task.loss(outputs, targets).detach().double() * k
+        n += k
+        task.update_metrics(metrics, outputs, targets)
     values = metrics.compute()  # torchmetrics gathers the states of every process
     metrics.reset()
     if fabric.world_size > 1:
@@ -101,9 +110,7 @@ def evaluate_loader(fabric, model: nn.Module, loader, task, dataset) -> dict[str
         n = fabric.all_reduce(n, reduce_op="sum")
     out = {"loss": float(loss_sum / n.clamp(min=1))}
     for k, v in values.items():
-        if isinstance(v, torch.Tensor) and v.numel() == 1:
-            out[k] = float(v)
-        elif isinstance(v, (int, float)):
+        if (isinstance(v, torch.Tensor) and v.numel() == 1) or isinstance(v, (int, float)):
             out[k] = float(v)
     return out
 
@@ -163,8 +170,8 @@ def evaluate(run_or_checkpoint, data: str | None = None, split: str = "test", ov
     info = load_data_info(run_dir) or dataset.info
     task = build_task_for(cfg, info)
     model = build_model(cfg, info)
-    load_weights(model, wfile)
     fabric = Fabric(accelerator=accelerator, devices=1, precision=cfg["precision"])
-    fabric.setup_module(model)  # device and precision, as in training; evaluated unwrapped
-    loader = fabric.setup_dataloaders(eval_loader(dataset, cfg["eval_batch_size"]), use_distributed_sampler=False)
+    fabric.setup_module(model)  # device and dtype as in training (before loading: no rounding); used unwrapped
+    load_weights(model, wfile)
+    loader = eval_loader(dataset, cfg["eval_batch_size"], pin_memory=fabric.device.type == "cuda")
     return evaluate_loader(fabric, model, loader, task, dataset)

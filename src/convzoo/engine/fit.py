@@ -28,6 +28,7 @@ the run folder; to resume on several nodes, the run folder must be readable on e
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 import time
@@ -35,21 +36,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn as nn
+from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from convzoo.engine.checkpoint import (BEST, CONFIG, LAST, STATE, STATE_VERSION, load_state, rng_state,
-                                       run_folder, save_data_info, save_state, seed_epoch, write_atomic)
-from convzoo.engine.evaluate import (build_data, build_model, build_task_for, eval_loader, evaluate_loader)
+from convzoo.engine.checkpoint import (
+    BEST,
+    CONFIG,
+    LAST,
+    STATE,
+    STATE_VERSION,
+    load_state,
+    rng_state,
+    run_folder,
+    save_data_info,
+    save_state,
+    seed_epoch,
+    write_atomic,
+)
+from convzoo.engine.evaluate import build_data, build_model, build_task_for, eval_loader, evaluate_loader
 from convzoo.engine.optim import EpochSchedule, build_ema, build_optimizer
 from convzoo.engine.recipe import dump_recipe, load_recipe
-from convzoo.engine.report import (Progress, plot_curves, write_metrics_csv, write_report, write_results)
+from convzoo.engine.report import Progress, plot_curves, write_metrics_csv, write_report, write_results
 from convzoo.errors import ConvzooError
 
 
 @dataclass
 class RunResult:
-    """What ``train`` returns (on every process; ``global_rank`` says which one this is)."""
+    """What ``train`` returns (on global rank 0; the other processes of a distributed run get None)."""
 
     run_dir: Path
     metrics: dict[str, float]  # final test metrics (final weights) incl. "loss"
@@ -58,12 +71,11 @@ class RunResult:
     epochs: int  # epochs completed
     wall_time: float  # seconds of training and evaluation, summed over resumes
     history: list[dict] = field(default_factory=list)  # the rows of metrics.csv
-    global_rank: int = 0
 
 
 def train(recipe=None, *, overrides=(), out_dir="runs", run_name: str | None = None, resume=None,
           devices: int = 1, num_nodes: int = 1, accelerator: str = "auto", strategy: str | None = None,
-          progress: bool = True, callbacks=()) -> RunResult:
+          progress: bool = True, callbacks=()) -> RunResult | None:
     """Train a recipe (bundled name, YAML path or mapping) and return its :class:`RunResult`.
 
     The run folder is ``out_dir/run_name``, by default ``out_dir/<recipe name>-<YYYYmmdd-HHMMSS>``.
@@ -72,6 +84,7 @@ def train(recipe=None, *, overrides=(), out_dir="runs", run_name: str | None = N
     ``callbacks`` are objects with any of the hooks ``on_train_start(fabric, model, run_dir, recipe)``,
     ``on_train_batch_end(fabric, epoch, step, loss)``, ``on_train_epoch_end(fabric, epoch, row,
     run_dir)`` and ``on_train_end(fabric, result)``; they are called on every process.
+    Returns the :class:`RunResult` on global rank 0 and None on the other processes.
     """
     from lightning.fabric import Fabric
 
@@ -115,7 +128,7 @@ def _new_run_dir(out_dir: Path, cfg: dict, run_name: str | None) -> tuple[str, s
     """("ok", path) or ("error", message); decided on rank 0 and broadcast."""
     if run_name is not None:
         path = out_dir / run_name
-        if (path / CONFIG).exists():
+        if (path / STATE).exists():  # a folder that never finished an epoch holds nothing to keep
             return "error", (f"run folder {path} already exists; resume it with --resume {path} "
                              "or choose another --name")
         return "ok", str(path)
@@ -200,12 +213,11 @@ def _fit(fabric, cfg: dict, out_dir: Path, run_name: str | None, resume_dir: Pat
     if len(loader) == 0:
         raise ConvzooError(f"the '{d['train_split']}' split of {d['name']} has {len(train_ds)} items, fewer "
                            f"than one batch of {per_device} per process (batch_size {cfg['batch_size']})")
-    train_loader = fabric.setup_dataloaders(loader, use_distributed_sampler=False)
+    # (not fabric.setup_dataloaders: its wrapper would call sampler.set_epoch(number of passes so far),
+    # which restarts at 0 after a resume; batches are moved with fabric.to_device instead)
     val_loader = None
     if eval_ds is not None:
-        val_loader = fabric.setup_dataloaders(
-            eval_loader(eval_ds, cfg["eval_batch_size"], rank, world, d["num_workers"], cuda),
-            use_distributed_sampler=False)
+        val_loader = eval_loader(eval_ds, cfg["eval_batch_size"], rank, world, d["num_workers"], cuda)
 
     # --- epochs --------------------------------------------------------------------------------------
     bar = Progress(progress and rank == 0, len(loader) * cfg["epochs"], cfg["epochs"], task.monitor,
@@ -218,11 +230,11 @@ def _fit(fabric, cfg: dict, out_dir: Path, run_name: str | None, resume_dir: Pat
             generator.manual_seed(seed_epoch(seed, epoch, rank))  # worker seeds; see checkpoint.py
             sampler.set_epoch(epoch)
             bar.epoch(epoch)
-            lr = optimizer.param_groups[0]["lr"] / max(optimizer.param_groups[0]["lr_mult"], 1e-30)
+            lr = _base_lr(optimizer)
             model.train()
             total = torch.zeros((), dtype=torch.float64, device=fabric.device)
-            for step, batch in enumerate(train_loader):
-                outputs, targets = task.forward(model, batch)
+            for step, batch in enumerate(loader):
+                outputs, targets = task.forward(model, fabric.to_device(batch))
                 loss = task.loss(outputs, targets)
                 fabric.backward(loss)
                 if clip is not None:
@@ -235,7 +247,7 @@ def _fit(fabric, cfg: dict, out_dir: Path, run_name: str | None, resume_dir: Pat
                 if bar.enabled:
                     bar.step(float(loss.detach()))
                 fabric.call("on_train_batch_end", fabric=fabric, epoch=epoch, step=step, loss=loss.detach())
-            train_loss = float(fabric.all_reduce(total / len(train_loader), reduce_op="mean"))
+            train_loss = float(fabric.all_reduce(total / len(loader), reduce_op="mean"))
             if not math.isfinite(train_loss):
                 raise ConvzooError(f"training diverged: the loss is {train_loss} in epoch {epoch + 1}; lower "
                                    "optimizer.lr or set grad_clip (the last good checkpoint is kept)")
@@ -267,17 +279,22 @@ def _fit(fabric, cfg: dict, out_dir: Path, run_name: str | None, resume_dir: Pat
     test_ds = build_data(cfg, d["test_split"]) if d["test_split"] else None
     metrics = {}
     if test_ds is not None:
-        test_loader = fabric.setup_dataloaders(
-            eval_loader(test_ds, cfg["eval_batch_size"], rank, world, d["num_workers"], cuda),
-            use_distributed_sampler=False)
+        test_loader = eval_loader(test_ds, cfg["eval_batch_size"], rank, world, d["num_workers"], cuda)
         metrics = evaluate_loader(fabric, eval_model, test_loader, task, test_ds)
     elapsed += time.perf_counter() - t0
-    result = RunResult(run_dir, metrics, best, int(best.get("epoch", 0)), len(history), elapsed, history, rank)
+    result = RunResult(run_dir, metrics, best, int(best.get("epoch", 0)), len(history), elapsed, history)
     if rank == 0:
-        _finish(run_dir, cfg, raw, eval_model, task, test_ds or eval_ds, fabric, result, world)
+        _finish(run_dir, cfg, raw, eval_model, task, test_ds if test_ds is not None else eval_ds, fabric, result,
+                world, info)
     fabric.barrier()
     fabric.call("on_train_end", fabric=fabric, result=result)
-    return result
+    return result if rank == 0 else None
+
+
+def _base_lr(optimizer) -> float:
+    """The current lr of the recipe's ``optimizer.lr`` (groups with an lr_mult are scaled from it)."""
+    g = next((g for g in optimizer.param_groups if g["lr_mult"] == 1.0), optimizer.param_groups[0])
+    return g["lr"] / g["lr_mult"] if g["lr_mult"] else g["lr"]
 
 
 def _better(value, best, mode: str) -> bool:
@@ -315,7 +332,7 @@ def _try(fn, *args):
         return None
 
 
-def _finish(run_dir, cfg, raw, eval_model, task, dataset, fabric, result: RunResult, world: int) -> None:
+def _finish(run_dir, cfg, raw, eval_model, task, dataset, fabric, result: RunResult, world: int, info) -> None:
     from convzoo.registry import count_params, get_card
 
     results = {"test": result.metrics, "best": result.best, "epochs": result.epochs,
@@ -323,7 +340,12 @@ def _finish(run_dir, cfg, raw, eval_model, task, dataset, fabric, result: RunRes
     write_results(run_dir, results)
     pictures, lines = [], []
     if dataset is not None:
-        eval_model.eval()
-        pictures = _try(task.pictures, eval_model, dataset, run_dir, fabric.device) or []
+        # tasks draw with float32 inputs; a model trained at "bf16-true"/"64-true" is drawn as a float32 copy
+        pic_model = eval_model
+        if any(p.dtype != torch.float32 for p in eval_model.parameters()):
+            pic_model = copy.deepcopy(eval_model).float()
+        pic_model.eval()
+        pictures = _try(task.pictures, pic_model, dataset, run_dir, fabric.device) or []
         lines = _try(task.report, result.metrics, dataset) or []
-    write_report(run_dir, cfg, get_card(cfg["model"]["name"]), count_params(raw), results, lines, pictures, world)
+    write_report(run_dir, cfg, get_card(cfg["model"]["name"]), count_params(raw), results, lines, pictures, world,
+                 info)

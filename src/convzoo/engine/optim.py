@@ -20,7 +20,7 @@ import fnmatch
 import math
 
 import torch
-import torch.nn as nn
+from torch import nn
 from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 

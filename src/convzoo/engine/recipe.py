@@ -310,6 +310,9 @@ def make_recipe(model: str, data: str, overrides=(), **fields) -> dict:
     return validate_recipe(apply_overrides(raw, overrides))
 
 
+recipe_for = make_recipe  # the name the CLI uses
+
+
 def dump_recipe(cfg: dict) -> str:
     """The recipe as YAML text, in schema order."""
     return yaml.safe_dump(cfg, sort_keys=False, default_flow_style=None)

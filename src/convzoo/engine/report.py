@@ -29,8 +29,14 @@ class Progress:
         self.enabled, self.epochs, self.monitor = enabled, epochs, monitor
         if not enabled:
             return
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.progress import Progress as RichProgress
 
         self.bar = RichProgress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -54,7 +60,7 @@ class Progress:
         value = row.get(f"val_{self.monitor}")
         metric = f"val {self.monitor} {value:.4f}" if isinstance(value, float) else ""
         self.bar.update(self.task, metric=metric)
-        self.bar.console.print(format_row(row))
+        self.bar.console.print(format_row(row), soft_wrap=True, markup=False, highlight=False)
 
     def close(self) -> None:
         if self.enabled:
@@ -95,6 +101,7 @@ def plot_curves(run_dir: Path, history: list[dict], monitor: str) -> Path | None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [r["epoch"] for r in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
@@ -112,6 +119,7 @@ def plot_curves(run_dir: Path, history: list[dict], monitor: str) -> Path | None
         b.set(xlabel="epoch", ylabel="lr", title="learning rate")
     for ax in (a, b):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
@@ -133,7 +141,7 @@ def _fmt(v) -> str:
 
 
 def write_report(run_dir: Path, cfg: dict, card, n_params: int, results: dict, task_lines: list[str],
-                 pictures: list[Path], world_size: int) -> Path:
+                 pictures: list[Path], world_size: int, info=None) -> Path:
     """``report.md``: the recipe, the model card's facts, the test metrics, best epoch, pictures."""
     run_dir = Path(run_dir)
     m, d, o, s = cfg["model"], cfg["data"], cfg["optimizer"], cfg["schedule"]
@@ -146,25 +154,29 @@ def write_report(run_dir: Path, cfg: dict, card, n_params: int, results: dict, t
         lines.append(f"| numbers from | {cfg['source']} |")
     lines += [
         f"| model | `{m['name']}`{_kw(m['kwargs'])} |",
-        f"| data | `{d['name']}`{_kw(d['kwargs'])}: train `{d['train_split']}`, validation "
-        f"`{d['eval_split']}`, test `{d['test_split']}` |",
+        (f"| data | `{d['name']}`{_kw(d['kwargs'])}: train `{d['train_split']}`, validation "
+         f"`{d['eval_split']}`, test `{d['test_split']}` |"),
         f"| task | `{cfg['task']['name']}`{_kw(cfg['task']['kwargs'])} |",
         f"| optimizer | {o['name']}, lr {o['lr']:g}, weight decay {o['weight_decay']:g}{_kw(o['kwargs'])}"
         + "".join(f"; `{g['match']}` lr x{g['lr_mult']:g}" for g in o["param_groups"]) + " |",
         f"| schedule | {s['name']}{_kw(s['kwargs'])}, warmup {s['warmup_epochs']} epochs |",
-        f"| epochs x batch | {cfg['epochs']} x {cfg['batch_size']} (global, {world_size} process"
-        f"{'es' if world_size > 1 else ''}) |",
-        f"| precision / grad clip / EMA / seed | {cfg['precision']} / {cfg['grad_clip']} / {cfg['ema']} / "
-        f"{cfg['seed']} |",
+        (f"| epochs x batch | {cfg['epochs']} x {cfg['batch_size']} (global, {world_size} process"
+         f"{'es' if world_size > 1 else ''}) |"),
+        (f"| precision / grad clip / EMA / seed | {cfg['precision']} / {cfg['grad_clip']} / {cfg['ema']} / "
+         f"{cfg['seed']} |"),
         "",
         "## Model", "",
-        f"- parameters: {n_params:,} (this configuration)",
+        f"- parameters: {n_params:,} as trained here"
+        + (f" ({info.num_classes} outputs, {info.in_chans} input channels)" if info is not None else ""),
     ]
     if card is not None:
-        lines.append(f"- paper {card.paper}, family `{card.family}`"
-                     + (f", reported {card.params:,} parameters ({card.params_source})" if card.params else "")
-                     + (f", {card.macs / 1e6:.1f} M MACs at {card.input_size} ({card.macs_source})"
-                        if card.macs else ""))
+        lines.append(f"- model card: paper {card.paper}, family `{card.family}`")
+        if card.params:
+            lines.append(f"- card parameters: {card.params:,} at {card.num_classes} outputs, {card.in_chans} input "
+                         f"channels ({card.params_source})")
+        if card.macs:
+            size = "x".join(map(str, card.input_size))
+            lines.append(f"- card compute: {card.macs / 1e6:,.1f} M MACs at {size} ({card.macs_source})")
         if card.source:
             lines.append(f"- implementation follows: {card.source}")
     test = results.get("test", {})

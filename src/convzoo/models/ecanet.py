@@ -85,7 +85,8 @@ class ECABasicBlock(nn.Module):
         shortcut = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.eca(self.bn2(self.conv2(out)))
-        return self.relu(out + shortcut)
+        out += shortcut  # in place (as the official code): ECA returned a fresh tensor
+        return self.relu(out)
 
     def reparameterize(self) -> None:
         _fold_bn_pairs(self, [("conv1", "bn1"), ("conv2", "bn2")])
@@ -116,7 +117,8 @@ class ECABottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.eca(self.bn3(self.conv3(out)))
-        return self.relu(out + shortcut)
+        out += shortcut  # in place (as the official code): ECA returned a fresh tensor
+        return self.relu(out)
 
     def reparameterize(self) -> None:
         _fold_bn_pairs(self, [("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")])

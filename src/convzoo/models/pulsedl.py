@@ -104,7 +104,7 @@ class PulseCNN1d(nn.Module):
 
     def __init__(self, num_classes: int = 2, in_chans: int = 1, length: int = 64,
                  widths: tuple[int, ...] = (16, 32, 64), kernels: tuple[int, ...] = (5, 5, 3), hidden: int = 64,
-                 pool: str = "max", bn: bool = True, act_layer: type[nn.Module] = nn.ReLU, drop_rate: float = 0.0):
+                 pool: str = "avg", bn: bool = False, act_layer: type[nn.Module] = nn.ReLU, drop_rate: float = 0.0):
         super().__init__()
         if act_layer is not nn.ReLU:
             raise ConvzooError(f"act_layer {getattr(act_layer, '__name__', act_layer)} is not supported by the "

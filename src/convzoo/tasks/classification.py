@@ -29,6 +29,8 @@ class Classification(Task):
         super().__init__(loss=loss, label_smoothing=label_smoothing, svm_c=svm_c, decision=decision)
         if loss not in ("ce", "l2svm"):
             raise ValueError(f"classification loss must be 'ce' or 'l2svm', got {loss!r}")
+        if decision not in ("argmax", "official"):
+            raise ValueError(f"classification decision must be 'argmax' or 'official', got {decision!r}")
         self.loss_name, self.label_smoothing, self.svm_c, self.decision = loss, label_smoothing, svm_c, decision
         self._readout: nn.Linear | None = None
 
@@ -49,8 +51,9 @@ class Classification(Task):
     def scores_to_probs(self, outputs: torch.Tensor) -> torch.Tensor:
         """Scores as used by the metrics: softmax for CE, raw SVM margins for L2-SVM."""
         if self.loss_name == "l2svm":
-            if self.decision == "official":  # rank by sign first, as argmax(sign(o)) does
-                return torch.sign(outputs) + 1e-3 * torch.tanh(outputs)
+            if self.decision == "official":  # argmax(sign(o)): rank by sign, ties to the lowest index
+                k = outputs.shape[-1]
+                return torch.sign(outputs) - 0.5 * torch.arange(k, device=outputs.device) / k
             return outputs
         return outputs.softmax(-1)
 

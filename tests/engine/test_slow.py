@@ -1,0 +1,70 @@
+"""The two end-to-end guarantees, with real processes: resume after SIGKILL, and DDP == one process."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from convzoo.engine import train
+from convzoo.engine.checkpoint import load_state
+
+HERE = Path(__file__).resolve().parent
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # same arithmetic as this process (conftest: 1 thread)
+
+
+def weights(run_dir):
+    return load_file(str(Path(run_dir) / "last.safetensors"))
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_equals_uninterrupted(tiny, tmp_path, recipe_file):
+    recipe = recipe_file(tiny.recipe())  # dropout + random augmentation + warmup/cosine + momentum
+    marker = tmp_path / "paused"
+    proc = subprocess.Popen([sys.executable, str(HERE / "tiny_run.py"), str(recipe), str(tmp_path), "killed",
+                             "--pause", "1", str(marker)], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 240  # a guard against hanging, not a timing assertion
+        while not marker.exists():
+            assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the run never reached epoch 2"
+            time.sleep(0.2)
+        # epoch 1 is checkpointed; the process is in the middle of epoch 2
+        assert load_state(tmp_path / "killed" / "state.pt")["epoch"] == 1
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    resumed = train(resume=tmp_path / "killed", progress=False)
+    reference = train(str(recipe), out_dir=tmp_path, run_name="reference", progress=False)
+    a, b = weights(resumed.run_dir), weights(reference.run_dir)
+    for k in b:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+    assert resumed.epochs == 3 and resumed.metrics == pytest.approx(reference.metrics, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_equal_one_process(tiny, tmp_path, recipe_file):
+    # no dropout / augmentation (they draw per-process random numbers) and no BatchNorm (per-process
+    # statistics; SyncBatchNorm needs GPUs): then DDP on the same global batch is the same arithmetic
+    recipe = recipe_file(tiny.recipe(model={"kwargs": {"drop_rate": 0.0}}, data={"kwargs": {"jitter": 0.0}},
+                                     epochs=2))
+    cmd = [sys.executable, "-m", "convzoo.engine", "train", str(recipe), "--import", str(HERE / "tiny_plugin.py"),
+           "--devices", "2", "--accelerator", "cpu", "--no-progress", "--out", str(tmp_path), "--name", "ddp"]
+    out = subprocess.run(cmd, check=False, env=ENV, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    printed = json.loads(out.stdout.strip().splitlines()[-1])  # rank 0 prints one JSON line
+    one = train(str(recipe), out_dir=tmp_path, run_name="one", accelerator="cpu", progress=False)
+    a, b = weights(tmp_path / "ddp"), weights(one.run_dir)
+    for k in b:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-5)
+    assert printed["test"] == pytest.approx(one.metrics, abs=1e-5)
+    assert json.loads((tmp_path / "ddp" / "results.json").read_text())["world_size"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["ddp", "one"]

@@ -1,0 +1,282 @@
+"""Paper 43, ECA-Net (arXiv 1910.03151): the ECA layer, ECA-ResNet-18..152 and ECA-MobileNetV2.
+
+Checks Eq. 12 (adaptive kernel size), the layer against timm and against an explicit reference, the
+parameter counts of the released configurations and their deltas over torchvision (the abstract's
+"+80 parameters"), the paper's 2^20 parameter units, numerical parity of ECA-ResNet-50 with timm's
+construction, and the official state-dict layout. Full-size models are built on the meta device.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+
+import convzoo
+from convzoo.errors import ConvzooError
+from convzoo.layers.eca import ECA, eca_kernel_size
+from convzoo.models.ecanet import ECA_RESNET_CFGS, remap_state_dict
+from convzoo.registry import count_params
+
+pytestmark = pytest.mark.paper(43)
+
+TORCHVISION = {"eca_resnet18": "resnet18", "eca_resnet34": "resnet34", "eca_resnet50": "resnet50",
+               "eca_resnet101": "resnet101", "eca_resnet152": "resnet152", "eca_mobilenetv2": "mobilenet_v2"}
+# fact sheet G1a "Paper 43" Sec. 3: official model code, released k tables; delta vs torchvision;
+# the paper's / README's "Param." column, which counts in units of 2^20
+SHEET = {
+    "eca_resnet18": (11_689_556, 44, 11.15),
+    "eca_resnet34": (21_797_744, 72, 20.79),
+    "eca_resnet50": (25_557_112, 80, 24.37),
+    "eca_resnet101": (44_549_317, 157, 42.49),
+    "eca_resnet152": (60_193_042, 234, 57.41),
+    "eca_mobilenetv2": (3_504_903, 31, 3.34),
+}
+
+
+def _meta(fn, *args, **kwargs):
+    with torch.device("meta"):
+        return fn(*args, **kwargs)
+
+
+def _randomise_bn(model: torch.nn.Module, seed: int = 1) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) * 0.5 + 0.25)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+
+
+# --- Eq. 12: adaptive kernel size ------------------------------------------------------------------
+
+@pytest.mark.parametrize("channels, k", [(64, 3), (128, 5), (256, 5), (512, 5), (1024, 5), (2048, 7)])
+def test_psi_table(channels, k):
+    # (log2 C + 1) / 2 = 3.5, 4 (even: rounded up to 5, issue #12), 4.5, 5, 5.5, 6 (even -> 7)
+    assert eca_kernel_size(channels) == k
+    assert ECA(channels).k_size == k and ECA(channels).conv.weight.shape == (1, 1, k)
+
+
+def test_psi_is_odd_and_monotone():
+    ks = [eca_kernel_size(c) for c in range(1, 5000)]
+    assert all(k % 2 == 1 for k in ks)
+    assert all(a <= b for a, b in zip(ks, ks[1:]))
+    assert eca_kernel_size(4) == 1  # the paper's formula is not clamped at 3 (timm's is)
+    assert eca_kernel_size(256, gamma=1, b=0) == 9  # |log2(256)/1|_odd = 8 -> 9
+
+
+def test_eca_arguments():
+    assert ECA(k_size=7).k_size == 7 and ECA(512, k_size=3).k_size == 3  # explicit k wins
+    assert count_params(ECA(k_size=5)) == 5  # the layer has exactly k parameters
+    for bad in (dict(), dict(k_size=4), dict(k_size=0), dict(channels=0)):
+        with pytest.raises(ConvzooError):
+            ECA(**bad)
+
+
+# --- the layer --------------------------------------------------------------------------------
+
+def _reference_eca(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Explicit Eq. 11: zero-pad the channel descriptor, unfold k-windows, weighted sum, sigmoid."""
+    k = w.numel()
+    y = x.flatten(2).mean(-1)  # (B, C)
+    windows = F.pad(y, ((k - 1) // 2, (k - 1) // 2)).unfold(1, k, 1)  # (B, C, k)
+    gate = torch.sigmoid((windows * w.reshape(1, 1, k)).sum(-1))  # (B, C)
+    return x * gate.reshape(*gate.shape, *([1] * (x.dim() - 2)))
+
+
+@pytest.mark.parametrize("k", [1, 3, 5, 7])
+@pytest.mark.parametrize("shape", [(2, 16, 9), (2, 24, 5, 7), (2, 8, 3, 4, 5)], ids=["1d", "2d", "3d"])
+def test_eca_matches_explicit_reference(k, shape):
+    torch.manual_seed(0)
+    layer = ECA(k_size=k)
+    torch.nn.init.normal_(layer.conv.weight)
+    x = torch.randn(shape)
+    out = layer(x)
+    assert out.shape == x.shape
+    torch.testing.assert_close(out, _reference_eca(x, layer.conv.weight.detach()), atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("k", [3, 5, 7])
+def test_eca_matches_timm(k):
+    timm_layers = pytest.importorskip("timm.layers")
+    torch.manual_seed(0)
+    ours = ECA(k_size=k)
+    ref = timm_layers.EcaModule(kernel_size=k)
+    torch.nn.init.normal_(ours.conv.weight)
+    ref.load_state_dict(ours.state_dict())  # same key, conv.weight (1, 1, k)
+    x = torch.randn(3, 40, 6, 5)
+    assert (ours(x) - ref(x)).abs().max().item() <= 1e-6
+    assert ECA(2048).k_size == timm_layers.EcaModule(2048).conv.kernel_size[0] == 7  # same psi
+
+
+# --- parameter counts ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", list(SHEET))
+def test_params_and_delta_vs_torchvision(name):
+    params, delta, _ = SHEET[name]
+    model = _meta(convzoo.create_model, name)
+    base = _meta(getattr(torchvision.models, TORCHVISION[name]))
+    assert count_params(model) == params == convzoo.get_card(name).params
+    assert count_params(model) - count_params(base) == delta
+    # the delta is exactly the ECA kernels: sum of k over all ECA layers
+    assert sum(m.k_size for m in model.modules() if isinstance(m, ECA)) == delta
+
+
+def test_resnet50_adds_80_parameters():
+    # abstract: "+80 parameters" = 3*3 + 4*5 + 6*5 + 3*7 with the released k = 3,5,5,7
+    model = _meta(convzoo.create_model, "eca_resnet50")
+    ks = [[m.eca.k_size for m in getattr(model, f"layer{i}")] for i in range(1, 5)]
+    assert ks == [[3] * 3, [5] * 4, [5] * 6, [7] * 3]
+    assert sum(map(sum, ks)) == 80
+
+
+@pytest.mark.parametrize("name", list(SHEET))
+def test_paper_units_are_2_to_the_20(name):
+    # the paper's "M" is 2^20 (maintainer, issue #35): ResNet-50 25,557,032 / 2^20 = 24.37
+    n = count_params(_meta(convzoo.create_model, name))
+    paper = SHEET[name][2]
+    if name == "eca_resnet152":
+        # 60,193,042 / 2^20 = 57.4046: the README's 57.41 is rounded up; 10^6 units would give 60.19
+        assert abs(n / 2 ** 20 - paper) < 0.006 and abs(n / 1e6 - paper) > 2
+    else:
+        assert round(n / 2 ** 20, 2) == paper
+    assert round(count_params(_meta(torchvision.models.resnet50)) / 2 ** 20, 2) == 24.37
+
+
+def test_adaptive_k_tables():
+    model = _meta(convzoo.create_model, "eca_resnet50", k_size="adaptive")
+    assert [getattr(model, f"layer{i}")[0].eca.k_size for i in range(1, 5)] == [5, 5, 5, 7]  # psi(256..2048)
+    assert count_params(model) == 25_557_118  # timm's plain ECA-ResNet-50
+    r18 = _meta(convzoo.create_model, "eca_resnet18", k_size="adaptive")
+    assert [getattr(r18, f"layer{i}")[0].eca.k_size for i in range(1, 5)] == [3, 5, 5, 5]  # psi(64..512)
+    assert [b.eca.k_size for b in _meta(convzoo.create_model, "eca_resnet34", k_size=3).layer4] == [3] * 3
+    mixed = _meta(convzoo.create_model, "eca_resnet18", k_size=(1, 3, 5, 9))
+    assert [mixed.layer1[0].eca.k_size, mixed.layer4[1].eca.k_size] == [1, 9]
+    for bad in ("psi", (3, 5, 7), (3, 5, 5, 4)):
+        with pytest.raises(ConvzooError):
+            convzoo.create_model("eca_resnet18", k_size=bad)
+
+
+def test_mobilenetv2_kernel_rule():
+    model = _meta(convzoo.create_model, "eca_mobilenetv2")
+    rule = [(m.k_size, m.conv.weight.shape[-1]) for m in model.modules() if isinstance(m, ECA)]
+    chans = [b.conv[-2].num_features for b in model.blocks[1:-1]]  # output channels of the 17 blocks
+    assert [k for k, _ in rule] == [1 if c < 96 else 3 for c in chans]
+    assert model.classifier[0].p == 0.25
+
+
+# --- numerical parity with timm's ECA-ResNet-50 ------------------------------------------------------
+
+@pytest.mark.parity
+def test_eca_resnet50_parity_with_timm():
+    timm_resnet = pytest.importorskip("timm.models.resnet")
+    torch.manual_seed(0)
+    ref = timm_resnet.ResNet(block=timm_resnet.Bottleneck, layers=[3, 4, 6, 3],
+                             block_args=dict(attn_layer="eca")).eval()
+    _randomise_bn(ref)
+    ours = convzoo.create_model("eca_resnet50", k_size="adaptive").eval()
+    missing, unexpected = ours.load_state_dict(remap_state_dict(ref.state_dict()), strict=True)
+    assert not missing and not unexpected
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        a, b = ours(x), ref(x)
+        assert (a - b).abs().max().item() <= 1e-5
+        assert torch.equal(ours.forward_features(x), ref.forward_features(x))
+        assert (ours.forward_head(ours.forward_features(x), pre_logits=True)
+                - ref.forward_head(ref.forward_features(x), pre_logits=True)).abs().max().item() <= 1e-5
+
+
+# --- checkpoint layout ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["eca_resnet18", "eca_resnet50", "eca_resnet152"])
+def test_official_state_dict_layout(name):
+    """Official eca_resnet.py = torchvision keys + ``layerX.Y.eca.conv.weight`` of shape (1, 1, k)."""
+    ours = _meta(convzoo.create_model, name).state_dict()
+    base = _meta(getattr(torchvision.models, TORCHVISION[name])).state_dict()
+    eca = {k: v for k, v in ours.items() if k not in base}
+    assert {k: v.shape for k, v in ours.items() if k in base} == {k: v.shape for k, v in base.items()}
+    cfg = ECA_RESNET_CFGS[name]
+    expected = {f"layer{i + 1}.{j}.eca.conv.weight": (1, 1, cfg["k_size"][i])
+                for i, n in enumerate(cfg["layers"]) for j in range(n)}
+    assert {k: tuple(v.shape) for k, v in eca.items()} == expected
+
+
+def test_torchvision_weights_load_by_name():
+    """ResNet / MobileNetV2 weights copy over; only the ECA kernels are new."""
+    torch.manual_seed(0)
+    for name in ("eca_resnet18", "eca_mobilenetv2"):
+        ours = convzoo.create_model(name)
+        base = getattr(torchvision.models, TORCHVISION[name])()
+        result = ours.load_state_dict(remap_state_dict(base.state_dict()), strict=False)
+        eca_keys = {f"{n}.conv.weight" for n, m in ours.named_modules() if isinstance(m, ECA)}
+        assert not result.unexpected_keys and set(result.missing_keys) == eca_keys
+        k = next(iter(base.state_dict()))
+        assert torch.equal(ours.state_dict()[remap_state_dict({k: 0}).popitem()[0]], base.state_dict()[k])
+
+
+def test_remap_state_dict_names():
+    sd = {"module.layer1.0.se.conv.weight": 1, "features.3.conv.4.conv.weight": 2, "fc.bias": 3}
+    assert remap_state_dict(sd) == {"layer1.0.eca.conv.weight": 1, "blocks.3.conv.4.conv.weight": 2, "fc.bias": 3}
+
+
+# --- behaviour ----------------------------------------------------------------------------------
+
+def test_in_chans_one_and_features():
+    model = convzoo.create_model("eca_resnet18", in_chans=1, num_classes=10).eval()
+    x = torch.randn(2, 1, 64, 64)
+    with torch.no_grad():
+        assert model(x).shape == (2, 10)
+        feats = model.features(x)
+    assert [f.shape[1:] for f in feats] == [(64, 16, 16), (128, 8, 8), (256, 4, 4), (512, 2, 2)]
+    assert [i["reduction"] for i in model.feature_info] == [4, 8, 16, 32]
+    mb = convzoo.create_model("eca_mobilenetv2", in_chans=1).eval()
+    with torch.no_grad():
+        assert [f.shape[1:] for f in mb.features(x)] == [(24, 16, 16), (32, 8, 8), (96, 4, 4), (320, 2, 2)]
+
+
+@pytest.mark.parametrize("name", ["eca_resnet18", "eca_resnet50", "eca_mobilenetv2"])
+def test_deploy_fusion_keeps_outputs(name):
+    torch.manual_seed(0)
+    model = convzoo.create_model(name, **({} if name == "eca_mobilenetv2" else {"zero_init_last": False})).eval()
+    _randomise_bn(model)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x)
+        fused = convzoo.deploy(copy.deepcopy(model))
+        out = fused(x)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_zero_init_last_option():
+    default = convzoo.create_model("eca_resnet18")
+    official = convzoo.create_model("eca_resnet18", zero_init_last=False)
+    assert default.layer1[0].bn2.weight.abs().sum() == 0 and default.layer1[0].bn1.weight.min() == 1
+    assert official.layer1[0].bn2.weight.min() == 1
+
+
+def test_tiny_training_on_digits_lowers_loss():
+    """A few SGD steps (paper recipe: momentum 0.9, wd 1e-4) on real bundled digits lower the loss."""
+    from convzoo.data.registry import build_dataset
+
+    torch.manual_seed(0)
+    ds = build_dataset("digits", "train", size=32)
+    x = torch.stack([ds[i][0] for i in range(64)])
+    y = torch.tensor([int(ds[i][1]) for i in range(64)])
+    model = convzoo.create_model("eca_resnet18", in_chans=1, num_classes=10).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
+    losses = []
+    for step in range(12):
+        idx = torch.arange(16) + 16 * (step % 4)
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert sum(losses[-4:]) < 0.8 * sum(losses[:4]), losses

@@ -1,0 +1,153 @@
+"""convzoo.bench: the result's contents and invariants on tiny models (no timing assertions)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn as nn
+
+import convzoo
+from convzoo.bench import MODES, TIMM_ALIASES, _parse_size, bench, count_macs, format_bench
+from convzoo.errors import ConvzooError
+from convzoo.registry import ModelCard, count_params
+
+FAST_MODES = ("eager", "channels_last", "deploy", "bf16")
+
+
+@pytest.fixture(scope="module")
+def result():
+    pytest.importorskip("timm")
+    return bench("eca_resnet18", batch=2, size=32, modes=FAST_MODES, rounds=1, compare="timm:test_resnet")
+
+
+def test_result_is_json_and_complete(result):
+    assert json.loads(json.dumps(result, allow_nan=False)) == result
+    assert result["params"] == convzoo.get_card("eca_resnet18").params
+    model = convzoo.create_model("eca_resnet18").eval()
+    assert result["macs"] == count_macs(model, torch.randn(1, 3, 32, 32)) > 0
+    assert result["input_shape"] == [3, 32, 32] and result["batch"] == 2 and result["unit"] == "items/s"
+    assert result["gemm_peak_gflops"] > 0 and result["gemm_peak_bf16_gflops"] > 0
+    assert "VmHWM" in result["memory_source"] or "ru_maxrss" in result["memory_source"]
+    assert list(result["modes"]) == list(FAST_MODES)
+    for mode, row in result["modes"].items():
+        assert row["throughput"] > 0 and row["latency_ms"] > 0 and row["peak_mem_mib"] >= 0, mode
+        assert row["gflops"] == pytest.approx(2 * result["macs"] * row["throughput"] / 1e9, rel=0.02, abs=0.1)
+        assert row["peak_fraction"] == pytest.approx(row["gflops"] / result["gemm_peak_gflops"], abs=2e-3)
+        assert row["cpu_wall"] > 0
+    assert set(result["trust"]) >= {"ok", "why"}
+
+
+def test_fast_paths_keep_results_and_bf16_is_checked(result):
+    modes = result["modes"]
+    assert modes["eager"]["max_abs_diff"] == 0
+    assert modes["channels_last"]["max_rel_diff"] < 1e-4
+    assert modes["deploy"]["max_rel_diff"] < 1e-4  # fused conv+BN: float tolerance only
+    assert 0 < modes["bf16"]["max_rel_diff"] < 0.1  # autocast really ran in bf16, and stayed close
+    assert "bf16_peak_fraction" in modes["bf16"]
+
+
+def test_compare_with_timm(result):
+    import timm
+
+    cmp = result["compare"]
+    assert cmp["name"] == "timm:test_resnet"
+    assert cmp["params"] == count_params(timm.create_model("test_resnet"))
+    assert list(cmp["modes"]) == ["eager", "channels_last", "bf16"]  # no deploy for the peer
+    ratios = cmp["ratios"]
+    ours, ref = result["modes"], cmp["modes"]
+    assert ratios["eager"] == pytest.approx(ours["eager"]["throughput"] / ref["eager"]["throughput"], rel=1e-2)
+    best_ours = max(ours[m]["throughput"] for m in ("eager", "channels_last", "deploy"))
+    best_ref = max(ref[m]["throughput"] for m in ("eager", "channels_last"))
+    assert ratios["best"] == pytest.approx(best_ours / best_ref, rel=1e-2)
+    assert ratios["best_ours_mode"] in ("eager", "channels_last", "deploy")
+    assert ratios["bf16"] == pytest.approx(ours["bf16"]["throughput"] / ref["bf16"]["throughput"], rel=1e-2)
+
+
+def test_format_bench(result):
+    plain = format_bench(result, plain=True)
+    assert "eca_resnet18" in plain and "timm:test_resnet" in plain and "best fp32" in plain
+    assert len(plain.splitlines()) == 3 + 1 + 4 + 3 + 3  # header, column names, 7 rows, 3 tail lines
+    fancy = format_bench(result)
+    for mode in FAST_MODES:
+        assert mode in fancy
+
+
+class _TinySR(nn.Module):
+    def __init__(self, scale=2):
+        super().__init__()
+        self.scale = scale
+        self.body = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.Tanh(),
+                                  nn.Conv2d(8, scale * scale, 3, padding=1), nn.PixelShuffle(scale))
+        self.card = ModelCard(name="tiny_sr", paper=41, family="test", task="super_resolution", in_chans=1,
+                              num_classes=0, input_size=(8, 8))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def test_super_resolution_frames_per_second():
+    r = bench(_TinySR(2), batch=1, size="32x48", modes=("eager", "deploy"), rounds=1)
+    assert r["unit"] == "frames/s" and r["scale"] == 2
+    assert r["output_size"] == [32, 48] and r["input_shape"] == [1, 16, 24]  # LR = output / scale
+    assert r["modes"]["deploy"]["max_rel_diff"] < 1e-4
+    assert "frames/s" in format_bench(r, plain=True)
+    default = bench(_TinySR(2), batch=1, modes=("eager",), rounds=1)
+    assert default["input_shape"] == [1, 8, 8] and default["output_size"] == [16, 16]  # card input_size
+    with pytest.raises(ConvzooError, match="divisible"):
+        bench(_TinySR(2), size="33x48", modes=("eager",), rounds=1)
+
+
+class _Tiny1D(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv1d(2, 4, 5, padding=2), nn.BatchNorm1d(4), nn.ReLU())
+        self.card = ModelCard(name="tiny_1d", paper=1, family="test", task="classification", dims=1, in_chans=2,
+                              num_classes=4, input_size=(100,), test_size=(50,))
+
+    def forward(self, x):
+        return self.body(x).mean(-1)
+
+
+def test_one_dimensional_model():
+    r = bench(_Tiny1D(), batch=3, modes=("eager", "channels_last", "deploy"), rounds=1)
+    assert r["input_shape"] == [2, 100] and r["dims"] == 1
+    assert "skipped" in r["modes"]["channels_last"]
+    assert r["modes"]["deploy"]["max_rel_diff"] < 1e-5  # Conv1d + BN1d fused in a Sequential
+    assert "skipped" in format_bench(r, plain=True)
+
+
+def test_parse_size_and_errors():
+    assert _parse_size(None, 2) is None
+    assert _parse_size(64, 2) == (64, 64) and _parse_size("64", 2) == (64, 64)
+    assert _parse_size("1080x1920", 2) == (1080, 1920) and _parse_size((3, 4), 2) == (3, 4)
+    assert _parse_size("500", 1) == (500,)
+    for bad in ("12xab", "1x2x3", "0", (1, 2, 3)):
+        with pytest.raises(ConvzooError):
+            _parse_size(bad, 2)
+    with pytest.raises(ConvzooError, match="mode"):
+        bench("eca_resnet18", modes=("eager", "fast"))
+    with pytest.raises(ConvzooError, match="unknown model"):
+        bench("eca_resnet_18", modes=("eager",))
+    with pytest.raises(ConvzooError, match="timm:NAME"):
+        bench(_Tiny1D(), modes=("eager",), rounds=1, compare="resnet18")
+
+
+@pytest.mark.parity
+def test_timm_alias_builds_the_plain_eca_resnet50():
+    pytest.importorskip("timm")
+    with torch.device("meta"):
+        ref = TIMM_ALIASES["eca_resnet50_paper"]()
+    assert count_params(ref) == 25_557_118  # = convzoo eca_resnet50 with k_size="adaptive"
+    with pytest.raises(ConvzooError, match="unknown timm model"):
+        bench(_Tiny1D(), modes=("eager",), rounds=1, compare="timm:not_a_model_xyz")
+
+
+@pytest.mark.slow
+def test_compile_mode_is_timed_separately():
+    r = bench(_Tiny1D(), batch=2, modes=("eager", "compile"), rounds=1)
+    row = r["modes"]["compile"]
+    assert "skipped" not in row, row
+    assert row["compile_s"] > 0 and row["max_rel_diff"] < 1e-4
+    assert set(MODES) >= set(r["modes"])
