@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-import torch.nn as nn
+from torch import nn
 
 import convzoo
 from convzoo.bench import MODES, TIMM_ALIASES, _parse_size, bench, count_macs, format_bench

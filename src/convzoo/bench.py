@@ -43,16 +43,17 @@ import re
 import resource
 import statistics
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from convzoo.errors import ConvzooError
 
-__all__ = ["bench", "format_bench", "MODES", "REF_MODES", "TIMM_ALIASES", "gemm_peak"]
+__all__ = ["MODES", "REF_MODES", "TIMM_ALIASES", "bench", "format_bench", "gemm_peak"]
 
 MODES = ("eager", "channels_last", "compile", "deploy", "bf16")
 REF_MODES = ("eager", "channels_last", "compile", "bf16")  # what a peer is measured in
@@ -373,7 +374,7 @@ def bench(model: str | nn.Module, *, batch: int = 16, size=None, modes=MODES, co
                     continue
                 try:
                     _warm_up(r, dev, eager_out[who], memory)
-                except Exception as e:  # a failed compile (or export) is reported, not fatal
+                except Exception as e:  # noqa: BLE001  (a failed compile is reported, not fatal)
                     skipped[who][mode] = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
                     continue
                 runners.append(r)

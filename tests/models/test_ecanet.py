@@ -9,6 +9,7 @@ construction, and the official state-dict layout. Full-size models are built on 
 from __future__ import annotations
 
 import copy
+import itertools
 
 import pytest
 import torch
@@ -65,7 +66,7 @@ def test_psi_table(channels, k):
 def test_psi_is_odd_and_monotone():
     ks = [eca_kernel_size(c) for c in range(1, 5000)]
     assert all(k % 2 == 1 for k in ks)
-    assert all(a <= b for a, b in zip(ks, ks[1:]))
+    assert all(a <= b for a, b in itertools.pairwise(ks))
     assert eca_kernel_size(4) == 1  # the paper's formula is not clamped at 3 (timm's is)
     assert eca_kernel_size(256, gamma=1, b=0) == 9  # |log2(256)/1|_odd = 8 -> 9
 

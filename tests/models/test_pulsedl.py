@@ -32,8 +32,9 @@ def _randomise_bn(model):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_bn_folds_into_conv(name):
-    model = convzoo.create_model(name).eval()
+    model = convzoo.create_model(name, bn=True).eval()
     _randomise_bn(model)
+    assert sum(isinstance(m, nn.BatchNorm1d) for m in model.modules()) == len(model.stages)
     x = torch.randn(4, 1, 64)
     with torch.no_grad():
         ref = model(x)
@@ -50,10 +51,11 @@ def test_unsupported_layers_are_refused():
         convzoo.create_model("pulsedl2_cnn", act_layer=nn.GELU)
     assert "\n" not in str(e.value)
     model = convzoo.create_model("pulsedl2_cnn_tiny")
-    model.stages[0][2] = nn.SiLU()
-    with pytest.raises(ConvzooError, match=r"layer 'stages.0.2' is a SiLU"):
+    model.stages[0][1] = nn.SiLU()
+    with pytest.raises(ConvzooError, match=r"layer 'stages.0.1' is a SiLU"):
         check_supported(model)
-    model = convzoo.create_model("pulsedl2_cnn_tiny")
+    model = convzoo.create_model("pulsedl2_cnn_tiny", bn=True)
+    check_supported(model)
     model.stages[1] = nn.Sequential(nn.ReLU(), nn.BatchNorm1d(16))  # BN with no conv to fold into
     with pytest.raises(ConvzooError, match="does not follow a Conv1d"):
         check_supported(model)

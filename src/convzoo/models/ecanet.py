@@ -38,10 +38,10 @@ sigmoid gates amplify rounding in ever larger activations), which defeats equiva
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from convzoo.errors import ConvzooError
 from convzoo.layers.eca import ECA, eca_kernel_size
@@ -49,8 +49,15 @@ from convzoo.layers.fuse import fuse_conv_bn
 from convzoo.layers.head import Backbone
 from convzoo.registry import ModelCard, register_model
 
-__all__ = ["ECAResNet", "ECABasicBlock", "ECABottleneck", "ECAMobileNetV2", "ECA_RESNET_CFGS",
-           "remap_state_dict", "resolve_k_sizes"]
+__all__ = [
+    "ECA_RESNET_CFGS",
+    "ECABasicBlock",
+    "ECABottleneck",
+    "ECAMobileNetV2",
+    "ECAResNet",
+    "remap_state_dict",
+    "resolve_k_sizes",
+]
 
 
 def _fold_bn_pairs(module: nn.Module, pairs: Sequence[tuple[str, str]]) -> None:
@@ -267,7 +274,7 @@ class ECAInvertedResidual(nn.Module):
 
     def __init__(self, cin: int, cout: int, stride: int, expand_ratio: int, k_size: int):
         super().__init__()
-        hidden = int(round(cin * expand_ratio))
+        hidden = round(cin * expand_ratio)
         self.use_res_connect = stride == 1 and cin == cout
         layers = [_conv_bn_relu6(cin, hidden, 1)] if expand_ratio != 1 else []
         layers += [_conv_bn_relu6(hidden, hidden, 3, stride, groups=hidden),

@@ -1,0 +1,290 @@
+"""Paper 32 (SimpleNet): exact counts, global max pooling, stride modes, width scaling, official
+state-dict layout and checkpoint loading, and the recipes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+from torch.utils.flop_counter import FlopCounterMode
+
+import convzoo
+from convzoo.errors import ConvzooError
+from convzoo.models.simplenet import (NETWORKS, STRIDE_MODES, SimpleNet, load_official_state_dict,
+                                      official_layer_indices)
+from convzoo.registry import count_params
+
+pytestmark = pytest.mark.paper(32)
+
+# fact sheet G1a, paper 32 §3: counts of the official PyTorch models
+COUNTS = {
+    ("simplenet", 10): 5_498_378,
+    ("simplenet_cifar_5m", 10): 5_498_378,
+    ("simplenet_cifar_5m", 100): 5_521_508,
+    ("simplenet_cifar_5m_extra_pool", 10): 5_498_378,
+    ("simplenet_cifar_310k", 10): 312_362,
+    ("simplenet_cifar_460k", 10): 385_790,
+    ("simplenetv1_small_m1_05", 1000): 1_506_792,
+    ("simplenetv1_small_m2_05", 1000): 1_506_792,
+    ("simplenetv1_small_m1_075", 1000): 3_287_272,
+    ("simplenetv1_small_m2_075", 1000): 3_287_272,
+    ("simplenetv1_5m_m1", 1000): 5_752_808,
+    ("simplenetv1_5m_m2", 1000): 5_752_808,
+    ("simplenetv1_9m_m1", 1000): 9_508_968,
+    ("simplenetv1_9m_m2", 1000): 9_508_968,
+}
+# fact sheet MACs (counted with unpadded 1x1 convs, the paper's Caffe layout)
+SHEET_MACS = {
+    "simplenet_cifar_5m": 652.2e6, "simplenet_cifar_310k": 55.8e6, "simplenet_cifar_460k": 73.2e6,
+    "simplenetv1_small_m1_05": 0.341e9, "simplenetv1_small_m2_05": 0.428e9, "simplenetv1_small_m1_075": 0.759e9,
+    "simplenetv1_small_m2_075": 0.954e9, "simplenetv1_5m_m1": 1.342e9, "simplenetv1_5m_m2": 1.689e9,
+    "simplenetv1_9m_m1": 2.774e9, "simplenetv1_9m_m2": 3.555e9,
+}
+VARIANTS = sorted({n for n, _ in COUNTS})
+
+
+def _macs(model: nn.Module, size: int, in_chans: int = 3) -> int:
+    with torch.device("meta"), FlopCounterMode(display=False) as fc:
+        model(torch.empty(1, in_chans, size, size))
+    return fc.get_total_flops() // 2
+
+
+def _meta(name: str, **kw) -> nn.Module:
+    with torch.device("meta"):
+        return convzoo.create_model(name, **kw).eval()
+
+
+def _randomise_bn(model: nn.Module) -> None:
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.2)
+            m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+
+
+@pytest.mark.parametrize("name,num_classes", sorted(COUNTS))
+def test_param_counts_match_official(name, num_classes):
+    assert count_params(_meta(name, num_classes=num_classes)) == COUNTS[name, num_classes]
+
+
+def test_all_official_names_registered():
+    assert set(convzoo.list_models(paper=32)) == set(VARIANTS)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_card_macs_are_measured(name):
+    card = convzoo.get_card(name)
+    assert _macs(_meta(name), card.input_size[0]) == card.macs
+
+
+@pytest.mark.parametrize("name", sorted(SHEET_MACS))
+def test_unpadded_1x1_macs_match_sheet(name):
+    card = convzoo.get_card(name)
+    macs = _macs(_meta(name, pad_1x1=0), card.input_size[0])
+    assert abs(macs - SHEET_MACS[name]) <= 1e-3 * SHEET_MACS[name]
+
+
+def test_paper_net_is_the_registered_short_name():
+    card = convzoo.get_card("simplenet")
+    assert (card.num_classes, card.input_size, card.in_chans) == (10, (32, 32), 3)
+    a, b = _meta("simplenet"), _meta("simplenet_cifar_5m")
+    assert [tuple(p.shape) for p in a.state_dict().values()] == [tuple(p.shape) for p in b.state_dict().values()]
+    convs = [m for m in a.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 13  # the paper's 13 layers
+    assert [c.kernel_size[0] for c in convs].count(1) == 2 and all(c.bias is not None for c in convs)
+
+
+def test_global_max_pooling_head():
+    model = convzoo.create_model("simplenet_cifar_310k").eval()
+    _randomise_bn(model)
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        fmap = model.forward_features(x)  # (3, 64, 2, 2)
+        logits = model(x)
+        as_max = model.head.fc(fmap.amax(dim=(2, 3)))
+        as_avg = model.head.fc(fmap.mean(dim=(2, 3)))
+    assert fmap.shape[-2:] == (2, 2)
+    torch.testing.assert_close(logits, as_max)
+    assert not torch.allclose(logits, as_avg, atol=1e-3)
+    assert model.head.pool_type == "max"
+
+
+@pytest.mark.parametrize("mode", sorted(STRIDE_MODES))
+@pytest.mark.parametrize("pad_1x1", [0, 1])
+def test_stride_modes_at_224(mode, pad_1x1):
+    with torch.device("meta"):
+        model = SimpleNet(num_classes=10, network_idx="imagenet_5m", mode=mode, pad_1x1=pad_1x1)
+        maps = model.features(torch.empty(1, 3, 224, 224))
+    strided = [i for i, (kind, *_) in enumerate(model.table)
+               if kind == "conv" and model.features[_conv_index(model, i)].stride == (2, 2)]
+    assert strided == [i for i, s in STRIDE_MODES[mode].items() if s == 2]
+    first = 224 if mode == 0 else 28  # m1..m4: three stride-2 convs before the first pool
+    last = first // 4 + 4 * pad_1x1  # two pools, then each padded 1x1 conv grows the map by 2
+    assert [m.shape[-1] for m in maps] == [first, first // 2, last]
+    assert [f["reduction"] for f in model.feature_info] == [224 // first, 448 // first, 896 // first]
+
+
+def _conv_index(model: SimpleNet, table_idx: int) -> int:
+    """features index of the conv that table entry ``table_idx`` built."""
+    convs = [i for i, m in enumerate(model.features) if isinstance(m, nn.Conv2d)]
+    return convs[[i for i, (k, *_) in enumerate(model.table) if k == "conv"].index(table_idx)]
+
+
+@pytest.mark.parametrize("scale", [0.5, 0.75, 0.3])
+def test_width_scaling(scale):
+    with torch.device("meta"):
+        model = SimpleNet(network_idx=0, scale=scale, mode=1)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    widths = [int(t.removesuffix("k1")) for t in NETWORKS["imagenet_5m"].split() if t != "p"]
+    assert [c.out_channels for c in convs] == [round(w * scale) for w in widths]
+    assert [c.in_channels for c in convs[1:]] == [c.out_channels for c in convs[:-1]]
+    assert model.num_features == model.head.fc.in_features == round(256 * scale)
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert [b.num_features for b in bns] == [c.out_channels for c in convs]
+
+
+def test_in_chans_one_and_embedding():
+    model = convzoo.create_model("simplenet", in_chans=1).eval()
+    assert model.features[0].weight.shape == (64, 1, 3, 3)
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        assert model(x).shape == (2, 10)
+        model.reset_classifier(0)
+        assert model(x).shape == (2, 256)
+
+
+def test_bn_hyperparameters_and_xavier_init():
+    model = convzoo.create_model("simplenet_cifar_310k")
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert all(b.momentum == 0.05 and b.eps == 1e-5 and b.affine for b in bns)
+    gain = nn.init.calculate_gain("relu")
+    for conv in (m for m in model.modules() if isinstance(m, nn.Conv2d)):
+        fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(conv.weight)
+        bound = gain * (6.0 / (fan_in + fan_out)) ** 0.5
+        w = conv.weight.detach()
+        assert w.abs().max() <= bound
+        if w.numel() > 5000:  # uniform(-b, b) has std b / sqrt(3)
+            assert abs(w.std().item() - bound / 3 ** 0.5) < 0.05 * bound
+
+
+def test_official_features_numbering():
+    """Conv indices of the current official layout, derived by hand from the official cfg
+    (conv, BN, ReLU [+ Dropout2d placeholder unless the cfg rate is None]; pool + Dropout2d)."""
+    model = _meta("simplenet_cifar_5m")
+    convs = [int(k.split(".")[1]) for k in model.state_dict() if k.endswith(".weight") and
+             model.state_dict()[k].dim() == 4]
+    assert convs == [0, 4, 8, 12, 17, 21, 25, 30, 34, 39, 43, 47, 52]
+    assert {k for k in model.state_dict() if not k.startswith("features.")} == {"head.fc.weight", "head.fc.bias"}
+    legacy = official_layer_indices(model, legacy=True)[::2]  # conv entries (conv, BN pairs)
+    assert legacy == [0, 3, 6, 9, 14, 17, 20, 25, 28, 33, 36, 39, 44]  # dropout only after pools
+
+
+def _legacy_reference(table: str, in_chans: int, num_classes: int) -> nn.Module:
+    """An independent re-build of a pre-refactor official model: features + classifier."""
+    mods, c = [], in_chans
+    for tok in table.split():
+        if tok == "p":
+            mods += [nn.MaxPool2d(2, 2), nn.Dropout2d(0.0)]
+        else:
+            k1 = "k1" in tok
+            out = int(tok.rstrip("*").removesuffix("k1"))
+            mods += [nn.Conv2d(c, out, 1 if k1 else 3, 1, 0 if k1 else 1), nn.BatchNorm2d(out), nn.ReLU()]
+            c = out
+    ref = nn.Module()
+    ref.features = nn.Sequential(*mods)
+    ref.classifier = nn.Linear(c, num_classes)
+    return ref
+
+
+def test_load_legacy_dataparallel_checkpoint(tmp_path):
+    ref = _legacy_reference(NETWORKS["cifar_310k"], 3, 10).eval()
+    for p in ref.parameters():
+        nn.init.normal_(p, std=0.2)
+    _randomise_bn(ref)
+    ckpt = {"state_dict": {f"module.{k}": v for k, v in ref.state_dict().items()}, "epoch": 3}
+    torch.save(ckpt, tmp_path / "model_best.pth.tar")
+    model = load_official_state_dict(convzoo.create_model("simplenet_cifar_310k"), tmp_path / "model_best.pth.tar")
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        h = ref.features(x)
+        expected = ref.classifier(h.amax(dim=(2, 3)))
+        torch.testing.assert_close(model.eval()(x), expected)
+
+
+def test_load_current_official_layout_and_reject_mismatch():
+    src = convzoo.create_model("simplenet_cifar_310k").eval()
+    _randomise_bn(src)
+    official = {k.replace("head.fc.", "classifier."): v for k, v in src.state_dict().items()}
+    dst = load_official_state_dict(convzoo.create_model("simplenet_cifar_310k").eval(), official)
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(dst(x), src(x))
+    # weights of an extra-pool layout do not fit the paper layout: one readable line
+    extra = NETWORKS["cifar_310k"].replace("128 256k1", "128 p 256k1")
+    bad = _legacy_reference(extra, 3, 10).state_dict()
+    with pytest.raises(ConvzooError, match="neither the current nor the legacy") as e:
+        load_official_state_dict(convzoo.create_model("simplenet_cifar_310k"), bad)
+    assert "\n" not in str(e.value)
+
+
+def test_drop_rates_and_head_key_15_quirk():
+    """Official semantics: table indices count pools; a rate for a cfg-None conv adds a Dropout2d;
+    key 15 also sets the dropout after the global pool (for CIFAR tables: and after the last pool)."""
+    plain = SimpleNet(num_classes=10, network_idx="cifar_310k", mode=0)
+    assert isinstance(plain.features[15], nn.MaxPool2d)  # conv 3 ("32*") has no slot: 12-14, pool at 15
+    model = SimpleNet(num_classes=10, network_idx="cifar_310k", mode=0, drop_rates={0: 0.2, 3: 0.1, 15: 0.3})
+    assert isinstance(model.features[3], nn.Dropout2d) and model.features[3].p == 0.2
+    assert isinstance(model.features[15], nn.Dropout2d) and model.features[15].p == 0.1
+    last_pool = max(i for i, m in enumerate(model.features) if isinstance(m, nn.MaxPool2d))
+    assert model.features[last_pool + 1].p == 0.3 and model.head.drop_rate == 0.3
+    assert SimpleNet(network_idx="cifar_310k", drop_rates={15: 0.3}, drop_rate=0.1).head.drop_rate == 0.1
+
+
+def test_deploy_folds_bn_exactly():
+    model = convzoo.create_model("simplenet_cifar_310k").eval()
+    _randomise_bn(model)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        ref = model(x)
+        out = convzoo.deploy(model)(x)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_bad_options_are_one_line_errors():
+    with pytest.raises(ConvzooError, match="stride mode"):
+        SimpleNet(mode=7)
+    with pytest.raises(ConvzooError, match="unknown SimpleNet network"):
+        SimpleNet(network_idx="cifar_9m")
+
+
+def test_paper_optimizer_fits_a_batch():
+    """The paper's Adadelta settings drive the training loss of a batch of real digits down."""
+    from convzoo.data import build_dataset
+
+    ds = build_dataset("digits", "train", size=16)
+    x = torch.stack([ds[i][0] for i in range(64)])
+    y = torch.tensor([ds[i][1] for i in range(64)])
+    model = convzoo.create_model("simplenet_cifar_310k", in_chans=1)
+    opt = torch.optim.Adadelta(model.parameters(), lr=0.1, rho=0.9, eps=1e-3, weight_decay=1e-3)
+    losses = []
+    for _ in range(25):
+        loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.parametrize("name", ["simplenet_digits", "simplenet_cifar10_paper"])
+def test_recipes_load(name):
+    from convzoo.engine import load_recipe
+
+    r = load_recipe(name)
+    assert r["paper"] == 32 and r["model"]["name"] == "simplenet"
+    if name.endswith("_paper"):
+        assert r["optimizer"]["name"] == "adadelta" and r["optimizer"]["lr"] == 0.1
+        assert r["optimizer"]["kwargs"] == {"rho": 0.9, "eps": 1e-3}
+        assert r["schedule"]["kwargs"]["milestones"] == [100, 190, 306, 390, 440, 540]
+        assert (r["epochs"], r["batch_size"], r["data"]["name"]) == (700, 100, "cifar10")
