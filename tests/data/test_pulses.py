@@ -7,8 +7,14 @@ import pytest
 import torch
 
 from convzoo.data import build_dataset
-from convzoo.data.pulses import (PulseConfig, denormalise, load_pulse_file, pulse_shape, quantise,
-                                 simulate_pulses)
+from convzoo.data.pulses import (
+    PulseConfig,
+    denormalise,
+    load_pulse_file,
+    pulse_shape,
+    quantise,
+    simulate_pulses,
+)
 from convzoo.errors import ConvzooError
 from convzoo.tasks.pulse_baselines import ClassicEstimators, cfd_time, crlb, pulse_height
 
@@ -34,8 +40,8 @@ def test_noise_std_matches_requested_snr(snr_db):
 
 
 def test_noise_reference_max_energy_and_snr_range():
-    clean, _, e = simulate_pulses(3000, snr_db=None, seed=4)
-    noisy, _, e2, snr = simulate_pulses(3000, snr_db=40.0, seed=4, noise_ref="max_energy", return_snr=True)
+    clean, _, _e = simulate_pulses(3000, snr_db=None, seed=4)
+    noisy, _, _e2, snr = simulate_pulses(3000, snr_db=40.0, seed=4, noise_ref="max_energy", return_snr=True)
     sigma = (noisy - clean).std()
     assert sigma == pytest.approx(1.5 / 100, rel=0.02)  # fixed by the top of energy_range (1.5)
     _, _, _, snr = simulate_pulses(2000, snr_db=(25, 55), seed=5, return_snr=True)
@@ -80,7 +86,7 @@ def test_adc_quantisation():
 
 
 def test_dataset_items_info_and_splits():
-    kw = dict(n_train=64, n_val=32, n_test=48, snr_db=[30, 50], eval_snr_db=40.0, seed=2)
+    kw = {"n_train": 64, "n_val": 32, "n_test": 48, "snr_db": [30, 50], "eval_snr_db": 40.0, "seed": 2}
     tr, va, te = (build_dataset("pulses", s, **kw) for s in ("train", "val", "test"))
     assert (len(tr), len(va), len(te)) == (64, 32, 48)
     x, y = tr[0]
@@ -131,7 +137,7 @@ def test_load_pulse_file(tmp_path):
 def test_baselines_recover_noiseless_pulses():
     """Finely sampled (0.25 ns) noiseless pulses: CFD time and both energy filters are near exact."""
     cfg = PulseConfig(length=512, sample_period_ns=0.25, t0_range=(16.0, 48.0), decay_ns=40.0)
-    sim = dict(length=512, sample_period_ns=0.25, snr_db=None)
+    sim = {"length": 512, "sample_period_ns": 0.25, "snr_db": None}
     w, t0, e = simulate_pulses(400, seed=1, **sim)
     est = ClassicEstimators(cfg, trap_rise_ns=48.0, trap_flat_ns=24.0).fit(w, t0, e, tune=False)
     w, t0, e = simulate_pulses(400, seed=2, **sim)

@@ -18,19 +18,23 @@ Pipeline (paper Sec. 3.1, and common SR practice where the paper is silent):
 2. HR = the photo cropped (top-left anchored) to a multiple of ``r`` ("modcrop").
 3. LR = ``degrade(HR)``, rounded to 8-bit levels:
    - ``degradation="gaussian"`` (default, the paper's "blur with a Gaussian filter and sub-sample by
-     the upscaling factor"): the paper gives no sigma; we use scikit-image's anti-aliasing choice
-     ``sigma = (r - 1) / 2`` (0.5, 1.0, 1.5 for r = 2, 3, 4), a ``2 ceil(3 sigma) + 1`` tap kernel
-     with reflect padding (torchvision ``gaussian_blur``), then sampling at the centre of each
-     ``r x r`` HR block (bilinear, ``align_corners=False``: the centre pixel for odd ``r``, the mean
-     of the 2x2 centre pixels for even ``r``).
+     the upscaling factor"): the paper gives no sigma; by default ``sigma = r / 2`` HR pixels (half
+     an LR pixel: 1.0, 1.5, 2.0 for r = 2, 3, 4; close to the 1.6 of the "BD" blur-downsample
+     benchmark at x3, Zhang et al. 2018), or the ``sigma`` option (scikit-image's weaker
+     anti-aliasing default would be ``(r - 1) / 2``). The kernel has ``2 ceil(3 sigma) + 1`` taps
+     with reflect padding (torchvision ``gaussian_blur``); then each ``r x r`` HR block is sampled at
+     its centre (bilinear, ``align_corners=False``: the centre pixel for odd ``r``, the mean of the
+     2x2 centre pixels for even ``r``). How much a network gains over bicubic interpolation depends
+     on this blur: the stronger it is, the more there is to restore that bicubic cannot.
    - ``degradation="bicubic"`` (the common SR benchmark degradation): antialiased bicubic resize,
      Keys kernel ``a = -0.5`` widened by ``r`` (``F.interpolate(..., antialias=True)``, as MATLAB
      ``imresize`` / PIL).
 4. Train items: ``patches_per_epoch`` random aligned pairs, LR ``(C, patch, patch)`` / HR
    ``(C, r patch, r patch)`` (paper: 17 x 17 LR), one photo drawn uniformly then a uniform position;
-   item ``i`` of epoch ``e`` is drawn from ``numpy.random.default_rng((seed, e, i))`` -- call
-   ``dataset.set_epoch(e)`` each epoch for fresh patches. Patches are cut after degrading the whole
-   photo, so LR borders see real context.
+   item ``i`` is drawn from ``numpy.random.default_rng((seed, e, i))`` with ``e`` the epoch given to
+   ``dataset.set_epoch(e)``, or, when that is never called, ``torch.initial_seed()`` (which the engine
+   re-seeds from ``(seed, epoch, rank)`` every epoch, also inside loader workers): fresh patches every
+   epoch, reproducible. Patches are cut after degrading the whole photo, so LR borders see real context.
 5. Eval items (val/test): whole photos, LR ``(C, h, w)`` / HR ``(C, r h, r w)``; sizes vary, so
    ``info.extra["eval_batch_size"] = 1``.
 
@@ -146,12 +150,15 @@ def quantize(x: torch.Tensor) -> torch.Tensor:
 
 
 def gaussian_sigma(scale: int) -> float:
-    """The blur of the "gaussian" degradation: scikit-image's anti-aliasing sigma (r - 1) / 2."""
-    return (scale - 1) / 2
+    """The default blur of the "gaussian" degradation, in HR pixels: half an LR pixel, r / 2."""
+    return scale / 2
 
 
-def degrade(hr: torch.Tensor, scale: int, kind: str = "gaussian") -> torch.Tensor:
-    """(..., C, rh, rw) HR in [0, 1] -> (..., C, h, w) LR (not rounded). See the module docstring."""
+def degrade(hr: torch.Tensor, scale: int, kind: str = "gaussian", sigma: float | None = None) -> torch.Tensor:
+    """(..., C, rh, rw) HR in [0, 1] -> (..., C, h, w) LR (not rounded). See the module docstring.
+
+    ``sigma``: the Gaussian's standard deviation in HR pixels for ``kind="gaussian"`` (default r / 2).
+    """
     if kind not in DEGRADATIONS:
         raise ConvzooError(f"unknown degradation '{kind}'; expected one of {', '.join(DEGRADATIONS)}")
     lead, (c, hh, ww) = hr.shape[:-3], hr.shape[-3:]
@@ -162,7 +169,7 @@ def degrade(hr: torch.Tensor, scale: int, kind: str = "gaussian") -> torch.Tenso
     else:
         from torchvision.transforms.v2.functional import gaussian_blur
 
-        sigma = gaussian_sigma(scale)
+        sigma = gaussian_sigma(scale) if sigma is None else float(sigma)
         k = 2 * math.ceil(3 * sigma) + 1
         x = gaussian_blur(x, [k, k], [sigma, sigma]) if sigma > 0 else x
         lr = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=False)
@@ -181,11 +188,12 @@ def modcrop(img: torch.Tensor, scale: int) -> torch.Tensor:
     return img[..., : h - h % scale, : w - w % scale]
 
 
-def make_pair(rgb: torch.Tensor, scale: int, degradation: str = "gaussian", colour: str = "y"):
+def make_pair(rgb: torch.Tensor, scale: int, degradation: str = "gaussian", colour: str = "y",
+              sigma: float | None = None):
     """(3, H, W) RGB in [0, 1] -> (LR, HR): HR = modcrop, in Y or RGB; LR = 8-bit degrade(HR)."""
     hr = modcrop(rgb, scale)
     hr = quantize(rgb_to_y(hr)) if colour == "y" else hr
-    return quantize(degrade(hr, scale, degradation)), hr
+    return quantize(degrade(hr, scale, degradation, sigma)), hr
 
 
 # --- the data sets -------------------------------------------------------------------------------
@@ -209,7 +217,7 @@ class PhotoPatches(Dataset):
 
     def __init__(self, names, pairs, info: DataInfo, patch: int, length: int, seed: int = 0):
         self.names, self.pairs, self.info = list(names), pairs, info
-        self.patch, self.length, self.seed, self.epoch = patch, length, seed, 0
+        self.patch, self.length, self.seed, self.epoch = patch, length, seed, None
         self.scale = info.extra["scale"]
         small = [n for n, (lr, _) in zip(self.names, pairs) if min(lr.shape[-2:]) < patch]
         if small:
@@ -223,7 +231,8 @@ class PhotoPatches(Dataset):
         return self.length
 
     def __getitem__(self, i: int):
-        rng = np.random.default_rng((self.seed, self.epoch, int(i)))
+        epoch = torch.initial_seed() if self.epoch is None else self.epoch
+        rng = np.random.default_rng((self.seed, epoch, int(i)))
         lr, hr = self.pairs[int(rng.integers(len(self.pairs)))]
         p, r = self.patch, self.scale
         y = int(rng.integers(lr.shape[-2] - p + 1))
@@ -256,8 +265,8 @@ def _read_folder(folder: Path) -> dict[str, Callable[[], np.ndarray]]:
 
 @register_dataset("photos")
 def photos(split: str, root: str | None = None, scale: int = 3, patch: int = 17,
-           patches_per_epoch: int = 8192, degradation: str = "gaussian", colour: str = "y",
-           seed: int = 0) -> Dataset:
+           patches_per_epoch: int = 8192, degradation: str = "gaussian", sigma: float | None = None,
+           colour: str = "y", seed: int = 0) -> Dataset:
     """Super-resolution pairs from bundled photos (or the images under ``root``); see the module docstring."""
     if int(scale) != scale or not 2 <= scale <= 8:
         raise ConvzooError(f"photos: scale must be an integer in 2..8, got {scale!r}")
@@ -275,14 +284,16 @@ def photos(split: str, root: str | None = None, scale: int = 3, patch: int = 17,
         loaders = _read_folder(sub if sub.is_dir() else root_p)
         source = str(sub if sub.is_dir() else root_p)
     names = list(loaders)
-    pairs = [make_pair(to_rgb_tensor(loaders[n]()), scale, degradation, colour) for n in names]
+    if sigma is not None and (degradation != "gaussian" or not sigma >= 0):
+        raise ConvzooError(f"photos: sigma={sigma!r} needs degradation 'gaussian' and a value >= 0")
+    pairs = [make_pair(to_rgb_tensor(loaders[n]()), scale, degradation, colour, sigma) for n in names]
     c = 1 if colour == "y" else 3
     info = DataInfo(
         name="photos", task="super_resolution", in_chans=c,
         input_size=(patch, patch) if split == "train" else (),
         extra={"scale": scale, "degradation": degradation, "colour": colour, "photos": tuple(names),
                "eval_batch_size": 1, "patch": patch, "source": source,
-               "sigma": gaussian_sigma(scale) if degradation == "gaussian" else None},
+               "sigma": (gaussian_sigma(scale) if sigma is None else sigma) if degradation == "gaussian" else None},
     )
     if split == "train":
         return PhotoPatches(names, pairs, info, patch=patch, length=patches_per_epoch, seed=seed)

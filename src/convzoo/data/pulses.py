@@ -62,9 +62,10 @@ class PulseConfig:
     adc_range: tuple[float, float] = (-0.5, 2.0)
     noise_ref: str = "pulse"  # "pulse" | "max_energy"
 
-    def check(self) -> "PulseConfig":
+    def check(self) -> PulseConfig:
         if not self.decay_ns > self.rise_ns > 0:
-            raise ConvzooError(f"pulse needs decay_ns > rise_ns > 0, got rise {self.rise_ns}, decay {self.decay_ns}")
+            raise ConvzooError(f"pulse needs decay_ns > rise_ns > 0, got rise {self.rise_ns}, "
+                               f"decay {self.decay_ns}")
         if self.length < 4 or self.sample_period_ns <= 0:
             raise ConvzooError(f"pulse window needs length >= 4 and sample_period_ns > 0, got {self.length}, "
                                f"{self.sample_period_ns}")
@@ -158,8 +159,8 @@ def denormalise(targets, extra: dict):
 
 def pulse_extra(cfg: PulseConfig) -> dict:
     """What ``DataInfo.extra`` records: the simulator settings and the normalisation constants."""
-    return {**asdict(cfg), "t0_offset_ns": cfg.t0_range[0], "t0_scale_ns": cfg.t0_range[1] - cfg.t0_range[0] or 1.0,
-            "energy_offset": cfg.energy_range[0],
+    return {**asdict(cfg), "t0_offset_ns": cfg.t0_range[0],
+            "t0_scale_ns": cfg.t0_range[1] - cfg.t0_range[0] or 1.0, "energy_offset": cfg.energy_range[0],
             "energy_scale": cfg.energy_range[1] - cfg.energy_range[0] or 1.0}
 
 
@@ -173,7 +174,8 @@ class PulseDataset(Dataset):
 
     def __init__(self, waveforms: np.ndarray, t0_ns: np.ndarray, energy: np.ndarray, snr_db: np.ndarray,
                  info: DataInfo):
-        self.waveforms = torch.from_numpy(np.ascontiguousarray(waveforms, dtype=np.float32))[:, None]  # (n, 1, L)
+        w = np.ascontiguousarray(waveforms, dtype=np.float32)
+        self.waveforms = torch.from_numpy(w)[:, None]  # (n, 1, L)
         self.t0_ns, self.energy, self.snr_db = t0_ns, energy, snr_db
         self.targets = torch.from_numpy(normalise(t0_ns, energy, info.extra).astype(np.float32))  # (n, 2)
         self.info = info
@@ -225,8 +227,9 @@ def load_pulse_file(path) -> torch.Tensor:
     except FileNotFoundError:
         raise ConvzooError(f"pulse file not found: {p}") from None
     except (OSError, ValueError) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else "unreadable"
         raise ConvzooError(f"cannot read pulse file {p}: expected a .npy array of shape (L,) or (N, L) "
-                           f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'unreadable'})") from None
+                           f"({type(exc).__name__}: {why})") from None
     if arr.ndim not in (1, 2) or arr.size == 0 or not np.issubdtype(arr.dtype, np.number) \
             or np.iscomplexobj(arr):
         raise ConvzooError(f"pulse file {p} holds an array of shape {arr.shape} and dtype {arr.dtype}; "

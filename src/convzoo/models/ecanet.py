@@ -23,7 +23,9 @@ sets one k everywhere; a 4-sequence sets k per stage. (The official ``eca_resnet
 Names follow torchvision/the official code (``conv1``, ``bn1``, ``layer1..4``, ``downsample``,
 ``fc``; ECA weights at ``layerX.Y.eca.conv.weight``), so official checkpoints and torchvision /
 timm ResNet weights load by name; :func:`remap_state_dict` renames timm's ``.se.`` (its
-attention slot) to ``.eca.``. Departures: none in the forward pass; the global pool is
+attention slot) to ``.eca.``. ECA-MobileNetV2 keeps torchvision's block keys, but under ``blocks.N``
+instead of ``features.N`` (``features`` is the backbone contract's multi-scale method);
+:func:`remap_state_dict` renames official / torchvision checkpoints. Departures: none in the forward pass; the global pool is
 ``mean`` over H, W (the official ResNet factories replace ``AvgPool2d(7)`` by the same adaptive pool).
 ``reparameterize()`` folds every conv+BN pair for inference (``convzoo.deploy``).
 
@@ -134,7 +136,7 @@ class ECABottleneck(nn.Module):
 _BLOCKS = {"basic": ECABasicBlock, "bottleneck": ECABottleneck}
 
 
-def resolve_k_sizes(k_size, block: str) -> list[int | None]:
+def resolve_k_sizes(k_size) -> list[int | None]:
     """Per-stage kernel sizes: a 4-sequence, one int, or "adaptive" (None = psi(C) per layer)."""
     if isinstance(k_size, str):
         if k_size != "adaptive":
@@ -172,7 +174,7 @@ class ECAResNet(Backbone):
         if block not in _BLOCKS:
             raise ConvzooError(f"unknown ResNet block '{block}'; expected one of {sorted(_BLOCKS)}")
         block_cls = _BLOCKS[block]
-        ks = resolve_k_sizes(k_size, block)
+        ks = resolve_k_sizes(k_size)
         self.k_sizes = ks
         self.num_classes, self.drop_rate = num_classes, drop_rate
         # stem: (B, in_chans, H, W) -> (B, 64, H/4, W/4)

@@ -28,7 +28,7 @@ Variants are data (``VARIANTS``): ``pulsedl2_cnn`` (the documented default) and
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from convzoo.errors import ConvzooError
 from convzoo.registry import ModelCard, register_model
@@ -51,14 +51,14 @@ def check_supported(model: nn.Module) -> nn.Module:
     containers = (PulseCNN1d, PulseHead)
     for name, m in model.named_modules():
         if not isinstance(m, SUPPORTED_LAYERS + containers):
-            raise ConvzooError(f"layer '{name}' is a {type(m).__name__}, which the PulseDL-II-like accelerator "
-                               f"does not support; supported: {', '.join(supported_layers())}")
+            raise ConvzooError(f"layer '{name}' is a {type(m).__name__}, which the PulseDL-II-like "
+                               f"accelerator does not support; supported: {', '.join(supported_layers())}")
         if isinstance(m, nn.Sequential):
             kids = list(m.children())
             for i, k in enumerate(kids):
                 if isinstance(k, nn.BatchNorm1d) and (i == 0 or not isinstance(kids[i - 1], nn.Conv1d)):
-                    raise ConvzooError(f"BatchNorm1d in '{name}' does not follow a Conv1d, so it cannot be folded "
-                                       "into it for the accelerator")
+                    raise ConvzooError(f"BatchNorm1d in '{name}' does not follow a Conv1d, so it cannot be "
+                                       "folded into it for the accelerator")
     for name, m in model.named_modules():  # a BN outside any Sequential cannot be folded either
         for cname, c in m.named_children():
             if isinstance(c, nn.BatchNorm1d) and not isinstance(m, nn.Sequential):
@@ -107,12 +107,13 @@ class PulseCNN1d(nn.Module):
     """
 
     def __init__(self, num_classes: int = 2, in_chans: int = 1, length: int = 64,
-                 widths: tuple[int, ...] = (16, 32, 64), kernels: tuple[int, ...] = (5, 5, 3), hidden: int = 64,
-                 pool: str = "avg", bn: bool = False, act_layer: type[nn.Module] = nn.ReLU, drop_rate: float = 0.0):
+                 widths: tuple[int, ...] = (16, 32, 64), kernels: tuple[int, ...] = (5, 5, 3),
+                 hidden: int = 64, pool: str = "avg", bn: bool = False, act_layer: type[nn.Module] = nn.ReLU,
+                 drop_rate: float = 0.0):
         super().__init__()
         if act_layer is not nn.ReLU:
-            raise ConvzooError(f"act_layer {getattr(act_layer, '__name__', act_layer)} is not supported by the "
-                               "PulseDL-II-like accelerator subset; only ReLU is")
+            raise ConvzooError(f"act_layer {getattr(act_layer, '__name__', act_layer)} is not supported by "
+                               "the PulseDL-II-like accelerator subset; only ReLU is")
         if pool not in ("max", "avg"):
             raise ConvzooError(f"pool must be 'max' or 'avg', got {pool!r}")
         if len(widths) != len(kernels) or not widths:
@@ -122,7 +123,8 @@ class PulseCNN1d(nn.Module):
         self.num_classes, self.in_chans, self.length = num_classes, in_chans, length
         self.stages = nn.Sequential(*[conv_stage(c_in, c_out, k, pool, bn, act_layer)
                                       for c_in, c_out, k in zip((in_chans, *widths[:-1]), widths, kernels)])
-        self.feature_info = [dict(num_chs=c, reduction=2 ** (i + 1), module=f"stages.{i}") for i, c in enumerate(widths)]
+        self.feature_info = [{"num_chs": c, "reduction": 2 ** (i + 1), "module": f"stages.{i}"}
+                             for i, c in enumerate(widths)]
         out_len = length
         for _ in widths:
             out_len //= 2
@@ -164,10 +166,11 @@ class PulseCNN1d(nn.Module):
 
 # --- variants (data) and registered factories ----------------------------------------------------
 VARIANTS = {
-    "pulsedl2_cnn": dict(widths=(16, 32, 64), kernels=(5, 5, 3), hidden=64),
-    "pulsedl2_cnn_tiny": dict(widths=(8, 16), kernels=(5, 3), hidden=32),
+    "pulsedl2_cnn": {"widths": (16, 32, 64), "kernels": (5, 5, 3), "hidden": 64},
+    "pulsedl2_cnn_tiny": {"widths": (8, 16), "kernels": (5, 3), "hidden": 32},
 }
-_NOT_PAPER = "no paper count: the paper's topology is not public; this is the documented PulseDL-II-like default"
+_NOT_PAPER = ("no paper count: the paper's topology is not public; "
+              "this is the documented PulseDL-II-like default")
 
 
 def _card(name: str, params: int, macs: int, notes: str) -> ModelCard:
@@ -175,7 +178,8 @@ def _card(name: str, params: int, macs: int, notes: str) -> ModelCard:
         name=name, paper=3, family="pulsedl", task="regression", dims=1, in_chans=1, num_classes=2,
         input_size=(64,), test_size=(64,), params=params,
         params_source=f"{_NOT_PAPER} (sum of parameters incl. BN affine, num_classes=2, in_chans=1)",
-        macs=macs, macs_source="our count at L=64 (conv + dense multiply-adds, FlopCounterMode / 2), not a paper number",
+        macs=macs,
+        macs_source="our count at L=64 (conv + dense multiply-adds, FlopCounterMode / 2), not a paper number",
         capabilities=frozenset({"features", "compile", "onnx"}), recipes=("pulsedl_pulses",),
         source="arXiv 2209.00884 abstract (1-D CNN, supported layer subset, BN folded); topology ours",
         notes=notes)
@@ -192,6 +196,7 @@ def pulsedl2_cnn(**kw) -> PulseCNN1d:
 
 
 @register_model(_card("pulsedl2_cnn_tiny", 8_738, 23_104,
-                      "PulseDL-II-LIKE small variant (2 conv stages 8-16, dense 32); not the paper's network"))
+                      "PulseDL-II-LIKE small variant (2 conv stages 8-16, dense 32); "
+                      "not the paper's network"))
 def pulsedl2_cnn_tiny(**kw) -> PulseCNN1d:
     return _build("pulsedl2_cnn_tiny", **kw)

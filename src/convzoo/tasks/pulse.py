@@ -7,8 +7,8 @@ The network predicts the normalised targets of :mod:`convzoo.data.pulses` ([t0, 
   resolution at SNR 47.4 dB"): time resolution = std(t_pred - t_true) in ps and energy resolution
   = std((E_pred - E_true) / E_true) x 100 in %. Both accumulate the per-pulse errors in a
   torchmetrics state reduced with ``cat``, so the std is exact under DDP. Monitor: time resolution.
-* Pictures: predicted vs true time and energy (``pulse_scatter.png``); resolution vs SNR for the
-  CNN, the classic estimators and the Cramer-Rao bound (``pulse_snr.png``).
+* Pictures: predicted vs true time and energy, and their errors (``pulse_scatter.png``);
+  resolution vs SNR for the CNN, the classic estimators and the Cramer-Rao bound (``pulse_snr.png``).
 * Report: the resolution-vs-SNR table (CNN vs CFD / pulse height / trapezoid, same test pulses).
 * Predict: ``{"time_ns", "energy"}`` per pulse, de-normalised with the data set's constants.
 """
@@ -20,13 +20,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.utilities import dim_zero_cat
 
-from convzoo.data.pulses import (DEFAULT_EXTRA, PAPER_SNR_DB, PulseConfig, denormalise, load_pulse_file,
-                                 make_pulse_dataset)
+from convzoo.data.pulses import (
+    DEFAULT_EXTRA,
+    PAPER_SNR_DB,
+    PulseConfig,
+    denormalise,
+    load_pulse_file,
+    make_pulse_dataset,
+)
 from convzoo.errors import ConvzooError
 from convzoo.tasks.base import Task, register_task
 from convzoo.tasks.pulse_baselines import ClassicEstimators, crlb
@@ -70,7 +76,8 @@ class EnergyResolution(_ErrorStd):
     """std((E_pred - E_true) / E_true) x 100 in %, from normalised (B, 2) tensors (column 1 = energy)."""
 
     def error(self, preds, target):
-        e_pred, e_true = (x[:, 1] * self.extra["energy_scale"] + self.extra["energy_offset"] for x in (preds, target))
+        scale, offset = self.extra["energy_scale"], self.extra["energy_offset"]
+        e_pred, e_true = (x[:, 1] * scale + offset for x in (preds, target))
         return (e_pred - e_true) / e_true * 100
 
 
@@ -103,32 +110,34 @@ def snr_study(model: nn.Module, cfg: PulseConfig | None = None, snrs=STUDY_SNRS,
     for i, snr in enumerate(snrs):
         cal = make_pulse_dataset(n_cal, cfg, float(snr), np.random.SeedSequence([seed, i, 0]))
         test = make_pulse_dataset(n_test, cfg, float(snr), np.random.SeedSequence([seed, i, 1]))
-        preds = torch.cat([model(x.to(device)).float().cpu() for x in test.waveforms.split(batch_size)]).double()
+        batches = test.waveforms.split(batch_size)
+        preds = torch.cat([model(x.to(device)).float().cpu() for x in batches]).double()
         t_pred, e_pred = denormalise(preds.numpy(), test.info.extra)
         classic = ClassicEstimators(cfg).fit(cal.waveforms[:, 0].numpy(), cal.t0_ns, cal.energy)
         b = classic.predict(test.waveforms[:, 0].numpy())
         ct, ce = crlb(cfg, float(snr))
 
-        def t_res(t):
-            return float(np.std(t - test.t0_ns, ddof=1) * 1e3)
+        def t_res(t, truth=test.t0_ns):
+            return float(np.std(t - truth, ddof=1) * 1e3)
 
-        def e_res(e):
-            return float(np.std((e - test.energy) / test.energy, ddof=1) * 100)
+        def e_res(e, truth=test.energy):
+            return float(np.std((e - truth) / truth, ddof=1) * 100)
 
-        rows.append(dict(snr_db=float(snr), cnn_time_ps=t_res(t_pred), cnn_energy_pct=e_res(e_pred),
-                         cfd_time_ps=t_res(b["time_cfd"]), height_energy_pct=e_res(b["energy_height"]),
-                         trapezoid_energy_pct=e_res(b["energy_trapezoid"]), crlb_time_ps=ct, crlb_energy_pct=ce,
-                         cfd_fraction=classic.fraction))
+        rows.append({"snr_db": float(snr), "cnn_time_ps": t_res(t_pred), "cnn_energy_pct": e_res(e_pred),
+                     "cfd_time_ps": t_res(b["time_cfd"]), "height_energy_pct": e_res(b["energy_height"]),
+                     "trapezoid_energy_pct": e_res(b["energy_trapezoid"]), "crlb_time_ps": ct,
+                     "crlb_energy_pct": ce, "cfd_fraction": classic.fraction})
     return rows
 
 
 def format_snr_table(rows: list[dict]) -> list[str]:
     """Markdown table of :func:`snr_study` rows."""
-    out = ["| SNR (dB) | CNN time (ps) | CFD time (ps) | CRLB time (ps) | CNN energy (%) | pulse height (%) "
-           "| trapezoid (%) | CRLB energy (%) |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    out = [("| SNR (dB) | CNN time (ps) | CFD time (ps) | CRLB time (ps) | CNN energy (%) | pulse height (%) "
+           "| trapezoid (%) | CRLB energy (%) |"), "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        out.append(f"| {r['snr_db']:.1f} | {r['cnn_time_ps']:.1f} | {r['cfd_time_ps']:.1f} | {r['crlb_time_ps']:.1f} "
-                   f"| {r['cnn_energy_pct']:.3f} | {r['height_energy_pct']:.3f} | {r['trapezoid_energy_pct']:.3f} "
+        out.append(f"| {r['snr_db']:.1f} | {r['cnn_time_ps']:.1f} | {r['cfd_time_ps']:.1f} "
+                   f"| {r['crlb_time_ps']:.1f} | {r['cnn_energy_pct']:.3f} | {r['height_energy_pct']:.3f} "
+                   f"| {r['trapezoid_energy_pct']:.3f} "
                    f"| {r['crlb_energy_pct']:.3f} |")
     return out
 
@@ -146,7 +155,8 @@ class PulseRegression(Task):
         if loss not in ("mse", "huber"):
             raise ConvzooError(f"pulse_regression loss must be 'mse' or 'huber', got {loss!r}")
         if len(loss_weights) != 2:
-            raise ConvzooError(f"pulse_regression loss_weights needs two numbers (time, energy), got {loss_weights!r}")
+            raise ConvzooError("pulse_regression loss_weights needs two numbers (time, energy), "
+                               f"got {loss_weights!r}")
         self.loss_name, self.huber_delta = loss, float(huber_delta)
         self.loss_weights = torch.tensor([float(w) for w in loss_weights])
         self.study_snrs, self.study_n = tuple(float(s) for s in study_snrs), int(study_n)
@@ -162,7 +172,8 @@ class PulseRegression(Task):
 
     def metrics(self, dataset) -> MetricCollection:
         extra = _extra(dataset)
-        return MetricCollection({"time_res_ps": TimeResolution(extra), "energy_res_pct": EnergyResolution(extra)})
+        return MetricCollection({"time_res_ps": TimeResolution(extra),
+                                 "energy_res_pct": EnergyResolution(extra)})
 
     def update_metrics(self, metrics, outputs, targets):
         metrics.update(outputs.float(), targets.float())
@@ -195,15 +206,20 @@ class PulseRegression(Task):
             preds.append(model(x.to(device)).float().cpu())
             trues.append(y.float())
         (tp, ep), (tt, et) = (denormalise(torch.cat(v).double().numpy(), extra) for v in (preds, trues))
-        fig, ax = plt.subplots(1, 2, figsize=(10, 4.5))
-        for a, p, t, label, unit in ((ax[0], tp, tt, "arrival time", "ns"), (ax[1], ep, et, "energy", "a.u.")):
-            a.scatter(t, p, s=2, alpha=0.4)
+        dt_ps, de_pct = (tp - tt) * 1e3, (ep - et) / et * 100
+        fig, ax = plt.subplots(2, 2, figsize=(10, 8))
+        for col, (p, t, err, label, unit, eunit) in enumerate(((tp, tt, dt_ps, "arrival time", "ns", "ps"),
+                                                               (ep, et, de_pct, "energy", "a.u.", "%"))):
+            ax[0, col].scatter(t, p, s=2, alpha=0.4)
             lo, hi = float(min(t.min(), p.min())), float(max(t.max(), p.max()))
-            a.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-            a.set_xlabel(f"true {label} ({unit})")
-            a.set_ylabel(f"predicted {label} ({unit})")
-        ax[0].set_title(f"time: std {np.std(tp - tt, ddof=1) * 1e3:.1f} ps")
-        ax[1].set_title(f"energy: std {np.std((ep - et) / et, ddof=1) * 100:.3f} %")
+            ax[0, col].plot([lo, hi], [lo, hi], "k--", lw=0.8)
+            ax[0, col].set_xlabel(f"true {label} ({unit})")
+            ax[0, col].set_ylabel(f"predicted {label} ({unit})")
+            ax[0, col].set_title(f"{label}: std {np.std(err, ddof=1):.3g} {eunit}")
+            ax[1, col].scatter(t, err, s=2, alpha=0.4)  # residuals show bias and phase structure
+            ax[1, col].axhline(0.0, color="k", lw=0.8)
+            ax[1, col].set_xlabel(f"true {label} ({unit})")
+            ax[1, col].set_ylabel(f"error ({eunit})")
         fig.tight_layout()
         paths = [Path(run_dir) / "pulse_scatter.png"]
         fig.savefig(paths[0], dpi=100)
@@ -238,13 +254,16 @@ class PulseRegression(Task):
 
     def report(self, results: dict[str, float], dataset) -> list[str]:
         extra = _extra(dataset)
-        lines = [f"PulseDL-II-LIKE pipeline (simulated pulses, our network): time resolution "
-                 f"{results.get('time_res_ps', float('nan')):.1f} ps, energy resolution "
-                 f"{results.get('energy_res_pct', float('nan')):.3f} % at SNR {extra.get('snr_db', '?')} dB. "
-                 f"Paper (FPGA + DDS/ADC bench, its own pulses and network): {PAPER_RESULT['time_res_ps']:.0f} ps, "
-                 f"{PAPER_RESULT['energy_res_pct']:.2f} % at {PAPER_SNR_DB} dB; the two are not the same experiment."]
+        t_res, e_res = results.get("time_res_ps", float("nan")), results.get("energy_res_pct", float("nan"))
+        paper, snr = PAPER_RESULT, extra.get("snr_db", "?")
+        headline = (f"PulseDL-II-LIKE pipeline (simulated pulses, our network): time resolution "
+                    f"{t_res:.1f} ps, energy resolution {e_res:.3f} % at SNR {snr} dB. Paper (FPGA + DDS/ADC "
+                    f"bench, its own pulses and network): {paper['time_res_ps']:.0f} ps, "
+                    f"{paper['energy_res_pct']:.2f} % at {PAPER_SNR_DB} dB; not the same experiment.")
+        lines = [headline]
         if self.study_rows:
-            lines += ["", "Resolution vs SNR on the same simulated test pulses (classic estimators calibrated "
-                      "on separate pulses at each SNR; CRLB = Cramer-Rao bound, known template):", ""]
+            study = ("Resolution vs SNR on the same simulated test pulses (classic estimators calibrated on "
+                     "separate pulses at each SNR; CRLB = Cramer-Rao bound, known template):")
+            lines += ["", study, ""]
             lines += format_snr_table(self.study_rows)
         return lines

@@ -136,11 +136,12 @@ class ClassicEstimators:
         h, kpk = pulse_height(w, baseline=c.baseline)
         return {"time_cfd": t, "energy_height": h, "energy_trapezoid": self._trap_energy(w, kpk)}
 
-    def fit(self, w: np.ndarray, t0_ns: np.ndarray, energy: np.ndarray, tune: bool = True) -> "ClassicEstimators":
+    def fit(self, w: np.ndarray, t0_ns: np.ndarray, energy: np.ndarray,
+            tune: bool = True) -> ClassicEstimators:
+        T, base = self.cfg.sample_period_ns, self.cfg.baseline
         if tune:
             self.fraction = min(self.fractions, key=lambda f: np.std(
-                cfd_time(w, sample_period_ns=self.cfg.sample_period_ns, fraction=f, baseline=self.cfg.baseline)
-                - t0_ns))
+                cfd_time(w, sample_period_ns=T, fraction=f, baseline=base) - t0_ns))
         r = self.raw(w)
         self.cal = {"time_cfd": fit_linear(r["time_cfd"], t0_ns),
                     "energy_height": fit_linear(r["energy_height"], energy),
