@@ -68,7 +68,7 @@ def test_compare_with_timm(result):
 def test_format_bench(result):
     plain = format_bench(result, plain=True)
     assert "eca_resnet18" in plain and "timm:test_resnet" in plain and "best fp32" in plain
-    assert len(plain.splitlines()) == 3 + 1 + 4 + 3 + 3  # header, column names, 7 rows, 3 tail lines
+    assert len(plain.splitlines()) == 3 + 1 + 4 + 3 + 4  # header, column names, 7 rows, 4 tail lines
     fancy = format_bench(result)
     for mode in FAST_MODES:
         assert mode in fancy

@@ -13,6 +13,9 @@
   ``ru_maxrss``, a lower bound). ``tracemalloc`` does not see torch's allocations;
 - CPU time / wall time of the timed calls, a trust indicator: on a CPU with T threads a value near T
   means the process had the cores to itself; the machine is often shared;
+- on a CPU, items per CPU-second of the batch-N calls (``cpu_throughput``): with ``threads=1`` the
+  speed measure least disturbed by other processes (with more threads, waiting threads that spin
+  also count);
 - the largest difference of the mode's output from the fp32 eager output on the same input
   (absolute, and relative to the largest absolute output), so a fast path that changes the result
   shows up.
@@ -27,7 +30,7 @@ interleaved round by round, so a burst of load from another process hits all of 
 weights and measures eager, channels_last, compile and bf16 for it in the same interleaved rounds;
 :data:`TIMM_ALIASES` names timm constructions that have no registered timm name (e.g. the plain
 ECA-ResNet-50 of paper 43). Ratios are throughput ratios: ours eager / peer eager, our best fp32 mode /
-the peer's best fp32 mode, ours bf16 / peer bf16.
+the peer's best fp32 mode, ours bf16 / peer bf16 (and the same ratios of items per CPU-second).
 
 Input shapes come from the model card (dims, in_chans, input_size); ``size`` overrides the spatial
 size (an int, "S", or "HxW"). For a super-resolution card ``size`` is the *output* size (HxW) and the
@@ -234,6 +237,7 @@ class _Runner:
         self.autocast = autocast
         self.t1: list[float] = []
         self.tn: list[float] = []
+        self.cn: list[float] = []  # CPU seconds of each batch-N call
         self.cpu = self.wall = 0.0
         self.info: dict[str, Any] = {}
         self.reps1 = 1
@@ -242,16 +246,17 @@ class _Runner:
         with torch.inference_mode(), (self.autocast() if self.autocast else nullcontext()):
             return self.fn(x)
 
-    def timed(self, x: torch.Tensor, device: torch.device, reps: int = 1) -> float:
+    def timed(self, x: torch.Tensor, device: torch.device, reps: int = 1) -> tuple[float, float]:
+        """(wall, CPU) seconds per call."""
         _sync(device)
         c, t = time.process_time(), time.perf_counter()
         for _ in range(reps):
             self(x)
         _sync(device)
-        wall = time.perf_counter() - t
-        self.cpu += time.process_time() - c
+        wall, cpu = time.perf_counter() - t, time.process_time() - c
+        self.cpu += cpu
         self.wall += wall
-        return wall / reps
+        return wall / reps, cpu / reps
 
 
 def _prepare(who: str, mode: str, model: nn.Module, x1: torch.Tensor, xn: torch.Tensor,
@@ -382,8 +387,10 @@ def bench(model: str | nn.Module, *, batch: int = 16, size=None, modes=MODES, co
         for i in range(rounds):  # interleaved: each round times every (model, mode) once
             k = i % max(1, len(runners))
             for r in runners[k:] + runners[:k]:
-                r.tn.append(r.timed(r.xn, dev))
-                r.t1.append(r.timed(r.x1, dev, r.reps1))
+                wall, cpu = r.timed(r.xn, dev)
+                r.tn.append(wall)
+                r.cn.append(cpu)
+                r.t1.append(r.timed(r.x1, dev, r.reps1)[0])
 
         for who in nets:
             out = {}
@@ -392,6 +399,7 @@ def bench(model: str | nn.Module, *, batch: int = 16, size=None, modes=MODES, co
                 tn, t1 = statistics.median(r.tn), statistics.median(r.t1)
                 gflops = 2 * macs * batch / tn / 1e9
                 row = {"latency_ms": round(t1 * 1e3, 3), "throughput": round(batch / tn, 2),
+                       "cpu_throughput": round(batch / statistics.median(r.cn), 2) if dev.type == "cpu" else None,
                        "gflops": round(gflops, 1),
                        "peak_fraction": round(gflops / result["gemm_peak_gflops"], 3),
                        "cpu_wall": round(r.cpu / r.wall, 2) if r.wall else None, **r.info}
@@ -431,21 +439,24 @@ def _warm_up(r: _Runner, dev: torch.device, eager_out: torch.Tensor, memory: _Me
     r.info["peak_mem_mib"] = round(memory.stop(), 1)
 
 
-def _best(modes: dict, allowed) -> tuple[str | None, float]:
-    rows = [(m, v["throughput"]) for m, v in modes.items() if m in allowed and "throughput" in v]
+def _best(modes: dict, allowed, key: str = "throughput") -> tuple[str | None, float]:
+    rows = [(m, v[key]) for m, v in modes.items() if m in allowed and v.get(key)]
     return max(rows, key=lambda mv: mv[1]) if rows else (None, 0.0)
 
 
 def _ratios(ours: dict, ref: dict) -> dict:
-    """Throughput ratios ours / reference (> 1: ours is faster)."""
+    """Speed ratios ours / reference (> 1: ours is faster): wall-clock throughput, and on a CPU the
+    same ratios of items per CPU-second (``cpu_`` keys), which a shared machine disturbs less."""
     out: dict[str, Any] = {}
-    if "throughput" in ours.get("eager", {}) and "throughput" in ref.get("eager", {}):
-        out["eager"] = round(ours["eager"]["throughput"] / ref["eager"]["throughput"], 3)
-    (om, ov), (rm, rv) = _best(ours, FP32_MODES), _best(ref, FP32_MODES)
-    if om and rm:
-        out.update(best=round(ov / rv, 3), best_ours_mode=om, best_ref_mode=rm)
-    if "throughput" in ours.get("bf16", {}) and "throughput" in ref.get("bf16", {}):
-        out["bf16"] = round(ours["bf16"]["throughput"] / ref["bf16"]["throughput"], 3)
+    for key, prefix in (("throughput", ""), ("cpu_throughput", "cpu_")):
+        if ours.get("eager", {}).get(key) and ref.get("eager", {}).get(key):
+            out[prefix + "eager"] = round(ours["eager"][key] / ref["eager"][key], 3)
+        (om, ov), (rm, rv) = _best(ours, FP32_MODES, key), _best(ref, FP32_MODES, key)
+        if om and rm:
+            out.update({prefix + "best": round(ov / rv, 3), prefix + "best_ours_mode": om,
+                        prefix + "best_ref_mode": rm})
+        if ours.get("bf16", {}).get(key) and ref.get("bf16", {}).get(key):
+            out[prefix + "bf16"] = round(ours["bf16"][key] / ref["bf16"][key], 3)
     return out
 
 
@@ -457,13 +468,15 @@ def _trust(result: dict, runners: list[_Runner], dev: torch.device) -> dict:
     threads = result["threads"]
     ok = ratio >= 0.9 * threads
     why = (f"CPU time / wall {ratio:.2f} with {threads} threads"
-           + ("" if ok else " (< 0.9 x threads: the machine was shared; compare only within this run)"))
+           + ("" if ok else " (< 0.9 x threads: the machine was shared; compare only within this run, "
+                            "and prefer the items per CPU-second of a run with threads=1)"))
     return {"ok": ok, "cpu_wall": round(ratio, 2), "why": why}
 
 
 # --- presentation ---------------------------------------------------------------------------------
 
-_COLUMNS = (("mode", "mode"), ("latency_ms", "b1 ms"), ("throughput", "bN {unit}"), ("gflops", "GFLOP/s"),
+_COLUMNS = (("mode", "mode"), ("latency_ms", "b1 ms"), ("throughput", "bN {unit}"),
+            ("cpu_throughput", "per CPU-s"), ("gflops", "GFLOP/s"),
             ("peak_fraction", "of peak"), ("peak_mem_mib", "mem MiB"), ("cpu_wall", "cpu/wall"),
             ("max_rel_diff", "rel diff"), ("compile_s", "compile s"))
 
@@ -515,6 +528,10 @@ def format_bench(result: dict, plain: bool = False) -> str:
         if "bf16" in r:
             parts.append(f"bf16 {r['bf16']:.2f}x")
         tail.append("throughput ours / reference: " + ", ".join(parts))
+        if "cpu_eager" in r:
+            tail.append(f"per CPU-second: eager {r['cpu_eager']:.2f}x"
+                        + (f", best fp32 {r['cpu_best']:.2f}x ({r['cpu_best_ours_mode']} vs {r['cpu_best_ref_mode']})"
+                           if "cpu_best" in r else "") + (f", bf16 {r['cpu_bf16']:.2f}x" if "cpu_bf16" in r else ""))
     tail.append(f"memory: {result['memory_source']}")
     tail.append(("trusted: " if result["trust"]["ok"] else "NOT trusted: ") + result["trust"]["why"])
     cols = ["model"] + [c.format(unit=result["unit"]) for _, c in _COLUMNS]

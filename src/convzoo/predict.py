@@ -120,6 +120,8 @@ def predict_files(model_or_run: str, inputs, out_dir=".", json_out: bool = False
         dataset = SimpleNamespace(info=ctx.info)
         if suffix in IMAGE_SUFFIXES:
             x = _image_to_input(_read_image(path), card, ctx.info)
+        elif suffix == ".npy" and hasattr(ctx.task, "load_input"):
+            x = ctx.task.load_input(path)  # the task knows its signal files, e.g. (L,) or (N, L) pulses
         elif suffix == ".npy":
             try:
                 arr = np.load(path, allow_pickle=False)

@@ -322,14 +322,15 @@ def _build(num_classes: int, in_chans: int, network: str, scale: float = 1.0, mo
 
 
 @register_model(_card("simplenet", 5_498_378, 652_151_296, imagenet=False, readme="5.48M",
-                      recipes=("simplenet_digits", "simplenet_cifar10_paper"),
+                      recipes=("simplenet_cifar10_paper",),
                       notes="the paper's 13-layer CIFAR network (= simplenet_cifar_5m); accepts every "
                             "SimpleNet option (network_idx, scale, mode, drop_rates, pad_1x1)"))
 def simplenet(num_classes: int = 10, in_chans: int = 3, **kw) -> SimpleNet:
     return _build(num_classes, in_chans, "cifar_5m", **kw)
 
 
-@register_model(_card("simplenet_cifar_310k", 312_362, 55_788_160, imagenet=False))
+@register_model(_card("simplenet_cifar_310k", 312_362, 55_788_160, imagenet=False, recipes=("simplenet_digits",),
+                      notes="the paper's slim CIFAR/MNIST/SVHN network (310K); the project demo's model"))
 def simplenet_cifar_310k(num_classes: int = 10, in_chans: int = 3, **kw) -> SimpleNet:
     return _build(num_classes, in_chans, "cifar_310k", **kw)
 
