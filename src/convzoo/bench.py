@@ -22,7 +22,10 @@
 
 Modes: ``eager`` (NCHW), ``channels_last``, ``compile`` (``torch.compile``, default mode, static
 shapes; its compile time is timed separately), ``deploy`` (:func:`convzoo.deploy` fusion +
-channels_last) and ``bf16`` (``torch.autocast`` bfloat16 + channels_last). Modes that do not apply
+channels_last), ``deploy_compile`` (``deploy``, then ``torch.compile`` with Inductor's ``freezing``:
+weights become constants that are folded and, on a CPU, pre-packed for oneDNN with fused
+post-ops; inference only; not in the default set) and ``bf16`` (``torch.autocast`` bfloat16 +
+channels_last). Modes that do not apply
 (channels_last on a 1-D model) are reported as skipped. Timed calls of every (model, mode) pair are
 interleaved round by round, so a burst of load from another process hits all of them alike.
 
@@ -56,11 +59,12 @@ from torch import nn
 
 from convzoo.errors import ConvzooError
 
-__all__ = ["MODES", "REF_MODES", "TIMM_ALIASES", "bench", "format_bench", "gemm_peak"]
+__all__ = ["DEFAULT_MODES", "MODES", "REF_MODES", "TIMM_ALIASES", "bench", "format_bench", "gemm_peak"]
 
-MODES = ("eager", "channels_last", "compile", "deploy", "bf16")
+MODES = ("eager", "channels_last", "compile", "deploy", "deploy_compile", "bf16")
+DEFAULT_MODES = ("eager", "channels_last", "compile", "deploy", "bf16")
 REF_MODES = ("eager", "channels_last", "compile", "bf16")  # what a peer is measured in
-FP32_MODES = ("eager", "channels_last", "compile", "deploy")
+FP32_MODES = ("eager", "channels_last", "compile", "deploy", "deploy_compile")
 
 
 def _timm_eca_resnet50():
@@ -85,7 +89,8 @@ def _parse_size(size, dims: int) -> tuple[int, ...] | None:
     if isinstance(size, str):
         parts = re.split(r"[x,×]", size.strip().lower())
         if not all(p.strip().isdigit() for p in parts) or len(parts) not in (1, dims):
-            raise ConvzooError(f"bench size must be S or {'x'.join('S' * dims)} (positive integers), got {size!r}")
+            want = "x".join("S" * dims)
+            raise ConvzooError(f"bench size must be S or {want} (positive integers), got {size!r}")
         size = [int(p) for p in parts]
     if isinstance(size, int):
         size = [size]
@@ -121,7 +126,8 @@ def _input_spec(model: nn.Module, card, size) -> dict:
             spatial_out = tuple(s * scale for s in lr)
         else:
             if any(s % scale for s in spatial):
-                raise ConvzooError(f"bench: output size {spatial} is not divisible by the model's scale {scale}")
+                raise ConvzooError(f"bench: output size {spatial} is not divisible by the model's scale "
+                                   f"{scale}")
             spatial_out, lr = spatial, tuple(s // scale for s in spatial)
         spec.update(scale=scale, output_size=list(spatial_out), unit="frames/s")
         spatial = lr
@@ -232,9 +238,9 @@ class _Runner:
     """One (model, mode) pair: a callable on prepared inputs, and its timings."""
 
     def __init__(self, who: str, mode: str, fn: Callable[[torch.Tensor], torch.Tensor],
-                 x1: torch.Tensor, xn: torch.Tensor, autocast=None):
+                 x1: torch.Tensor, xn: torch.Tensor, context=None):
         self.who, self.mode, self.fn, self.x1, self.xn = who, mode, fn, x1, xn
-        self.autocast = autocast
+        self.context = context  # factory of a context every call runs in (autocast, inductor config)
         self.t1: list[float] = []
         self.tn: list[float] = []
         self.cn: list[float] = []  # CPU seconds of each batch-N call
@@ -243,7 +249,7 @@ class _Runner:
         self.reps1 = 1
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode(), (self.autocast() if self.autocast else nullcontext()):
+        with torch.inference_mode(), (self.context() if self.context else nullcontext()):
             return self.fn(x)
 
     def timed(self, x: torch.Tensor, device: torch.device, reps: int = 1) -> tuple[float, float]:
@@ -269,7 +275,7 @@ def _prepare(who: str, mode: str, model: nn.Module, x1: torch.Tensor, xn: torch.
         return _Runner(who, mode, model, x1, xn)
     if mode == "compile":
         return _Runner(who, mode, torch.compile(model, dynamic=False), x1, xn)
-    if mode == "deploy":
+    if mode in ("deploy", "deploy_compile"):
         from convzoo.layers.fuse import deploy
 
         model = deploy(copy.deepcopy(model))
@@ -278,11 +284,18 @@ def _prepare(who: str, mode: str, model: nn.Module, x1: torch.Tensor, xn: torch.
     if fmt is not None:
         model = model.to(memory_format=fmt)
         x1, xn = x1.contiguous(memory_format=fmt), xn.contiguous(memory_format=fmt)
-    autocast = None
+    context = None
     if mode == "bf16":
-        def autocast():
+        def context():
             return torch.autocast(device.type, dtype=torch.bfloat16)
-    return _Runner(who, mode, model, x1, xn, autocast)
+    elif mode == "deploy_compile":
+        import torch._inductor.config as inductor_config
+
+        model = torch.compile(model, dynamic=False)
+
+        def context():  # weights become constants: folded, and pre-packed for oneDNN on a CPU
+            return inductor_config.patch(freezing=True)
+    return _Runner(who, mode, model, x1, xn, context)
 
 
 def _build_reference(compare: str, card, device: torch.device) -> nn.Module:
@@ -307,7 +320,8 @@ def _build_reference(compare: str, card, device: torch.device) -> nn.Module:
 
             known = sorted(set(timm.list_models()) | set(TIMM_ALIASES))
             close = suggest(name, known)
-            raise ConvzooError(f"unknown timm model '{name}'" + (f"; did you mean {', '.join(close)}?" if close else ""))
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ConvzooError(f"unknown timm model '{name}'{hint}")
     else:
         import torchvision
 
@@ -320,8 +334,9 @@ def _build_reference(compare: str, card, device: torch.device) -> nn.Module:
 
 # --- the benchmark ---------------------------------------------------------------------------------
 
-def bench(model: str | nn.Module, *, batch: int = 16, size=None, modes=MODES, compare: str | None = None,
-          rounds: int = 5, threads: int | None = None, device: str | None = None, seed: int = 0) -> dict:
+def bench(model: str | nn.Module, *, batch: int = 16, size=None, modes=DEFAULT_MODES,
+          compare: str | None = None, rounds: int = 5, threads: int | None = None, device: str | None = None,
+          seed: int = 0) -> dict:
     """Benchmark ``model`` (a registered name, or a module carrying a ``card``); see the module docstring.
 
     Returns a JSON-serialisable dict; :func:`format_bench` renders it as a table.
@@ -396,10 +411,10 @@ def bench(model: str | nn.Module, *, batch: int = 16, size=None, modes=MODES, co
             out = {}
             for r in (r for r in runners if r.who == who):
                 macs = result["macs"] if who == "ours" else result["compare"]["macs"]
-                tn, t1 = statistics.median(r.tn), statistics.median(r.t1)
+                tn, t1, cn = statistics.median(r.tn), statistics.median(r.t1), statistics.median(r.cn)
                 gflops = 2 * macs * batch / tn / 1e9
                 row = {"latency_ms": round(t1 * 1e3, 3), "throughput": round(batch / tn, 2),
-                       "cpu_throughput": round(batch / statistics.median(r.cn), 2) if dev.type == "cpu" else None,
+                       "cpu_throughput": round(batch / cn, 2) if dev.type == "cpu" else None,
                        "gflops": round(gflops, 1),
                        "peak_fraction": round(gflops / result["gemm_peak_gflops"], 3),
                        "cpu_wall": round(r.cpu / r.wall, 2) if r.wall else None, **r.info}
@@ -427,7 +442,7 @@ def _warm_up(r: _Runner, dev: torch.device, eager_out: torch.Tensor, memory: _Me
     r(r.xn)
     out = r(r.x1)
     _sync(dev)
-    if r.mode == "compile":
+    if "compile" in r.mode:
         r.info["compile_s"] = round(time.perf_counter() - t, 2)
     t1 = time.perf_counter()
     r(r.x1)
@@ -506,12 +521,12 @@ def _rows(label: str, modes: dict) -> list[list[str]]:
 def format_bench(result: dict, plain: bool = False) -> str:
     """A readable report of :func:`bench`'s result: a rich table, or plain text (``plain=True``)."""
     shape = "x".join(map(str, result["input_shape"]))
-    head = [f"{result['model']}: {result['params']:,} params, {result['macs'] / 1e9:.3f} GMACs per item "
-            f"(input {shape}" + (f", output {'x'.join(map(str, result['output_size']))}" if "output_size" in result
-                                 else "") + f"), batch {result['batch']}, {result['rounds']} rounds",
-            f"{result['device']}, {result['threads']} threads, torch {result['torch']}; fp32 GEMM peak "
-            f"{result['gemm_peak_gflops']:,.0f} GFLOP/s"
-            + (f", bf16 {result['gemm_peak_bf16_gflops']:,.0f}" if "gemm_peak_bf16_gflops" in result else "")]
+    out = f", output {'x'.join(map(str, result['output_size']))}" if "output_size" in result else ""
+    bf16 = f", bf16 {result['gemm_peak_bf16_gflops']:,.0f}" if "gemm_peak_bf16_gflops" in result else ""
+    head = [(f"{result['model']}: {result['params']:,} params, {result['macs'] / 1e9:.3f} GMACs per item "
+             f"(input {shape}{out}), batch {result['batch']}, {result['rounds']} rounds"),
+            (f"{result['device']}, {result['threads']} threads, torch {result['torch']}; fp32 GEMM peak "
+             f"{result['gemm_peak_gflops']:,.0f} GFLOP/s{bf16}")]
     rows = _rows("ours", result["modes"])
     cmp = result.get("compare")
     if cmp:
@@ -529,9 +544,13 @@ def format_bench(result: dict, plain: bool = False) -> str:
             parts.append(f"bf16 {r['bf16']:.2f}x")
         tail.append("throughput ours / reference: " + ", ".join(parts))
         if "cpu_eager" in r:
-            tail.append(f"per CPU-second: eager {r['cpu_eager']:.2f}x"
-                        + (f", best fp32 {r['cpu_best']:.2f}x ({r['cpu_best_ours_mode']} vs {r['cpu_best_ref_mode']})"
-                           if "cpu_best" in r else "") + (f", bf16 {r['cpu_bf16']:.2f}x" if "cpu_bf16" in r else ""))
+            parts = [f"eager {r['cpu_eager']:.2f}x"]
+            if "cpu_best" in r:
+                parts.append(f"best fp32 {r['cpu_best']:.2f}x "
+                             f"({r['cpu_best_ours_mode']} vs {r['cpu_best_ref_mode']})")
+            if "cpu_bf16" in r:
+                parts.append(f"bf16 {r['cpu_bf16']:.2f}x")
+            tail.append("per CPU-second: " + ", ".join(parts))
     tail.append(f"memory: {result['memory_source']}")
     tail.append(("trusted: " if result["trust"]["ok"] else "NOT trusted: ") + result["trust"]["why"])
     cols = ["model"] + [c.format(unit=result["unit"]) for _, c in _COLUMNS]
@@ -552,7 +571,8 @@ def _rich_table(head: list[str], cols: list[str], rows: list[list[str]], tail: l
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="\n".join(head), title_justify="left", caption="\n".join(tail), caption_justify="left")
+    table = Table(title="\n".join(head), title_justify="left", caption="\n".join(tail),
+                  caption_justify="left")
     for i, c in enumerate(cols):
         table.add_column(c, justify="left" if i < 2 else "right", no_wrap=i < 2)
     for r in rows:

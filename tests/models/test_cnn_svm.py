@@ -76,8 +76,9 @@ def test_decision_rules_argmax_and_official_sign_quirk():
 def test_frozen_features_svm_head_agrees_with_linear_svc():
     """Readout trained with our loss on frozen CNN features == LinearSVC(squared hinge, one-vs-rest).
 
-    Per class k our objective is mean(W^2) + C * mean_ik h_ik^2 = (1/(K D)) * [ ||w_k||^2 / 1 ... ]; scaled
-    by K*D/2 it is 0.5 ||w_k||^2 + (C D / (2 N)) sum_i h_ik^2, i.e. LinearSVC with C_svc = C * D / (2 N).
+    Our objective, mean(W^2) + C * mean_ik h_ik^2 with W of shape (K, D) and N samples, is a sum over
+    classes of ||w_k||^2 / (K D) + C / (N K) * sum_i h_ik^2; times K D / 2 that is LinearSVC's
+    0.5 ||w_k||^2 + C_svc * sum_i h_ik^2 with C_svc = C * D / (2 N).
     The bias is unregularised here and regularised (as a constant feature) by liblinear: a large
     intercept_scaling makes that penalty negligible.
     """

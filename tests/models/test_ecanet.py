@@ -223,7 +223,8 @@ def test_torchvision_weights_load_by_name():
 
 def test_remap_state_dict_names():
     sd = {"module.layer1.0.se.conv.weight": 1, "features.3.conv.4.conv.weight": 2, "fc.bias": 3}
-    assert remap_state_dict(sd) == {"layer1.0.eca.conv.weight": 1, "blocks.3.conv.4.conv.weight": 2, "fc.bias": 3}
+    assert remap_state_dict(sd) == {"layer1.0.eca.conv.weight": 1, "blocks.3.conv.4.conv.weight": 2,
+                                    "fc.bias": 3}
 
 
 # --- behaviour ----------------------------------------------------------------------------------
@@ -244,7 +245,8 @@ def test_in_chans_one_and_features():
 @pytest.mark.parametrize("name", ["eca_resnet18", "eca_resnet50", "eca_mobilenetv2"])
 def test_deploy_fusion_keeps_outputs(name):
     torch.manual_seed(0)
-    model = convzoo.create_model(name, **({} if name == "eca_mobilenetv2" else {"zero_init_last": False})).eval()
+    kwargs = {} if name == "eca_mobilenetv2" else {"zero_init_last": False}  # official init: harder case
+    model = convzoo.create_model(name, **kwargs).eval()
     _randomise_bn(model)
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():

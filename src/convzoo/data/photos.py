@@ -45,6 +45,7 @@ otherwise every split reads the whole folder.
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Callable
@@ -241,6 +242,11 @@ class PhotoPatches(Dataset):
         return lr[:, y:y + p, x:x + p], hr[:, r * y:r * (y + p), r * x:r * (x + p)]
 
 
+@functools.lru_cache(maxsize=256)
+def _bundled_pair(name: str, scale: int, degradation: str, colour: str, sigma: float | None):
+    return make_pair(to_rgb_tensor(PHOTOS[name]()), scale, degradation, colour, sigma)
+
+
 def _read_folder(folder: Path) -> dict[str, Callable[[], np.ndarray]]:
     if not folder.is_dir():
         raise ConvzooError(f"photos root {folder} is not a folder of images")
@@ -286,7 +292,10 @@ def photos(split: str, root: str | None = None, scale: int = 3, patch: int = 17,
     names = list(loaders)
     if sigma is not None and (degradation != "gaussian" or not sigma >= 0):
         raise ConvzooError(f"photos: sigma={sigma!r} needs degradation 'gaussian' and a value >= 0")
-    pairs = [make_pair(to_rgb_tensor(loaders[n]()), scale, degradation, colour, sigma) for n in names]
+    if root is None:  # bundled photos: built once per process and configuration
+        pairs = [_bundled_pair(n, scale, degradation, colour, sigma) for n in names]
+    else:
+        pairs = [make_pair(to_rgb_tensor(loaders[n]()), scale, degradation, colour, sigma) for n in names]
     c = 1 if colour == "y" else 3
     info = DataInfo(
         name="photos", task="super_resolution", in_chans=c,

@@ -50,7 +50,8 @@ class ECA(nn.Module):
         gamma, b: parameters of the mapping psi (paper: gamma=2, b=1).
     """
 
-    def __init__(self, channels: int | None = None, k_size: int | None = None, gamma: float = 2, b: float = 1):
+    def __init__(self, channels: int | None = None, k_size: int | None = None, gamma: float = 2,
+                 b: float = 1):
         super().__init__()
         if k_size is None:
             if channels is None:

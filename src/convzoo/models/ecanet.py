@@ -25,8 +25,9 @@ Names follow torchvision/the official code (``conv1``, ``bn1``, ``layer1..4``, `
 timm ResNet weights load by name; :func:`remap_state_dict` renames timm's ``.se.`` (its
 attention slot) to ``.eca.``. ECA-MobileNetV2 keeps torchvision's block keys, but under ``blocks.N``
 instead of ``features.N`` (``features`` is the backbone contract's multi-scale method);
-:func:`remap_state_dict` renames official / torchvision checkpoints. Departures: none in the forward pass; the global pool is
-``mean`` over H, W (the official ResNet factories replace ``AvgPool2d(7)`` by the same adaptive pool).
+:func:`remap_state_dict` renames official / torchvision checkpoints. Departures: none in the forward
+pass; the global pool is ``mean`` over H, W (the official ResNet factories replace ``AvgPool2d(7)``
+by the same adaptive pool).
 ``reparameterize()`` folds every conv+BN pair for inference (``convzoo.deploy``).
 
 Initialisation: the paper states none; the official code draws convs from Kaiming fan-out normals and
@@ -190,7 +191,8 @@ class ECAResNet(Backbone):
             out = planes * block_cls.expansion
             downsample = None
             if stride != 1 or inplanes != out:
-                downsample = nn.Sequential(nn.Conv2d(inplanes, out, 1, stride, bias=False), nn.BatchNorm2d(out))
+                downsample = nn.Sequential(nn.Conv2d(inplanes, out, 1, stride, bias=False),
+                                           nn.BatchNorm2d(out))
             blocks = [block_cls(inplanes, planes, stride, downsample, ks[i])]
             blocks += [block_cls(out, planes, 1, None, ks[i]) for _ in range(1, n)]
             self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
@@ -320,8 +322,8 @@ class ECAMobileNetV2(Backbone):
                                               module=f"blocks.{len(features) - 1}"))
         features.append(_conv_bn_relu6(cin, last_channel, 1))  # (B, 1280, H/32, W/32)
         self.blocks = nn.Sequential(*features)  # official key prefix "features." (remap_state_dict)
-        self.classifier = nn.Sequential(nn.Dropout(drop_rate),
-                                        nn.Linear(last_channel, num_classes) if num_classes > 0 else nn.Identity())
+        fc = nn.Linear(last_channel, num_classes) if num_classes > 0 else nn.Identity()
+        self.classifier = nn.Sequential(nn.Dropout(drop_rate), fc)  # keys classifier.1.* as the official code
         self._feature_idx = [int(f["module"].split(".")[1]) for f in self.feature_info]
         for m in self.modules():  # official init
             if isinstance(m, nn.Conv2d):
@@ -391,7 +393,9 @@ def _card(name: str, source: str, notes: str) -> ModelCard:
         params_source=(f"sum of numel, 1000 classes, released-checkpoint k table (official code, fact sheet "
                        f"G1a Paper 43); the paper reports {paper_params} in units of 2^20 "
                        f"(e.g. ResNet-50 25,557,032 / 2^20 = 24.37)"),
-        macs=macs, macs_source="torch FlopCounterMode @224 (fact sheet G1a Paper 43 Sec. 3); paper FLOPs use other units",
+        macs=macs,
+        macs_source=("torch FlopCounterMode @224 (fact sheet G1a Paper 43 Sec. 3); the paper's FLOPs use "
+                     "other units"),
         reference=None, capabilities=_CAPS, source=source,
         recipes=("eca_resnet18_digits",) if name == "eca_resnet18" else
         ("eca_resnet50_imagenet_paper",) if name == "eca_resnet50" else (),
@@ -439,6 +443,7 @@ def eca_resnet152(**kwargs) -> ECAResNet:
 
 @register_model(_card("eca_mobilenetv2", "paper Sec. 4.1 / Table 3; official "
                       "models/eca_mobilenetv2.py", "k = 1 below 96 output channels, else 3; dropout 0.25. "
-                      "timm has no ECA-MobileNetV2; the reference is the plain torchvision MobileNetV2 (+31 params)."))
+                      "timm has no ECA-MobileNetV2; the nearest is the plain torchvision MobileNetV2 "
+                      "(+31 params)."))
 def eca_mobilenetv2(**kwargs) -> ECAMobileNetV2:
     return ECAMobileNetV2(**kwargs)
