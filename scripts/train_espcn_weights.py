@@ -22,7 +22,7 @@ import torch
 import convzoo
 from convzoo.data import build_dataset
 from convzoo.engine import load_recipe, train
-from convzoo.tasks.super_resolution import evaluate_pairs
+from convzoo.tasks.super_resolution import evaluate_pairs, per_image_table
 from convzoo.weights import bundled_path
 
 
@@ -30,16 +30,9 @@ def per_photo_table(name: str, weights: Path, recipe: dict) -> tuple[list[str], 
     """Markdown rows: PSNR/SSIM of the weights and of bicubic on each test photo, and the mean gain."""
     model = convzoo.create_model(name)
     convzoo.load_weights(model, weights)
-    test = build_dataset(recipe["data"]["name"], recipe["data"]["test_split"], root=recipe["data"]["root"],
-                         **recipe["data"]["kwargs"])
-    rows = evaluate_pairs(model, test)
-    gain = float(np.mean([r["psnr"] - r["psnr_bicubic"] for r in rows]))
-    lines = ["| photo | bicubic PSNR | ESPCN PSNR | gain | bicubic SSIM | ESPCN SSIM |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['photo']} | {r['psnr_bicubic']:.2f} | {r['psnr']:.2f} | {r['psnr'] - r['psnr_bicubic']:+.2f} | "
-              f"{r['ssim_bicubic']:.4f} | {r['ssim']:.4f} |" for r in rows]
-    lines.append(f"| mean | {np.mean([r['psnr_bicubic'] for r in rows]):.2f} | {np.mean([r['psnr'] for r in rows]):.2f} "
-                 f"| {gain:+.2f} | | |")
-    return lines, gain
+    d = recipe["data"]
+    rows = evaluate_pairs(model, build_dataset(d["name"], d["test_split"], root=d["root"], **d["kwargs"]))
+    return per_image_table(rows), float(np.mean([r["psnr"] - r["psnr_bicubic"] for r in rows]))
 
 
 def main(argv=None) -> int:
@@ -54,7 +47,8 @@ def main(argv=None) -> int:
         torch.set_num_threads(a.threads)
     for r in a.scales:
         recipe_name, model_name = f"espcn_x{r}_photos", f"espcn_x{r}"
-        result = train(recipe_name, overrides=a.overrides, out_dir=a.out, run_name=recipe_name, progress=False)
+        result = train(recipe_name, overrides=a.overrides, out_dir=a.out, run_name=recipe_name,
+                       progress=False)
         best = result.run_dir / "best.safetensors"
         lines, gain = per_photo_table(model_name, best, load_recipe(result.run_dir / "config.yaml"))
         print(f"\n## {model_name}: best epoch {result.best_epoch}/{result.epochs}, "

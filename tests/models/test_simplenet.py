@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn as nn
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import convzoo
 from convzoo.errors import ConvzooError
-from convzoo.models.simplenet import (NETWORKS, STRIDE_MODES, SimpleNet, load_official_state_dict,
-                                      official_layer_indices)
+from convzoo.models.simplenet import (
+    NETWORKS,
+    STRIDE_MODES,
+    SimpleNet,
+    load_official_state_dict,
+    official_layer_indices,
+)
 from convzoo.registry import count_params
 
 pytestmark = pytest.mark.paper(32)
@@ -36,7 +41,8 @@ COUNTS = {
 # fact sheet MACs (counted with unpadded 1x1 convs, the paper's Caffe layout)
 SHEET_MACS = {
     "simplenet_cifar_5m": 652.2e6, "simplenet_cifar_310k": 55.8e6, "simplenet_cifar_460k": 73.2e6,
-    "simplenetv1_small_m1_05": 0.341e9, "simplenetv1_small_m2_05": 0.428e9, "simplenetv1_small_m1_075": 0.759e9,
+    "simplenetv1_small_m1_05": 0.341e9, "simplenetv1_small_m2_05": 0.428e9,
+    "simplenetv1_small_m1_075": 0.759e9,
     "simplenetv1_small_m2_075": 0.954e9, "simplenetv1_5m_m1": 1.342e9, "simplenetv1_5m_m2": 1.689e9,
     "simplenetv1_9m_m1": 2.774e9, "simplenetv1_9m_m2": 3.555e9,
 }
@@ -88,7 +94,8 @@ def test_paper_net_is_the_registered_short_name():
     card = convzoo.get_card("simplenet")
     assert (card.num_classes, card.input_size, card.in_chans) == (10, (32, 32), 3)
     a, b = _meta("simplenet"), _meta("simplenet_cifar_5m")
-    assert [tuple(p.shape) for p in a.state_dict().values()] == [tuple(p.shape) for p in b.state_dict().values()]
+    shapes = [[tuple(p.shape) for p in m.state_dict().values()] for m in (a, b)]
+    assert shapes[0] == shapes[1]
     convs = [m for m in a.modules() if isinstance(m, nn.Conv2d)]
     assert len(convs) == 13  # the paper's 13 layers
     assert [c.kernel_size[0] for c in convs].count(1) == 2 and all(c.bias is not None for c in convs)
@@ -174,7 +181,8 @@ def test_official_features_numbering():
     convs = [int(k.split(".")[1]) for k in model.state_dict() if k.endswith(".weight") and
              model.state_dict()[k].dim() == 4]
     assert convs == [0, 4, 8, 12, 17, 21, 25, 30, 34, 39, 43, 47, 52]
-    assert {k for k in model.state_dict() if not k.startswith("features.")} == {"head.fc.weight", "head.fc.bias"}
+    others = {k for k in model.state_dict() if not k.startswith("features.")}
+    assert others == {"head.fc.weight", "head.fc.bias"}
     legacy = official_layer_indices(model, legacy=True)[::2]  # conv entries (conv, BN pairs)
     assert legacy == [0, 3, 6, 9, 14, 17, 20, 25, 28, 33, 36, 39, 44]  # dropout only after pools
 
@@ -203,7 +211,8 @@ def test_load_legacy_dataparallel_checkpoint(tmp_path):
     _randomise_bn(ref)
     ckpt = {"state_dict": {f"module.{k}": v for k, v in ref.state_dict().items()}, "epoch": 3}
     torch.save(ckpt, tmp_path / "model_best.pth.tar")
-    model = load_official_state_dict(convzoo.create_model("simplenet_cifar_310k"), tmp_path / "model_best.pth.tar")
+    model = convzoo.create_model("simplenet_cifar_310k")
+    load_official_state_dict(model, tmp_path / "model_best.pth.tar")
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         h = ref.features(x)

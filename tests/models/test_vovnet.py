@@ -139,7 +139,7 @@ def test_osa_concat_contains_input_and_every_layer():
             keep[:, lo:hi] = w[:, lo:hi]
             probe = copy.deepcopy(block)
             probe.conv_concat.conv.weight.copy_(keep)
-            expected = probe.conv_concat[1:](F.conv2d(feats[i], w[:, lo:hi]))
+            expected = probe.conv_concat.act(probe.conv_concat.bn(F.conv2d(feats[i], w[:, lo:hi])))
             torch.testing.assert_close(probe(x), expected, atol=1e-6, rtol=1e-6)
 
 
@@ -184,7 +184,7 @@ def test_residual_flag():
 
 
 def test_bad_options():
-    for kwargs in (dict(attn="se"), dict(attn_placement="first"), dict(blocks=(1, 1, 1))):
+    for kwargs in ({"attn": "se"}, {"attn_placement": "first"}, {"blocks": (1, 1, 1)}):
         with pytest.raises(ConvzooError):
             convzoo.create_model("vovnet27_slim", **kwargs)
     with pytest.raises(ConvzooError):
@@ -270,7 +270,7 @@ def _official_keys(cfg: dict, detectron2: bool) -> set[str]:
                                               ("ese_vovnet19b_slim_dw", True), ("ese_vovnet39b", True)])
 def test_remap_official_checkpoint_keys(name, detectron2):
     official = {k: i for i, k in enumerate(sorted(_official_keys(VOVNET_CFGS[name], detectron2)))}
-    kwargs = dict(attn_placement="block", num_classes=0) if detectron2 else dict(residual=True)
+    kwargs = {"attn_placement": "block", "num_classes": 0} if detectron2 else {"residual": True}
     ours = _meta(name, **kwargs).state_dict()
     remapped = remap_state_dict(official)
     assert len(remapped) == len(official) and set(remapped) == set(ours)
@@ -291,17 +291,17 @@ def test_feature_strides_and_ceil_mode_shapes():
     model = convzoo.create_model("ese_vovnet19b_slim_dw", in_chans=1, num_classes=10).eval()
     assert [f["reduction"] for f in model.feature_info] == [4, 8, 16, 32]
     assert [f["num_chs"] for f in model.feature_info] == [112, 256, 384, 512]
-    h, w = 65, 67  # odd sizes: the 3x3/2 max-pools round up (ceil_mode=True)
+    h, w = 65, 70  # the 3x3/2 max-pools round up (ceil_mode=True): 17 -> 8 -> 4 -> 2, not 8 -> 3 -> 1
     x = torch.randn(1, 1, h, w)
     with torch.no_grad():
         feats = model.features(x)
         assert model(x).shape == (1, 10)
-    conv = lambda n: (n + 2 - 3) // 2 + 1  # 3x3/2 conv, padding 1  # noqa: E731
-    pool = lambda n: -(-(n - 3) // 2) + 1  # 3x3/2 max-pool, ceil mode  # noqa: E731
+    conv = lambda n: (n + 2 - 3) // 2 + 1  # 3x3/2 conv, padding 1
+    pool = lambda n: -(-(n - 3) // 2) + 1  # 3x3/2 max-pool, ceil mode
     sizes = [(conv(conv(h)), conv(conv(w)))]
     for _ in range(3):
         sizes.append((pool(sizes[-1][0]), pool(sizes[-1][1])))
-    assert [tuple(f.shape[2:]) for f in feats] == sizes == [(17, 17), (9, 9), (5, 5), (3, 3)]
+    assert [tuple(f.shape[2:]) for f in feats] == sizes == [(17, 18), (8, 9), (4, 4), (2, 2)]
 
 
 def test_deploy_fusion_keeps_outputs():

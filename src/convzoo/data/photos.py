@@ -47,8 +47,8 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -178,7 +178,7 @@ def degrade(hr: torch.Tensor, scale: int, kind: str = "gaussian", sigma: float |
 
 
 def bicubic_upscale(lr: torch.Tensor, scale: int) -> torch.Tensor:
-    """(B, C, h, w) -> (B, C, rh, rw): bicubic interpolation (Keys a = -0.5, as MATLAB imresize), the baseline."""
+    """(B, C, h, w) -> (B, C, rh, rw): the bicubic baseline (Keys a = -0.5, as MATLAB imresize)."""
     return F.interpolate(lr, size=(lr.shape[-2] * scale, lr.shape[-1] * scale), mode="bicubic",
                          antialias=True, align_corners=False)
 
@@ -277,7 +277,8 @@ def photos(split: str, root: str | None = None, scale: int = 3, patch: int = 17,
     if int(scale) != scale or not 2 <= scale <= 8:
         raise ConvzooError(f"photos: scale must be an integer in 2..8, got {scale!r}")
     if degradation not in DEGRADATIONS:
-        raise ConvzooError(f"photos: unknown degradation '{degradation}'; expected one of {', '.join(DEGRADATIONS)}")
+        raise ConvzooError(f"photos: unknown degradation '{degradation}'; expected one of "
+                           f"{', '.join(DEGRADATIONS)}")
     if colour not in COLOURS:
         raise ConvzooError(f"photos: unknown colour '{colour}'; expected one of {', '.join(COLOURS)}")
     scale = int(scale)
@@ -302,7 +303,8 @@ def photos(split: str, root: str | None = None, scale: int = 3, patch: int = 17,
         input_size=(patch, patch) if split == "train" else (),
         extra={"scale": scale, "degradation": degradation, "colour": colour, "photos": tuple(names),
                "eval_batch_size": 1, "patch": patch, "source": source,
-               "sigma": (gaussian_sigma(scale) if sigma is None else sigma) if degradation == "gaussian" else None},
+               "sigma": (None if degradation != "gaussian" else gaussian_sigma(scale) if sigma is None
+                         else sigma)},
     )
     if split == "train":
         return PhotoPatches(names, pairs, info, patch=patch, length=patches_per_epoch, seed=seed)

@@ -6,7 +6,7 @@ ECA re-weights the channels of a feature map without any dimensionality reductio
     w = sigmoid(conv1d_k(y))            (B, C)      one 1-D kernel of size k shared by all channels
     out = x * w                         (B, C, *spatial)
 
-so the layer has exactly k parameters (Eq. 9-11, "local cross-channel interaction"). The kernel
+so the layer has exactly k parameters ("local cross-channel interaction", Sec. 3.2). The kernel
 size is either given or chosen from the channel count by the adaptive mapping of Eq. 12,
 
     k = psi(C) = | log2(C) / gamma + b / gamma |_odd,     gamma = 2, b = 1,
@@ -65,8 +65,8 @@ class ECA(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, C, *spatial)
         spatial = tuple(range(2, x.dim()))
-        y = x.mean(spatial)  # (B, C)            channel descriptor, Eq. 2
-        y = self.conv(y.unsqueeze(1))  # (B, 1, C)  k-neighbour interaction, Eq. 11
+        y = x.mean(spatial)  # (B, C)              channel descriptor (GAP)
+        y = self.conv(y.unsqueeze(1))  # (B, 1, C)  interaction of each channel with its k neighbours
         y = torch.sigmoid(y).view(x.shape[0], x.shape[1], *(1 for _ in spatial))  # (B, C, 1, ..)
         return x * y
 

@@ -21,7 +21,7 @@ at initialisation. It is not part of paper 41 and is off by default (``icnr=Fals
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 
 class SubPixelConv2d(nn.Module):
@@ -44,7 +44,7 @@ class SubPixelConv2d(nn.Module):
             self.icnr_()
 
     @torch.no_grad()
-    def icnr_(self, init=nn.init.kaiming_normal_) -> "SubPixelConv2d":
+    def icnr_(self, init=nn.init.kaiming_normal_) -> SubPixelConv2d:
         """ICNR (Aitken et al. 2017): give the r^2 sub-kernels of each output channel the same weights."""
         r2 = self.scale**2
         base = torch.empty(self.out_ch, self.in_ch, self.kernel_size, self.kernel_size)

@@ -26,7 +26,7 @@ Departures
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from convzoo.errors import ConvzooError
 from convzoo.layers.head import Backbone
@@ -69,8 +69,8 @@ class CnnSvmNet(Backbone):
         side = INPUT_SIZE // 4
         self.head = MlpHead(c2 * side * side, hidden, num_classes, drop_rate)
         self.num_classes, self.num_features = num_classes, hidden
-        self.feature_info = [dict(num_chs=c1, reduction=2, module="pool1"),
-                             dict(num_chs=c2, reduction=4, module="pool2")]
+        self.feature_info = [{"num_chs": c1, "reduction": 2, "module": "pool1"},
+                             {"num_chs": c2, "reduction": 4, "module": "pool2"}]
         self.init_std, self.bias_init = init_std, bias_init
         self.apply(self._init)
 
@@ -103,12 +103,13 @@ class CnnSvmNet(Backbone):
 @register_model(ModelCard(
     name="cnn_svm_mnist", paper=40, family="cnn_svm", task="classification", in_chans=1, num_classes=10,
     input_size=(28, 28), test_size=(28, 28), params=3_274_634,
-    params_source="paper Sec. 2.2 network, by arithmetic 832 + 51,264 + 3,212,288 + 10,250 (fact sheet G2 §40; "
-                  "the paper prints no count)",
+    params_source="paper Sec. 2.2 network, by arithmetic 832 + 51,264 + 3,212,288 + 10,250 "
+                  "(fact sheet G2 §40; the paper prints no count)",
     macs=13_883_904, macs_source="FlopCounterMode at 28x28, conv+linear MACs (fact sheet G2 §40: 13.88M)",
     reference=None, capabilities=frozenset({"features", "compile", "onnx"}),
     recipes=("cnn_svm_digits", "cnn_softmax_digits", "cnn_svm_mnist_paper"),
-    source="paper Sec. 2.2-2.3 / official model/cnn_svm.py (network, init); L2-SVM loss in convzoo.layers.svm",
+    source="paper Sec. 2.2-2.3 / official model/cnn_svm.py (network, init); "
+           "L2-SVM loss in convzoo.layers.svm",
     notes="same network as the paper's CNN-Softmax; CNN-SVM = this model + task loss 'l2svm'"))
 def cnn_svm_mnist(num_classes: int = 10, in_chans: int = 1, **kw) -> CnnSvmNet:
     return CnnSvmNet(num_classes=num_classes, in_chans=in_chans, **kw)

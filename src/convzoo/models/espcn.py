@@ -30,7 +30,7 @@ state MACs for a 1920x1080 output frame, i.e. LR 960x540 (x2), 640x360 (x3), 480
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from convzoo.layers.subpixel import SubPixelConv2d
 from convzoo.registry import ModelCard, register_model
@@ -50,8 +50,10 @@ class ESPCN(nn.Module):
         if act not in _ACTS:
             raise ValueError(f"act must be one of {sorted(_ACTS)}, got {act!r}")
         if len(widths) != 2 or len(kernels) != 3:
-            raise ValueError(f"ESPCN has L=3 layers: widths needs 2 entries and kernels 3, got {widths}, {kernels}")
-        self.scale, self.in_chans, self.widths, self.kernels = int(scale), in_chans, tuple(widths), tuple(kernels)
+            raise ValueError(f"ESPCN has L=3 layers: widths needs 2 entries and kernels 3, got {widths}, "
+                             f"{kernels}")
+        self.scale, self.in_chans = int(scale), in_chans
+        self.widths, self.kernels = tuple(widths), tuple(kernels)
         (n1, n2), (f1, f2, f3) = widths, kernels
         # layer 1: patch extraction in LR space, (B, C, h, w) -> (B, n1, h, w)
         self.conv1 = nn.Conv2d(in_chans, n1, f1, padding=f1 // 2)
@@ -73,9 +75,9 @@ class ESPCN(nn.Module):
 # --- variants -----------------------------------------------------------------------------------
 # scale -> LR size (H, W) whose x-scale output is a 1920x1080 frame (the paper's video setting, Sec. 3.4)
 ESPCN_CFGS = {
-    "espcn_x2": dict(scale=2, params=21_284, lr_1080p=(540, 960), macs=10_981_785_600),
-    "espcn_x3": dict(scale=3, params=22_729, lr_1080p=(360, 640), macs=5_212_569_600),
-    "espcn_x4": dict(scale=4, params=24_752, lr_1080p=(270, 480), macs=3_193_344_000),
+    "espcn_x2": {"scale": 2, "params": 21_284, "lr_1080p": (540, 960), "macs": 10_981_785_600},
+    "espcn_x3": {"scale": 3, "params": 22_729, "lr_1080p": (360, 640), "macs": 5_212_569_600},
+    "espcn_x4": {"scale": 4, "params": 24_752, "lr_1080p": (270, 480), "macs": 3_193_344_000},
 }
 
 
@@ -94,7 +96,7 @@ def _card(name: str) -> ModelCard:
         reference=None,
         capabilities=frozenset({"compile", "onnx", "channels_last", "bf16"}),
         recipes=(f"{name}_photos",) + (("espcn_x3_imagenet_paper",) if r == 3 else ()),
-        source="paper Sec. 2.2 (Eq. 4, sub-pixel convolution) and Sec. 3.1 (l=3, (f,n) = (5,64),(3,32),3; tanh)",
+        source="paper Sec. 2.2 (Eq. 4, sub-pixel convolution), Sec. 3.1 (l=3, (f,n) = (5,64),(3,32),3; tanh)",
         notes=("Y channel only (in_chans=1); chroma upsampled bicubically by upscale_image. Shipped weights "
                "(pretrained=True) were trained a few CPU minutes on bundled photos, not on ImageNet."),
     )

@@ -38,11 +38,11 @@ Where paper and official code differ (each available as an option)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from convzoo.errors import ConvzooError
 from convzoo.layers.head import Backbone, ClassifierHead
@@ -96,8 +96,8 @@ def _resolve_network(network_idx: int | str) -> str:
         return NETWORK_IDX[network_idx]
     if network_idx in NETWORKS:
         return network_idx
-    raise ConvzooError(f"unknown SimpleNet network {network_idx!r}; expected an index 0-{len(NETWORK_IDX) - 1} "
-                       f"or one of {', '.join(NETWORKS)}")
+    raise ConvzooError(f"unknown SimpleNet network {network_idx!r}; expected an index "
+                       f"0-{len(NETWORK_IDX) - 1} or one of {', '.join(NETWORKS)}")
 
 
 # --- the network -------------------------------------------------------------------------------
@@ -154,12 +154,17 @@ class SimpleNet(Backbone):
         mods: list[nn.Module] = []
         self.feature_info: list[dict] = []
         c_in, reduction = in_chans, 1
+
+        def tap() -> None:  # the output of the last module so far is a stage output
+            self.feature_info.append({"num_chs": c_in, "reduction": reduction,
+                                      "module": f"features.{len(mods) - 1}"})
+
         for idx, (kind, channels, k, slot) in enumerate(self.table):
             stride = strides.get(idx, 2 if kind == "pool" else 1)
             rate = drop_rates.get(idx)
             if kind == "pool":
-                if mods:  # the map entering each pool is a stage output
-                    self.feature_info.append(dict(num_chs=c_in, reduction=reduction, module=f"features.{len(mods) - 1}"))
+                if mods:  # the map entering each max-pool
+                    tap()
                 mods += [nn.MaxPool2d(2, stride), nn.Dropout2d(rate or 0.0)]
             else:
                 c_out = round(channels * scale)
@@ -171,8 +176,8 @@ class SimpleNet(Backbone):
                     mods.append(nn.Dropout2d(rate or 0.0))
                 c_in = c_out
             reduction *= stride
-        self.feature_info.append(dict(num_chs=c_in, reduction=reduction, module=f"features.{len(mods) - 1}"))
-        taps = [int(f["module"].split(".")[1]) for f in self.feature_info]
+        tap()  # the last map
+        taps = [int(f["module"].rpartition(".")[2]) for f in self.feature_info]
         self.features = StageSequential(mods, taps)  # official name: keys are features.N.*
 
         self.num_features = c_in
@@ -194,7 +199,6 @@ class SimpleNet(Backbone):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)[-1]  # (B, C_last, h, w), unpooled
-
 
 
 # --- official checkpoints ----------------------------------------------------------------------
@@ -305,7 +309,7 @@ def _card(name: str, params: int, macs: int, *, imagenet: bool, readme: str = "-
     return ModelCard(
         name=name, paper=32, family="simplenet", task="classification", in_chans=3,
         num_classes=num_classes or (1000 if imagenet else 10),
-        input_size=(224, 224) if imagenet else (32, 32), test_size=(64, 64) if imagenet else (32, 32),
+        input_size=(224, 224) if imagenet else (32, 32), test_size=(32, 32),
         params=params, params_source=_PARAMS_SRC.format(readme=readme), macs=macs,
         macs_source=_MACS_SRC.format(pad=(_PAD1 + (f" (the sheet's {sheet_macs} counts them unpadded)"
                                                     if sheet_macs else "")) if pad1 else _PAD0),
@@ -314,7 +318,8 @@ def _card(name: str, params: int, macs: int, *, imagenet: bool, readme: str = "-
         recipes=recipes, source=_SRC, notes=notes)
 
 
-def _build(num_classes: int, in_chans: int, network: str, scale: float = 1.0, mode: int = 0, **kw) -> SimpleNet:
+def _build(num_classes: int, in_chans: int, network: str, scale: float = 1.0, mode: int = 0,
+           **kw) -> SimpleNet:
     kw.setdefault("network_idx", network)
     kw.setdefault("scale", scale)
     kw.setdefault("mode", mode)
@@ -329,7 +334,8 @@ def simplenet(num_classes: int = 10, in_chans: int = 3, **kw) -> SimpleNet:
     return _build(num_classes, in_chans, "cifar_5m", **kw)
 
 
-@register_model(_card("simplenet_cifar_310k", 312_362, 55_788_160, imagenet=False, recipes=("simplenet_digits",),
+@register_model(_card("simplenet_cifar_310k", 312_362, 55_788_160, imagenet=False,
+                      recipes=("simplenet_digits",),
                       notes="the paper's slim CIFAR/MNIST/SVHN network (310K); the project demo's model"))
 def simplenet_cifar_310k(num_classes: int = 10, in_chans: int = 3, **kw) -> SimpleNet:
     return _build(num_classes, in_chans, "cifar_310k", **kw)

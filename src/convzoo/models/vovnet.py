@@ -211,7 +211,7 @@ class VoVNet(Backbone):
                                    residual=residual, depthwise=depthwise, attn=attn,
                                    attn_placement=attn_placement))
             cin = concat_chs[i]
-            self.feature_info.append(dict(num_chs=cin, reduction=4 * 2 ** i, module=f"stages.{i}"))
+            self.feature_info.append({"num_chs": cin, "reduction": 4 * 2 ** i, "module": f"stages.{i}"})
         self.stages = nn.Sequential(*stages)
         # head: GAP -> dropout -> fc (keys head.fc, as timm)
         self.num_features = cin
@@ -280,11 +280,11 @@ def remap_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 # --- variants (V1 Table 1 / official V1 code; CenterMask / official detectron2 stage specs; timm) ----
 
-_WIDE = dict(stage_chs=(128, 160, 192, 224), concat_chs=(256, 512, 768, 1024))
-_SLIM_V1 = dict(stage_chs=(64, 80, 96, 112), concat_chs=(128, 256, 384, 512))
-_SLIM_V2 = dict(stage_chs=(64, 80, 96, 112), concat_chs=(112, 256, 384, 512))
-_V1 = dict(stem_chs=(64, 64, 128), layers=5, residual=False, depthwise=False, attn=None)
-_V2 = dict(stem_chs=(64, 64, 128), residual=True, depthwise=False, attn="ese")
+_WIDE = {"stage_chs": (128, 160, 192, 224), "concat_chs": (256, 512, 768, 1024)}
+_SLIM_V1 = {"stage_chs": (64, 80, 96, 112), "concat_chs": (128, 256, 384, 512)}
+_SLIM_V2 = {"stage_chs": (64, 80, 96, 112), "concat_chs": (112, 256, 384, 512)}
+_V1 = {"stem_chs": (64, 64, 128), "layers": 5, "residual": False, "depthwise": False, "attn": None}
+_V2 = {"stem_chs": (64, 64, 128), "residual": True, "depthwise": False, "attn": "ese"}
 _V2_DW = dict(_V2, stem_chs=(64, 64, 64), depthwise=True)
 
 VOVNET_CFGS = {

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
@@ -55,7 +55,8 @@ def eval_view(img: torch.Tensor, border: int) -> torch.Tensor:
 def _scale_of(model: nn.Module) -> int:
     scale = getattr(model, "scale", None)
     if scale is None:
-        raise ConvzooError(f"{type(model).__name__} has no 'scale' attribute; expected a super-resolution model")
+        raise ConvzooError(f"{type(model).__name__} has no 'scale' attribute; expected a super-resolution "
+                           "model")
     return int(scale)
 
 
@@ -136,17 +137,13 @@ class SuperResolution(Task):
         if psnr is not None and bic is not None:
             lines += [f"Mean PSNR {psnr:.2f} dB vs bicubic {bic:.2f} dB: gain {psnr - bic:+.2f} dB.", ""]
         if self._per_image is not None and self._per_image[0] == tuple(getattr(dataset, "names", ())):
-            rows = self._per_image[1]
-            lines += ["| photo | bicubic PSNR | model PSNR | gain (dB) | bicubic SSIM | model SSIM |",
-                      "|---|---|---|---|---|---|"]
-            lines += [f"| {r['photo']} | {r['psnr_bicubic']:.2f} | {r['psnr']:.2f} | {r['psnr'] - r['psnr_bicubic']:+.2f} "
-                      f"| {r['ssim_bicubic']:.4f} | {r['ssim']:.4f} |" for r in rows]
-            gain = float(np.mean([r["psnr"] - r["psnr_bicubic"] for r in rows]))
-            lines += [f"| **mean** | | | **{gain:+.2f}** | | |", ""]
+            lines += per_image_table(self._per_image[1]) + [""]
         paper = PAPER_TABLE1.get(scale)
         if paper:
-            refs = "; ".join(f"{k} {e:.2f} vs bicubic {c:.2f} ({e - c:+.2f} dB)" for k, (e, c) in paper.items())
-            lines += [f"Paper Table 1 (x{scale}, ESPCN trained on 50k ImageNet images, other test photos): {refs}."]
+            refs = "; ".join(f"{k} {e:.2f} vs bicubic {c:.2f} ({e - c:+.2f} dB)"
+                             for k, (e, c) in paper.items())
+            lines.append(f"Paper Table 1 (x{scale}, ESPCN trained on 50k ImageNet images, other photos): "
+                         f"{refs}.")
         else:
             lines += [f"The paper's Table 1 reports no x{scale} results."]
         return lines
@@ -161,6 +158,19 @@ def _lookup(results: dict, name: str):
 
 
 # --- helpers used by the task, the CLI, the tests and scripts/train_espcn_weights.py ----------------
+def per_image_table(rows: list[dict]) -> list[str]:
+    """Markdown table of :func:`evaluate_pairs` rows: model vs bicubic per photo, and the means."""
+    lines = ["| photo | bicubic PSNR | model PSNR | gain (dB) | bicubic SSIM | model SSIM |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['photo']} | {r['psnr_bicubic']:.2f} | {r['psnr']:.2f} | "
+                     f"{r['psnr'] - r['psnr_bicubic']:+.2f} | {r['ssim_bicubic']:.4f} | {r['ssim']:.4f} |")
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in ("psnr", "psnr_bicubic", "ssim", "ssim_bicubic")}
+    gain = mean["psnr"] - mean["psnr_bicubic"]
+    lines.append(f"| **mean** | {mean['psnr_bicubic']:.2f} | {mean['psnr']:.2f} | **{gain:+.2f}** | "
+                 f"{mean['ssim_bicubic']:.4f} | {mean['ssim']:.4f} |")
+    return lines
+
 
 
 @torch.no_grad()
@@ -207,7 +217,8 @@ def upscale_image(model, image: np.ndarray) -> np.ndarray:
     elif in_chans == 3:
         out = model(rgb.to(param.dtype)).float()
     else:
-        raise ConvzooError(f"upscale_image needs a model with 1 (Y) or 3 (RGB) input channels, got {in_chans}")
+        raise ConvzooError(f"upscale_image needs a model with 1 (Y) or 3 (RGB) input channels, got "
+                           f"{in_chans}")
     model.train(was_training)
     out = quantize(out)[0].mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     return out[..., 0] if np.asarray(image).ndim == 2 else out
