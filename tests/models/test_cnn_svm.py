@@ -57,6 +57,9 @@ def test_regulariser_is_mean_square_of_the_readout_only():
     for name, p in model.named_parameters():
         if name != "head.fc.weight":
             assert p.grad is None or not p.grad.any(), name  # biases and hidden layers are not penalised
+    other = convzoo.create_model("cnn_svm_mnist")  # the readout of the model run now is the one penalised
+    out, y = task.forward(other, (x, y))
+    assert task.loss(out, y).item() == pytest.approx(other.head.fc.weight.pow(2).mean().item(), rel=1e-6)
 
 
 def test_decision_rules_argmax_and_official_sign_quirk():

@@ -98,7 +98,10 @@ def _card(name: str) -> ModelCard:
         recipes=(f"{name}_photos",) + (("espcn_x3_imagenet_paper",) if r == 3 else ()),
         source="paper Sec. 2.2 (Eq. 4, sub-pixel convolution), Sec. 3.1 (l=3, (f,n) = (5,64),(3,32),3; tanh)",
         notes=("Y channel only (in_chans=1); chroma upsampled bicubically by upscale_image. Shipped weights "
-               "(pretrained=True) were trained a few CPU minutes on bundled photos, not on ImageNet."),
+               f"(pretrained=True) were trained a few CPU minutes on bundled photos (recipe {name}_photos), "
+               "not on ImageNet, for LR made by Gaussian blur (sigma r/2) + decimation: on sharper inputs "
+               "(e.g. bicubic-downscaled photos) they over-sharpen; train with "
+               "data.kwargs.degradation=bicubic for those."),
     )
 
 

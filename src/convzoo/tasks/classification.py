@@ -36,7 +36,8 @@ class Classification(Task):
 
     def forward(self, model, batch):
         x, y = batch
-        if self.loss_name == "l2svm" and self._readout is None:
+        if self.loss_name == "l2svm":  # the readout of the model run now (not a cached one: EMA copies,
+            # reset_classifier and evaluation of another model must regularise their own layer)
             head = model.module if hasattr(model, "module") else model  # Fabric / DDP wrappers
             head = getattr(head, "_forward_module", head)
             fc = head.get_classifier() if hasattr(head, "get_classifier") else None

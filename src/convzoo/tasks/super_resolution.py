@@ -202,7 +202,9 @@ def upscale_image(model, image: np.ndarray) -> np.ndarray:
     """uint8 photo (H, W, 3) or (H, W) -> uint8 (rH, rW, 3) or (rH, rW), upscaled as the paper does.
 
     A Y-channel model (``in_chans=1``) super-resolves the 8-bit luma Y (BT.601) and the chroma Cb/Cr
-    is upscaled bicubically (paper Sec. 3.1); an RGB model (``in_chans=3``) gets RGB directly.
+    is upscaled bicubically (paper Sec. 3.1); an RGB model (``in_chans=3``) gets RGB directly. A
+    network restores the degradation it was trained on: the shipped ESPCN weights expect LR images
+    that look like ``convzoo.data.photos``' Gaussian-blurred ones and over-sharpen sharper inputs.
     """
     scale = _scale_of(model)
     param = next(model.parameters())
