@@ -156,6 +156,7 @@ def _digits_tensors(split: str):
     return torch.stack([ds[i][0] for i in range(len(ds))]), torch.tensor([ds[i][1] for i in range(len(ds))])
 
 
+@pytest.mark.slow  # 3 epochs of the 3.3M-parameter net: ~30-50 s on the shared 2-core machine
 def test_l2svm_task_trains_cnn_on_digits():
     """Paper 40's CNN-SVM (Adam 1e-3, C = 1, dropout 0.5) learns real digits: > 90% test accuracy."""
     torch.manual_seed(0)

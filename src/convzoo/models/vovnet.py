@@ -90,6 +90,10 @@ class SeparableConvNormAct(nn.Sequential):
         ))
 
 
+def _conv3x3(cin: int, cout: int, stride: int, depthwise: bool) -> nn.Sequential:
+    return SeparableConvNormAct(cin, cout, stride) if depthwise else ConvNormAct(cin, cout, 3, stride)
+
+
 def _attention(kind: str | None, channels: int) -> nn.Module | None:
     if kind is None:
         return None
@@ -200,10 +204,9 @@ class VoVNet(Backbone):
             raise ConvzooError(f"attn_placement must be 'stage' or 'block', got {attn_placement!r}")
         self.num_classes, self.drop_rate = num_classes, drop_rate
         # stem: (B, in_chans, H, W) -> (B, stem_chs[2], H/4, W/4)
-        conv = (lambda cin, cout, s: SeparableConvNormAct(cin, cout, s)) if depthwise else \
-            (lambda cin, cout, s: ConvNormAct(cin, cout, 3, s))
-        self.stem = nn.Sequential(ConvNormAct(in_chans, stem_chs[0], 3, 2), conv(stem_chs[0], stem_chs[1], 1),
-                                  conv(stem_chs[1], stem_chs[2], 2))
+        self.stem = nn.Sequential(ConvNormAct(in_chans, stem_chs[0], 3, 2),
+                                  _conv3x3(stem_chs[0], stem_chs[1], 1, depthwise),
+                                  _conv3x3(stem_chs[1], stem_chs[2], 2, depthwise))
         # stages 2-5: (B, concat_chs[i], H/2^(i+2), W/2^(i+2))
         stages, cin, self.feature_info = [], stem_chs[2], []
         for i in range(4):

@@ -1,0 +1,253 @@
+"""Paper 33: Inception-v4, Inception-ResNet-v1/-v2 (arXiv 1602.07261) and the TF-slim IR-v2 layout.
+
+Checks parameter counts (timm's for the TF-slim layouts, an independent sum over the figures' conv
+widths for the paper layouts), numerical parity with timm with weights converted by ``from_timm``,
+the grid sizes / depths of Figs. 9 and 15 at 299 px (meta device: shapes without arithmetic), the
+Reduction-A (k, l, m, n) table, the residual scaling of Sec. 3.3, the paper-vs-TF-slim factorisation
+order, in_chans and the width multiplier.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import convzoo
+from convzoo.errors import ConvzooError
+from convzoo.models.inception_resnet import IR_BLOCKS, InceptionResNetBlock
+from convzoo.registry import count_params
+from convzoo.weights.from_timm import from_timm
+
+pytestmark = pytest.mark.paper(33)
+
+NAMES = ["inception_v4", "inception_v4_paper", "inception_resnet_v1", "inception_resnet_v2_paper",
+         "inception_resnet_v2"]
+# timm 1.0.31, 1000 classes (fact sheet G1a "Paper 33" Sec. 2)
+TIMM_COUNTS = {"inception_v4": 42_679_816, "inception_resnet_v2": 55_843_464}
+
+
+def _meta(name: str, **kwargs):
+    with torch.device("meta"):
+        return convzoo.create_model(name, **kwargs)
+
+
+def _randomise_bn(model: torch.nn.Module, seed: int = 1, he_convs: bool = False) -> None:
+    """Random BN affine/statistics; ``he_convs``: He-normal conv weights too, so that the signal survives
+    the 100+ layers of an eval-mode network (with PyTorch's default init the logits of a random
+    Inception-v4 hardly depend on the input, which would make a parity check weak)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if he_convs and isinstance(m, torch.nn.Conv2d):
+                torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu", generator=g)
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) * 0.5 + (0.75 if he_convs else 0.25))
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+
+
+# --- counts ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["inception_v4", "inception_v4_paper", "inception_resnet_v2"])
+def test_params_match_timm_count(name):
+    base = name.removesuffix("_paper")
+    assert count_params(_meta(name)) == TIMM_COUNTS[base]
+
+
+def _conv(cin, cout, kh, kw=None):  # Conv (no bias) + BN (gamma, beta)
+    return cin * cout * kh * (kh if kw is None else kw) + 2 * cout
+
+
+def _lin(cin, cout):  # "1x1 Conv (Linear)": weights + bias
+    return cin * cout + cout
+
+
+def _figure_count_ir(version: int) -> tuple[int, tuple[int, int, int]]:
+    """Parameters of the paper's IR-v1 / IR-v2 summed from the figures' conv widths, 1000 classes."""
+    if version == 1:  # Fig. 14 stem -> 256
+        stem = (_conv(3, 32, 3) + _conv(32, 32, 3) + _conv(32, 64, 3) + _conv(64, 80, 1) + _conv(80, 192, 3)
+                + _conv(192, 256, 3))
+        c_a = 256
+        block_a = (_conv(c_a, 32, 1) + _conv(c_a, 32, 1) + _conv(32, 32, 3) + _conv(c_a, 32, 1) + _conv(32, 32, 3)
+                   + _conv(32, 32, 3) + _lin(96, c_a))  # Fig. 10
+        k, l, m, n = 192, 192, 256, 384
+    else:  # Fig. 3 stem -> 384
+        stem = (_conv(3, 32, 3) + _conv(32, 32, 3) + _conv(32, 64, 3) + _conv(64, 96, 3)
+                + _conv(160, 64, 1) + _conv(64, 96, 3) + _conv(160, 64, 1) + 2 * _conv(64, 64, 1, 7)
+                + _conv(64, 96, 3) + _conv(192, 192, 3))
+        c_a = 384
+        block_a = (_conv(c_a, 32, 1) + _conv(c_a, 32, 1) + _conv(32, 32, 3) + _conv(c_a, 32, 1) + _conv(32, 48, 3)
+                   + _conv(48, 64, 3) + _lin(128, c_a))  # Fig. 16
+        k, l, m, n = 256, 256, 384, 384
+    red_a = _conv(c_a, n, 3) + _conv(c_a, k, 1) + _conv(k, l, 3) + _conv(l, m, 3)  # Fig. 7
+    c_b = c_a + n + m
+    if version == 1:
+        block_b = _conv(c_b, 128, 1) + _conv(c_b, 128, 1) + 2 * _conv(128, 128, 1, 7) + _lin(256, c_b)  # Fig. 11
+        red_b = (_conv(c_b, 256, 1) + _conv(256, 384, 3) + _conv(c_b, 256, 1) + _conv(256, 256, 3)
+                 + _conv(c_b, 256, 1) + 2 * _conv(256, 256, 3))  # Fig. 12
+        c_c = c_b + 384 + 256 + 256
+        block_c = _conv(c_c, 192, 1) + _conv(c_c, 192, 1) + 2 * _conv(192, 192, 1, 3) + _lin(384, c_c)  # Fig. 13
+    else:
+        block_b = (_conv(c_b, 192, 1) + _conv(c_b, 128, 1) + _conv(128, 160, 1, 7) + _conv(160, 192, 7, 1)
+                   + _lin(384, c_b))  # Fig. 17
+        red_b = (_conv(c_b, 256, 1) + _conv(256, 384, 3) + _conv(c_b, 256, 1) + _conv(256, 288, 3)
+                 + _conv(c_b, 256, 1) + _conv(256, 288, 3) + _conv(288, 320, 3))  # Fig. 18
+        c_c = c_b + 384 + 288 + 320
+        block_c = (_conv(c_c, 192, 1) + _conv(c_c, 192, 1) + _conv(192, 224, 1, 3) + _conv(224, 256, 3, 1)
+                   + _lin(448, c_c))  # Fig. 19
+    total = stem + 5 * block_a + red_a + 10 * block_b + red_b + 5 * block_c + _lin(c_c, 1000)  # Fig. 15
+    return total, (c_a, c_b, c_c)
+
+
+@pytest.mark.parametrize("name,version,depths", [
+    ("inception_resnet_v1", 1, (256, 896, 1792)),  # Figs. 14 / 7 (Table 1) / 12 depths as printed
+    ("inception_resnet_v2_paper", 2, (384, 1152, 2144)),  # 384 printed in Fig. 3; 1152, 2144 = sums
+])
+def test_paper_layout_count_from_figures(name, version, depths):
+    total, chans = _figure_count_ir(version)
+    assert chans == depths
+    model = _meta(name)
+    assert count_params(model) == total
+    assert convzoo.get_card(name).params == total  # the card states the figure-derived count exactly
+    assert [model.feature_info[i]["num_chs"] for i in (2, 3, 4)] == list(depths)
+
+
+# --- grid sizes (Figs. 3, 9, 14, 15) ----------------------------------------------------------------------
+
+GRIDS = {  # (channels, size) of the five feature maps at 299 px
+    "inception_v4": [(64, 147), (160, 73), (384, 35), (1024, 17), (1536, 8)],
+    "inception_v4_paper": [(64, 147), (160, 73), (384, 35), (1024, 17), (1536, 8)],
+    "inception_resnet_v1": [(64, 147), (192, 71), (256, 35), (896, 17), (1792, 8)],
+    "inception_resnet_v2_paper": [(64, 147), (160, 73), (384, 35), (1152, 17), (2144, 8)],
+    "inception_resnet_v2": [(64, 147), (192, 71), (320, 35), (1088, 17), (1536, 8)],
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_grid_sizes_at_299(name):
+    model = _meta(name).eval()
+    x = torch.empty(1, 3, 299, 299, device="meta")
+    feats = model.features(x)
+    assert [(f.shape[1], f.shape[2]) for f in feats] == GRIDS[name]
+    assert [(i["num_chs"], i["reduction"]) for i in model.feature_info] == [
+        (c, r) for (c, _), r in zip(GRIDS[name], (2, 4, 8, 16, 32))]
+    assert tuple(model.forward_features(x).shape) == (1, model.num_features, 8, 8)
+    assert tuple(model(x).shape) == (1, 1000)
+
+
+@pytest.mark.parametrize("name,kmln", [
+    ("inception_v4", (192, 224, 256, 384)), ("inception_resnet_v1", (192, 192, 256, 384)),
+    ("inception_resnet_v2_paper", (256, 256, 384, 384)), ("inception_resnet_v2", (256, 256, 384, 384)),
+])
+def test_reduction_a_table1(name, kmln):
+    ra = _meta(name).reduction_a
+    got = (ra.branch1[0].conv.out_channels, ra.branch1[1].conv.out_channels, ra.branch1[2].conv.out_channels,
+           ra.branch0.conv.out_channels)
+    assert got == kmln
+    assert ra.branch0.conv.stride == ra.branch1[2].conv.stride == (2, 2)
+    assert ra.branch0.conv.padding == ra.branch1[2].conv.padding == (0, 0)  # "V"
+
+
+def test_factorisation_order_paper_vs_tf_slim():
+    slim, paper = _meta("inception_v4"), _meta("inception_v4_paper")
+    ks = lambda seq: [m.conv.kernel_size for m in seq[1:]]  # noqa: E731
+    assert ks(paper.inception_b[0].branch2) == [(1, 7), (7, 1), (1, 7), (7, 1)]  # Fig. 5
+    assert ks(slim.inception_b[0].branch2) == [(7, 1), (1, 7), (7, 1), (1, 7)]  # TF-slim
+    c_p, c_s = paper.inception_c[0], slim.inception_c[0]
+    assert (c_p.branch2_1.conv.kernel_size, c_p.branch2_2.conv.kernel_size) == ((1, 3), (3, 1))  # Fig. 6
+    assert (c_s.branch2_1.conv.kernel_size, c_s.branch2_2.conv.kernel_size) == ((3, 1), (1, 3))
+    with pytest.raises(ConvzooError, match="order"):
+        convzoo.create_model("inception_v4", order="fig")
+
+
+# --- residual scaling (Sec. 3.3) -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("scale", [0.0, 0.1, 0.3])
+def test_residual_block_scales_the_residual(scale):
+    block = InceptionResNetBlock(24, IR_BLOCKS["ir_v2_a"], scale).eval()
+    _randomise_bn(block)
+    x = torch.randn(2, 24, 9, 9)
+    with torch.no_grad():
+        r = torch.cat([block.branch0(x), block.branch1(x), block.branch2(x)], 1)
+        expected = torch.relu(x + scale * block.proj(r))
+        assert block.proj(r).abs().max() > 0.1  # the residual is not negligible
+        torch.testing.assert_close(block(x), expected, rtol=1e-6, atol=1e-6)
+        if scale == 0.0:
+            assert torch.equal(block(x), torch.relu(x))  # identity -> ReLU
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in (block.proj, block.act))  # no BN after the sum
+
+
+@pytest.mark.parametrize("name", ["inception_resnet_v1", "inception_resnet_v2_paper", "inception_resnet_v2"])
+def test_models_apply_paper_scales(name):
+    model = _meta(name)
+    blocks = [m for m in model.modules() if isinstance(m, InceptionResNetBlock)]
+    scaled = [b for b in blocks if isinstance(b.act, torch.nn.ReLU)]
+    assert all(0.1 <= b.scale <= 0.3 for b in scaled)  # Sec. 3.3
+    assert [b.scale for b in model.blocks_a] == [0.17] * len(model.blocks_a)
+    assert [b.scale for b in model.blocks_b] == [0.10] * len(model.blocks_b)
+    depths = (len(model.blocks_a), len(model.blocks_b), len(model.blocks_c))
+    if name == "inception_resnet_v2":  # TF-slim: 10/20/9 + one linear Block8 with scale 1.0
+        assert depths == (10, 20, 10) and len(scaled) == 39
+        assert model.blocks_c[-1].scale == 1.0 and isinstance(model.blocks_c[-1].act, torch.nn.Identity)
+    else:
+        assert depths == (5, 10, 5) and len(scaled) == 20  # Fig. 15
+    alt = _meta(name, scales=(0.3, 0.2, 0.1))
+    assert {b.scale for b in alt.blocks_a} == {0.3}
+
+
+# --- parity with timm (weights copied by from_timm) -----------------------------------------------------
+
+@pytest.fixture(scope="module", params=["inception_v4", "inception_resnet_v2"])
+def timm_pair(request):
+    timm = pytest.importorskip("timm")
+    name = request.param
+    torch.manual_seed(0)
+    ref = timm.create_model(name).eval()
+    _randomise_bn(ref, he_convs=True)
+    ours = convzoo.create_model(name).eval()
+    ours.load_state_dict(from_timm(name, ref.state_dict()))  # strict: every key mapped, no key left
+    return name, ref, ours
+
+
+@pytest.mark.parity
+def test_timm_parity(timm_pair):
+    name, ref, ours = timm_pair
+    assert count_params(ours) == count_params(ref) == TIMM_COUNTS[name]
+    x = torch.randn(2, 3, 75, 75, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        a, b = ours(x), ref(x)
+        assert (b[0] - b[1]).abs().max() > 0.01 * b.abs().max()  # the logits depend on the input
+        assert (a - b).abs().max() <= 1e-5
+        fa = ours.features(x)
+        fb = ref.forward_intermediates(x, intermediates_only=True)
+        assert [tuple(f.shape) for f in fa] == [tuple(f.shape) for f in fb]
+        assert max((p - q).abs().max().item() for p, q in zip(fa, fb)) <= 1e-5
+        assert ours.forward_head(ours.forward_features(x), pre_logits=True).shape == (2, 1536)
+
+
+def test_from_timm_rejects_unknown_and_foreign_dicts():
+    with pytest.raises(ConvzooError, match="inception_v4"):
+        from_timm("inception_v44", {})
+    w = torch.zeros(1)
+    with pytest.raises(ConvzooError, match="map twice"):
+        from_timm("inception_resnet_v2", {"repeat.0.conv2d.weight": w, "repeat.0.proj.weight": w})
+
+
+# --- in_chans, width, head ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", NAMES)
+def test_in_chans_1(name):
+    model = _meta(name, in_chans=1, num_classes=10).eval()
+    assert model.stem[0].conv.weight.shape == (32, 1, 3, 3)
+    assert model.head.drop.p == 0.2  # dropout keep 0.8 (Figs. 9 / 15)
+    assert tuple(model(torch.empty(2, 1, 299, 299, device="meta")).shape) == (2, 10)
+    assert count_params(model) == convzoo.get_card(name).params - 2 * 32 * 9 - 990 * (model.num_features + 1)
+
+
+def test_reduced_width_runs():
+    full = _meta("inception_v4")
+    small = convzoo.create_model("inception_v4", in_chans=1, num_classes=10, width=0.25).eval()
+    assert small.num_features == 384 and count_params(small) < count_params(full) / 12
+    with torch.no_grad():
+        assert small(torch.randn(2, 1, 75, 75)).shape == (2, 10)
