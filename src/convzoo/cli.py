@@ -125,20 +125,18 @@ def cmd_predict(a) -> None:
 
 # --- bench / export --------------------------------------------------------------------------
 def cmd_bench(a) -> None:
-    from convzoo.bench import bench, format_bench
+    from convzoo.bench import MODES, bench, format_bench
 
-    modes = ["eager"]
-    if a.channels_last:
-        modes.append("channels_last")
-    if a.compile:
-        modes.append("compile")
-    if a.deploy:
-        modes.append("deploy")
-    if a.bf16:
-        modes.append("bf16")
-    if a.all or len(modes) == 1 and not any((a.channels_last, a.compile, a.deploy, a.bf16)):
-        modes = ["eager", "channels_last", "compile", "deploy", "bf16"] if a.all else ["eager", "channels_last", "deploy"]
-    result = bench(a.model, batch=a.batch, size=a.size, modes=tuple(modes), compare=a.compare, rounds=a.rounds)
+    flags = {"channels_last": a.channels_last, "compile": a.compile, "deploy": a.deploy, "bf16": a.bf16,
+             "deploy_compile": a.deploy and a.compile}
+    if a.all:
+        modes = MODES
+    elif any(flags.values()):
+        modes = ("eager",) + tuple(m for m in MODES if flags.get(m))
+    else:
+        modes = ("eager", "channels_last", "deploy")
+    result = bench(a.model, batch=a.batch, size=a.size, modes=modes, compare=a.compare, rounds=a.rounds,
+                   threads=a.threads)
     if a.json:
         return _print_json(result)
     print(format_bench(result))
@@ -231,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--bf16", action="store_true")
     s.add_argument("--all", action="store_true", help="every mode")
     s.add_argument("--rounds", type=int, default=5)
+    s.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     s.add_argument("--compare", metavar="timm:NAME")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_bench)

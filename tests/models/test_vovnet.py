@@ -150,6 +150,7 @@ def test_params_match_sheet(name):
     assert count_params(_meta(name)) == SHEET[name] == convzoo.get_card(name).params
 
 
+@pytest.mark.parity
 def test_ese_vovnet19b_count_from_timm_config():
     """V2-19 (no DW, not slim) is defined but not registered by timm: count timm's construction."""
     vovnet = pytest.importorskip("timm.models.vovnet")
