@@ -34,6 +34,10 @@ def _expected_shape(model, card, x):
     return (x.shape[0], card.num_classes)
 
 
+def _scale(t: torch.Tensor) -> float:
+    return max(1.0, float(t.abs().max()))
+
+
 def _randomise_bn(model):
     """Random BN statistics so eval-mode checks do not pass trivially."""
     g = torch.Generator().manual_seed(1)
@@ -99,7 +103,9 @@ def test_eval_deterministic_and_channels_last(name):
         if card.dims == 2:
             cl = model.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
             model.to(memory_format=torch.contiguous_format)
-            torch.testing.assert_close(cl, a, atol=1e-4, rtol=1e-4)
+            # fp32 rounding grows with the activations (deep nets under random BN statistics reach
+            # logits of ~1e3), so the tolerance is relative to the output scale
+            torch.testing.assert_close(cl, a, atol=1e-4 * _scale(a), rtol=1e-4)
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -161,7 +167,7 @@ def test_torch_compile(name):
     with torch.no_grad():
         ref = model(x)
         out = torch.compile(model)(x)
-    torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(out, ref, atol=1e-4 * _scale(ref), rtol=1e-4)
     torch._dynamo.reset()
 
 
@@ -173,4 +179,6 @@ def test_onnx_export(name, tmp_path):
     model = _model(name).eval()
     x = _input(card, batch=1)
     report = export_onnx(model, x, tmp_path / "m.onnx", check=True)
-    assert report["max_abs_diff"] <= 1e-4
+    with torch.no_grad():
+        scale = _scale(model(x))
+    assert report["max_abs_diff"] <= 1e-4 * scale
