@@ -151,7 +151,7 @@ def test_reduction_a_table1(name, kmln):
 
 def test_factorisation_order_paper_vs_tf_slim():
     slim, paper = _meta("inception_v4"), _meta("inception_v4_paper")
-    ks = lambda seq: [m.conv.kernel_size for m in seq[1:]]  # noqa: E731
+    ks = lambda seq: [m.conv.kernel_size for m in seq[1:]]
     assert ks(paper.inception_b[0].branch2) == [(1, 7), (7, 1), (1, 7), (7, 1)]  # Fig. 5
     assert ks(slim.inception_b[0].branch2) == [(7, 1), (1, 7), (7, 1), (1, 7)]  # TF-slim
     c_p, c_s = paper.inception_c[0], slim.inception_c[0]

@@ -45,12 +45,21 @@ from torch import nn
 
 from convzoo.errors import ConvzooError
 from convzoo.models.inception_v4 import (
-    CAPS, V, Conv, ConvBNReLU, InceptionBackbone, Mixed, make_branch, reduction_a, scaled, stem_v4,
+    CAPS,
+    Conv,
+    ConvBNReLU,
+    InceptionBackbone,
+    Mixed,
+    V,
+    make_branch,
+    reduction_a,
+    scaled,
+    stem_v4,
 )
 from convzoo.registry import ModelCard, register_model
 from convzoo.weights.from_timm import register_timm_rules
 
-__all__ = ["IR_BLOCKS", "IR_CFGS", "InceptionResNet", "InceptionResNetBlock", "REDUCTION_B"]
+__all__ = ["IR_BLOCKS", "IR_CFGS", "REDUCTION_B", "InceptionResNet", "InceptionResNetBlock"]
 
 
 # --- residual block (Sec. 3.2, Figs. 10/11/13 and 16/17/19) ------------------------------------------
@@ -104,7 +113,7 @@ def stem_ir_v1(in_chans: int, width: float = 1.0, tf_slim: bool = False) -> tupl
     ``tf_slim=True``: TF-slim's Inception-ResNet-v2 stem, identical up to the 71x71x192 conv, then
     3x3/2 max-pool and Mixed_5b -> (B, 320, 35, 35).
     """
-    w = lambda c: scaled(c, width)  # noqa: E731
+    w = lambda c: scaled(c, width)
     layers: list[nn.Module] = [
         ConvBNReLU(in_chans, w(32), 3, 2, V),  # 149x149x32
         ConvBNReLU(w(32), w(32), 3, 1, V),  # 147x147x32
@@ -184,12 +193,12 @@ class InceptionResNet(InceptionBackbone):
         self.num_features = c
         stem4 = self.stem[tap4]
         self.feature_info = [
-            dict(num_chs=self.stem[2].conv.out_channels, reduction=2, module="stem.2"),
-            dict(num_chs=getattr(stem4, "out_chs", None) or stem4.conv.out_channels, reduction=4,
-                 module=f"stem.{tap4}"),
-            dict(num_chs=c_stem, reduction=8, module="blocks_a"),
-            dict(num_chs=c_b, reduction=16, module="blocks_b"),
-            dict(num_chs=c, reduction=32, module=last),
+            {"num_chs": self.stem[2].conv.out_channels, "reduction": 2, "module": "stem.2"},
+            {"num_chs": getattr(stem4, "out_chs", None) or stem4.conv.out_channels, "reduction": 4,
+                 "module": f"stem.{tap4}"},
+            {"num_chs": c_stem, "reduction": 8, "module": "blocks_a"},
+            {"num_chs": c_b, "reduction": 16, "module": "blocks_b"},
+            {"num_chs": c, "reduction": 32, "module": last},
         ]
         self._init_head(num_classes, drop_rate)
 
@@ -197,13 +206,13 @@ class InceptionResNet(InceptionBackbone):
 # --- variants (Fig. 15 + the TF-slim layout) ---------------------------------------------------------
 
 IR_CFGS = {
-    "inception_resnet_v1": dict(stem="ir_v1", blocks=("ir_v1_a", "ir_v1_b", "ir_v1_c"), depths=(5, 10, 5),
-                                kmln=(192, 192, 256, 384), reduction_b="ir_v1"),
-    "inception_resnet_v2_paper": dict(stem="v4", blocks=("ir_v2_a", "ir_v2_b", "ir_v2_c"), depths=(5, 10, 5),
-                                      kmln=(256, 256, 384, 384), reduction_b="ir_v2"),
-    "inception_resnet_v2": dict(stem="tf_slim", blocks=("ir_v2_a", "ir_v2_b", "ir_v2_c"), depths=(10, 20, 9),
-                                kmln=(256, 256, 384, 384), reduction_b="ir_v2", linear_last_block=True,
-                                final_conv=1536),
+    "inception_resnet_v1": {"stem": "ir_v1", "blocks": ("ir_v1_a", "ir_v1_b", "ir_v1_c"), "depths": (5, 10, 5),
+                                "kmln": (192, 192, 256, 384), "reduction_b": "ir_v1"},
+    "inception_resnet_v2_paper": {"stem": "v4", "blocks": ("ir_v2_a", "ir_v2_b", "ir_v2_c"), "depths": (5, 10, 5),
+                                      "kmln": (256, 256, 384, 384), "reduction_b": "ir_v2"},
+    "inception_resnet_v2": {"stem": "tf_slim", "blocks": ("ir_v2_a", "ir_v2_b", "ir_v2_c"), "depths": (10, 20, 9),
+                                "kmln": (256, 256, 384, 384), "reduction_b": "ir_v2", "linear_last_block": True,
+                                "final_conv": 1536},
 }
 
 # timm inception_resnet_v2 keys -> ours
@@ -223,8 +232,8 @@ _PAPER_COUNT = ("sum of numel at 1000 classes of this figure-defined layout (Fig
 _SHEET = {
     "inception_resnet_v1": (22_756_328, _PAPER_COUNT, 6_206_361_696, None),
     "inception_resnet_v2_paper": (32_433_928, _PAPER_COUNT, 9_257_953_632, None),
-    "inception_resnet_v2": (55_843_464, "sum of numel at 1000 classes of timm 1.0.31 inception_resnet_v2 "
-                            "(TF-slim layout), fact sheet G1a Paper 33 Sec. 2", 13_155_794_016,
+    "inception_resnet_v2": (55_843_464, ("sum of numel at 1000 classes of timm 1.0.31 inception_resnet_v2 "
+                            "(TF-slim layout), fact sheet G1a Paper 33 Sec. 2"), 13_155_794_016,
                             "timm:inception_resnet_v2"),
 }
 _RESULTS = {  # ImageNet val top-1/top-5 error, single crop / 12 crops / 144 crops (paper Tables 2-4, recalled)

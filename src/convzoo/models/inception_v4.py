@@ -45,8 +45,19 @@ from convzoo.registry import ModelCard, register_model
 from convzoo.weights.from_timm import register_timm_rules
 
 __all__ = [
-    "Conv", "ConvBNReLU", "InceptionBackbone", "InceptionC", "InceptionV4", "Mixed", "V4_CFGS",
-    "inception_a", "inception_b", "make_branch", "reduction_a", "reduction_b_v4", "stem_v4",
+    "V4_CFGS",
+    "Conv",
+    "ConvBNReLU",
+    "InceptionBackbone",
+    "InceptionC",
+    "InceptionV4",
+    "Mixed",
+    "inception_a",
+    "inception_b",
+    "make_branch",
+    "reduction_a",
+    "reduction_b_v4",
+    "stem_v4",
 ]
 
 BN_EPS = 1e-3  # TF-slim batch_norm epsilon
@@ -79,7 +90,7 @@ class ConvBNReLU(nn.Sequential):
 
 def scaled(c: int, width: float) -> int:
     """Channels of a conv at width multiplier ``width`` (at least 8)."""
-    return c if width == 1.0 else max(8, int(round(c * width)))
+    return c if width == 1.0 else max(8, round(c * width))
 
 
 def make_branch(cin: int, ops: Sequence, width: float = 1.0) -> tuple[nn.Module, int]:
@@ -169,7 +180,7 @@ class InceptionC(nn.Module):
 
     def __init__(self, cin: int, order: str = "tf_slim", width: float = 1.0):
         super().__init__()
-        w = lambda c: scaled(c, width)  # noqa: E731
+        w = lambda c: scaled(c, width)
         a, b = ((1, 3), (3, 1)) if order == "paper" else ((3, 1), (1, 3))
         self.branch0 = ConvBNReLU(cin, w(256), 1)
         self.branch1_0 = ConvBNReLU(cin, w(384), 1)
@@ -263,11 +274,11 @@ class InceptionV4(InceptionBackbone):
         self.order = (*(f"stem.{i}" for i in range(len(self.stem))), "inception_a", "reduction_a",
                       "inception_b", "reduction_b", "inception_c")
         self.feature_info = [  # as timm's inception_v4
-            dict(num_chs=self.stem[2].conv.out_channels, reduction=2, module="stem.2"),
-            dict(num_chs=self.stem[3].out_chs, reduction=4, module="stem.3"),
-            dict(num_chs=self.stem[5].out_chs, reduction=8, module="inception_a"),
-            dict(num_chs=self.reduction_a.out_chs, reduction=16, module="inception_b"),
-            dict(num_chs=self.num_features, reduction=32, module="inception_c"),
+            {"num_chs": self.stem[2].conv.out_channels, "reduction": 2, "module": "stem.2"},
+            {"num_chs": self.stem[3].out_chs, "reduction": 4, "module": "stem.3"},
+            {"num_chs": self.stem[5].out_chs, "reduction": 8, "module": "inception_a"},
+            {"num_chs": self.reduction_a.out_chs, "reduction": 16, "module": "inception_b"},
+            {"num_chs": self.num_features, "reduction": 32, "module": "inception_c"},
         ]
         self._init_head(num_classes, drop_rate)
 
@@ -289,8 +300,8 @@ register_timm_rules("inception_v4", [
 # --- variants and cards ------------------------------------------------------------------------------
 
 V4_CFGS = {
-    "inception_v4": dict(order="tf_slim"),
-    "inception_v4_paper": dict(order="paper"),
+    "inception_v4": {"order": "tf_slim"},
+    "inception_v4_paper": {"order": "paper"},
 }
 
 CAPS = frozenset({"features", "compile", "onnx", "channels_last", "bf16"})
