@@ -195,7 +195,7 @@ class InceptionResNet(InceptionBackbone):
         self.feature_info = [
             {"num_chs": self.stem[2].conv.out_channels, "reduction": 2, "module": "stem.2"},
             {"num_chs": getattr(stem4, "out_chs", None) or stem4.conv.out_channels, "reduction": 4,
-                 "module": f"stem.{tap4}"},
+             "module": f"stem.{tap4}"},
             {"num_chs": c_stem, "reduction": 8, "module": "blocks_a"},
             {"num_chs": c_b, "reduction": 16, "module": "blocks_b"},
             {"num_chs": c, "reduction": 32, "module": last},
@@ -206,13 +206,15 @@ class InceptionResNet(InceptionBackbone):
 # --- variants (Fig. 15 + the TF-slim layout) ---------------------------------------------------------
 
 IR_CFGS = {
-    "inception_resnet_v1": {"stem": "ir_v1", "blocks": ("ir_v1_a", "ir_v1_b", "ir_v1_c"), "depths": (5, 10, 5),
-                                "kmln": (192, 192, 256, 384), "reduction_b": "ir_v1"},
-    "inception_resnet_v2_paper": {"stem": "v4", "blocks": ("ir_v2_a", "ir_v2_b", "ir_v2_c"), "depths": (5, 10, 5),
-                                      "kmln": (256, 256, 384, 384), "reduction_b": "ir_v2"},
-    "inception_resnet_v2": {"stem": "tf_slim", "blocks": ("ir_v2_a", "ir_v2_b", "ir_v2_c"), "depths": (10, 20, 9),
-                                "kmln": (256, 256, 384, 384), "reduction_b": "ir_v2", "linear_last_block": True,
-                                "final_conv": 1536},
+    "inception_resnet_v1": {
+        "stem": "ir_v1", "blocks": ("ir_v1_a", "ir_v1_b", "ir_v1_c"), "depths": (5, 10, 5),
+        "kmln": (192, 192, 256, 384), "reduction_b": "ir_v1"},
+    "inception_resnet_v2_paper": {
+        "stem": "v4", "blocks": ("ir_v2_a", "ir_v2_b", "ir_v2_c"), "depths": (5, 10, 5),
+        "kmln": (256, 256, 384, 384), "reduction_b": "ir_v2"},
+    "inception_resnet_v2": {
+        "stem": "tf_slim", "blocks": ("ir_v2_a", "ir_v2_b", "ir_v2_c"), "depths": (10, 20, 9),
+        "kmln": (256, 256, 384, 384), "reduction_b": "ir_v2", "linear_last_block": True, "final_conv": 1536},
 }
 
 # timm inception_resnet_v2 keys -> ours
@@ -221,11 +223,12 @@ register_timm_rules("inception_resnet_v2", [
     (r"^conv2d_1a\.", "stem.0."), (r"^conv2d_2a\.", "stem.1."), (r"^conv2d_2b\.", "stem.2."),
     (r"^conv2d_3b\.", "stem.4."), (r"^conv2d_4a\.", "stem.5."), (r"^mixed_5b\.", "stem.7."),
     (r"^repeat\.", "blocks_a."), (r"^mixed_6a\.", "reduction_a."), (r"^repeat_1\.", "blocks_b."),
-    (r"^mixed_7a\.", "reduction_b."), (r"^repeat_2\.", "blocks_c."), (r"^block8\.", "blocks_c.9."),
+    (r"^mixed_7a\.", "reduction_b."), (r"^repeat_2\.", "blocks_c."),
+    (r"^block8\.", "blocks_c.9."),  # the linear Block8 follows the 9 scaled ones
     (r"^classif\.", "head.fc."),
 ])
 
-# (params, params_rtol, params_source, macs @299 (FlopCounterMode, batch 1), reference)
+# (params, params_source, macs @299 (FlopCounterMode, batch 1), reference)
 _PAPER_COUNT = ("sum of numel at 1000 classes of this figure-defined layout (Figs. 10-19 widths, linear 1x1 "
                 "convs with bias); the paper reports no parameter count and no public implementation exists, so "
                 "this is re-derived independently from the figure widths in tests/models/test_inception.py")
