@@ -182,3 +182,18 @@ def test_onnx_export(name, tmp_path):
     with torch.no_grad():
         scale = _scale(model(x))
     assert report["max_abs_diff"] <= 1e-4 * scale
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS if convzoo.get_card(n).macs is not None])
+def test_macs_match_card(name):
+    """MACs at the card's input size, counted shape-only on the meta device (FLOPs = 2 x MACs)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    card = convzoo.get_card(name)
+    with torch.device("meta"):
+        model = convzoo.create_model(name).eval()
+        x = torch.empty(1, card.in_chans, *card.input_size)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    macs = counter.get_total_flops() // 2
+    assert abs(macs - card.macs) <= card.macs_rtol * card.macs, (macs, card.macs)

@@ -1,0 +1,358 @@
+"""ELA: Efficient Local Attention for Deep Convolutional Neural Networks.
+
+Seed paper 10; Wei Xu, Yi Wan; arXiv 2403.01123 (2024). No official repository; the paper prints a
+short PyTorch listing of the module (:class:`~convzoo.layers.ela.ELA`, its variant table ELA-T/B/S/L).
+
+Implemented here (the paper's ImageNet integrations, Sec. 4):
+- ELA-ResNet-18/50: the torchvision-layout ResNet (He et al. 2016: 7x7 stem, stride on the 3x3 conv of
+  the bottleneck, 1x1 conv + BN projection shortcut) with one ELA after the last BN of every residual
+  branch, before the add (basic block: on ``planes`` channels; bottleneck: on ``4 * planes``).
+- ELA-MobileNetV2: the torchvision MobileNetV2 (Sandler et al. 2018) with one ELA per inverted-residual
+  block on the expanded (hidden) channels, after the 3x3 depth-wise conv-BN-ReLU6 and before the linear
+  1x1 projection.
+
+Insertion points -- a choice, stated: the fact sheet (G1a "Paper 10" Sec. 1) could not verify the
+paper's figure. ResNet uses the position of SE / CA / ECA (the attention modules the paper compares
+against, all inserted there). MobileNetV2 uses Coordinate Attention's position (Hou et al. 2021, whose
+setup ELA follows): the block OUTPUT position of ECA-MobileNetV2 cannot hold the paper's ELA at all,
+since 24-channel blocks are not divisible by 16 GroupNorm groups, while every hidden width of
+MobileNetV2 (32, 96, 144, 192, 384, 576, 960) is divisible by 16 and by 8.
+
+ELA size per network (``variant``): the paper recommends T/B for light or shallow networks and B/S for
+deeper ones; the registered defaults are B for ResNet-18, S for ResNet-50, and S for MobileNetV2 (the
+variant of the paper's +2.39 % MobileNetV2 result as summarised by the fact sheet; ELA-T cannot be used
+on MobileNetV2 at this position: 144 hidden channels are not divisible by its 32 GN groups, a
+:class:`~convzoo.errors.ConvzooError`). Any variant is a constructor option: ``create_model("ela_resnet50",
+variant="B")``.
+
+State-dict keys are torchvision's (``conv1``, ``bn1``, ``layer1..4``, ``downsample``, ``fc``; MobileNetV2
+``blocks.N.conv.*`` = torchvision ``features.N.conv.*``, ``classifier.1``) plus ``.ela.conv.weight`` /
+``.ela.gn.{weight,bias}``, so torchvision ImageNet weights load with ``strict=False`` (only the ELA
+weights missing; :func:`remap_state_dict` renames MobileNetV2's ``features.`` prefix). Initialisation as
+torchvision (Kaiming fan-out convs, BN 1/0, MobileNetV2 linear N(0, 0.01)); ELA keeps PyTorch's default
+Conv1d init and GN 1/0 (the paper's listing). ResNet's ``zero_init_last=True`` (default, as
+``convzoo.models.ecanet``) zeroes the last BN of each residual branch for numerically stable random
+networks; ``zero_init_last=False`` is torchvision's / the paper-era default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torchvision.ops.misc import Conv2dNormActivation
+
+from convzoo.errors import ConvzooError
+from convzoo.layers.ela import ELA
+from convzoo.layers.fuse import fuse_conv_bn
+from convzoo.layers.head import Backbone
+from convzoo.models.ecanet import MOBILENETV2_SETTING
+from convzoo.registry import ModelCard, register_model
+
+__all__ = ["ELABasicBlock", "ELABottleneck", "ELAInvertedResidual", "ELAMobileNetV2", "ELAResNet",
+           "ELA_RESNET_CFGS", "remap_state_dict"]
+
+
+def _fold(module: nn.Module, pairs: Sequence[tuple[str, str]]) -> None:
+    """Fold ``bn`` into ``conv`` for each (conv, bn) attribute pair; the BN becomes Identity."""
+    for conv_name, bn_name in pairs:
+        bn = getattr(module, bn_name)
+        if isinstance(bn, nn.BatchNorm2d):
+            setattr(module, conv_name, fuse_conv_bn(getattr(module, conv_name), bn))
+            setattr(module, bn_name, nn.Identity())
+
+
+# --- residual blocks (He et al. 2016 Fig. 5, ELA before the residual add) ------------------------
+
+class ELABasicBlock(nn.Module):
+    """3x3 conv-BN-ReLU -> 3x3 conv-BN -> ELA(planes) -> + shortcut -> ReLU."""
+
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 variant: str = "B"):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.ela = ELA.from_variant(planes, variant)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (B, inplanes, H, W) -> (B, planes, H/s, W/s)
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.ela(self.bn2(self.conv2(out)))  # a fresh tensor: the in-place add is safe
+        out += shortcut
+        return self.relu(out)
+
+    def reparameterize(self) -> None:
+        _fold(self, [("conv1", "bn1"), ("conv2", "bn2")])
+
+
+class ELABottleneck(nn.Module):
+    """1x1 conv-BN-ReLU -> 3x3 (stride) conv-BN-ReLU -> 1x1 conv-BN -> ELA(4 planes) -> + shortcut -> ReLU."""
+
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 variant: str = "S"):
+        super().__init__()
+        width = planes * self.expansion
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, width, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.ela = ELA.from_variant(width, variant)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (B, inplanes, H, W) -> (B, 4 planes, H/s, W/s)
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.ela(self.bn3(self.conv3(out)))
+        out += shortcut
+        return self.relu(out)
+
+    def reparameterize(self) -> None:
+        _fold(self, [("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")])
+
+
+_BLOCKS = {"basic": ELABasicBlock, "bottleneck": ELABottleneck}
+
+
+class ELAResNet(Backbone):
+    """ResNet with ELA in every residual block (paper Sec. 4, ImageNet): stem, four stages, GAP, FC.
+
+    Args:
+        block: "basic" (ResNet-18/34) or "bottleneck" (ResNet-50/101/152).
+        layers: blocks per stage.
+        variant: ELA size, "T", "B", "S" or "L" (the paper's table).
+        num_classes: 0 gives the pooled 512 * expansion embedding.
+        in_chans: input channels.
+        drop_rate: dropout before the classifier (0 as torchvision).
+        zero_init_last: zero the last BN weight of every residual branch (see the module docstring).
+    """
+
+    def __init__(self, block: str = "bottleneck", layers: Sequence[int] = (3, 4, 6, 3), variant: str = "S",
+                 num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0, zero_init_last: bool = True):
+        super().__init__()
+        if block not in _BLOCKS:
+            raise ConvzooError(f"unknown ResNet block '{block}'; expected one of {sorted(_BLOCKS)}")
+        block_cls = _BLOCKS[block]
+        self.variant, self.num_classes, self.drop_rate = variant, num_classes, drop_rate
+        # stem: (B, in_chans, H, W) -> (B, 64, H/4, W/4)
+        self.conv1 = nn.Conv2d(in_chans, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        # stages: 64/128/256/512 planes at strides 4/8/16/32
+        inplanes, self.feature_info = 64, []
+        for i, (planes, n) in enumerate(zip((64, 128, 256, 512), layers)):
+            stride, out = (1 if i == 0 else 2), planes * block_cls.expansion
+            downsample = None
+            if stride != 1 or inplanes != out:
+                downsample = nn.Sequential(nn.Conv2d(inplanes, out, 1, stride, bias=False), nn.BatchNorm2d(out))
+            blocks = [block_cls(inplanes, planes, stride, downsample, variant)]
+            blocks += [block_cls(out, planes, 1, None, variant) for _ in range(1, n)]
+            self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
+            inplanes = out
+            self.feature_info.append(dict(num_chs=out, reduction=4 * 2 ** i, module=f"layer{i + 1}"))
+        # head: GAP -> dropout -> fc (torchvision key "fc")
+        self.num_features = inplanes
+        self.drop = nn.Dropout(drop_rate)
+        self.fc = nn.Linear(inplanes, num_classes) if num_classes > 0 else nn.Identity()
+        for m in self.modules():  # torchvision init; ELA's Conv1d / GroupNorm keep PyTorch defaults
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if zero_init_last:
+            for m in self.modules():
+                if isinstance(m, (ELABasicBlock, ELABottleneck)):
+                    nn.init.zeros_(m.bn2.weight if isinstance(m, ELABasicBlock) else m.bn3.weight)
+
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        # (B, in_chans, H, W) -> (B, num_features, H/32, W/32)
+        return self.layer4(self.layer3(self.layer2(self.layer1(self._stem(x)))))
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Output of each stage: strides 4, 8, 16, 32 (``feature_info``)."""
+        x, out = self._stem(x), []
+        for info in self.feature_info:
+            x = getattr(self, info["module"])(x)
+            out.append(x)
+        return out
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.drop(x.mean((2, 3)))  # (B, num_features)
+        return x if pre_logits else self.fc(x)
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def reparameterize(self) -> None:
+        """Fold the stem's BN (blocks and ``downsample`` are folded by ``convzoo.deploy``)."""
+        _fold(self, [("conv1", "bn1")])
+
+
+# --- ELA-MobileNetV2 (torchvision MobileNetV2, ELA on the hidden channels) ------------------------
+
+class ELAInvertedResidual(nn.Module):
+    """[1x1 expand conv-BN-ReLU6] -> 3x3 depth-wise conv-BN-ReLU6 -> ELA(hidden) -> 1x1 project conv-BN (+ x)."""
+
+    def __init__(self, cin: int, cout: int, stride: int, expand_ratio: int, variant: str = "S"):
+        super().__init__()
+        hidden = round(cin * expand_ratio)
+        self.use_res_connect = stride == 1 and cin == cout
+        layers = [Conv2dNormActivation(cin, hidden, 1, activation_layer=nn.ReLU6)] if expand_ratio != 1 else []
+        layers += [Conv2dNormActivation(hidden, hidden, 3, stride, groups=hidden, activation_layer=nn.ReLU6),
+                   nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+        self.conv = nn.Sequential(*layers)  # torchvision's keys conv.0 .. conv.3
+        self.ela = ELA.from_variant(hidden, variant)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (B, cin, H, W) -> (B, cout, H/s, W/s)
+        h = x
+        for layer in self.conv[:-2]:  # expand + depth-wise: (B, hidden, H/s, W/s)
+            h = layer(h)
+        h = self.conv[-1](self.conv[-2](self.ela(h)))  # ELA, then the linear projection
+        return x + h if self.use_res_connect else h
+
+
+class ELAMobileNetV2(Backbone):
+    """MobileNetV2 (Sandler et al. 2018, Table 2) with ELA in every inverted-residual block.
+
+    Features at strides 4/8/16/32 are the outputs of the last 24-, 32-, 96- and 320-channel blocks.
+    Classifier dropout 0.2 (torchvision).
+    """
+
+    def __init__(self, num_classes: int = 1000, in_chans: int = 3, variant: str = "S", drop_rate: float = 0.2,
+                 last_channel: int = 1280):
+        super().__init__()
+        self.variant, self.num_classes, self.num_features = variant, num_classes, last_channel
+        body: list[nn.Module] = [Conv2dNormActivation(in_chans, 32, 3, 2, activation_layer=nn.ReLU6)]  # H/2
+        cin, stride_total, self.feature_info = 32, 2, []
+        for t, c, n, s in MOBILENETV2_SETTING:
+            for i in range(n):
+                stride = s if i == 0 else 1
+                body.append(ELAInvertedResidual(cin, c, stride, t, variant))
+                cin, stride_total = c, stride_total * stride
+            if c in (24, 32, 96, 320):
+                self.feature_info.append(dict(num_chs=c, reduction=stride_total, module=f"blocks.{len(body) - 1}"))
+        body.append(Conv2dNormActivation(cin, last_channel, 1, activation_layer=nn.ReLU6))  # (B, 1280, H/32, W/32)
+        self.blocks = nn.Sequential(*body)  # torchvision's "features." (remap_state_dict)
+        fc = nn.Linear(last_channel, num_classes) if num_classes > 0 else nn.Identity()
+        self.classifier = nn.Sequential(nn.Dropout(drop_rate), fc)  # torchvision keys classifier.1.*
+        self._feature_idx = [int(f["module"].split(".")[1]) for f in self.feature_info]
+        for m in self.modules():  # torchvision init; ELA keeps PyTorch defaults
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(x)  # (B, 1280, H/32, W/32)
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        out = []
+        for i, block in enumerate(self.blocks[: self._feature_idx[-1] + 1]):
+            x = block(x)
+            if i in self._feature_idx:
+                out.append(x)
+        return out
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = x.mean((2, 3))  # (B, 1280)
+        return self.classifier[0](x) if pre_logits else self.classifier(x)
+
+    def get_classifier(self) -> nn.Module:
+        return self.classifier[1]
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.classifier[1] = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+
+def remap_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename a torchvision ResNet / MobileNetV2 state dict to this file's layout (load with strict=False:
+    only the ``.ela.`` weights are then missing). ResNet keys are identical; MobileNetV2's body
+    ``features.N`` is ``blocks.N`` here (``features`` is the backbone contract's multi-scale method)."""
+    return {("blocks." + k.removeprefix("features.") if k.startswith("features.") else k): v
+            for k, v in state.items()}
+
+
+# --- variants ----------------------------------------------------------------------------------
+
+ELA_RESNET_CFGS = {
+    "ela_resnet18": dict(block="basic", layers=(2, 2, 2, 2), variant="B"),
+    "ela_resnet50": dict(block="bottleneck", layers=(3, 4, 6, 3), variant="S"),
+}
+
+# sum of numel at 1000 classes with the default variant (= torchvision 11,689,512 / 25,557,032 /
+# 3,504,872 + the ELA modules at 9C / 42C / 42C), MACs @224 by FlopCounterMode (convs + linear)
+_COUNTS = {
+    "ela_resnet18": (11_706_792, 1_814_163_456, "B", 11_689_512, "+0.93 % top-1 over ResNet-18"),
+    "ela_resnet50": (26_191_400, 4_091_205_632, "S", 25_557_032, "+0.8 % top-1 over ResNet-50"),
+    "ela_mobilenetv2": (3_609_794, 302_498_816, "S", 3_504_872, "+2.39 % top-1 over MobileNetV2"),
+}
+_CAPS = frozenset({"features", "compile", "onnx", "channels_last", "bf16"})
+
+
+def _card(name: str, source: str) -> ModelCard:
+    params, macs, variant, base, gain = _COUNTS[name]
+    return ModelCard(
+        name=name, paper=10, family="ela", task="classification", params=params,
+        params_source=(f"sum of numel, 1000 classes, ELA-{variant}: torchvision's {base:,} plus the ELA modules "
+                       f"as the paper's module definition (per module k*C*C/groups conv + 2C GroupNorm); the paper "
+                       f"reports only relative gains for this model (fact sheet G1a Paper 10 Sec. 3: {gain}, "
+                       f"not re-verified), no absolute count"),
+        macs=macs, macs_source="torch FlopCounterMode @224, convs + linear (measured here; GN and pooling not counted)",
+        reference=None, capabilities=_CAPS, test_size=(64, 64), source=source,
+        recipes=("ela_resnet18_digits",) if name == "ela_resnet18" else (),
+        notes=(f"Default ELA-{variant}; variant='T'|'B'|'S'|'L' selects another size. No official code and no "
+               f"timm model (timm's EfficientLocalAttn is a different module: per-direction convs, 1-group GN, "
+               f"SiLU). Insertion point is a stated choice, see the module docstring."),
+    )
+
+
+_RESNET_SRC = "paper Sec. 4 (ImageNet, ResNet); ELA after the last BN of each residual branch (SE/CA/ECA position)"
+
+
+def _ela_resnet(name: str, **kwargs) -> ELAResNet:
+    return ELAResNet(**{**ELA_RESNET_CFGS[name], **kwargs})
+
+
+@register_model(_card("ela_resnet18", _RESNET_SRC))
+def ela_resnet18(**kwargs) -> ELAResNet:
+    return _ela_resnet("ela_resnet18", **kwargs)
+
+
+@register_model(_card("ela_resnet50", _RESNET_SRC))
+def ela_resnet50(**kwargs) -> ELAResNet:
+    return _ela_resnet("ela_resnet50", **kwargs)
+
+
+@register_model(_card("ela_mobilenetv2", "paper Sec. 4 (ImageNet, MobileNetV2); ELA on the hidden channels "
+                                         "after the depth-wise conv (Coordinate Attention's position)"))
+def ela_mobilenetv2(**kwargs) -> ELAMobileNetV2:
+    return ELAMobileNetV2(**kwargs)
