@@ -1,7 +1,8 @@
-"""Efficient Local Attention (paper 10, ELA, Xu & Wan, arXiv 2403.01123, 2024, Sec. 3).
+"""Efficient Local Attention (paper 10, ELA, Xu & Wan, arXiv 2403.01123, 2024; the method section).
 
 ELA re-weights a 2-D feature map with two 1-D positional attention maps, one along H and one along W
-(the paper's method section and its printed PyTorch listing):
+(the paper's method section and its printed PyTorch listing; section / table numbers are not cited
+because they could not be re-checked here):
 
     x_h = mean_W(x)                          (B, C, H)   strip pooling along the width
     x_w = mean_H(x)                          (B, C, W)   strip pooling along the height
@@ -59,7 +60,7 @@ def ela_param_count(channels: int, variant: str) -> int:
 
 
 class ELA(nn.Module):
-    """ELA module (paper Sec. 3): strip pooling -> shared Conv1d + GroupNorm -> sigmoid -> x * a_h * a_w.
+    """ELA module (the paper's method section and listing): strip pooling -> shared Conv1d + GroupNorm -> sigmoid -> x * a_h * a_w.
 
     Args:
         channels: C, channels of the input (and of the attention maps).

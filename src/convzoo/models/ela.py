@@ -3,7 +3,7 @@
 Seed paper 10; Wei Xu, Yi Wan; arXiv 2403.01123 (2024). No official repository; the paper prints a
 short PyTorch listing of the module (:class:`~convzoo.layers.ela.ELA`, its variant table ELA-T/B/S/L).
 
-Implemented here (the paper's ImageNet integrations, Sec. 4):
+Implemented here (the paper's ImageNet integrations, experiments section):
 - ELA-ResNet-18/50: the torchvision-layout ResNet (He et al. 2016: 7x7 stem, stride on the 3x3 conv of
   the bottleneck, 1x1 conv + BN projection shortcut) with one ELA after the last BN of every residual
   branch, before the add (basic block: on ``planes`` channels; bottleneck: on ``4 * planes``).
@@ -50,8 +50,8 @@ from convzoo.layers.head import Backbone
 from convzoo.models.ecanet import MOBILENETV2_SETTING
 from convzoo.registry import ModelCard, register_model
 
-__all__ = ["ELABasicBlock", "ELABottleneck", "ELAInvertedResidual", "ELAMobileNetV2", "ELAResNet",
-           "ELA_RESNET_CFGS", "remap_state_dict"]
+__all__ = ["ELA_RESNET_CFGS", "ELABasicBlock", "ELABottleneck", "ELAInvertedResidual", "ELAMobileNetV2",
+           "ELAResNet", "remap_state_dict"]
 
 
 def _fold(module: nn.Module, pairs: Sequence[tuple[str, str]]) -> None:
@@ -129,7 +129,7 @@ _BLOCKS = {"basic": ELABasicBlock, "bottleneck": ELABottleneck}
 
 
 class ELAResNet(Backbone):
-    """ResNet with ELA in every residual block (paper Sec. 4, ImageNet): stem, four stages, GAP, FC.
+    """ResNet with ELA in every residual block (the paper's ImageNet experiments): stem, four stages, GAP, FC.
 
     Args:
         block: "basic" (ResNet-18/34) or "bottleneck" (ResNet-50/101/152).
@@ -311,9 +311,9 @@ ELA_RESNET_CFGS = {
 # sum of numel at 1000 classes with the default variant (= torchvision 11,689,512 / 25,557,032 /
 # 3,504,872 + the ELA modules at 9C / 42C / 42C), MACs @224 by FlopCounterMode (convs + linear)
 _COUNTS = {
-    "ela_resnet18": (11_706_792, 1_814_163_456, "B", 11_689_512, "+0.93 % top-1 over ResNet-18"),
-    "ela_resnet50": (26_191_400, 4_091_205_632, "S", 25_557_032, "+0.8 % top-1 over ResNet-50"),
-    "ela_mobilenetv2": (3_609_794, 302_498_816, "S", 3_504_872, "+2.39 % top-1 over MobileNetV2"),
+    "ela_resnet18": (11_706_792, 1_814_474_752, "B", 11_689_512, "+0.93 % top-1 over ResNet-18"),
+    "ela_resnet50": (26_191_400, 4_107_534_336, "S", 25_557_032, "+0.8 % top-1 over ResNet-50"),
+    "ela_mobilenetv2": (3_804_584, 308_479_872, "S", 3_504_872, "+2.39 % top-1 over MobileNetV2"),
 }
 _CAPS = frozenset({"features", "compile", "onnx", "channels_last", "bf16"})
 
@@ -335,7 +335,7 @@ def _card(name: str, source: str) -> ModelCard:
     )
 
 
-_RESNET_SRC = "paper Sec. 4 (ImageNet, ResNet); ELA after the last BN of each residual branch (SE/CA/ECA position)"
+_RESNET_SRC = "paper, ImageNet experiments (ResNet); ELA after the last BN of each residual branch (SE/CA/ECA position)"
 
 
 def _ela_resnet(name: str, **kwargs) -> ELAResNet:
@@ -352,7 +352,7 @@ def ela_resnet50(**kwargs) -> ELAResNet:
     return _ela_resnet("ela_resnet50", **kwargs)
 
 
-@register_model(_card("ela_mobilenetv2", "paper Sec. 4 (ImageNet, MobileNetV2); ELA on the hidden channels "
+@register_model(_card("ela_mobilenetv2", "paper, ImageNet experiments (MobileNetV2); ELA on the hidden channels "
                                          "after the depth-wise conv (Coordinate Attention's position)"))
 def ela_mobilenetv2(**kwargs) -> ELAMobileNetV2:
     return ELAMobileNetV2(**kwargs)
