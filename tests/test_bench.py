@@ -61,7 +61,7 @@ def test_compare_with_timm(result):
                                             rel=1e-2)
     best_ours = max(ours[m]["throughput"] for m in ("eager", "channels_last", "deploy"))
     best_ref = max(ref[m]["throughput"] for m in ("eager", "channels_last"))
-    assert ratios["best"] == pytest.approx(best_ours / best_ref, rel=1e-2)
+    assert ratios["best"] == pytest.approx(best_ours / best_ref, rel=1e-2, abs=1e-3)  # ratios kept to 3 decimals
     assert ratios["best_ours_mode"] in ("eager", "channels_last", "deploy")
     assert ratios["bf16"] == pytest.approx(ours["bf16"]["throughput"] / ref["bf16"]["throughput"], rel=1e-2)
     # the same ratios per CPU-second (less disturbed by other processes on a shared CPU)
