@@ -13,6 +13,7 @@ import torch
 
 import convzoo
 from convzoo.registry import count_params
+from convzoo.testing import randomise_bn
 
 MODELS = convzoo.list_models()
 
@@ -39,13 +40,6 @@ def _scale(t: torch.Tensor) -> float:
     return max(1.0, float(t.abs().max()))
 
 
-def _randomise_bn(model):
-    """Random BN statistics so eval-mode checks do not pass trivially."""
-    g = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
-            m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
 
 
 def test_registry_not_empty():
@@ -95,7 +89,7 @@ def test_forward_backward(name):
 def test_eval_deterministic_and_channels_last(name):
     card = convzoo.get_card(name)
     model = _model(name).eval()
-    _randomise_bn(model)
+    randomise_bn(model, affine=False)
     x = _input(card)
     with torch.no_grad():
         a, b = model(x), model(x)
@@ -152,7 +146,7 @@ def test_features(name):
 def test_safetensors_round_trip(name, tmp_path):
     card = convzoo.get_card(name)
     model = _model(name).eval()
-    _randomise_bn(model)
+    randomise_bn(model, affine=False)
     path = convzoo.save_weights(model, tmp_path / "w.safetensors")
     torch.manual_seed(123)
     other = convzoo.create_model(name).eval()

@@ -21,6 +21,7 @@ from convzoo.errors import ConvzooError
 from convzoo.layers.eca import ECA, eca_kernel_size
 from convzoo.models.ecanet import ECA_RESNET_CFGS, remap_state_dict
 from convzoo.registry import count_params
+from convzoo.testing import randomise_bn
 
 pytestmark = pytest.mark.paper(43)
 
@@ -43,15 +44,6 @@ def _meta(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
-def _randomise_bn(model: torch.nn.Module, seed: int = 1) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.copy_(torch.rand(m.weight.shape, generator=g) * 0.5 + 0.25)
-                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
 
 
 # --- Eq. 12: adaptive kernel size ------------------------------------------------------------------
@@ -180,7 +172,7 @@ def test_eca_resnet50_parity_with_timm():
     torch.manual_seed(0)
     ref = timm_resnet.ResNet(block=timm_resnet.Bottleneck, layers=[3, 4, 6, 3],
                              block_args=dict(attn_layer="eca")).eval()
-    _randomise_bn(ref)
+    randomise_bn(ref)
     ours = convzoo.create_model("eca_resnet50", k_size="adaptive").eval()
     missing, unexpected = ours.load_state_dict(remap_state_dict(ref.state_dict()), strict=True)
     assert not missing and not unexpected
@@ -247,7 +239,7 @@ def test_deploy_fusion_keeps_outputs(name):
     torch.manual_seed(0)
     kwargs = {} if name == "eca_mobilenetv2" else {"zero_init_last": False}  # official init: harder case
     model = convzoo.create_model(name, **kwargs).eval()
-    _randomise_bn(model)
+    randomise_bn(model)
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         ref = model(x)

@@ -15,25 +15,18 @@ from convzoo.layers.fuse import deploy
 from convzoo.models.pulsedl import PulseCNN1d, check_supported, supported_layers
 from convzoo.tasks import build_task
 from convzoo.tasks.pulse import EnergyResolution, TimeResolution, format_snr_table
+from convzoo.testing import randomise_bn
 
 pytestmark = pytest.mark.paper(3)
 NAMES = ["pulsedl2_cnn", "pulsedl2_cnn_tiny"]
 
 
-def _randomise_bn(model):
-    g = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm1d):
-            m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.3)
-            m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(m.bias.shape, generator=g) * 0.2)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_bn_folds_into_conv(name):
     model = convzoo.create_model(name, bn=True).eval()
-    _randomise_bn(model)
+    randomise_bn(model)
     assert sum(isinstance(m, nn.BatchNorm1d) for m in model.modules()) == len(model.stages)
     x = torch.randn(4, 1, 64)
     with torch.no_grad():

@@ -18,6 +18,7 @@ from convzoo.models.simplenet import (
     official_layer_indices,
 )
 from convzoo.registry import count_params
+from convzoo.testing import randomise_bn
 
 pytestmark = pytest.mark.paper(32)
 
@@ -60,12 +61,6 @@ def _meta(name: str, **kw) -> nn.Module:
         return convzoo.create_model(name, **kw).eval()
 
 
-def _randomise_bn(model: nn.Module) -> None:
-    g = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.2)
-            m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
 
 
 @pytest.mark.parametrize("name,num_classes", sorted(COUNTS))
@@ -103,7 +98,7 @@ def test_paper_net_is_the_registered_short_name():
 
 def test_global_max_pooling_head():
     model = convzoo.create_model("simplenet_cifar_310k").eval()
-    _randomise_bn(model)
+    randomise_bn(model, affine=False)
     x = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
         fmap = model.forward_features(x)  # (3, 64, 2, 2)
@@ -208,7 +203,7 @@ def test_load_legacy_dataparallel_checkpoint(tmp_path):
     ref = _legacy_reference(NETWORKS["cifar_310k"], 3, 10).eval()
     for p in ref.parameters():
         nn.init.normal_(p, std=0.2)
-    _randomise_bn(ref)
+    randomise_bn(ref, affine=False)
     ckpt = {"state_dict": {f"module.{k}": v for k, v in ref.state_dict().items()}, "epoch": 3}
     torch.save(ckpt, tmp_path / "model_best.pth.tar")
     model = convzoo.create_model("simplenet_cifar_310k")
@@ -222,7 +217,7 @@ def test_load_legacy_dataparallel_checkpoint(tmp_path):
 
 def test_load_current_official_layout_and_reject_mismatch():
     src = convzoo.create_model("simplenet_cifar_310k").eval()
-    _randomise_bn(src)
+    randomise_bn(src, affine=False)
     official = {k.replace("head.fc.", "classifier."): v for k, v in src.state_dict().items()}
     dst = load_official_state_dict(convzoo.create_model("simplenet_cifar_310k").eval(), official)
     x = torch.randn(1, 3, 32, 32)
@@ -251,7 +246,7 @@ def test_drop_rates_and_head_key_15_quirk():
 
 def test_deploy_folds_bn_exactly():
     model = convzoo.create_model("simplenet_cifar_310k").eval()
-    _randomise_bn(model)
+    randomise_bn(model, affine=False)
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         ref = model(x)

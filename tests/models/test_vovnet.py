@@ -21,6 +21,7 @@ from convzoo.errors import ConvzooError
 from convzoo.layers.ese import EffectiveSE
 from convzoo.models.vovnet import VOVNET_CFGS, OSABlock, VoVNet, remap_state_dict
 from convzoo.registry import count_params
+from convzoo.testing import randomise_bn
 
 pytestmark = pytest.mark.paper(53)
 
@@ -47,15 +48,6 @@ def _meta(name: str, **kwargs) -> VoVNet:
         return convzoo.create_model(name, **kwargs)
 
 
-def _randomise_bn(model: torch.nn.Module, seed: int = 1) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.copy_(torch.rand(m.weight.shape, generator=g) * 0.5 + 0.25)
-                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
 
 
 # --- eSE ---------------------------------------------------------------------------------------------
@@ -200,7 +192,7 @@ def test_parity_with_timm(name):
     timm = pytest.importorskip("timm")
     torch.manual_seed(0)
     ref = timm.create_model(name).eval()
-    _randomise_bn(ref)
+    randomise_bn(ref)
     ours = _meta(name).eval()
     result = ours.load_state_dict(ref.state_dict(), strict=True, assign=True)  # timm keys, unchanged
     assert not result.missing_keys and not result.unexpected_keys
@@ -221,7 +213,7 @@ def test_official_v1_residual_layout():
     timm = pytest.importorskip("timm")
     torch.manual_seed(0)
     ref = timm.create_model("vovnet39a").eval()
-    _randomise_bn(ref)
+    randomise_bn(ref)
     ours = _meta("vovnet39", residual=True).eval()
     ours.load_state_dict(ref.state_dict(), strict=True, assign=True)
     x = torch.randn(1, 3, 48, 48, generator=torch.Generator().manual_seed(3))
@@ -308,7 +300,7 @@ def test_feature_strides_and_ceil_mode_shapes():
 def test_deploy_fusion_keeps_outputs():
     torch.manual_seed(0)
     model = convzoo.create_model("ese_vovnet19b_slim_dw", num_classes=10).eval()
-    _randomise_bn(model)
+    randomise_bn(model)
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         ref = model(x)

@@ -1,0 +1,22 @@
+"""Helpers for tests that compare models numerically (like ``torch.testing``, for convzoo checks)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+
+@torch.no_grad()
+def randomise_bn(model: nn.Module, seed: int = 1, affine: bool = True) -> nn.Module:
+    """Give every BatchNorm (1D/2D/3D) random running statistics (and, with ``affine``, random
+    scale and shift), so that eval-mode comparisons, fusion and parity checks cannot pass trivially
+    with the identity statistics of a fresh model."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
+            m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+            if affine and m.affine:
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) * 0.5 + 0.25)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+    return model
