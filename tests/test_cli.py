@@ -104,3 +104,35 @@ def test_predict_espcn_writes_png(capsys, tmp_path):
 def test_console_script_exit_code(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "convzoo.cli", "info", "no_such_net"], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_train_eval_predict_export_end_to_end(capsys, tmp_path):
+    """The CLI's main path on real data: train one epoch, evaluate the run, predict a digit image, export."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    code, out, err = run(capsys, "train", "simplenet_digits", "--epochs", "1", "--no-progress",
+                         "--out", str(tmp_path), "--name", "run")
+    assert code == 0, err
+    assert "test: " in out and "run folder:" in out
+    run_dir = tmp_path / "run"
+    assert (run_dir / "report.md").is_file() and (run_dir / "confusion_matrix.png").is_file()
+
+    code, out, err = run(capsys, "eval", str(run_dir), "--json")
+    assert code == 0, err
+    assert 0.0 <= json.loads(out)["acc"] <= 1.0
+
+    digit = load_digits()
+    img = (digit.images[0] / 16 * 255).astype(np.uint8)  # a real "0"
+    path = tmp_path / "digit.png"
+    Image.fromarray(img).resize((64, 64), Image.NEAREST).save(path)
+    code, out, err = run(capsys, "predict", str(run_dir), str(path), "--json")
+    assert code == 0, err
+    pred = json.loads(out.strip().splitlines()[-1])
+    assert len(pred["top5"]) == 5 and {t["name"] for t in pred["top5"]} <= set("0123456789")
+
+    code, out, err = run(capsys, "export", str(run_dir), "--format", "onnx", "--size", "16x16", "--check",
+                         "--out", str(tmp_path / "m.onnx"))
+    assert code == 0, err
+    assert (tmp_path / "m.onnx").is_file() and "max_abs_diff" in out

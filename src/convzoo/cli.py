@@ -148,9 +148,11 @@ def cmd_export(a) -> None:
     from convzoo.export import export_onnx, export_program
     from convzoo.predict import load_model
 
-    model, card, _ = load_model(a.model)
-    size = tuple(int(s) for s in a.size.split("x")) if a.size else card.input_size
-    example = torch.randn(1, card.in_chans, *size)
+    model, card, ctx = load_model(a.model)
+    info = ctx.info  # a run's data facts (channels, size) win over the card's defaults
+    size = tuple(int(s) for s in a.size.split("x")) if a.size else tuple(info.input_size if info and info.input_size
+                                                                         else card.input_size)
+    example = torch.randn(1, info.in_chans if info else card.in_chans, *size)
     out = Path(a.out or f"{card.name}.{'onnx' if a.format == 'onnx' else 'pt2'}")
     fn = export_onnx if a.format == "onnx" else export_program
     report = fn(model, example, out, check=a.check)
