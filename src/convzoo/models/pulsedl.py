@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from convzoo.errors import ConvzooError
+from convzoo.layers.head import Backbone
 from convzoo.registry import ModelCard, register_model
 
 # the accelerator's layer subset (fact sheet G2 Sec. 3.1); BN only as a foldable conv companion
@@ -98,7 +99,7 @@ class PulseHead(nn.Module):
         return x if pre_logits else self.fc(x)
 
 
-class PulseCNN1d(nn.Module):
+class PulseCNN1d(Backbone):
     """A 1-D CNN regressor from a pulse window (B, in_chans, length) to (B, num_classes) features.
 
     Args: ``widths``/``kernels`` per conv stage (each halves the length), ``hidden`` dense units,
@@ -149,19 +150,6 @@ class PulseCNN1d(nn.Module):
             x = stage(x)
             out.append(x)
         return out
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.head(x, pre_logits=pre_logits)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self) -> nn.Module:
-        return self.head.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.head.reset(num_classes)
 
 
 # --- variants (data) and registered factories ----------------------------------------------------
