@@ -213,3 +213,18 @@ def test_macs_match_card(name):
         model(x)
     macs = counter.get_total_flops() // 2
     assert abs(macs - card.macs) <= card.macs_rtol * card.macs, (macs, card.macs)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_deploy_keeps_outputs(name):
+    """``convzoo.deploy`` (re-parameterisation + conv/BN folding) changes no output beyond float tolerance."""
+    import copy
+
+    card = convzoo.get_card(name)
+    model = _model(name).eval()
+    randomise_bn(model)
+    x = _input(card)
+    with torch.no_grad():
+        ref = model(x)
+        out = convzoo.deploy(copy.deepcopy(model))(x)
+    torch.testing.assert_close(out, ref, atol=1e-4 * _scale(ref), rtol=1e-4)
