@@ -51,7 +51,6 @@ from convzoo.models.inception_v4 import (
     InceptionBackbone,
     Mixed,
     V,
-    make_branch,
     reduction_a,
     scaled,
     stem_v4,
@@ -64,28 +63,23 @@ __all__ = ["IR_BLOCKS", "IR_CFGS", "REDUCTION_B", "InceptionResNet", "InceptionR
 
 # --- residual block (Sec. 3.2, Figs. 10/11/13 and 16/17/19) ------------------------------------------
 
-class InceptionResNetBlock(nn.Module):
+class InceptionResNetBlock(Mixed):
     """Branches -> concat -> linear 1x1 conv to the input depth -> ``x + scale * r`` -> ReLU.
 
+    The branches and their concatenation are :class:`Mixed`'s (same ``branchN`` keys).
     ``activate=False`` drops the final ReLU (TF-slim's last Block8, which also uses scale 1.0).
     """
 
     def __init__(self, cin: int, branches: Sequence[Sequence], scale: float, activate: bool = True,
                  width: float = 1.0):
-        super().__init__()
-        chans = []
-        for i, ops in enumerate(branches):
-            module, c = make_branch(cin, ops, width)
-            self.add_module(f"branch{i}", module)
-            chans.append(c)
-        self.num_branches, self.scale = len(branches), float(scale)
-        self.proj = nn.Conv2d(sum(chans), cin, 1)  # "1x1 Conv (Linear)": bias, no BN, no activation
+        super().__init__(cin, branches, width)
+        self.scale = float(scale)
+        self.proj = nn.Conv2d(self.out_chs, cin, 1)  # "1x1 Conv (Linear)": bias, no BN, no activation
         self.act = nn.ReLU(inplace=True) if activate else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (B, C, H, W) -> (B, C, H, W)
-        r = torch.cat([getattr(self, f"branch{i}")(x) for i in range(self.num_branches)], 1)
-        return self.act(x + self.scale * self.proj(r))
+        return self.act(x + self.scale * self.proj(super().forward(x)))
 
 
 IR_BLOCKS = {  # residual branches of each figure (the linear 1x1 conv is added by the block)
