@@ -295,37 +295,34 @@ MOBILENETV2_SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2
                        (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
 
 
-class ECAMobileNetV2(Backbone):
-    """ECA-MobileNetV2: k = 1 for blocks with < ``k_threshold`` (96) output channels, else 3.
+class MobileNetV2Backbone(Backbone):
+    """MobileNetV2 (Sandler et al. 2018, Table 2) with a pluggable inverted-residual block.
 
-    ``k_size`` overrides the rule: "adaptive" (Eq. 12 per block) or one odd int for every block.
-    Features at strides 4/8/16/32 are the outputs of the last 24-, 32-, 96- and 320-channel blocks.
+    ``make_block(cin, cout, stride, expand_ratio)`` builds each block, so attention papers (ECA, ELA)
+    only supply their block. Keys follow torchvision / the official codes: ``blocks.N`` (their
+    ``features.N``, see ``remap_state_dict``) and ``classifier.1``. Features at strides 4/8/16/32 are
+    the outputs of the last 24-, 32-, 96- and 320-channel blocks.
     """
 
-    def __init__(self, num_classes: int = 1000, in_chans: int = 3, k_size=None, k_threshold: int = 96,
-                 drop_rate: float = 0.25, last_channel: int = 1280):
+    def __init__(self, make_block, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.2,
+                 last_channel: int = 1280):
         super().__init__()
         self.num_classes, self.num_features = num_classes, last_channel
-        features: list[nn.Module] = [_conv_bn_relu6(in_chans, 32, 3, 2)]  # (B, 32, H/2, W/2)
+        body: list[nn.Module] = [_conv_bn_relu6(in_chans, 32, 3, 2)]  # (B, 32, H/2, W/2)
         cin, stride_total, self.feature_info = 32, 2, []
         for t, c, n, s in MOBILENETV2_SETTING:
             for i in range(n):
-                if k_size is None:
-                    k = 1 if c < k_threshold else 3
-                else:
-                    k = eca_kernel_size(c) if k_size == "adaptive" else int(k_size)
                 stride = s if i == 0 else 1
-                features.append(ECAInvertedResidual(cin, c, stride, t, k))
+                body.append(make_block(cin, c, stride, t))
                 cin, stride_total = c, stride_total * stride
             if c in (24, 32, 96, 320):
-                self.feature_info.append(dict(num_chs=c, reduction=stride_total,
-                                              module=f"blocks.{len(features) - 1}"))
-        features.append(_conv_bn_relu6(cin, last_channel, 1))  # (B, 1280, H/32, W/32)
-        self.blocks = nn.Sequential(*features)  # official key prefix "features." (remap_state_dict)
+                self.feature_info.append(dict(num_chs=c, reduction=stride_total, module=f"blocks.{len(body) - 1}"))
+        body.append(_conv_bn_relu6(cin, last_channel, 1))  # (B, 1280, H/32, W/32)
+        self.blocks = nn.Sequential(*body)
         fc = nn.Linear(last_channel, num_classes) if num_classes > 0 else nn.Identity()
-        self.classifier = nn.Sequential(nn.Dropout(drop_rate), fc)  # keys classifier.1.* as the official code
+        self.classifier = nn.Sequential(nn.Dropout(drop_rate), fc)
         self._feature_idx = [int(f["module"].split(".")[1]) for f in self.feature_info]
-        for m in self.modules():  # official init
+        for m in self.modules():  # official / torchvision init (attention 1D convs and norms keep defaults)
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out")
             elif isinstance(m, nn.BatchNorm2d):
@@ -356,6 +353,23 @@ class ECAMobileNetV2(Backbone):
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
         self.classifier[1] = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+
+class ECAMobileNetV2(MobileNetV2Backbone):
+    """ECA-MobileNetV2: k = 1 for blocks with < ``k_threshold`` (96) output channels, else 3.
+
+    ``k_size`` overrides the rule: "adaptive" (Eq. 12 per block) or one odd int for every block.
+    """
+
+    def __init__(self, num_classes: int = 1000, in_chans: int = 3, k_size=None, k_threshold: int = 96,
+                 drop_rate: float = 0.25, last_channel: int = 1280):
+        def kernel(c: int) -> int:
+            if k_size is None:
+                return 1 if c < k_threshold else 3
+            return eca_kernel_size(c) if k_size == "adaptive" else int(k_size)
+
+        super().__init__(lambda cin, c, stride, t: ECAInvertedResidual(cin, c, stride, t, kernel(c)),
+                         num_classes, in_chans, drop_rate, last_channel)
 
 
 # --- variants (paper Table 2 / 3; k tables of the released checkpoints, README of the official code) --

@@ -47,7 +47,7 @@ from convzoo.errors import ConvzooError
 from convzoo.layers.ela import ELA
 from convzoo.layers.fuse import fuse_conv_bn
 from convzoo.layers.head import Backbone
-from convzoo.models.ecanet import MOBILENETV2_SETTING
+from convzoo.models.ecanet import MobileNetV2Backbone
 from convzoo.registry import ModelCard, register_model
 
 __all__ = ["ELA_RESNET_CFGS", "ELABasicBlock", "ELABottleneck", "ELAInvertedResidual", "ELAMobileNetV2",
@@ -235,7 +235,7 @@ class ELAInvertedResidual(nn.Module):
         return x + h if self.use_res_connect else h
 
 
-class ELAMobileNetV2(Backbone):
+class ELAMobileNetV2(MobileNetV2Backbone):
     """MobileNetV2 (Sandler et al. 2018, Table 2) with ELA in every inverted-residual block.
 
     Features at strides 4/8/16/32 are the outputs of the last 24-, 32-, 96- and 320-channel blocks.
@@ -244,53 +244,9 @@ class ELAMobileNetV2(Backbone):
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, variant: str = "S", drop_rate: float = 0.2,
                  last_channel: int = 1280):
-        super().__init__()
-        self.variant, self.num_classes, self.num_features = variant, num_classes, last_channel
-        body: list[nn.Module] = [Conv2dNormActivation(in_chans, 32, 3, 2, activation_layer=nn.ReLU6)]  # H/2
-        cin, stride_total, self.feature_info = 32, 2, []
-        for t, c, n, s in MOBILENETV2_SETTING:
-            for i in range(n):
-                stride = s if i == 0 else 1
-                body.append(ELAInvertedResidual(cin, c, stride, t, variant))
-                cin, stride_total = c, stride_total * stride
-            if c in (24, 32, 96, 320):
-                self.feature_info.append(dict(num_chs=c, reduction=stride_total, module=f"blocks.{len(body) - 1}"))
-        body.append(Conv2dNormActivation(cin, last_channel, 1, activation_layer=nn.ReLU6))  # (B, 1280, H/32, W/32)
-        self.blocks = nn.Sequential(*body)  # torchvision's "features." (remap_state_dict)
-        fc = nn.Linear(last_channel, num_classes) if num_classes > 0 else nn.Identity()
-        self.classifier = nn.Sequential(nn.Dropout(drop_rate), fc)  # torchvision keys classifier.1.*
-        self._feature_idx = [int(f["module"].split(".")[1]) for f in self.feature_info]
-        for m in self.modules():  # torchvision init; ELA keeps PyTorch defaults
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(x)  # (B, 1280, H/32, W/32)
-
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        out = []
-        for i, block in enumerate(self.blocks[: self._feature_idx[-1] + 1]):
-            x = block(x)
-            if i in self._feature_idx:
-                out.append(x)
-        return out
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = x.mean((2, 3))  # (B, 1280)
-        return self.classifier[0](x) if pre_logits else self.classifier(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.classifier[1]
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.classifier[1] = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        super().__init__(lambda cin, c, stride, t: ELAInvertedResidual(cin, c, stride, t, variant),
+                         num_classes, in_chans, drop_rate, last_channel)
+        self.variant = variant
 
 
 def remap_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
