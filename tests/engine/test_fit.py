@@ -197,3 +197,19 @@ def test_module_entry_point_reports_user_errors_in_one_line(tmp_path, capsys):
     assert main(["train", str(bad), "--no-progress", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err == "error: bad recipe key 'optimizer.lrr'; did you mean 'optimizer.lr'?\n"
+
+
+def test_model_hooks_regularization_loss_and_post_optimizer_step(tiny, tmp_path):
+    """``regularization_loss(epoch)`` joins the loss (None before its start epoch); ``post_optimizer_step``
+    of any submodule runs after every step (here: clamps the classifier), as DCLS training needs (paper 39)."""
+    kw = {"drop_rate": 0.2}
+    plain = run(tiny, tmp_path, "plain", epochs=2)
+    late = run(tiny, tmp_path, "late", epochs=2, model={"kwargs": {**kw, "penalty": 1.0, "penalty_from": 1}})
+    early = run(tiny, tmp_path, "early", epochs=2, model={"kwargs": {**kw, "penalty": 1.0, "penalty_from": 0}})
+    clamped = run(tiny, tmp_path, "clamped", epochs=2, model={"kwargs": {**kw, "clamp": 0.05}})
+    p, lt, e = plain.history, late.history, early.history
+    assert lt[0]["train_loss"] == p[0]["train_loss"]  # epoch 0: the penalty returns None
+    assert lt[1]["train_loss"] > p[1]["train_loss"] and e[0]["train_loss"] > p[0]["train_loss"]
+    assert weights(late.run_dir)["fc.weight"].norm() < weights(plain.run_dir)["fc.weight"].norm()
+    assert weights(plain.run_dir)["fc.weight"].abs().max() > 0.05
+    assert weights(clamped.run_dir)["fc.weight"].abs().max() <= 0.05

@@ -3,7 +3,9 @@
 ``_tiny_blobs``: 4 classes of 1x8x8 images, a fixed pattern per class plus noise (train 96, val 32,
 test 32 items). Train items get a random brightness jitter drawn from torch's global RNG, so data
 augmentation depends on the RNG streams that resuming must reproduce.
-``_tiny_net``: conv-relu-conv-relu-pool-dropout-linear; ``bn=True`` adds a BatchNorm.
+``_tiny_net``: conv-relu-conv-relu-pool-dropout-linear; ``bn=True`` adds a BatchNorm. ``clamp`` and
+``penalty`` exercise the engine's model hooks: the classifier weights are clamped to +-clamp after every
+optimizer step, and ``penalty * |fc.weight|^2`` joins the loss from epoch ``penalty_from`` on.
 """
 
 from __future__ import annotations
@@ -45,8 +47,11 @@ class TinyBlobs(Dataset):
 
 class TinyNet(nn.Module):
     def __init__(self, num_classes: int = 4, in_chans: int = 1, width: int = 8, drop_rate: float = 0.0,
-                 bn: bool = False):
+                 bn: bool = False, clamp: float | None = None, penalty: float = 0.0, penalty_from: int = 0):
         super().__init__()
+        self.penalty, self.penalty_from = penalty, penalty_from
+        if clamp is not None:
+            self.fc_clamp = _Clamp(self, clamp)
         self.stem = nn.Sequential(nn.Conv2d(in_chans, width, 3, padding=1),
                                   nn.BatchNorm2d(width) if bn else nn.Identity(), nn.ReLU())
         self.conv = nn.Sequential(nn.Conv2d(width, width, 3, stride=2, padding=1), nn.ReLU())
@@ -56,6 +61,22 @@ class TinyNet(nn.Module):
     def forward(self, x):
         x = self.conv(self.stem(x)).mean((2, 3))
         return self.fc(self.drop(x))
+
+    def regularization_loss(self, epoch: int):
+        if not self.penalty or epoch < self.penalty_from:
+            return None
+        return self.penalty * self.fc.weight.pow(2).sum()
+
+
+class _Clamp(nn.Module):
+    """A submodule with ``post_optimizer_step`` (the engine finds it by walking the model)."""
+
+    def __init__(self, owner: nn.Module, bound: float):
+        super().__init__()
+        self.bound, self._owner = bound, [owner]  # a list: not a registered child (no recursion)
+
+    def post_optimizer_step(self) -> None:
+        self._owner[0].fc.weight.clamp_(-self.bound, self.bound)
 
 
 CARD = ModelCard(name=MODEL, paper=0, family="_tiny", task="classification", in_chans=1, num_classes=4,

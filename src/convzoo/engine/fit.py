@@ -24,6 +24,11 @@ the rendezvous in the environment, e.g. on node 0 and node 1 of two 8-GPU nodes:
 
 (``torchrun`` and SLURM ``srun`` environments are detected by Fabric as well). Global rank 0 writes
 the run folder; to resume on several nodes, the run folder must be readable on every node.
+
+Model hooks (for methods that train more than the task's loss, e.g. DCLS, paper 39):
+``model.regularization_loss(epoch) -> Tensor | None`` on the top-level model is added to the task's
+loss at every training step (None: nothing this epoch); ``post_optimizer_step()`` on any submodule is
+called after every optimizer step, under ``torch.no_grad`` (e.g. clamping learnable positions).
 """
 
 from __future__ import annotations
@@ -177,6 +182,8 @@ def _fit(fabric, cfg: dict, out_dir: Path, run_name: str | None, resume_dir: Pat
     if ema is not None:
         ema.to(fabric.device)
     eval_model = ema.module if ema is not None else raw
+    regularizer = getattr(raw, "regularization_loss", None)
+    post_step = [m.post_optimizer_step for m in raw.modules() if hasattr(m, "post_optimizer_step")]
 
     # --- run folder and resume ---------------------------------------------------------------------
     if resume_dir is None:
@@ -236,11 +243,18 @@ def _fit(fabric, cfg: dict, out_dir: Path, run_name: str | None, resume_dir: Pat
             for step, batch in enumerate(loader):
                 outputs, targets = task.forward(model, fabric.to_device(batch))
                 loss = task.loss(outputs, targets)
+                extra = regularizer(epoch) if regularizer is not None else None
+                if extra is not None:
+                    loss = loss + extra
                 fabric.backward(loss)
                 if clip is not None:
                     fabric.clip_gradients(model, fopt, max_norm=clip, error_if_nonfinite=False)
                 fopt.step()
                 fopt.zero_grad(set_to_none=True)
+                if post_step:
+                    with torch.no_grad():
+                        for hook in post_step:
+                            hook()
                 if ema is not None:
                     ema.update_parameters(raw)
                 total += loss.detach().double()
