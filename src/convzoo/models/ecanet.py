@@ -48,93 +48,17 @@ from torch import nn
 
 from convzoo.errors import ConvzooError
 from convzoo.layers.eca import ECA, eca_kernel_size
-from convzoo.layers.fuse import fuse_conv_bn
 from convzoo.layers.head import Backbone
+from convzoo.models.resnet import ResNet
 from convzoo.registry import ModelCard, register_model
 
 __all__ = [
     "ECA_RESNET_CFGS",
-    "ECABasicBlock",
-    "ECABottleneck",
     "ECAMobileNetV2",
     "ECAResNet",
     "remap_state_dict",
     "resolve_k_sizes",
 ]
-
-
-def _fold_bn_pairs(module: nn.Module, pairs: Sequence[tuple[str, str]]) -> None:
-    """Fold ``bn`` into ``conv`` for each (conv, bn) attribute pair; the BN becomes Identity."""
-    for conv_name, bn_name in pairs:
-        bn = getattr(module, bn_name)
-        if isinstance(bn, nn.BatchNorm2d):
-            setattr(module, conv_name, fuse_conv_bn(getattr(module, conv_name), bn))
-            setattr(module, bn_name, nn.Identity())
-
-
-# --- residual blocks (official eca_resnet.py; He et al. 2016 Fig. 5) ----------------------------------
-
-class ECABasicBlock(nn.Module):
-    """3x3 conv-BN-ReLU -> 3x3 conv-BN -> ECA(planes) -> + shortcut -> ReLU."""
-
-    expansion = 1
-
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
-                 k_size: int | None = 3):
-        super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.eca = ECA(planes, k_size)
-        self.downsample = downsample
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x: (B, inplanes, H, W) -> (B, planes, H/s, W/s)
-        shortcut = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.eca(self.bn2(self.conv2(out)))
-        out += shortcut  # in place (as the official code): ECA returned a fresh tensor
-        return self.relu(out)
-
-    def reparameterize(self) -> None:
-        _fold_bn_pairs(self, [("conv1", "bn1"), ("conv2", "bn2")])
-
-
-class ECABottleneck(nn.Module):
-    """1x1 conv-BN-ReLU -> 3x3 (stride) conv-BN-ReLU -> 1x1 conv-BN -> ECA(4 planes) -> + shortcut -> ReLU."""
-
-    expansion = 4
-
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
-                 k_size: int | None = 3):
-        super().__init__()
-        width = planes * self.expansion
-        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, width, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(width)
-        self.relu = nn.ReLU(inplace=True)
-        self.eca = ECA(width, k_size)
-        self.downsample = downsample
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x: (B, inplanes, H, W) -> (B, 4 planes, H/s, W/s)
-        shortcut = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.eca(self.bn3(self.conv3(out)))
-        out += shortcut  # in place (as the official code): ECA returned a fresh tensor
-        return self.relu(out)
-
-    def reparameterize(self) -> None:
-        _fold_bn_pairs(self, [("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")])
-
-
-_BLOCKS = {"basic": ECABasicBlock, "bottleneck": ECABottleneck}
 
 
 def resolve_k_sizes(k_size) -> list[int | None]:
@@ -153,8 +77,10 @@ def resolve_k_sizes(k_size) -> list[int | None]:
 
 # --- the network (Table 2: ResNet with ECA) -----------------------------------------------------------
 
-class ECAResNet(Backbone):
-    """ECA-ResNet (Sec. 4.1): stem 7x7/2 conv-BN-ReLU + 3x3/2 max-pool, four stages, GAP, FC.
+class ECAResNet(ResNet):
+    """ECA-ResNet (Sec. 4.1): the ResNet skeleton (``convzoo.models.resnet``) with an ECA after the last
+    BN of every residual branch (key ``layerX.Y.eca``): basic block on ``planes``, bottleneck on
+    ``4 * planes`` channels.
 
     Args:
         block: "basic" (ResNet-18/34) or "bottleneck" (ResNet-50/101/152).
@@ -171,82 +97,14 @@ class ECAResNet(Backbone):
     def __init__(self, block: str = "bottleneck", layers: Sequence[int] = (3, 4, 6, 3),
                  k_size="adaptive", num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0,
                  zero_init_last: bool = True):
-        super().__init__()
-        if block not in _BLOCKS:
-            raise ConvzooError(f"unknown ResNet block '{block}'; expected one of {sorted(_BLOCKS)}")
-        block_cls = _BLOCKS[block]
         ks = resolve_k_sizes(k_size)
+
+        def eca_in_every_block(stage: int, index: int, num_blocks: int) -> dict:
+            return dict(attn=lambda c, k=ks[stage]: ECA(c, k), attn_name="eca")
+
+        super().__init__(block, layers, num_classes, in_chans, drop_rate, zero_init_last,
+                         block_args=eca_in_every_block)
         self.k_sizes = ks
-        self.num_classes, self.drop_rate = num_classes, drop_rate
-        # stem: (B, in_chans, H, W) -> (B, 64, H/4, W/4)
-        self.conv1 = nn.Conv2d(in_chans, 64, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(3, 2, 1)
-        # stages: 64/128/256/512 planes at strides 4/8/16/32
-        inplanes = 64
-        self.feature_info = []
-        for i, (planes, n) in enumerate(zip((64, 128, 256, 512), layers)):
-            stride = 1 if i == 0 else 2
-            out = planes * block_cls.expansion
-            downsample = None
-            if stride != 1 or inplanes != out:
-                downsample = nn.Sequential(nn.Conv2d(inplanes, out, 1, stride, bias=False),
-                                           nn.BatchNorm2d(out))
-            blocks = [block_cls(inplanes, planes, stride, downsample, ks[i])]
-            blocks += [block_cls(out, planes, 1, None, ks[i]) for _ in range(1, n)]
-            self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
-            inplanes = out
-            self.feature_info.append(dict(num_chs=out, reduction=4 * 2 ** i, module=f"layer{i + 1}"))
-        # head: GAP -> dropout -> fc (key "fc" as torchvision / the official code)
-        self.num_features = inplanes
-        self.drop = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(inplanes, num_classes) if num_classes > 0 else nn.Identity()
-        self._init_weights(zero_init_last)
-
-    def _init_weights(self, zero_init_last: bool) -> None:
-        # official: conv ~ N(0, sqrt(2 / (k*k*out))) (= Kaiming fan_out), BN gamma 1, beta 0
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-        if zero_init_last:
-            for m in self.modules():
-                if isinstance(m, (ECABasicBlock, ECABottleneck)):
-                    nn.init.zeros_(m.bn2.weight if isinstance(m, ECABasicBlock) else m.bn3.weight)
-
-    def _stem(self, x: torch.Tensor) -> torch.Tensor:
-        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        # (B, in_chans, H, W) -> (B, num_features, H/32, W/32)
-        x = self._stem(x)
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
-
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Output of each stage: strides 4, 8, 16, 32 (``feature_info``)."""
-        x, out = self._stem(x), []
-        for info in self.feature_info:
-            x = getattr(self, info["module"])(x)
-            out.append(x)
-        return out
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.drop(x.mean((2, 3)))  # (B, num_features)
-        return x if pre_logits else self.fc(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-
-    def reparameterize(self) -> None:
-        """Fold the stem's BN (the blocks and ``downsample`` are folded by ``convzoo.deploy``)."""
-        _fold_bn_pairs(self, [("conv1", "bn1")])
 
 
 def remap_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -43,93 +43,22 @@ import torch
 from torch import nn
 from torchvision.ops.misc import Conv2dNormActivation
 
-from convzoo.errors import ConvzooError
 from convzoo.layers.ela import ELA
-from convzoo.layers.fuse import fuse_conv_bn
-from convzoo.layers.head import Backbone
 from convzoo.models.ecanet import MobileNetV2Backbone
+from convzoo.models.resnet import ResNet
 from convzoo.registry import ModelCard, register_model
 
-__all__ = ["ELA_RESNET_CFGS", "ELABasicBlock", "ELABottleneck", "ELAInvertedResidual", "ELAMobileNetV2",
+__all__ = ["ELA_RESNET_CFGS", "ELAInvertedResidual", "ELAMobileNetV2",
            "ELAResNet", "remap_state_dict"]
 
 
-def _fold(module: nn.Module, pairs: Sequence[tuple[str, str]]) -> None:
-    """Fold ``bn`` into ``conv`` for each (conv, bn) attribute pair; the BN becomes Identity."""
-    for conv_name, bn_name in pairs:
-        bn = getattr(module, bn_name)
-        if isinstance(bn, nn.BatchNorm2d):
-            setattr(module, conv_name, fuse_conv_bn(getattr(module, conv_name), bn))
-            setattr(module, bn_name, nn.Identity())
+# --- ELA-ResNet (the ResNet skeleton of convzoo.models.resnet, ELA before the residual add) --------
 
-
-# --- residual blocks (He et al. 2016 Fig. 5, ELA before the residual add) ------------------------
-
-class ELABasicBlock(nn.Module):
-    """3x3 conv-BN-ReLU -> 3x3 conv-BN -> ELA(planes) -> + shortcut -> ReLU."""
-
-    expansion = 1
-
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
-                 variant: str = "B"):
-        super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.ela = ELA.from_variant(planes, variant)
-        self.downsample = downsample
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x: (B, inplanes, H, W) -> (B, planes, H/s, W/s)
-        shortcut = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.ela(self.bn2(self.conv2(out)))  # a fresh tensor: the in-place add is safe
-        out += shortcut
-        return self.relu(out)
-
-    def reparameterize(self) -> None:
-        _fold(self, [("conv1", "bn1"), ("conv2", "bn2")])
-
-
-class ELABottleneck(nn.Module):
-    """1x1 conv-BN-ReLU -> 3x3 (stride) conv-BN-ReLU -> 1x1 conv-BN -> ELA(4 planes) -> + shortcut -> ReLU."""
-
-    expansion = 4
-
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
-                 variant: str = "S"):
-        super().__init__()
-        width = planes * self.expansion
-        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, width, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(width)
-        self.relu = nn.ReLU(inplace=True)
-        self.ela = ELA.from_variant(width, variant)
-        self.downsample = downsample
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x: (B, inplanes, H, W) -> (B, 4 planes, H/s, W/s)
-        shortcut = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.ela(self.bn3(self.conv3(out)))
-        out += shortcut
-        return self.relu(out)
-
-    def reparameterize(self) -> None:
-        _fold(self, [("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")])
-
-
-_BLOCKS = {"basic": ELABasicBlock, "bottleneck": ELABottleneck}
-
-
-class ELAResNet(Backbone):
+class ELAResNet(ResNet):
     """ResNet with ELA in every residual block (the paper's ImageNet experiments): stem, four stages, GAP, FC.
+
+    ELA sits after the last BN of each residual branch (key ``layerX.Y.ela``): basic block on ``planes``,
+    bottleneck on ``4 * planes`` channels.
 
     Args:
         block: "basic" (ResNet-18/34) or "bottleneck" (ResNet-50/101/152).
@@ -143,72 +72,12 @@ class ELAResNet(Backbone):
 
     def __init__(self, block: str = "bottleneck", layers: Sequence[int] = (3, 4, 6, 3), variant: str = "S",
                  num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0, zero_init_last: bool = True):
-        super().__init__()
-        if block not in _BLOCKS:
-            raise ConvzooError(f"unknown ResNet block '{block}'; expected one of {sorted(_BLOCKS)}")
-        block_cls = _BLOCKS[block]
-        self.variant, self.num_classes, self.drop_rate = variant, num_classes, drop_rate
-        # stem: (B, in_chans, H, W) -> (B, 64, H/4, W/4)
-        self.conv1 = nn.Conv2d(in_chans, 64, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(3, 2, 1)
-        # stages: 64/128/256/512 planes at strides 4/8/16/32
-        inplanes, self.feature_info = 64, []
-        for i, (planes, n) in enumerate(zip((64, 128, 256, 512), layers)):
-            stride, out = (1 if i == 0 else 2), planes * block_cls.expansion
-            downsample = None
-            if stride != 1 or inplanes != out:
-                downsample = nn.Sequential(nn.Conv2d(inplanes, out, 1, stride, bias=False), nn.BatchNorm2d(out))
-            blocks = [block_cls(inplanes, planes, stride, downsample, variant)]
-            blocks += [block_cls(out, planes, 1, None, variant) for _ in range(1, n)]
-            self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
-            inplanes = out
-            self.feature_info.append(dict(num_chs=out, reduction=4 * 2 ** i, module=f"layer{i + 1}"))
-        # head: GAP -> dropout -> fc (torchvision key "fc")
-        self.num_features = inplanes
-        self.drop = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(inplanes, num_classes) if num_classes > 0 else nn.Identity()
-        for m in self.modules():  # torchvision init; ELA's Conv1d / GroupNorm keep PyTorch defaults
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-        if zero_init_last:
-            for m in self.modules():
-                if isinstance(m, (ELABasicBlock, ELABottleneck)):
-                    nn.init.zeros_(m.bn2.weight if isinstance(m, ELABasicBlock) else m.bn3.weight)
+        def ela_in_every_block(stage: int, index: int, num_blocks: int) -> dict:
+            return dict(attn=lambda c: ELA.from_variant(c, variant), attn_name="ela")
 
-    def _stem(self, x: torch.Tensor) -> torch.Tensor:
-        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        # (B, in_chans, H, W) -> (B, num_features, H/32, W/32)
-        return self.layer4(self.layer3(self.layer2(self.layer1(self._stem(x)))))
-
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Output of each stage: strides 4, 8, 16, 32 (``feature_info``)."""
-        x, out = self._stem(x), []
-        for info in self.feature_info:
-            x = getattr(self, info["module"])(x)
-            out.append(x)
-        return out
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.drop(x.mean((2, 3)))  # (B, num_features)
-        return x if pre_logits else self.fc(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-
-    def reparameterize(self) -> None:
-        """Fold the stem's BN (blocks and ``downsample`` are folded by ``convzoo.deploy``)."""
-        _fold(self, [("conv1", "bn1")])
+        super().__init__(block, layers, num_classes, in_chans, drop_rate, zero_init_last,
+                         block_args=ela_in_every_block)
+        self.variant = variant
 
 
 # --- ELA-MobileNetV2 (torchvision MobileNetV2, ELA on the hidden channels) ------------------------
