@@ -1,0 +1,225 @@
+"""Paper 37, IBN-Net (arXiv 1807.09441).
+
+The IBN layer against the functional definition (IN on the first int(C * ratio) channels, BN on the
+rest) and its core property (the IN half is invariant to per-channel affine appearance changes, the BN
+half is not); IBN-a / IBN-b placement as in the official code; parameter counts of every variant
+against the fact sheet and against the torchvision baselines (+0 for IBN-a, +384 / +1,536 for IBN-b);
+numerical parity with torchvision's ResNet / ResNeXt in which the same layers are replaced (weights
+copied by name: the official checkpoint keys); the official state-dict key names.
+"""
+
+from __future__ import annotations
+
+import copy
+import types
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+import convzoo
+from convzoo.errors import ConvzooError
+from convzoo.layers.ibn import IBN
+from convzoo.layers.se import SqueezeExcite
+from convzoo.models.ibnnet import IBN_CFGS, IBNResNet
+from convzoo.registry import count_params
+from convzoo.testing import randomise_bn
+
+pytestmark = pytest.mark.paper(37)
+
+
+def _meta(name: str, **kw):
+    with torch.device("meta"):
+        return convzoo.create_model(name, **kw)
+
+
+@torch.no_grad()
+def _randomise_norms(model: nn.Module, seed: int = 3) -> nn.Module:
+    """Random BN statistics and random affine parameters of every norm (BN and IN)."""
+    randomise_bn(model, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.InstanceNorm2d) and m.affine:
+            m.weight.copy_(torch.rand(m.weight.shape, generator=g) * 0.5 + 0.5)
+            m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+    return model
+
+
+# --- the IBN layer -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("planes,ratio,half", [(64, 0.5, 32), (7, 0.5, 3), (100, 0.4, 40)])
+def test_ibn_equals_instance_norm_on_first_channels_batch_norm_on_rest(planes, ratio, half):
+    layer = _randomise_norms(IBN(planes, ratio))
+    assert layer.half == half and count_params(layer) == count_params(nn.BatchNorm2d(planes)) == 2 * planes
+    x = torch.randn(4, planes, 6, 5) * 3 + 1
+    for train in (True, False):
+        layer.train(train)
+        bn = layer.BN
+        ref_in = F.instance_norm(x[:, :half], weight=layer.IN.weight, bias=layer.IN.bias, eps=layer.IN.eps)
+        ref_bn = F.batch_norm(x[:, half:], bn.running_mean.clone(), bn.running_var.clone(), bn.weight, bn.bias,
+                              training=train, eps=bn.eps)
+        torch.testing.assert_close(layer(x), torch.cat((ref_in, ref_bn), 1), atol=1e-5, rtol=1e-5)
+
+
+def test_ibn_rejects_a_ratio_that_leaves_no_channel_to_one_side():
+    with pytest.raises(ConvzooError, match="instance-normalised channels"):
+        IBN(1, 0.5)
+    with pytest.raises(ConvzooError):
+        IBN(8, 1.0)
+
+
+def test_instance_norm_half_is_invariant_to_appearance_batch_norm_half_is_not():
+    """Sec. 3.1: IN removes per-channel contrast / brightness (x -> a x + b per image and channel)."""
+    layer = _randomise_norms(IBN(16)).eval()
+    x = torch.randn(2, 16, 8, 8)
+    a = torch.rand(2, 16, 1, 1) * 2 + 0.5
+    b = torch.randn(2, 16, 1, 1)
+    y, y_shift = layer(x), layer(a * x + b)
+    torch.testing.assert_close(y_shift[:, :8], y[:, :8], atol=1e-4, rtol=1e-4)
+    assert (y_shift[:, 8:] - y[:, 8:]).abs().max() > 0.1
+
+
+# --- placement (official resnet_ibn.py / resnext_ibn.py / se_resnet_ibn.py) ------------------------------
+
+def _blocks(model):
+    return [(s, i, blk) for s in range(4) for i, blk in enumerate(getattr(model, f"layer{s + 1}"))]
+
+
+@pytest.mark.parametrize("name", ["resnet18_ibn_a", "resnet50_ibn_a", "resnext50_ibn_a", "se_resnet50_ibn_a"])
+def test_ibn_a_in_first_norm_of_every_block_of_layer1_to_3(name):
+    model = _meta(name)
+    assert type(model.bn1) is nn.BatchNorm2d
+    for s, i, blk in _blocks(model):
+        assert isinstance(blk.bn1, IBN) == (s < 3), (s, i)
+        assert blk.IN is None
+        assert all(type(getattr(blk, f"bn{k}")) is nn.BatchNorm2d for k in range(2, len(blk.convs) + 1))
+    if name.startswith("resnext"):  # IBN on the D*C = 128 channels of the first 32x4d bottleneck
+        assert model.layer1[0].bn1.planes == 128 and model.layer1[0].conv2.groups == 32
+
+
+@pytest.mark.parametrize("name", ["resnet18_ibn_b", "resnet50_ibn_b", "resnet101_ibn_b"])
+def test_ibn_b_instance_norm_in_stem_and_after_last_block_of_layer1_and_2(name):
+    model = _meta(name)
+    assert isinstance(model.bn1, nn.InstanceNorm2d) and model.bn1.affine
+    for s, i, blk in _blocks(model):
+        last = i == len(getattr(model, f"layer{s + 1}")) - 1
+        assert (blk.IN is not None) == (s < 2 and last), (s, i)
+        assert not isinstance(blk.bn1, IBN)
+
+
+def test_placement_options_and_errors():
+    m = IBNResNet("basic", (2, 2, 2, 2), ibn="a", ibn_stages=(3,), num_classes=4)
+    assert [isinstance(b.bn1, IBN) for _, _, b in _blocks(m)] == [False] * 6 + [True] * 2
+    with pytest.raises(ConvzooError, match="'a' or 'b'"):
+        IBNResNet(ibn="c")
+    with pytest.raises(ConvzooError, match="stage indices"):
+        IBNResNet(ibn_stages=(4,))
+
+
+# --- counts ------------------------------------------------------------------------------------------------
+
+SHEET = {name: cfg[1] for name, cfg in IBN_CFGS.items()}  # fact sheet G1a "Paper 37" Sec. 3 (official code)
+assert SHEET["resnet50_ibn_b"] == 25_558_568 and SHEET["se_resnet101_ibn_a"] == 49_292_328
+
+
+@pytest.mark.parametrize("name", sorted(SHEET))
+def test_params_match_sheet(name):
+    assert count_params(_meta(name)) == SHEET[name]
+
+
+@pytest.mark.parametrize("depth", [18, 34, 50, 101, 152])
+def test_ibn_a_adds_nothing_and_ibn_b_adds_only_instance_norm_affines(depth):
+    with torch.device("meta"):
+        base = count_params(getattr(torchvision.models, f"resnet{depth}")())
+    assert count_params(_meta(f"resnet{depth}_ibn_a")) == base
+    assert count_params(_meta(f"resnet{depth}_ibn_b")) - base == (384 if depth < 50 else 1536)
+
+
+def test_resnext_ibn_a_equals_torchvision_resnext_count():
+    with torch.device("meta"):
+        assert count_params(_meta("resnext50_ibn_a")) == count_params(torchvision.models.resnext50_32x4d())
+
+
+# --- parity with torchvision, the same layers replaced ---------------------------------------------------
+
+def _ibn_b_forward(block, x):
+    """The official IBN-b block: InstanceNorm after the residual add, before the ReLU."""
+    shortcut = x if block.downsample is None else block.downsample(x)
+    out = block.relu(block.bn1(block.conv1(x)))
+    if hasattr(block, "conv3"):
+        out = block.relu(block.bn2(block.conv2(out)))
+        out = block.bn3(block.conv3(out))
+    else:
+        out = block.bn2(block.conv2(out))
+    return block.relu(block.IN(out + shortcut))
+
+
+def _torchvision_with_ibn(arch: str, ibn: str) -> nn.Module:
+    ref = getattr(torchvision.models, arch)()
+    if ibn == "a":
+        for layer in (ref.layer1, ref.layer2, ref.layer3):
+            for blk in layer:
+                blk.bn1 = IBN(blk.bn1.num_features)
+    else:
+        ref.bn1 = nn.InstanceNorm2d(64, affine=True)
+        for layer in (ref.layer1, ref.layer2):
+            blk = layer[-1]
+            blk.IN = nn.InstanceNorm2d(blk.conv1.in_channels, affine=True)
+            blk.forward = types.MethodType(_ibn_b_forward, blk)
+    return ref
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("name,arch", [("resnet18_ibn_a", "resnet18"), ("resnet18_ibn_b", "resnet18"),
+                                       ("resnet50_ibn_b", "resnet50"), ("resnext50_ibn_a", "resnext50_32x4d")])
+def test_parity_with_torchvision_with_the_same_layers_replaced(name, arch):
+    torch.manual_seed(0)
+    ours = _randomise_norms(convzoo.create_model(name, zero_init_last=False)).eval()
+    ref = _torchvision_with_ibn(arch, IBN_CFGS[name][0]["ibn"]).eval()
+    ref.load_state_dict(ours.state_dict(), strict=True)  # the official keys are torchvision's + IBN's
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        out, expected = ours(x), ref(x)
+    assert (out - expected).abs().max() <= 1e-5 * max(1.0, float(expected.abs().max()))
+
+
+# --- keys (official checkpoints load by name) and the SE block ------------------------------------------
+
+def test_official_state_dict_keys():
+    a = _meta("resnet50_ibn_a").state_dict()
+    for k in ("layer1.0.bn1.IN.weight", "layer1.0.bn1.IN.bias", "layer1.0.bn1.BN.running_mean",
+              "layer3.5.bn1.BN.num_batches_tracked", "layer4.0.bn1.running_var", "layer1.0.downsample.1.weight",
+              "fc.weight"):
+        assert k in a, k
+    assert a["layer1.0.bn1.IN.weight"].shape == (32,) and a["layer1.0.bn1.BN.weight"].shape == (32,)
+    assert not any(".IN.running" in k for k in a)  # InstanceNorm tracks no statistics (official)
+    b = _meta("resnet50_ibn_b").state_dict()
+    assert "bn1.weight" in b and "bn1.running_mean" not in b  # the stem norm is an InstanceNorm under "bn1"
+    assert b["layer1.2.IN.weight"].shape == (256,) and b["layer2.3.IN.bias"].shape == (512,)
+    assert not any(k.startswith(("layer1.0.IN", "layer3.")) and ".IN." in k for k in b)
+    se = _meta("se_resnet50_ibn_a").state_dict()
+    assert se["layer1.0.se.fc.0.weight"].shape == (16, 256) and se["layer4.2.se.fc.2.weight"].shape == (2048, 128)
+    assert not any(k.startswith("layer1.0.se.") and k.endswith("bias") for k in se)
+
+
+def test_squeeze_excite_formula():
+    se = SqueezeExcite(32, 16)
+    x = torch.randn(2, 32, 5, 5)
+    w1, w2 = se.fc[0].weight, se.fc[2].weight
+    gate = torch.sigmoid(torch.relu(x.mean((2, 3)) @ w1.T) @ w2.T)
+    torch.testing.assert_close(se(x), x * gate[:, :, None, None])
+    assert count_params(se) == 2 * 32 * 2
+
+
+def test_deploy_folds_every_batch_norm_outside_ibn():
+    model = _randomise_norms(convzoo.create_model("resnet18_ibn_a", num_classes=5)).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x)
+        fused = convzoo.deploy(copy.deepcopy(model))
+        out = fused(x)
+    torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
+    left = [n for n, m in fused.named_modules() if type(m) is nn.BatchNorm2d]
+    assert left and all(n.endswith(".bn1.BN") for n in left)  # only the BN halves of the IBN layers
