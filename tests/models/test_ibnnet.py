@@ -23,7 +23,7 @@ import convzoo
 from convzoo.errors import ConvzooError
 from convzoo.layers.ibn import IBN
 from convzoo.layers.se import SqueezeExcite
-from convzoo.models.ibnnet import IBN_CFGS, IBNResNet
+from convzoo.models.ibnnet import IBN_CFGS, IBNResNet, remap_state_dict
 from convzoo.registry import count_params
 from convzoo.testing import randomise_bn
 
@@ -61,6 +61,16 @@ def test_ibn_equals_instance_norm_on_first_channels_batch_norm_on_rest(planes, r
         ref_bn = F.batch_norm(x[:, half:], bn.running_mean.clone(), bn.running_var.clone(), bn.weight, bn.bias,
                               training=train, eps=bn.eps)
         torch.testing.assert_close(layer(x), torch.cat((ref_in, ref_bn), 1), atol=1e-5, rtol=1e-5)
+
+
+def test_ibn_in_last_order_of_the_official_densenet():
+    layer = _randomise_norms(IBN(10, 0.4, in_first=False)).eval()  # BN on int(10 * 0.6) = 6, IN on 4
+    assert layer.BN.num_features == 6 and layer.IN.num_features == 4
+    x = torch.randn(2, 10, 5, 5)
+    ref_in = F.instance_norm(x[:, 6:], weight=layer.IN.weight, bias=layer.IN.bias, eps=layer.IN.eps)
+    ref_bn = F.batch_norm(x[:, :6], layer.BN.running_mean, layer.BN.running_var, layer.BN.weight, layer.BN.bias,
+                          training=False, eps=layer.BN.eps)
+    torch.testing.assert_close(layer(x), torch.cat((ref_bn, ref_in), 1), atol=1e-5, rtol=1e-5)
 
 
 def test_ibn_rejects_a_ratio_that_leaves_no_channel_to_one_side():
@@ -129,6 +139,16 @@ def test_params_match_sheet(name):
     assert count_params(_meta(name)) == SHEET[name]
 
 
+@pytest.mark.parametrize("depth", [121, 169])
+def test_densenet_ibn_a_in_every_third_layer_of_blocks_1_to_3_and_adds_nothing(depth):
+    model = _meta(f"densenet{depth}_ibn_a")
+    for b in range(4):
+        for i, layer in enumerate(getattr(model.body, f"denseblock{b + 1}")):
+            assert isinstance(layer.norm1, IBN) == (b < 3 and i % 3 == 0), (b, i)
+    with torch.device("meta"):
+        assert count_params(model) == count_params(getattr(torchvision.models, f"densenet{depth}")())
+
+
 @pytest.mark.parametrize("depth", [18, 34, 50, 101, 152])
 def test_ibn_a_adds_nothing_and_ibn_b_adds_only_instance_norm_affines(depth):
     with torch.device("meta"):
@@ -179,6 +199,26 @@ def test_parity_with_torchvision_with_the_same_layers_replaced(name, arch):
     ours = _randomise_norms(convzoo.create_model(name, zero_init_last=False)).eval()
     ref = _torchvision_with_ibn(arch, IBN_CFGS[name][0]["ibn"]).eval()
     ref.load_state_dict(ours.state_dict(), strict=True)  # the official keys are torchvision's + IBN's
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        out, expected = ours(x), ref(x)
+    assert (out - expected).abs().max() <= 1e-5 * max(1.0, float(expected.abs().max()))
+
+
+@pytest.mark.parity
+def test_densenet_parity_with_torchvision_with_the_same_layers_replaced():
+    torch.manual_seed(0)
+    ours = _randomise_norms(convzoo.create_model("densenet121_ibn_a")).eval()
+    ref = torchvision.models.densenet121()
+    for b in (1, 2, 3):
+        for i, layer in enumerate(getattr(ref.features, f"denseblock{b}").values()):
+            if i % 3 == 0:
+                layer.norm1 = IBN(layer.norm1.num_features, 0.4, in_first=False)
+    ref.eval()
+    mapped = {("features." + k.removeprefix("body.") if k.startswith("body.") else
+               "classifier." + k.removeprefix("head.fc.")): v for k, v in ours.state_dict().items()}
+    ref.load_state_dict(mapped, strict=True)  # official / torchvision keys
+    assert remap_state_dict(mapped).keys() == ours.state_dict().keys()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         out, expected = ours(x), ref(x)

@@ -27,23 +27,32 @@ branch at 0 for numerically tame random networks; the official init (all norms a
 ``zero_init_last=False``, which the paper recipe sets. State-dict keys equal the official ones
 (``layerX.Y.bn1.IN.weight``, ``layerX.Y.bn1.BN.running_mean``, ``layerX.Y.IN.weight``, stem ``bn1``,
 SE ``layerX.Y.se.fc.0.weight``), so the released hub checkpoints load by name.
-DenseNet-IBN-a, the segmentation / domain-generalisation experiments and the appearance analysis are
-later work.
+- DenseNet-IBN-a (official ``densenet_ibn.py``; DenseNet-BC, Huang et al. 2017, torchvision layout):
+  the first norm of every third dense layer (index % 3 == 0) of dense blocks 1-3 is an IBN with ratio
+  0.4 in the official code's order (BatchNorm on the first 60 % of the channels, InstanceNorm on the
+  last 40 %). DenseNet-121/169, zero extra parameters. Its body is ``body.*`` here (the official and
+  torchvision ``features.*``: ``features`` is the backbone contract's method); :func:`remap_state_dict`
+  renames checkpoints.
+
+The segmentation / domain-generalisation experiments and the appearance analysis are later work.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
+import torch
 from torch import nn
 
 from convzoo.errors import ConvzooError
+from convzoo.layers.head import Backbone, ClassifierHead
 from convzoo.layers.ibn import IBN
 from convzoo.layers.se import SqueezeExcite
 from convzoo.models.resnet import ResNet
 from convzoo.registry import ModelCard, register_model
 
-__all__ = ["IBN_CFGS", "IBNResNet"]
+__all__ = ["IBN_CFGS", "DenseNetIBN", "IBNResNet", "remap_state_dict"]
 
 
 class IBNResNet(ResNet):
@@ -87,6 +96,99 @@ class IBNResNet(ResNet):
         self.ibn, self.ibn_stages, self.ibn_ratio = ibn, stages, ibn_ratio
 
 
+# --- DenseNet-IBN-a (official densenet_ibn.py; DenseNet-BC in torchvision's layout) ----------------------
+
+class _DenseLayer(nn.Sequential):
+    """norm1-ReLU-1x1 conv (bn_size * k) - BN-ReLU-3x3 conv (k); output = concat(input, k new maps)."""
+
+    def __init__(self, cin: int, growth: int, bn_size: int, ibn_ratio: float | None):
+        norm1 = IBN(cin, ibn_ratio, in_first=False) if ibn_ratio else nn.BatchNorm2d(cin)
+        super().__init__(OrderedDict([
+            ("norm1", norm1), ("relu1", nn.ReLU(inplace=True)),
+            ("conv1", nn.Conv2d(cin, bn_size * growth, 1, bias=False)),
+            ("norm2", nn.BatchNorm2d(bn_size * growth)), ("relu2", nn.ReLU(inplace=True)),
+            ("conv2", nn.Conv2d(bn_size * growth, growth, 3, 1, 1, bias=False))]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # (B, cin, H, W) -> (B, cin + growth, H, W)
+        return torch.cat((x, super().forward(x)), 1)
+
+
+class DenseNetIBN(Backbone):
+    """DenseNet-BC with IBN-a: stem 7x7/2 conv-BN-ReLU + max-pool, 4 dense blocks with transitions
+    (BN-ReLU-1x1 conv halving the channels, 2x2 avg-pool), final BN, ReLU, GAP, linear.
+
+    Args:
+        growth_rate, block_config, num_init_features, bn_size: DenseNet-BC's k, layers per block, stem
+            width and bottleneck factor (DenseNet-121: 32, (6, 12, 24, 16), 64, 4).
+        ibn_ratio: IBN ratio in the IBN layers (0.4 official); ``ibn_blocks`` dense blocks (0-based) get
+            an IBN in every third layer (0, 1, 2 official).
+    """
+
+    def __init__(self, growth_rate: int = 32, block_config: Sequence[int] = (6, 12, 24, 16),
+                 num_init_features: int = 64, bn_size: int = 4, ibn_ratio: float = 0.4,
+                 ibn_blocks: Sequence[int] = (0, 1, 2), num_classes: int = 1000, in_chans: int = 3,
+                 drop_rate: float = 0.0):
+        super().__init__()
+        self.num_classes = num_classes
+        body = OrderedDict([
+            ("conv0", nn.Conv2d(in_chans, num_init_features, 7, 2, 3, bias=False)),
+            ("norm0", nn.BatchNorm2d(num_init_features)), ("relu0", nn.ReLU(inplace=True)),
+            ("pool0", nn.MaxPool2d(3, 2, 1))])  # (B, 64, H/4, W/4)
+        c, self.feature_info = num_init_features, []
+        for b, n in enumerate(block_config):
+            body[f"denseblock{b + 1}"] = nn.Sequential(OrderedDict(
+                (f"denselayer{i + 1}", _DenseLayer(c + i * growth_rate, growth_rate, bn_size,
+                                                   ibn_ratio if b in ibn_blocks and i % 3 == 0 else None))
+                for i in range(n)))
+            c += n * growth_rate
+            if b < len(block_config) - 1:  # (B, c, H', W') -> (B, c/2, H'/2, W'/2)
+                self.feature_info.append(dict(num_chs=c, reduction=4 * 2 ** b, module=f"body.denseblock{b + 1}"))
+                body[f"transition{b + 1}"] = nn.Sequential(OrderedDict([
+                    ("norm", nn.BatchNorm2d(c)), ("relu", nn.ReLU(inplace=True)),
+                    ("conv", nn.Conv2d(c, c // 2, 1, bias=False)), ("pool", nn.AvgPool2d(2, 2))]))
+                c //= 2
+        body["norm5"] = nn.BatchNorm2d(c)
+        self.feature_info.append(dict(num_chs=c, reduction=4 * 2 ** (len(block_config) - 1), module="body.norm5"))
+        self.body = nn.Sequential(body)
+        self.num_features = c
+        self.head = ClassifierHead(c, num_classes, drop_rate=drop_rate)
+        for m in self.modules():  # torchvision's DenseNet init
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.zeros_(m.bias)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.body(x))  # (B, num_features, H/32, W/32)
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Dense blocks 1-3 (strides 4, 8, 16, before their transition) and the final ReLU(BN) (stride 32)."""
+        names, out = [f["module"].removeprefix("body.") for f in self.feature_info], []
+        for name, module in self.body.named_children():
+            x = module(x)
+            if name in names:
+                out.append(torch.relu(x) if name == "norm5" else x)
+        return out
+
+
+def remap_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """An official (or torchvision) DenseNet(-IBN) state dict in this file's layout: ``features.`` ->
+    ``body.``, ``classifier.`` -> ``head.fc.``; a ``module.`` prefix is dropped. ResNet keys need nothing."""
+    out = {}
+    for k, v in state.items():
+        k = k.removeprefix("module.")
+        if k.startswith("features."):
+            k = "body." + k.removeprefix("features.")
+        elif k.startswith("classifier."):
+            k = "head.fc." + k.removeprefix("classifier.")
+        out[k] = v
+    return out
+
+
 # --- variants (official hubconf / resnet_ibn.py etc.; counts: fact sheet G1a "Paper 37" Sec. 3) ----------
 
 _R18, _R34 = dict(block="basic", layers=(2, 2, 2, 2)), dict(block="basic", layers=(3, 4, 6, 3))
@@ -114,6 +216,10 @@ IBN_CFGS = {
                           "timm legacy_seresnet50 less its 16,048 SE biases"),
     "se_resnet101_ibn_a": ({**_R101, **_SE, "ibn": "a"}, 49_292_328, 7.806, "21.25/5.51",
                            "timm legacy_seresnet101 less its 34,544 SE biases"),
+    "densenet121_ibn_a": ({"net": "densenet", "ibn": "a", "block_config": (6, 12, 24, 16)}, 7_978_856, 2.834,
+                          "24.47/7.25", "torchvision densenet121"),
+    "densenet169_ibn_a": ({"net": "densenet", "ibn": "a", "block_config": (6, 12, 32, 32)}, 14_149_480, 3.360,
+                          "23.25/6.51", "torchvision densenet169"),
 }
 
 _CAPS = frozenset({"features", "compile", "onnx", "channels_last", "bf16"})
@@ -123,6 +229,8 @@ def _card(name: str) -> ModelCard:
     arch, params, gmacs, err, base = IBN_CFGS[name]
     kind = "IBN-a (IBN after conv1 of every block of layer1-3)" if arch["ibn"] == "a" else \
         "IBN-b (stem InstanceNorm; InstanceNorm after the add of the last block of layer1 and layer2)"
+    if arch.get("net") == "densenet":
+        kind = "IBN-a (IBN, ratio 0.4, BN part first, in norm1 of every third dense layer of blocks 1-3)"
     return ModelCard(
         name=name, paper=37, family="ibnnet", task="classification", params=params,
         params_source=f"sum of numel, 1000 classes, official IBN-Net code (fact sheet G1a Paper 37 Sec. 3); = {base}",
@@ -141,8 +249,13 @@ def _card(name: str) -> ModelCard:
 
 
 def _register(name: str) -> None:
-    def factory(**kwargs) -> IBNResNet:
-        return IBNResNet(**{**IBN_CFGS[name][0], **kwargs})
+    arch = dict(IBN_CFGS[name][0])
+    cls = DenseNetIBN if arch.pop("net", None) == "densenet" else IBNResNet
+    if cls is DenseNetIBN:
+        arch.pop("ibn")
+
+    def factory(**kwargs) -> nn.Module:
+        return cls(**{**arch, **kwargs})
 
     factory.__name__ = factory.__qualname__ = name
     factory.__doc__ = f"{name}: IBN-Net (paper 37) {IBN_CFGS[name][0]}"
