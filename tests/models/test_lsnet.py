@@ -1,0 +1,488 @@
+"""Paper 18, LSNet: See Large, Focus Small (arXiv 2503.23135).
+
+Checks SKA against a nested-loop definition (the official Triton kernel's index arithmetic, including
+the interleaved c mod (C/G) kernel sharing) and with float64 gradcheck, LKP / LSConv against their
+formulas, the block layout, parameter counts of every variant before and after ``convzoo.deploy``
+and the fused model's MACs against the fact sheet, conv-BN / BN-Linear / RepVGGDW fusion with random
+BN statistics, the attention-bias table (official enumeration, other input sizes, no stale cache),
+the distillation head, official state-dict key names, strides, and the recipes. Full-size models are
+built on the meta device unless they run.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+import convzoo
+from convzoo.errors import ConvzooError
+from convzoo.layers.lsconv import LKP, SKA, LSConv, ska
+from convzoo.models.lsnet import (
+    LSNET_CFGS,
+    Attention,
+    BNLinear,
+    LSNet,
+    RepVGGDW,
+    SqueezeExcite,
+    relative_position_index,
+)
+from convzoo.registry import count_params
+from convzoo.testing import randomise_bn
+
+pytestmark = pytest.mark.paper(18)
+
+# fact sheet G1a "Paper 18" Sec. 3 (official lsnet.py, measured): train-time, fused, distill-head params,
+# MACs @224 of the fused model in G (3 decimals)
+SHEET = {
+    "lsnet_t": (11_409_832, 11_370_488, 11_795_600, 0.315),
+    "lsnet_s": (16_146_304, 16_098_232, 16_596_200, 0.537),
+    "lsnet_b": (23_313_608, 23_249_320, 23_827_632, 1.240),
+}
+TINY = {"embed_dim": (16, 32, 48, 64), "depth": (1, 2, 2, 2), "num_heads": (1, 1, 1, 2), "img_size": 64}
+
+
+def _meta(name: str, **kwargs) -> LSNet:
+    with torch.device("meta"):
+        return convzoo.create_model(name, **kwargs)
+
+
+def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
+
+
+# --- SKA -----------------------------------------------------------------------------------------------
+
+def _ska_loops(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Direct definition, element by element, as the official Triton forward kernel indexes it:
+    pad = (k - 1) // 2, taps outside the map read 0, kernel index ci % wc."""
+    b, c, h, width = x.shape
+    wc, k = w.shape[1], math.isqrt(w.shape[2])
+    pad = (k - 1) // 2
+    out = torch.zeros_like(x)
+    for n, ci, hi, wi in itertools.product(range(b), range(c), range(h), range(width)):
+        acc = x.new_zeros(())
+        for kh, kw in itertools.product(range(k), range(k)):
+            hin, win = hi - pad + kh, wi - pad + kw
+            if 0 <= hin < h and 0 <= win < width:
+                acc = acc + x[n, ci, hin, win] * w[n, ci % wc, kh * k + kw, hi, wi]
+        out[n, ci, hi, wi] = acc
+    return out
+
+
+@pytest.mark.parametrize("b, c, h, w, wc, k", [
+    (2, 8, 5, 6, 2, 3),  # 4 channels per kernel: c and c + 2, c + 4, c + 6 share
+    (1, 12, 4, 4, 3, 3),
+    (1, 6, 3, 5, 6, 5),  # wc = C: no sharing, 5x5 taps wider than the map
+    (2, 4, 4, 3, 1, 3),  # one kernel for every channel
+    (1, 4, 3, 4, 2, 2),  # even k: the extra tap after (pad = (k - 1) // 2 = 0)
+])
+def test_ska_matches_nested_loops(b, c, h, w, wc, k):
+    g = torch.Generator().manual_seed(b + c + h + w + wc + k)
+    x = torch.randn(b, c, h, w, generator=g, dtype=torch.float64)
+    kern = torch.randn(b, wc, k * k, h, w, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(ska(x, kern), _ska_loops(x, kern), atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(SKA()(x, kern), _ska_loops(x, kern), atol=1e-12, rtol=1e-12)
+
+
+def test_ska_sharing_is_interleaved_not_repeated():
+    """Spatially constant kernels: SKA = a static DW conv whose weight is the kernel set TILED over the
+    channels (channel c uses kernel c mod wc); repeat-interleaving (c // (C / wc)) gives another result."""
+    torch.manual_seed(0)
+    c, wc, k = 8, 2, 3
+    x = torch.randn(2, c, 6, 7)
+    base = torch.randn(wc, k * k)  # one 3x3 kernel per shared group
+    kern = base[None, :, :, None, None].expand(2, wc, k * k, 6, 7).contiguous()
+    tiled = base.repeat(c // wc, 1).reshape(c, 1, k, k)  # rows 0, 1, 0, 1, ...
+    torch.testing.assert_close(ska(x, kern), F.conv2d(x, tiled, padding=1, groups=c), atol=1e-5, rtol=1e-5)
+    repeated = base.repeat_interleave(c // wc, 0).reshape(c, 1, k, k)  # rows 0, 0, 0, 0, 1, ...
+    assert (ska(x, kern) - F.conv2d(x, repeated, padding=1, groups=c)).abs().max() > 1e-2
+
+
+@pytest.mark.parametrize("c, wc, k", [(4, 2, 3), (6, 3, 3), (2, 1, 5)])
+def test_ska_gradcheck_float64(c, wc, k):
+    g = torch.Generator().manual_seed(c * 10 + k)
+    x = torch.randn(2, c, 3, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    kern = torch.randn(2, wc, k * k, 3, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(ska, (x, kern), eps=1e-6, atol=1e-8)
+
+
+def test_ska_rejects_bad_shapes():
+    x = torch.randn(1, 6, 4, 4)
+    for bad in (torch.randn(1, 4, 9, 4, 4), torch.randn(1, 2, 8, 4, 4), torch.randn(1, 2, 9, 3, 4),
+                torch.randn(1, 2, 9, 4)):
+        with pytest.raises(ConvzooError):
+            ska(x, bad)
+
+
+# --- LKP and LSConv -------------------------------------------------------------------------------------
+
+def test_lkp_layout_and_kernels_shape():
+    lkp = LKP(64, lks=7, sks=3, groups=8)
+    assert lkp.cv1.c.weight.shape == (32, 64, 1, 1)
+    assert lkp.cv2.c.weight.shape == (32, 1, 7, 7) and lkp.cv2.c.groups == 32  # depth-wise large kernel
+    assert lkp.cv3.c.weight.shape == (32, 32, 1, 1)
+    assert lkp.cv4.weight.shape == (9 * 8, 32, 1, 1) and lkp.cv4.bias is not None  # sks^2 * C/G outputs
+    assert lkp.norm.num_groups == 8 and lkp.norm.num_channels == 72  # one GroupNorm group per dynamic kernel
+    w = lkp.eval()(torch.randn(2, 64, 5, 6))
+    assert w.shape == (2, 8, 9, 5, 6)
+    # each kernel (9 taps x H x W) is normalised by its own group: zero mean per (b, kernel)
+    assert w.mean((2, 3, 4)).abs().max() < 1e-5
+    with pytest.raises(ConvzooError):
+        LKP(60, groups=8)
+
+
+def test_lsconv_is_bn_of_ska_plus_identity():
+    torch.manual_seed(0)
+    layer = LSConv(32).eval()
+    randomise_bn(layer)
+    x = torch.randn(2, 32, 7, 5)
+    with torch.no_grad():
+        w = layer.lkp(x)
+        expected = layer.bn(_ska_loops(x.double(), w.double()).float()) + x
+        torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
+    # "see large": the kernel predicted for a pixel sees LKP's 7x7 window (before the GroupNorm, whose
+    # statistics are global); "focus small": SKA aggregates only the 3x3 neighbourhood of that pixel
+    probe = torch.randn(1, 32, 11, 11, requires_grad=True)
+    lkp = layer.lkp
+    lkp.cv4(lkp.act(lkp.cv3(lkp.cv2(lkp.act(lkp.cv1(probe))))))[0, :, 5, 5].sum().backward()
+    seen = probe.grad[0].abs().sum(0) > 0
+    assert seen[2:9, 2:9].all() and seen.sum() == 49
+    probe.grad = None
+    ska(probe, torch.ones(1, 4, 9, 11, 11))[0, :, 5, 5].sum().backward()
+    focus = probe.grad[0].abs().sum(0) > 0
+    assert focus[4:7, 4:7].all() and focus.sum() == 9
+
+
+# --- blocks and layout ----------------------------------------------------------------------------------
+
+def test_block_layout_alternates_mixers():
+    model = _meta("lsnet_s")
+    kinds = []
+    for stage in (model.blocks1, model.blocks2, model.blocks3, model.blocks4):
+        kinds.append([type(b.mixer).__name__ for b in stage if hasattr(b, "mixer")])
+    assert kinds[0] == ["RepVGGDW"]
+    assert kinds[1] == ["RepVGGDW", "LSConv"]
+    assert kinds[2] == ["RepVGGDW", "LSConv"] * 4
+    assert kinds[3] == ["RepVGGDW", "Residual"] * 5 and isinstance(model.blocks4[3].mixer.m, Attention)
+    # SE only after RepVGGDW; FFN expansion 2
+    assert isinstance(model.blocks2[2].se, SqueezeExcite) and isinstance(model.blocks2[3].se, torch.nn.Identity)
+    assert model.blocks3[2].ffn.m.pw1.c.out_channels == 640
+    # stage-4 attention: attn_ratio = dim / (kd nh) = 448 / 64 = 7 -> d = 112, biases over 4x4 offsets at 224
+    attn = model.blocks4[3].mixer.m
+    assert (attn.num_heads, attn.key_dim, attn.d, attn.resolution) == (4, 16, 112, 4)
+    assert attn.qkv.c.out_channels == 2 * 64 + 448 and attn.attention_biases.shape == (4, 16)
+    assert len(model.blocks1) == 1 and len(_meta("lsnet_t").blocks1) == 0  # LSNet-T stage 1 is empty
+
+
+def test_se_reduction_and_zero_init_residuals():
+    se = SqueezeExcite(192, 0.25)
+    assert se.fc1.out_channels == 48 and SqueezeExcite(20, 0.25).fc1.out_channels == 8  # make_divisible(., 8)
+    model = convzoo.create_model("lsnet_t", **TINY)
+    ffn_gammas = [m.ffn.m.pw2.bn.weight for s in (model.blocks2, model.blocks3, model.blocks4)
+                  for m in s if hasattr(m, "ffn")]
+    assert all(torch.all(g == 0) for g in ffn_gammas)
+    assert torch.all(model.blocks4[3].mixer.m.proj[1].bn.weight == 0)
+
+
+@pytest.mark.parity
+def test_se_matches_timm():
+    timm_layers = pytest.importorskip("timm.layers")
+    torch.manual_seed(0)
+    ours, ref = SqueezeExcite(96, 0.25), timm_layers.SqueezeExcite(96, 0.25)
+    ref.load_state_dict(ours.state_dict())  # keys fc1.*, fc2.*
+    x = torch.randn(2, 96, 5, 4)
+    torch.testing.assert_close(ours(x), ref(x), atol=1e-6, rtol=1e-6)
+
+
+# --- parameter counts and MACs ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", list(SHEET))
+def test_params_train_fused_and_distill_match_sheet(name):
+    train, fused, distill, _ = SHEET[name]
+    model = _meta(name)
+    assert count_params(model) == train == convzoo.get_card(name).params
+    with torch.device("meta"):
+        convzoo.deploy(model)
+    assert count_params(model) == fused  # the README's "Params" (11.4M / 16.1M / 23.2M)
+    assert count_params(_meta(name + "_distill")) == distill == convzoo.get_card(name + "_distill").params
+    # the distillation head is one more BN1d + Linear on the pooled features
+    c = LSNET_CFGS[name]["embed_dim"][-1]
+    assert distill - train == 2 * c + c * 1000 + 1000
+
+
+@pytest.mark.parametrize("name", list(SHEET))
+def test_fused_macs_match_sheet(name):
+    """The sheet's MACs (fvcore after replace_batchnorm; README "FLOPs") are those of the FUSED model:
+    FlopCounterMode (conv, linear, matmul) on convzoo.deploy(model) at 224, within half a unit of the
+    sheet's third decimal."""
+    model = _meta(name).eval()
+    with torch.device("meta"):
+        convzoo.deploy(model)
+        x = torch.empty(1, 3, 224, 224)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    macs = counter.get_total_flops() / 2
+    assert abs(macs / 1e9 - SHEET[name][3]) <= 0.0005, macs
+    # SKA's own multiply-adds (sks^2 C H W per LSConv) are outside the count and below 0.004 G
+    ska_macs, res = 0, 224 // 8
+    for i, stage in enumerate((model.blocks1, model.blocks2, model.blocks3, model.blocks4)):
+        res = res if i == 0 else (res - 1) // 2 + 1
+        ska_macs += sum(9 * m.lkp.dim * res * res for m in stage.modules() if isinstance(m, LSConv))
+    assert 0 < ska_macs < 4e6
+
+
+# --- fusion -------------------------------------------------------------------------------------------------
+
+def test_repvggdw_fuses_into_one_conv():
+    torch.manual_seed(0)
+    block = RepVGGDW(24).eval()
+    randomise_bn(block)
+    x = torch.randn(2, 24, 7, 6)
+    with torch.no_grad():
+        ref = block(x)
+        block.reparameterize()
+        out = block(x)
+    assert isinstance(block.conv, torch.nn.Conv2d) and block.conv1 is None
+    assert block.conv.weight.shape == (24, 1, 3, 3) and block.conv.groups == 24
+    assert _rel_err(out, ref) < 1e-6
+    block.reparameterize()  # idempotent
+    assert torch.equal(block(x), out)
+
+
+def test_bn_linear_fuses_into_linear():
+    torch.manual_seed(0)
+    head = BNLinear(32, 10).eval()
+    randomise_bn(head)
+    x = torch.randn(4, 32)
+    with torch.no_grad():
+        ref = head(x)
+        head.reparameterize()
+        out = head(x)
+    assert isinstance(head.bn, torch.nn.Identity) and isinstance(head.l, torch.nn.Linear)
+    assert _rel_err(out, ref) < 1e-6
+
+
+@pytest.mark.parametrize("name", ["lsnet_t", "lsnet_b_distill"])
+def test_deploy_keeps_outputs_and_leaves_only_lsconv_bn(name):
+    torch.manual_seed(0)
+    model = convzoo.create_model(name, num_classes=10).eval()
+    randomise_bn(model)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x)
+        fused = convzoo.deploy(copy.deepcopy(model))
+        out = fused(x)
+    assert _rel_err(out, ref) < 1e-4  # random BN statistics: activations grow, so relative error
+    bns = [n for n, m in fused.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    lsconvs = [n for n, m in fused.named_modules() if isinstance(m, LSConv)]
+    assert bns == [f"{n}.bn" for n in lsconvs]  # SKA's shared kernels cannot absorb a per-channel BN
+    assert all(m.conv1 is None for m in fused.modules() if isinstance(m, RepVGGDW))
+
+
+# --- attention biases -----------------------------------------------------------------------------------------
+
+def _official_bias_idxs(resolution: int) -> torch.Tensor:
+    """The official enumeration: offsets (|dy|, |dx|) numbered in order of first appearance."""
+    points = list(itertools.product(range(resolution), range(resolution)))
+    offsets, idxs = {}, []
+    for p1 in points:
+        for p2 in points:
+            off = (abs(p1[0] - p2[0]), abs(p1[1] - p2[1]))
+            offsets.setdefault(off, len(offsets))
+            idxs.append(offsets[off])
+    return torch.tensor(idxs).view(len(points), len(points))
+
+
+@pytest.mark.parametrize("res", [1, 2, 4, 7])
+def test_bias_index_equals_official_enumeration(res):
+    assert torch.equal(relative_position_index(res, res, res), _official_bias_idxs(res))
+    attn = Attention(32, 8, 2, 2.0, res)
+    assert torch.equal(attn.attention_bias_idxs, _official_bias_idxs(res))
+    assert attn.attention_biases.shape == (2, res * res)
+
+
+def test_bias_at_other_sizes_and_no_stale_cache():
+    torch.manual_seed(0)
+    attn = Attention(32, 8, 2, 2.0, resolution=4)
+    with torch.no_grad():
+        attn.attention_biases.copy_(torch.randn(2, 16))
+    table = attn.attention_biases.detach().view(2, 4, 4)  # [head, |dy|, |dx|]
+    small = attn.position_bias(2, 3)  # sub-table, exact
+    assert small.shape == (2, 6, 6)
+    assert torch.equal(small[:, 0, 5], table[:, 1, 2]) and torch.equal(small[:, 4, 1], table[:, 1, 0])
+    large = attn.position_bias(6, 6)  # offsets beyond the table take its last row / column
+    assert torch.equal(large[:, 0, 35], table[:, 3, 3])
+    x = torch.randn(2, 32, 5, 3)
+    assert attn(x).shape == (2, 32, 5, 3)
+    # train and eval gather the same biases; nothing is cached, so new weights act at once in eval
+    torch.testing.assert_close(attn.train().position_bias(4, 4), attn.eval().position_bias(4, 4))
+    x = torch.randn(1, 32, 4, 4)
+    with torch.no_grad():
+        attn.proj[1].bn.weight.fill_(1.0)
+        before = attn(x)
+        attn.attention_biases.mul_(3.0)
+        assert (attn(x) - before).abs().max() > 1e-4
+        fresh = copy.deepcopy(attn)
+        torch.testing.assert_close(fresh(x), attn(x))
+
+
+def test_attention_matches_explicit_softmax():
+    torch.manual_seed(0)
+    attn = Attention(24, 4, 3, 2.0, resolution=3).eval()
+    randomise_bn(attn)
+    with torch.no_grad():
+        attn.attention_biases.normal_()
+    x = torch.randn(2, 24, 3, 3)
+    with torch.no_grad():
+        q, k, v = attn.qkv(x).split([12, 12, 24], 1)
+        q = attn.dw(q)
+        out = torch.zeros(2, 24, 9)
+        for h in range(3):
+            qh, kh, vh = (t[:, h * s:(h + 1) * s].flatten(2) for t, s in ((q, 4), (k, 4), (v, 8)))
+            logits = torch.einsum("bdn,bdm->bnm", qh, kh) / 2.0 + attn.attention_biases[h][_official_bias_idxs(3)]
+            out[:, h * 8:(h + 1) * 8] = torch.einsum("bnm,bdm->bdn", logits.softmax(-1), vh)
+        expected = attn.proj(out.view(2, 24, 3, 3))
+        torch.testing.assert_close(attn(x), expected, atol=1e-5, rtol=1e-5)
+
+
+# --- distillation head --------------------------------------------------------------------------------------
+
+def test_distillation_head_mean_and_pair():
+    torch.manual_seed(0)
+    model = convzoo.create_model("lsnet_t_distill", num_classes=5, **TINY)
+    assert model.distillation and isinstance(model.head_dist, BNLinear)
+    with torch.no_grad():
+        model.head_dist.l.weight.normal_()  # heads differ
+    x = torch.randn(3, 3, 64, 64)
+    model.eval()
+    with torch.no_grad():
+        cls, dist = model.forward_distill(x)
+        out = model(x)
+    assert cls.shape == dist.shape == out.shape == (3, 5) and (cls - dist).abs().max() > 1e-3
+    torch.testing.assert_close(out, (cls + dist) / 2)
+    model.train()
+    y = model(x)  # train mode: still ONE logits tensor (the mean), the pair only on request
+    assert isinstance(y, torch.Tensor) and y.shape == (3, 5)
+    pair = model.forward_distill(x)
+    assert isinstance(pair, tuple) and len(pair) == 2
+    with pytest.raises(ConvzooError):
+        convzoo.create_model("lsnet_t", **TINY).forward_distill(x)
+    model.reset_classifier(7)
+    assert model.head.l.out_features == model.head_dist.l.out_features == 7
+    model.reset_classifier(0)
+    assert model.eval()(x).shape == (3, 64)
+
+
+# --- official checkpoint keys ---------------------------------------------------------------------------------
+
+def _official_keys(cfg: dict, distill: bool) -> set[str]:
+    """State-dict keys of the official lsnet.py module tree, written out from its layout."""
+    bn = ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
+    cbn = lambda p: [f"{p}.c.weight"] + [f"{p}.bn.{s}" for s in bn]
+    keys = cbn("patch_embed.0") + cbn("patch_embed.2") + cbn("patch_embed.4")
+    for i, n in enumerate(cfg["depth"]):
+        pre, off = f"blocks{i + 1}", 0
+        if i > 0:
+            keys += cbn(f"{pre}.0") + cbn(f"{pre}.1")
+            off = 2
+        for d in range(n):
+            blk = f"{pre}.{d + off}"
+            if d % 2 == 0:
+                keys += cbn(f"{blk}.mixer.conv") + cbn(f"{blk}.mixer.conv1")
+                keys += [f"{blk}.se.fc1.weight", f"{blk}.se.fc1.bias", f"{blk}.se.fc2.weight", f"{blk}.se.fc2.bias"]
+            elif i == 3:
+                m = f"{blk}.mixer.m"
+                keys += cbn(f"{m}.qkv") + cbn(f"{m}.proj.1") + cbn(f"{m}.dw")
+                keys += [f"{m}.attention_biases", f"{m}.attention_bias_idxs"]
+            else:
+                m = f"{blk}.mixer"
+                keys += cbn(f"{m}.lkp.cv1") + cbn(f"{m}.lkp.cv2") + cbn(f"{m}.lkp.cv3")
+                keys += [f"{m}.lkp.cv4.weight", f"{m}.lkp.cv4.bias", f"{m}.lkp.norm.weight", f"{m}.lkp.norm.bias"]
+                keys += [f"{m}.bn.{s}" for s in bn]
+            keys += cbn(f"{blk}.ffn.m.pw1") + cbn(f"{blk}.ffn.m.pw2")
+    for head in ["head"] + (["head_dist"] if distill else []):
+        keys += [f"{head}.bn.{s}" for s in bn] + [f"{head}.l.weight", f"{head}.l.bias"]
+    return set(keys)
+
+
+@pytest.mark.parametrize("name", ["lsnet_t", "lsnet_s", "lsnet_b_distill"])
+def test_state_dict_keys_match_official(name):
+    base = name.removesuffix("_distill")
+    ours = _meta(name).state_dict()
+    assert set(ours) == _official_keys(LSNET_CFGS[base], name.endswith("_distill"))
+    for key in ("patch_embed.0.c.weight", "blocks2.0.c.weight", "blocks2.2.mixer.conv.c.weight",
+                "blocks2.3.mixer.lkp.cv1.c.weight", "blocks3.3.mixer.lkp.cv4.weight", "head.l.weight"):
+        assert key in ours, key
+    assert ours["blocks4.3.mixer.m.attention_bias_idxs"].shape == (16, 16)  # 4x4 stage-4 map at 224
+
+
+# --- shapes and options -----------------------------------------------------------------------------------------
+
+def test_feature_strides_and_shapes():
+    model = convzoo.create_model("lsnet_t", in_chans=1, num_classes=10, **TINY).eval()
+    assert [f["reduction"] for f in model.feature_info] == [8, 16, 32, 64]
+    assert [f["num_chs"] for f in model.feature_info] == [16, 32, 48, 64]
+    x = torch.randn(1, 1, 70, 90)  # stride-2 convs round up: 35 -> 18 -> 9, then 5, 3, 2
+    with torch.no_grad():
+        feats = model.features(x)
+        assert model(x).shape == (1, 10)
+    assert [tuple(f.shape[2:]) for f in feats] == [(9, 12), (5, 6), (3, 3), (2, 2)]
+
+
+def test_bad_arguments():
+    for kwargs in ({"embed_dim": (64, 128, 256)}, {"embed_dim": (60, 128, 256, 384)},
+                   {"embed_dim": (64, 100, 256, 384)}, {"num_heads": (3, 3, 3, 0)}, {"depth": (0, 2, -1, 2)}):
+        with pytest.raises(ConvzooError):
+            convzoo.create_model("lsnet_t", **kwargs)
+
+
+# --- recipes ----------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["lsnet_digits", "lsnet_t_imagenet_paper"])
+def test_recipes_load(name):
+    from convzoo.engine import load_recipe
+
+    r = load_recipe(name)
+    assert r["paper"] == 18 and name in convzoo.get_card(r["model"]["name"]).recipes
+    if name.endswith("_paper"):
+        assert r["optimizer"]["name"] == "adamw" and r["optimizer"]["lr"] == 1e-3
+        assert r["optimizer"]["weight_decay"] == 0.025 and r["task"]["kwargs"]["label_smoothing"] == 0.1
+        assert (r["epochs"], r["batch_size"], r["schedule"]["warmup_epochs"]) == (300, 2048, 5)
+        assert r["schedule"]["kwargs"]["eta_min"] == 1e-5
+        # timm's optimiser factory: no decay on 1-D parameters and on no_weight_decay() (attention biases)
+        from convzoo.engine.optim import param_groups
+
+        model = _meta("lsnet_t")
+        groups = param_groups(model, r["optimizer"])
+        no_decay = {id(p) for g in groups if g["weight_decay"] == 0 for p in g["params"]}
+        expected = {id(p) for n, p in model.named_parameters() if p.ndim <= 1 or n in model.no_weight_decay()}
+        assert no_decay == expected and len(model.no_weight_decay()) == 5
+    else:
+        model = convzoo.create_model(r["model"]["name"], num_classes=10, in_chans=1, **r["model"]["kwargs"])
+        assert count_params(model) < 500_000  # CPU-scale
+
+
+def test_narrow_model_lowers_loss_on_a_batch():
+    from convzoo.data import build_dataset
+    from convzoo.engine import load_recipe
+
+    r = load_recipe("lsnet_digits")
+    data = build_dataset("digits", "train", **r["data"]["kwargs"])
+    x, y = map(torch.stack, zip(*[(data[i][0], torch.tensor(data[i][1])) for i in range(32)]))
+    torch.manual_seed(0)
+    model = convzoo.create_model(r["model"]["name"], num_classes=10, in_chans=x.shape[1], **r["model"]["kwargs"])
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(12):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
