@@ -23,7 +23,9 @@ import convzoo
 from convzoo.errors import ConvzooError
 from convzoo.layers import spartan_mixers
 from convzoo.layers.spartan_mixers import CMixer, SMixer, complex_multiply
-from convzoo.models.spartan import SPARTAN_CFGS, DropPath, SpaRTAN, no_weight_decay_names
+from torchvision.ops import StochasticDepth
+
+from convzoo.models.spartan import SPARTAN_CFGS, SpaRTAN, no_weight_decay_names
 from convzoo.registry import count_params
 from convzoo.testing import randomise_bn
 
@@ -191,7 +193,9 @@ def test_dense_then_grouped_stages_and_drop_path_schedule():
 
 
 def test_drop_path_per_sample():
-    layer = DropPath(0.5).train()
+    block = next(m for m in SpaRTAN(drop_path_rate=0.5).layers if hasattr(m, "smixer"))
+    assert isinstance(block.dropout_1, StochasticDepth) and block.dropout_1.mode == "row"
+    layer = StochasticDepth(0.5, "row").train()
     x = torch.ones(64, 3, 2, 2)
     y = layer(x)
     per_sample = y.flatten(1)

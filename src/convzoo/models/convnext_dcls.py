@@ -45,6 +45,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.ops import StochasticDepth
 
 from convzoo.errors import ConvzooError
 from convzoo.layers.dcls import Dcls2d, clamp_positions_, init_positions_, position_parameters, repulsion_loss
@@ -66,24 +67,6 @@ class LayerNorm2d(nn.LayerNorm):
         x = x.permute(0, 2, 3, 1)  # (B, H, W, C)
         x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
         return x.permute(0, 3, 1, 2)
-
-
-class DropPath(nn.Module):
-    """Stochastic depth per sample (Huang et al. 2016): zero a residual branch with probability p."""
-
-    def __init__(self, p: float = 0.0):
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.p == 0.0 or not self.training:
-            return x
-        keep = 1.0 - self.p
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
-        return x * mask / keep
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
 
 
 class Mlp(nn.Module):
@@ -120,7 +103,7 @@ class ConvNeXtBlock(nn.Module):
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, 4 * dim)
         self.gamma = nn.Parameter(torch.full((dim,), float(ls_init_value))) if ls_init_value else None
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.drop_path = StochasticDepth(drop_path, "row") if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor, P: torch.Tensor | None = None) -> torch.Tensor:
         # x: (B, C, H, W) -> (B, C, H, W)

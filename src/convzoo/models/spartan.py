@@ -47,31 +47,14 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torchvision.ops import StochasticDepth
 
 from convzoo.errors import ConvzooError
 from convzoo.layers.head import Backbone
 from convzoo.layers.spartan_mixers import CMixer, ConvNormAct, SMixer
 from convzoo.registry import ModelCard, register_model
 
-__all__ = ["SPARTAN_CFGS", "Block", "DropPath", "SpaRTAN", "no_weight_decay_names"]
-
-
-class DropPath(nn.Module):
-    """Per-sample stochastic depth: zero a sample's residual branch with probability p, scale the rest."""
-
-    def __init__(self, p: float = 0.0):
-        super().__init__()
-        self.p = float(p)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        keep = 1.0 - self.p
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
-        return x * mask / keep if keep > 0 else x * mask
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
+__all__ = ["SPARTAN_CFGS", "Block", "SpaRTAN", "no_weight_decay_names"]
 
 
 class Block(nn.Module):
@@ -81,8 +64,8 @@ class Block(nn.Module):
         super().__init__()
         self.smixer = SMixer(dim, grouped=grouped)
         self.cmixer = CMixer(dim, expand_ratio, grouped=grouped)
-        self.dropout_1 = DropPath(drop_path)
-        self.dropout_2 = DropPath(drop_path)
+        self.dropout_1 = StochasticDepth(drop_path, "row")
+        self.dropout_2 = StochasticDepth(drop_path, "row")
         self.norm_1 = nn.GroupNorm(1, dim, eps=1e-6)
         self.norm_2 = nn.GroupNorm(1, dim, eps=1e-6)
         self.scale_1 = nn.Parameter(1e-5 * torch.ones(1, dim, 1, 1))

@@ -42,6 +42,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.ops import StochasticDepth
 
 from convzoo.errors import ConvzooError
 from convzoo.layers.dilated_reparam import BRANCHES, DilatedReparamBlock
@@ -91,24 +92,6 @@ class SEBlock(nn.Module):
         return x * s
 
 
-class DropPath(nn.Module):
-    """Stochastic depth per sample (Huang et al. 2016): zero a sample's residual with probability p, scale by 1/(1-p)."""
-
-    def __init__(self, p: float = 0.0):
-        super().__init__()
-        self.p = float(p)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        keep = 1.0 - self.p
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
-        return x * mask / keep
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
-
-
 # --- the block (paper Sec. 3.3, Fig. 3) -------------------------------------------------------------------
 
 class UniRepLKNetBlock(nn.Module):
@@ -149,7 +132,7 @@ class UniRepLKNetBlock(nn.Module):
             self.gamma = nn.Parameter(torch.full((dim,), float(layer_scale_init_value)))
         else:
             self.register_parameter("gamma", None)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.drop_path = StochasticDepth(drop_path, "row") if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, C, H, W)
