@@ -20,3 +20,24 @@ def randomise_bn(model: nn.Module, seed: int = 1, affine: bool = True) -> nn.Mod
                 m.weight.copy_(torch.rand(m.weight.shape, generator=g) * 0.5 + 0.25)
                 m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
     return model
+
+
+@torch.no_grad()
+def deploy_outputs(model: nn.Module, x: torch.Tensor, seed: int = 1):
+    """Eval ``model`` with random BN statistics (``randomise_bn``) on ``x`` before and after
+    ``convzoo.deploy`` of a copy. Returns ``(reference, deployed_output, deployed_model)``; the caller
+    asserts the tolerance and which norms may remain."""
+    import copy
+
+    from convzoo.layers.fuse import deploy
+
+    model.eval()
+    randomise_bn(model, seed=seed)
+    ref = model(x)
+    fused = deploy(copy.deepcopy(model))
+    return ref, fused(x), fused
+
+
+def batch_norms(model: nn.Module) -> list[str]:
+    """Names of the BatchNorm modules (1D/2D/3D) left in ``model``."""
+    return [n for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]

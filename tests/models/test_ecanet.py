@@ -8,7 +8,6 @@ construction, and the official state-dict layout. Full-size models are built on 
 
 from __future__ import annotations
 
-import copy
 import itertools
 
 import pytest
@@ -21,7 +20,7 @@ from convzoo.errors import ConvzooError
 from convzoo.layers.eca import ECA, eca_kernel_size
 from convzoo.models.ecanet import ECA_RESNET_CFGS, remap_state_dict
 from convzoo.registry import count_params
-from convzoo.testing import randomise_bn
+from convzoo.testing import batch_norms, deploy_outputs, randomise_bn
 
 pytestmark = pytest.mark.paper(43)
 
@@ -238,14 +237,8 @@ def test_in_chans_one_and_features():
 def test_deploy_fusion_keeps_outputs(name):
     torch.manual_seed(0)
     kwargs = {} if name == "eca_mobilenetv2" else {"zero_init_last": False}  # official init: harder case
-    model = convzoo.create_model(name, **kwargs).eval()
-    randomise_bn(model)
-    x = torch.randn(2, 3, 64, 64)
-    with torch.no_grad():
-        ref = model(x)
-        fused = convzoo.deploy(copy.deepcopy(model))
-        out = fused(x)
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    ref, out, fused = deploy_outputs(convzoo.create_model(name, **kwargs), torch.randn(2, 3, 64, 64))
+    assert batch_norms(fused) == []
     torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
 
 

@@ -33,7 +33,7 @@ from convzoo.models.lsnet import (
     relative_position_index,
 )
 from convzoo.registry import count_params
-from convzoo.testing import randomise_bn
+from convzoo.testing import batch_norms, deploy_outputs, randomise_bn
 
 pytestmark = pytest.mark.paper(18)
 
@@ -271,15 +271,9 @@ def test_bn_linear_fuses_into_linear():
 @pytest.mark.parametrize("name", ["lsnet_t", "lsnet_b_distill"])
 def test_deploy_keeps_outputs_and_leaves_only_lsconv_bn(name):
     torch.manual_seed(0)
-    model = convzoo.create_model(name, num_classes=10).eval()
-    randomise_bn(model)
-    x = torch.randn(2, 3, 64, 64)
-    with torch.no_grad():
-        ref = model(x)
-        fused = convzoo.deploy(copy.deepcopy(model))
-        out = fused(x)
+    ref, out, fused = deploy_outputs(convzoo.create_model(name, num_classes=10), torch.randn(2, 3, 64, 64))
     assert _rel_err(out, ref) < 1e-4  # random BN statistics: activations grow, so relative error
-    bns = [n for n, m in fused.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    bns = batch_norms(fused)
     lsconvs = [n for n, m in fused.named_modules() if isinstance(m, LSConv)]
     assert bns == [f"{n}.bn" for n in lsconvs]  # SKA's shared kernels cannot absorb a per-channel BN
     assert all(m.conv1 is None for m in fused.modules() if isinstance(m, RepVGGDW))

@@ -27,7 +27,7 @@ from torchvision.ops import StochasticDepth
 
 from convzoo.models.spartan import SPARTAN_CFGS, SpaRTAN, no_weight_decay_names
 from convzoo.registry import count_params
-from convzoo.testing import randomise_bn
+from convzoo.testing import batch_norms, deploy_outputs, randomise_bn
 
 pytestmark = pytest.mark.paper(21)
 
@@ -351,14 +351,9 @@ def test_eval_deterministic_and_features():
 
 def test_deploy_folds_bn_and_keeps_outputs():
     torch.manual_seed(0)
-    model = convzoo.create_model("spartan_t", num_classes=10, **TINY).eval()
-    randomise_bn(model)
-    x = torch.randn(2, 3, 32, 32)
-    with torch.no_grad():
-        ref = model(x)
-        fused = convzoo.deploy(copy.deepcopy(model))
-        out = fused(x)
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    model = convzoo.create_model("spartan_t", num_classes=10, **TINY)
+    ref, out, fused = deploy_outputs(model, torch.randn(2, 3, 32, 32))
+    assert batch_norms(fused) == []
     torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
 
 

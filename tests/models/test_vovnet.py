@@ -21,7 +21,7 @@ from convzoo.errors import ConvzooError
 from convzoo.layers.ese import EffectiveSE
 from convzoo.models.vovnet import VOVNET_CFGS, OSABlock, VoVNet, remap_state_dict
 from convzoo.registry import count_params
-from convzoo.testing import randomise_bn
+from convzoo.testing import batch_norms, deploy_outputs, randomise_bn
 
 pytestmark = pytest.mark.paper(53)
 
@@ -299,12 +299,7 @@ def test_feature_strides_and_ceil_mode_shapes():
 
 def test_deploy_fusion_keeps_outputs():
     torch.manual_seed(0)
-    model = convzoo.create_model("ese_vovnet19b_slim_dw", num_classes=10).eval()
-    randomise_bn(model)
-    x = torch.randn(2, 3, 64, 64)
-    with torch.no_grad():
-        ref = model(x)
-        fused = convzoo.deploy(copy.deepcopy(model))
-        out = fused(x)
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    model = convzoo.create_model("ese_vovnet19b_slim_dw", num_classes=10)
+    ref, out, fused = deploy_outputs(model, torch.randn(2, 3, 64, 64))
+    assert batch_norms(fused) == []
     torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
