@@ -1,0 +1,261 @@
+"""RepLKNet (CVPR 2022, arXiv 2203.06717), the preliminary version of seed paper 11.
+
+Counts and MACs of the full-size variants are taken on the meta device; everything that runs a
+31x31 depth-wise conv uses a few channels and 32-64 px inputs (the conv is slow on CPU).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+import convzoo
+from convzoo.errors import ConvzooError
+from convzoo.models.replknet import COUNTS, README, REPLKNET_CFGS, ReparamLargeKernelConv, RepLKNet
+from convzoo.registry import count_params
+from convzoo.testing import randomise_bn
+
+pytestmark = pytest.mark.paper(11)
+
+# a narrow RepLKNet with the 31B kernel plan (31-29-27-13, small kernel 5)
+TINY = {"large_kernel_sizes": (31, 29, 27, 13), "layers": (1, 1, 2, 1), "channels": (8, 8, 16, 16),
+        "small_kernel": 5, "drop_path_rate": 0.0, "num_classes": 10}
+
+
+def _meta(v: str, **kw) -> RepLKNet:
+    with torch.device("meta"):
+        return RepLKNet(**{**REPLKNET_CFGS[v], **kw})
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / a.abs().max())
+
+
+# --- closed-form parameter count of the official layer list (replknet.py) -------------------------------
+
+def _official_count(cfg: dict, deploy: bool, in_chans: int = 3, num_classes: int = 1000) -> int:
+    def conv_bn(cin, cout, k, groups=1):  # conv without bias + BN (weight, bias)
+        return cin // groups * cout * k * k + 2 * cout
+
+    c, ks, small = cfg["channels"], cfg["large_kernel_sizes"], cfg["small_kernel"]
+    n = conv_bn(in_chans, c[0], 3) + conv_bn(c[0], c[0], 3, c[0]) + conv_bn(c[0], c[0], 1) \
+        + conv_bn(c[0], c[0], 3, c[0])
+    for i, (ci, k, blocks) in enumerate(zip(c, ks, cfg["layers"])):
+        d, h = int(ci * cfg["dw_ratio"]), int(ci * cfg["ffn_ratio"])
+        if deploy:  # one K x K depth-wise conv with bias
+            lk = d * k * k + d
+        else:  # K x K conv-BN (+ k x k conv-BN)
+            lk = conv_bn(d, d, k, d) + (conv_bn(d, d, small, d) if small else 0)
+        replk = 2 * ci + conv_bn(ci, d, 1) + lk + conv_bn(d, ci, 1)
+        ffn = 2 * ci + conv_bn(ci, h, 1) + conv_bn(h, ci, 1)
+        n += blocks * (replk + ffn)
+        if i < len(c) - 1:
+            n += conv_bn(ci, c[i + 1], 1) + conv_bn(c[i + 1], c[i + 1], 3, c[i + 1])
+    return n + 2 * c[-1] + c[-1] * num_classes + num_classes
+
+
+@pytest.mark.parametrize("v", list(REPLKNET_CFGS))
+def test_params_match_official_layer_list(v):
+    train, deploy = count_params(_meta(v)), count_params(_meta(v, deploy=True))
+    assert (train, deploy) == COUNTS[v]
+    assert train == _official_count(REPLKNET_CFGS[v], False) == convzoo.get_card(f"replknet_{v}").params
+    assert deploy == _official_count(REPLKNET_CFGS[v], True)
+    # README "#params" (79M / 172M / 335M): whole millions, truncated (79.86M train / 79.53M deploy for 31B)
+    assert train // 10**6 == deploy // 10**6 == int(README[v]["params"].rstrip("M"))
+
+
+def _macs(model, size: int) -> int:
+    with torch.device("meta"):
+        x = torch.empty(1, 3, size, size)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model.eval()(x)
+    return counter.get_total_flops() // 2
+
+
+@pytest.mark.parametrize("v, size", [("31b", 224), ("31b", 384), ("31l", 384), ("xl", 320)])
+def test_readme_flops_are_deploy_macs(v, size):
+    """README "FLOPs" = multiply-adds of the re-parameterised structure (within 0.35 %, 1 decimal)."""
+    reported = README[v]["flops"][size]
+    deploy = _macs(_meta(v, deploy=True), size)
+    assert abs(deploy - reported) <= 0.0035 * reported, deploy
+    if v == "31b":  # the train-time structure (with the 5x5 branches) is > 0.5 % above at both sizes
+        assert _macs(_meta(v), size) - reported > 0.005 * reported
+
+
+# --- the large-kernel conv and its re-parameterisation (paper Sec. 3, guideline 3) --------------------------
+
+def _bn_scale_shift(bn):
+    s = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    return s, bn.bias - bn.running_mean * s
+
+
+@pytest.mark.parametrize("k_large, k_small", [(31, 5), (13, 5), (7, 3), (5, 5)])
+def test_merged_kernel_is_large_plus_zero_padded_small(k_large, k_small):
+    torch.manual_seed(0)
+    conv = randomise_bn(ReparamLargeKernelConv(3, 3, k_large, k_small)).eval()
+    s_l, t_l = _bn_scale_shift(conv.lkb_origin.bn)
+    s_s, t_s = _bn_scale_shift(conv.small_conv.bn)
+    w_small = conv.small_conv.conv.weight * s_s.view(-1, 1, 1, 1)
+    p = (k_large - k_small) // 2
+    expected = (conv.lkb_origin.conv.weight * s_l.view(-1, 1, 1, 1)).detach().clone()
+    expected[:, :, p:p + k_small, p:p + k_small] += w_small.detach()
+    conv.reparameterize()
+    torch.testing.assert_close(conv.lkb_reparam.weight, expected, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(conv.lkb_reparam.bias, (t_l + t_s).detach(), atol=1e-6, rtol=1e-6)
+    # zero padding is an identity: a k x k kernel = its K x K zero-padded copy with padding K // 2
+    x = torch.randn(1, 3, 17, 19)
+    padded = F.pad(w_small, [p] * 4)
+    assert padded.shape[-2:] == (k_large, k_large)
+    torch.testing.assert_close(F.conv2d(x, w_small, padding=k_small // 2, groups=3),
+                               F.conv2d(x, padded, padding=k_large // 2, groups=3), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("k_large, k_small, stride", [(31, 5, 1), (29, 5, 1), (27, 5, 1), (13, 5, 1), (9, 3, 1),
+                                                      (13, 5, 2), (27, None, 1)])
+def test_reparam_keeps_outputs(k_large, k_small, stride):
+    torch.manual_seed(0)
+    conv = randomise_bn(ReparamLargeKernelConv(6, 6, k_large, k_small, stride=stride)).eval()
+    x = torch.randn(2, 6, 40, 36)
+    with torch.no_grad():
+        ref = conv(x)
+        conv.reparameterize()
+        out = conv(x)
+        conv.merge_kernel()  # official name; idempotent
+        again = conv(x)
+    assert conv.merged and not hasattr(conv, "lkb_origin") and not hasattr(conv, "small_conv")
+    assert out.shape == ref.shape == (2, 6, -(-40 // stride), -(-36 // stride))
+    assert _rel(ref, out) <= 1e-5 and torch.equal(out, again)
+
+
+def test_narrow_model_deploy_keeps_outputs_and_loads_into_deploy_structure():
+    torch.manual_seed(0)
+    model = randomise_bn(RepLKNet(**TINY)).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x)
+        merged = copy.deepcopy(model)
+        merged.structural_reparam()  # large-kernel convs only: official deployed keys
+        fused = convzoo.deploy(copy.deepcopy(model))  # + every conv-BN pair folded
+        out_merged, out_fused = merged(x), fused(x)
+    assert _rel(ref, out_merged) <= 1e-5 and _rel(ref, out_fused) <= 1e-5
+    keys = set(merged.state_dict())
+    assert not any("lkb_origin" in k or "small_conv" in k for k in keys)
+    assert sum(k.endswith("large_kernel.lkb_reparam.weight") for k in keys) == sum(TINY["layers"])
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.stem.modules())
+    # the deploy=True constructor (official small_kernel_merged=True) holds exactly these tensors
+    deployed = RepLKNet(**TINY, deploy=True).eval()
+    deployed.load_state_dict(merged.state_dict(), strict=True)
+    assert count_params(deployed) == count_params(merged) == _official_count({**REPLKNET_CFGS["31b"], **TINY},
+                                                                            True, num_classes=10)
+    with torch.no_grad():
+        assert torch.equal(deployed(x), out_merged)
+
+
+# --- official key names (replknet.py) ---------------------------------------------------------------------
+
+def _official_keys(cfg: dict, deploy: bool) -> set[str]:
+    bn = [f"bn.{p}" for p in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")]
+    pre = lambda name: [f"{name}.{p}" for p in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")]
+    conv_bn = lambda prefix: [f"{prefix}.conv.weight"] + [f"{prefix}.{b}" for b in bn]
+    keys = [k for i in range(4) for k in conv_bn(f"stem.{i}")]
+    for s, blocks in enumerate(cfg["layers"]):
+        for j in range(blocks):
+            lk, ffn = f"stages.{s}.blocks.{2 * j}", f"stages.{s}.blocks.{2 * j + 1}"
+            keys += pre(f"{lk}.prelkb_bn") + conv_bn(f"{lk}.pw1") + conv_bn(f"{lk}.pw2")
+            if deploy:
+                keys += [f"{lk}.large_kernel.lkb_reparam.weight", f"{lk}.large_kernel.lkb_reparam.bias"]
+            else:
+                keys += conv_bn(f"{lk}.large_kernel.lkb_origin")
+                keys += conv_bn(f"{lk}.large_kernel.small_conv") if cfg["small_kernel"] else []
+            keys += pre(f"{ffn}.preffn_bn") + conv_bn(f"{ffn}.pw1") + conv_bn(f"{ffn}.pw2")
+        if s < 3:
+            keys += conv_bn(f"transitions.{s}.0") + conv_bn(f"transitions.{s}.1")
+    return set(keys + pre("norm") + ["head.weight", "head.bias"])
+
+
+@pytest.mark.parametrize("v, deploy", [("31b", False), ("31b", True), ("xl", False)])
+def test_official_state_dict_keys(v, deploy):
+    ours = _meta(v, deploy=deploy).state_dict()
+    assert set(ours) == _official_keys(REPLKNET_CFGS[v], deploy)
+    assert ours["stages.0.blocks.0.large_kernel.lkb_reparam.weight" if deploy else
+                "stages.0.blocks.0.large_kernel.lkb_origin.conv.weight"].shape[-1] == REPLKNET_CFGS[v]["large_kernel_sizes"][0]
+    if v == "xl":  # depth-wise width 1.5 C, no small kernel
+        assert ours["stages.0.blocks.0.pw1.conv.weight"].shape[:2] == (384, 256)
+
+
+# --- backbone contract: in_chans, features, heads, options ---------------------------------------------------
+
+def test_in_chans_features_and_stage_norms():
+    torch.manual_seed(0)
+    model = RepLKNet(**{**TINY, "num_classes": 7}, in_chans=1).eval()
+    assert [(f["num_chs"], f["reduction"]) for f in model.feature_info] == [(8, 4), (8, 8), (16, 16), (16, 32)]
+    x = torch.randn(2, 1, 64, 48)
+    with torch.no_grad():
+        feats = model.features(x)
+        assert model(x).shape == (2, 7)
+        assert torch.equal(feats[-1], model.forward_features(x))
+    assert [tuple(f.shape[1:]) for f in feats] == [(8, 16, 12), (8, 8, 6), (16, 4, 3), (16, 2, 2)]
+    model.reset_classifier(0)
+    with torch.no_grad():
+        assert model(x).shape == (2, 16)
+    # official XL downstream option: a BN on each stage output, applied in features only
+    normed = randomise_bn(RepLKNet(**TINY, norm_intermediate_features=True)).eval()
+    assert {f"stages.{i}.norm.weight" for i in range(4)} <= set(normed.state_dict())
+    with torch.no_grad():
+        h = normed.stem[3](normed.stem[2](normed.stem[1](normed.stem[0](x.expand(-1, 3, -1, -1)))))
+        first = normed.features(x.expand(-1, 3, -1, -1))[0]
+        torch.testing.assert_close(first, normed.stages[0].norm(normed.stages[0](h)))
+
+
+def test_drop_path_schedule_is_shared_by_each_pair():
+    model = _meta("31b", drop_path_rate=0.5)
+    rates = [[getattr(b.drop_path, "p", 0.0) for b in s.blocks] for s in model.stages]
+    flat = [r for s in rates for r in s[::2]]
+    assert all(s[0::2] == s[1::2] for s in rates)  # RepLKBlock and its ConvFFN share the rate
+    torch.testing.assert_close(torch.tensor(flat), torch.linspace(0, 0.5, 24))
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(0)
+    plain = RepLKNet(**TINY).train()
+    ckpt = copy.deepcopy(plain)
+    for s in ckpt.stages:
+        s.use_checkpoint = True
+    x = torch.randn(2, 3, 32, 32)
+    grads = []
+    for m in (plain, ckpt):
+        m(x).pow(2).mean().backward()
+        grads.append([p.grad for p in m.parameters()])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+
+
+def test_bad_arguments():
+    for kw in ({"layers": (1, 1, 1)}, {"drop_path_rate": 1.0}, {"dw_ratio": 0}):
+        with pytest.raises(ConvzooError):
+            convzoo.create_model("replknet_31b", **kw)
+    for args in ((4, 4, 30, 5), (4, 4, 31, 4), (4, 4, 5, 7)):
+        with pytest.raises(ConvzooError):
+            ReparamLargeKernelConv(*args)
+
+
+def test_paper_recipe_loads_and_matches_the_official_command():
+    from convzoo.engine import load_recipe
+    from convzoo.engine.optim import param_groups
+
+    r = load_recipe("replknet_31b_imagenet_paper")
+    assert r["paper"] == 11 and r["name"] in convzoo.get_card(r["model"]["name"]).recipes
+    opt = r["optimizer"]
+    assert (opt["name"], opt["lr"], opt["weight_decay"], r["batch_size"]) == ("adamw", 4e-3, 0.05, 8 * 64 * 4)
+    assert (r["epochs"], r["schedule"]["warmup_epochs"], r["schedule"]["kwargs"]["eta_min"]) == (300, 10, 1e-6)
+    assert (r["ema"], r["task"]["kwargs"]["label_smoothing"], r["model"]["kwargs"]["drop_path_rate"]) == \
+        (0.9999, 0.1, 0.5)
+    # official optim_factory: no weight decay on 1-D parameters and on names ending in ".bias"
+    model = _meta("31b", **r["model"]["kwargs"])
+    no_decay = {n for g in param_groups(model, opt) if g["weight_decay"] == 0 for n, p in model.named_parameters()
+                if any(p is q for q in g["params"])}
+    assert no_decay == {n for n, p in model.named_parameters() if p.ndim == 1 or n.endswith(".bias")}
