@@ -263,3 +263,16 @@ def test_deploy_folds_every_batch_norm_outside_ibn():
     torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
     left = [n for n, m in fused.named_modules() if type(m) is nn.BatchNorm2d]
     assert left and all(n.endswith(".bn1.BN") for n in left)  # only the BN halves of the IBN layers
+
+
+@pytest.mark.parametrize("name,invariant", [("resnet18_ibn_b", True), ("resnet18_ibn_a", False)])
+def test_ibn_b_output_is_invariant_to_image_contrast(name, invariant):
+    """Sec. 3.2 / Table 1 (appearance transforms): IBN-b normalises the stem conv's output per image and
+    channel, so scaling an image's contrast (x -> a x, the bias-free stem conv is linear) leaves the whole
+    network's output unchanged; IBN-a keeps a BatchNorm stem and changes with the contrast."""
+    model = _randomise_norms(convzoo.create_model(name, num_classes=10, zero_init_last=False)).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        y, y_contrast = model(x), model(2.5 * x)
+    diff = float((y_contrast - y).abs().max() / y.abs().max())
+    assert (diff < 1e-4) if invariant else (diff > 1e-2), diff
