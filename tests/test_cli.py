@@ -101,6 +101,14 @@ def test_predict_espcn_writes_png(capsys, tmp_path):
     assert up.shape == (180, 240, 3)
 
 
+def test_export_a_registered_model_uses_its_own_channels_not_its_recipes_data(capsys, tmp_path, monkeypatch):
+    """resnet18_ibn_a's first recipe trains on 1-channel digits; the registered model has 3 input channels."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "export", "resnet18_ibn_a", "--format", "onnx", "--size", "32x32", "--check")
+    assert code == 0, err
+    assert "max_abs_diff" in out and (tmp_path / "resnet18_ibn_a.onnx").is_file()
+
+
 def test_console_script_exit_code(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "convzoo.cli", "info", "no_such_net"], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr

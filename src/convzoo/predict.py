@@ -53,6 +53,11 @@ def load_model(model_or_run: str):
                                  **recipe["data"].get("kwargs", {})).info
         except ConvzooError:
             info = None
+        # the recipe's data describe the model the recipe trains (e.g. 1-channel digits, 10 classes), not
+        # necessarily this one built from the card's defaults: keep them only where they fit it
+        if info is not None and (info.in_chans != card.in_chans or
+                                 (card.task == "classification" and info.num_classes != card.num_classes)):
+            info = None
     return model, card, SimpleNamespace(task=task, info=info, recipe=recipe, trained=trained)
 
 
