@@ -109,6 +109,17 @@ def test_export_a_registered_model_uses_its_own_channels_not_its_recipes_data(ca
     assert "max_abs_diff" in out and (tmp_path / "resnet18_ibn_a.onnx").is_file()
 
 
+def test_predict_with_an_untrained_registered_model_names_class_indices(capsys, tmp_path):
+    from PIL import Image
+    from skimage import data
+
+    Image.fromarray(data.chelsea()).save(tmp_path / "cat.png")
+    code, out, err = run(capsys, "predict", "resnet18_ibn_b", str(tmp_path / "cat.png"))
+    assert code == 0, err
+    assert "no trained weights" in err  # a warning on stderr; stdout holds only the predictions
+    assert out.startswith(str(tmp_path / "cat.png") + ": ") and len(out.split(",")) == 5  # top-5 class indices
+
+
 def test_console_script_exit_code(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "convzoo.cli", "info", "no_such_net"], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr

@@ -7,6 +7,7 @@ or a run folder written by ``convzoo train`` (its best weights, recipe, task and
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -97,11 +98,22 @@ def _run(fn, what: str, shape):
 
 
 def predict_files(model_or_run: str, inputs, out_dir=".", json_out: bool = False):
-    """Yield one printable line (or JSON document) per input file."""
+    """Yield one printable line (or JSON document) per input file.
+
+    An untrained model gets a warning on stderr, once, just before its first prediction (stdout holds only
+    predictions, one JSON document per line with ``json_out``; an input error stays a single line).
+    """
     model, card, ctx = load_model(model_or_run)
-    if not ctx.trained:
-        yield f"warning: '{card.name}' has no trained weights here; pass a run folder for meaningful predictions"
-    out_dir = Path(out_dir)
+    warned = ctx.trained
+    for line in _predict_lines(model, card, ctx, inputs, Path(out_dir), json_out):
+        if not warned:
+            print(f"warning: '{card.name}' has no trained weights here; pass a run folder for meaningful "
+                  "predictions", file=sys.stderr)
+            warned = True
+        yield line
+
+
+def _predict_lines(model, card, ctx, inputs, out_dir: Path, json_out: bool):
     for item in inputs:
         path = Path(item)
         if not path.is_file():
@@ -122,7 +134,7 @@ def predict_files(model_or_run: str, inputs, out_dir=".", json_out: bool = False
             result = {"input": str(path), "output": str(target), "input_size": rgb.shape[:2], "output_size": up.shape[:2]}
             yield json.dumps(result) if json_out else f"{path}: wrote {target} ({up.shape[1]}x{up.shape[0]})"
             continue
-        dataset = SimpleNamespace(info=ctx.info)
+        dataset = SimpleNamespace(info=ctx.info) if ctx.info is not None else None  # None: class indices
         if suffix in IMAGE_SUFFIXES:
             x = _image_to_input(_read_image(path), card, ctx.info)
         elif suffix == ".npy" and hasattr(ctx.task, "load_input"):
