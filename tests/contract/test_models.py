@@ -244,3 +244,20 @@ def test_deploy_keeps_outputs(name):
         ref = model(x)
         out = convzoo.deploy(copy.deepcopy(model))(x)
     torch.testing.assert_close(out, ref, atol=1e-4 * _scale(ref), rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", [n for n in RUN if "bf16" in convzoo.get_card(n).capabilities])
+def test_bf16_autocast(name):
+    """Cards that claim bf16: eval under CPU bfloat16 autocast is finite and within bf16 rounding of fp32
+    (relative to the output scale: bf16 keeps ~3 significant digits through every layer)."""
+    card = convzoo.get_card(name)
+    model = _model(name).eval()
+    randomise_bn(model, affine=False)
+    x = _input(card)
+    with torch.no_grad():
+        ref = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(x)
+    assert torch.isfinite(out).all()
+    err = float((out.float() - ref).abs().max())
+    assert err <= 5e-2 * _scale(ref), (err, _scale(ref))

@@ -337,7 +337,7 @@ def _card(name: str) -> ModelCard:
         if dcls else "FlopCounterMode @224 on timm's model (fact sheet G1a Paper 39 Sec. 3)",
         reference=None if dcls else f"timm:{name}",
         # torch.compile: the contract compiles the smallest variant of each architecture (the tiny ones)
-        capabilities=frozenset({"features", "onnx", "channels_last", "compile"}),
+        capabilities=frozenset({"features", "onnx", "channels_last", "compile", "bf16"}),
         recipes=("convnext_dcls_digits", "convnext_dcls_tiny_imagenet_paper") if dcls else (),
         source=("DCLS paper Sec. 5.1 and official ConvNeXt-dcls models/convnext_dcls.py (S=17, Kc 34/40, v0, "
                 "P shared per stage)") if dcls else "Liu et al. 2022 Sec. 2 / Table 9; timm convnext.py",

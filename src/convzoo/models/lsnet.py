@@ -369,7 +369,7 @@ _SHEET = {
 }
 # torch.compile: the contract compiles the smallest variant of each architecture (lsnet_t; the other
 # variants are the same blocks at other widths/depths; the distilled ones add a second linear head)
-_CAPS = frozenset({"features", "reparam", "onnx", "channels_last"})
+_CAPS = frozenset({"features", "reparam", "onnx", "channels_last", "bf16"})
 _SRC = ("paper Sec. 3 (LS convolution, Eq. 3-5; LSNet, Fig. 4) and Sec. 4.1; official jameslahm/lsnet "
         "model/lsnet.py (widths, depths, heads; module layout and key names)")
 

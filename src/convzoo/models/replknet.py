@@ -372,7 +372,7 @@ def _card(v: str) -> ModelCard:
     flops = ", ".join(f"{f / 1e9:.1f}G @{s}" for s, f in info["flops"].items())
     # compile: the contract compiles the smallest variant of the family (31B, ~35 s here); 31L/XL share its blocks.
     # onnx: exported and checked with onnxruntime for 31B only (31L/XL are above the contract's size limit)
-    caps = {"features", "reparam", "channels_last", "compile"} | ({"onnx"} if v == "31b" else set())
+    caps = {"features", "reparam", "channels_last", "compile", "bf16"} | ({"onnx"} if v == "31b" else set())
     return ModelCard(
         name=f"replknet_{v}", paper=11, family="replknet", task="classification", input_size=(size, size),
         test_size=(32, 32), params=train,

@@ -381,7 +381,7 @@ _SMALL = ("a", "f", "p", "n", "t")  # ONNX export verified in the contract (chea
 def _card(v: str) -> ModelCard:
     train, dep, readme = _SHEET[v]
     # torch.compile: the contract compiles the smallest variant of the architecture (A); the others share its blocks
-    caps = {"features", "reparam", "channels_last", "compile"}
+    caps = {"features", "reparam", "channels_last", "compile", "bf16"}
     caps |= {"onnx"} if v in _SMALL else set()
     tags = ", ".join(f"{t} ({f}{'' if a is None else f', {a:.2f} top-1'})" for t, (f, a) in PRETRAINED[v].items())
     return ModelCard(
