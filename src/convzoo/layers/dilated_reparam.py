@@ -26,8 +26,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from convzoo.errors import ConvzooError
+from convzoo.layers.fuse import fuse_bn_tensors
 
-__all__ = ["BRANCHES", "DilatedReparamBlock", "dilated_to_dense", "fuse_bn_tensors", "merge_into_large_kernel"]
+__all__ = ["BRANCHES", "DilatedReparamBlock", "dilated_to_dense", "merge_into_large_kernel"]
 
 # K -> ((k_1, r_1), (k_2, r_2), ...): kernel size and dilation of the parallel small branches
 BRANCHES: dict[int, tuple[tuple[int, int], ...]] = {
@@ -67,15 +68,6 @@ def merge_into_large_kernel(large: torch.Tensor, small: torch.Tensor, dilation: 
         raise ConvzooError(f"a {small.shape[-1]}x{small.shape[-1]} kernel at dilation {dilation} spans "
                            f"{dense.shape[-1]} pixels and does not centre inside a {large.shape[-1]}x{large.shape[-1]} kernel")
     return large + F.pad(dense, [pad] * 4)
-
-
-def fuse_bn_tensors(weight: torch.Tensor, bias: torch.Tensor | None,
-                    bn: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
-    """(W', b') with conv(x; W', b') == bn(conv(x; W, b)) in eval mode (per output channel)."""
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (C_out,)
-    b = torch.zeros_like(bn.running_mean) if bias is None else bias
-    w = weight * scale.reshape((-1,) + (1,) * (weight.dim() - 1))
-    return w, bn.bias + (b - bn.running_mean) * scale
 
 
 def _dw_conv(channels: int, k: int, dilation: int, bias: bool) -> nn.Conv2d:

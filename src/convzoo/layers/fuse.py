@@ -10,17 +10,25 @@ import torch
 import torch.nn as nn
 
 
+def fuse_bn_tensors(weight: torch.Tensor, bias: torch.Tensor | None,
+                    bn: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
+    """(W', b') with conv(x; W', b') == bn(conv(x; W, b)) in eval mode (per output channel)."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (C_out,)
+    b = torch.zeros_like(bn.running_mean) if bias is None else bias
+    w = weight * scale.reshape((-1,) + (1,) * (weight.dim() - 1))
+    return w, bn.bias + (b - bn.running_mean) * scale
+
+
 @torch.no_grad()
 def fuse_conv_bn(conv: nn.modules.conv._ConvNd, bn: nn.modules.batchnorm._BatchNorm) -> nn.modules.conv._ConvNd:
-    """A new conv (1D/2D/3D) equal to ``bn(conv(x))`` in eval mode."""
+    """A new conv (1D/2D/3D, on the conv's device and dtype) equal to ``bn(conv(x))`` in eval mode."""
     fused = type(conv)(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                       conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode)
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (C_out,)
-    shape = (-1,) + (1,) * (conv.weight.dim() - 1)
-    fused.weight.copy_(conv.weight * scale.reshape(shape))
-    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-    fused.bias.copy_(bn.bias + (bias - bn.running_mean) * scale)
-    return fused.to(conv.weight.device)
+                       conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode,
+                       device=conv.weight.device, dtype=conv.weight.dtype)
+    w, b = fuse_bn_tensors(conv.weight, conv.bias, bn)
+    fused.weight.copy_(w)
+    fused.bias.copy_(b)
+    return fused
 
 
 def fuse_sequential_conv_bn(module: nn.Module) -> nn.Module:

@@ -46,6 +46,7 @@ from torchvision.ops import StochasticDepth
 
 from convzoo.errors import ConvzooError
 from convzoo.layers.dilated_reparam import BRANCHES, DilatedReparamBlock
+from convzoo.layers.fuse import fuse_conv_bn
 from convzoo.layers.grn import GlobalResponseNorm
 from convzoo.layers.head import Backbone
 from convzoo.registry import ModelCard, register_model
@@ -151,12 +152,7 @@ class UniRepLKNetBlock(nn.Module):
             self.dwconv.merge_dilated_branches()
         if isinstance(self.norm, nn.BatchNorm2d):
             conv = self.dwconv.lk_origin if isinstance(self.dwconv, DilatedReparamBlock) else self.dwconv
-            scale = self.norm.weight / torch.sqrt(self.norm.running_var + self.norm.eps)  # (C,)
-            bias = conv.bias if conv.bias is not None else torch.zeros_like(scale)
-            fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, padding=conv.padding,
-                              groups=conv.groups, bias=True).to(device=conv.weight.device, dtype=conv.weight.dtype)
-            fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
-            fused.bias.copy_(self.norm.bias + (bias - self.norm.running_mean) * scale)
+            fused = fuse_conv_bn(conv, self.norm)
             if isinstance(self.dwconv, DilatedReparamBlock):
                 self.dwconv.lk_origin = fused
             else:
