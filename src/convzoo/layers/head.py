@@ -61,3 +61,22 @@ class Backbone(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
         self.head.reset(num_classes)
+
+
+class StagedBackbone(Backbone):
+    """A backbone built as ``self.stem`` followed by the ``nn.Sequential`` ``self.stages``, one feature map
+    per stage (``feature_info`` in stage order)."""
+
+    stem: nn.Module
+    stages: nn.Sequential
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stages(self.stem(x))  # (B, num_features, h, w)
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The output of each stage."""
+        x, out = self.stem(x), []
+        for stage in self.stages:
+            x = stage(x)
+            out.append(x)
+        return out

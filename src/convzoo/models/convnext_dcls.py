@@ -49,7 +49,7 @@ from torchvision.ops import StochasticDepth
 
 from convzoo.errors import ConvzooError
 from convzoo.layers.dcls import Dcls2d, clamp_positions_, init_positions_, position_parameters, repulsion_loss
-from convzoo.layers.head import Backbone
+from convzoo.layers.head import StagedBackbone
 from convzoo.registry import ModelCard, register_model
 
 __all__ = ["CONVNEXT_CFGS", "ConvNeXt", "ConvNeXtBlock", "ConvNeXtStage", "LayerNorm2d", "remap_state_dict"]
@@ -167,7 +167,7 @@ class NormHead(nn.Module):
 
 # --- the network --------------------------------------------------------------------------------------
 
-class ConvNeXt(Backbone):
+class ConvNeXt(StagedBackbone):
     """ConvNeXt (``dcls_kernel_count=None``) or ConvNeXt-dcls.
 
     Args:
@@ -232,18 +232,6 @@ class ConvNeXt(Backbone):
         if isinstance(self.head.fc, nn.Linear):
             self.head.fc.weight.mul_(head_init_scale)
             self.head.fc.bias.mul_(head_init_scale)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        # (B, in_chans, H, W) -> (B, dims[-1], H/32, W/32)
-        return self.stages(self.stem(x))
-
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Output of each stage: strides 4, 8, 16, 32 (``feature_info``)."""
-        x, out = self.stem(x), []
-        for stage in self.stages:
-            x = stage(x)
-            out.append(x)
-        return out
 
     # --- the DCLS training method ---
 

@@ -48,6 +48,7 @@ from torch import nn
 from convzoo.errors import ConvzooError
 from convzoo.layers.head import Backbone, ClassifierHead
 from convzoo.layers.ibn import IBN
+from convzoo.layers.init import kaiming_bn_init_
 from convzoo.layers.se import SqueezeExcite
 from convzoo.models.resnet import ResNet
 from convzoo.registry import ModelCard, register_model
@@ -153,14 +154,7 @@ class DenseNetIBN(Backbone):
         self.body = nn.Sequential(body)
         self.num_features = c
         self.head = ClassifierHead(c, num_classes, drop_rate=drop_rate)
-        for m in self.modules():  # torchvision's DenseNet init
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
+        kaiming_bn_init_(self)  # torchvision's DenseNet init
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.body(x))  # (B, num_features, H/32, W/32)

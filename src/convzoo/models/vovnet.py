@@ -58,7 +58,8 @@ from torch import nn
 from convzoo.errors import ConvzooError
 from convzoo.layers.eca import ECA
 from convzoo.layers.ese import EffectiveSE
-from convzoo.layers.head import Backbone, ClassifierHead
+from convzoo.layers.head import ClassifierHead, StagedBackbone
+from convzoo.layers.init import kaiming_bn_init_
 from convzoo.registry import ModelCard, register_model
 
 __all__ = ["VOVNET_CFGS", "ConvNormAct", "OSABlock", "OSAStage", "SeparableConvNormAct", "VoVNet",
@@ -174,7 +175,7 @@ class OSAStage(nn.Module):
 
 # --- the network (V1 Table 1) ------------------------------------------------------------------------
 
-class VoVNet(Backbone):
+class VoVNet(StagedBackbone):
     """VoVNet V1/V2: stem (strides 2, 1, 2), four OSA stages at strides 4/8/16/32, GAP, linear.
 
     Args:
@@ -222,27 +223,7 @@ class VoVNet(Backbone):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        # official VoVNet.pytorch: kaiming_normal_ (fan-in) convs, BN 1/0, classifier bias 0
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        # (B, in_chans, H, W) -> (B, num_features, H/32, W/32) (ceil-mode pooling rounds up)
-        return self.stages(self.stem(x))
-
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Output of each OSA stage: strides 4, 8, 16, 32 (``feature_info``)."""
-        x, out = self.stem(x), []
-        for stage in self.stages:
-            x = stage(x)
-            out.append(x)
-        return out
+        kaiming_bn_init_(self)  # official VoVNet.pytorch: Kaiming (fan-in) convs, BN 1/0, classifier bias 0
 
     def reset_classifier(self, num_classes: int) -> None:
         super().reset_classifier(num_classes)
