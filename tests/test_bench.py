@@ -18,7 +18,7 @@ FAST_MODES = ("eager", "channels_last", "deploy", "bf16")
 
 @pytest.fixture(scope="module")
 def result():
-    pytest.importorskip("timm")
+    import timm  # noqa: F401  (dev extra)
     return bench("eca_resnet18", batch=2, size=32, modes=FAST_MODES, rounds=1, compare="timm:test_resnet")
 
 
@@ -142,7 +142,7 @@ def test_parse_size_and_errors():
 
 @pytest.mark.parity
 def test_timm_alias_builds_the_plain_eca_resnet50():
-    pytest.importorskip("timm")
+    import timm  # noqa: F401  (dev extra)
     with torch.device("meta"):
         ref = TIMM_ALIASES["eca_resnet50_paper"]()
     assert count_params(ref) == 25_557_118  # = convzoo eca_resnet50 with k_size="adaptive"

@@ -12,6 +12,8 @@ from convzoo.errors import ConvzooError
 from convzoo.models.unireplknet import UniRepLKNet
 
 
+@pytest.mark.claim(paper=11, artefact="effective_receptive_field",
+                   claim="ERF of one convolution is exactly its kernel footprint; area ratios of known maps")
 def test_area_ratio_of_a_point_and_of_a_uniform_map():
     point = torch.zeros(21, 21)
     point[10, 10] = 1.0
@@ -24,6 +26,8 @@ def test_area_ratio_of_a_point_and_of_a_uniform_map():
         area_ratio(torch.zeros(5, 5), 0.5)
 
 
+@pytest.mark.claim(paper=11, artefact="effective_receptive_field",
+                   claim="ERF of one convolution is exactly its kernel footprint; area ratios of known maps")
 @pytest.mark.parametrize("k", [1, 3, 7])
 def test_erf_of_one_convolution_is_its_kernel_footprint(k):
     conv = nn.Conv2d(1, 1, k, padding=k // 2, bias=False)
@@ -34,6 +38,8 @@ def test_erf_of_one_convolution_is_its_kernel_footprint(k):
     assert erf.area_ratio[0.99] == pytest.approx(k * k / 225)
 
 
+@pytest.mark.claim(paper=11, artefact="effective_receptive_field",
+                   claim="large kernels give a larger ERF: UniRepLKNet with 13x13 vs 3x3 kernels, r(99 %) > 1.5x")
 @pytest.mark.paper(11)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_large_kernels_give_a_larger_effective_receptive_field(seed):

@@ -22,6 +22,8 @@ from convzoo.errors import ConvzooError
 pytestmark = pytest.mark.paper(41)
 
 
+@pytest.mark.claim(paper=41, artefact="photos",
+                   claim="fixed, disjoint photo split; whole mod-cropped eval photos")
 def test_split_is_fixed_and_disjoint():
     splits = {k: set(v) for k, v in SPLIT_PHOTOS.items()}
     assert not (splits["train"] & splits["val"]) and not (splits["train"] & splits["test"])
@@ -32,6 +34,8 @@ def test_split_is_fixed_and_disjoint():
         assert build_dataset("photos", split, scale=3).names == list(SPLIT_PHOTOS[split])
 
 
+@pytest.mark.claim(paper=41, artefact="photos",
+                   claim="fixed, disjoint photo split; whole mod-cropped eval photos")
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_eval_items_are_whole_modcropped_photos(scale):
     ds = build_dataset("photos", "val", scale=scale)
@@ -74,6 +78,7 @@ def test_train_patches_change_with_the_engine_epoch_seed():
     assert not torch.equal(ds[0][0], a)
 
 
+@pytest.mark.claim(paper=41, artefact="photos", claim="Y channel equals skimage rgb2ycbcr (BT.601)")
 def test_y_matches_skimage_rgb2ycbcr():
     from skimage.color import rgb2ycbcr
 
@@ -87,6 +92,7 @@ def test_y_matches_skimage_rgb2ycbcr():
     torch.testing.assert_close(ycbcr_to_rgb(rgb_to_ycbcr(rgb)), rgb, atol=1e-9, rtol=0)
 
 
+@pytest.mark.claim(paper=41, artefact="photos", claim="degradations equal scipy Gaussian / PIL bicubic")
 @pytest.mark.parametrize("scale", [3, 4])
 def test_gaussian_degradation_matches_scipy(scale):
     """Gaussian blur (sigma r/2, 3-sigma kernel, mirror padding) then the centre of each r x r block."""
@@ -105,6 +111,7 @@ def test_gaussian_degradation_matches_scipy(scale):
     np.testing.assert_allclose(degrade(hr, scale, "gaussian")[0].numpy(), ref, atol=1e-6)
 
 
+@pytest.mark.claim(paper=41, artefact="photos", claim="degradations equal scipy Gaussian / PIL bicubic")
 def test_bicubic_degradation_matches_pil():
     from PIL import Image
 

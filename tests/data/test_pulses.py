@@ -28,6 +28,7 @@ def _fixed(t0, energy, **kw):
     return w[0].astype(np.float64)
 
 
+@pytest.mark.claim(paper=3, artefact="pulses", claim="noise std matches the requested SNR within 2%")
 @pytest.mark.parametrize("snr_db", [30.0, 47.4])
 def test_noise_std_matches_requested_snr(snr_db):
     clean, t0, e = simulate_pulses(4000, snr_db=None, seed=3)
@@ -48,6 +49,7 @@ def test_noise_reference_max_energy_and_snr_range():
     assert 25 <= snr.min() < 27 and 53 < snr.max() <= 55  # uniform over the range, per pulse
 
 
+@pytest.mark.claim(paper=3, artefact="pulses", claim="seeded and deterministic")
 def test_seeded_determinism():
     a = simulate_pulses(50, seed=7)
     b = simulate_pulses(50, seed=7)
@@ -59,6 +61,8 @@ def test_seeded_determinism():
     np.testing.assert_array_equal(simulate_pulses(5, seed=g1)[0], simulate_pulses(5, seed=g2)[0])
 
 
+@pytest.mark.claim(paper=3, artefact="pulses",
+                   claim="a one-sample shift of t0 shifts the waveform by one sample")
 @pytest.mark.parametrize("t0", [20.0, 21.3, 30.77])
 def test_shift_by_one_sample_period_shifts_waveform_by_one_sample(t0):
     cfg = PulseConfig()
@@ -70,6 +74,7 @@ def test_shift_by_one_sample_period_shifts_waveform_by_one_sample(t0):
     assert np.abs(_fixed(t0 + T / 2, 1.0)[1:] - a[:-1]).max() > 0.05
 
 
+@pytest.mark.claim(paper=3, artefact="pulses", claim="amplitude is linear in energy; ADC quantisation")
 def test_energy_scales_amplitude_linearly():
     a, b, c = _fixed(25.0, 0.5), _fixed(25.0, 1.0), _fixed(25.0, 1.5)
     np.testing.assert_allclose(b, 2 * a, rtol=1e-6, atol=1e-7)
@@ -78,6 +83,7 @@ def test_energy_scales_amplitude_linearly():
     assert pulse_shape(t, 4.0, 40.0).max() == pytest.approx(1.0, abs=1e-8)  # unit-peak template
 
 
+@pytest.mark.claim(paper=3, artefact="pulses", claim="amplitude is linear in energy; ADC quantisation")
 def test_adc_quantisation():
     w = simulate_pulses(20, snr_db=40.0, adc_bits=8, adc_range=(-0.5, 2.0), baseline=0.1, seed=1)[0]
     codes = (w.astype(np.float64) + 0.5) / (2.5 / 256)
@@ -85,6 +91,7 @@ def test_adc_quantisation():
     assert quantise(np.array([-9.0, 9.0]), 8, (-0.5, 2.0)).tolist() == [-0.5, -0.5 + 255 * 2.5 / 256]
 
 
+@pytest.mark.claim(paper=3, artefact="pulses", claim="data set splits, .npy pulse files and one-line errors")
 def test_dataset_items_info_and_splits():
     kw = {"n_train": 64, "n_val": 32, "n_test": 48, "snr_db": [30, 50], "eval_snr_db": 40.0, "seed": 2}
     tr, va, te = (build_dataset("pulses", s, **kw) for s in ("train", "val", "test"))
@@ -104,6 +111,7 @@ def test_dataset_items_info_and_splits():
     assert torch.equal(again.waveforms, tr.waveforms)
 
 
+@pytest.mark.claim(paper=3, artefact="pulses", claim="data set splits, .npy pulse files and one-line errors")
 def test_dataset_errors_are_one_line():
     with pytest.raises(ConvzooError, match="unknown 'pulses' option") as e1:
         build_dataset("pulses", "train", n_train=4, rise_time=3)
@@ -115,6 +123,7 @@ def test_dataset_errors_are_one_line():
         assert "\n" not in str(e.value)
 
 
+@pytest.mark.claim(paper=3, artefact="pulses", claim="data set splits, .npy pulse files and one-line errors")
 def test_load_pulse_file(tmp_path):
     one = np.linspace(0, 1, 64, dtype=np.float32)
     np.save(tmp_path / "one.npy", one)
@@ -134,6 +143,8 @@ def test_load_pulse_file(tmp_path):
 
 
 # --- classic baselines -----------------------------------------------------------------------------
+@pytest.mark.claim(paper=3, artefact="pulse_regression",
+                   claim="classic baselines (CFD, pulse height, Jordanov trapezoid) recover noiseless pulses")
 def test_baselines_recover_noiseless_pulses():
     """Finely sampled (0.25 ns) noiseless pulses: CFD time and both energy filters are near exact."""
     cfg = PulseConfig(length=512, sample_period_ns=0.25, t0_range=(16.0, 48.0), decay_ns=40.0)
@@ -159,6 +170,8 @@ def test_cfd_and_pulse_height_uncalibrated():
     np.testing.assert_allclose(h, 1.2, rtol=1e-5)
 
 
+@pytest.mark.claim(paper=3, artefact="pulse_regression",
+                   claim="classic baselines (CFD, pulse height, Jordanov trapezoid) recover noiseless pulses")
 def test_crlb_scales_with_noise():
     cfg = PulseConfig()
     t40, e40 = crlb(cfg, 40.0)

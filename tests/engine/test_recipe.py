@@ -86,6 +86,12 @@ def test_bad_override_key_and_value():
         load_recipe(BASE, ["epochs=abc"])
 
 
+@pytest.mark.claim(paper=10, artefact="ela_resnet18_digits", claim="recipe validates against the schema")
+@pytest.mark.claim(paper=33, artefact="inception_v4_digits", claim="recipe validates against the schema")
+@pytest.mark.claim(paper=37, artefact="ibnnet_in1k", claim="recipe validates against the schema")
+@pytest.mark.claim(paper=37, artefact="ibnnet_digits", claim="recipe validates against the schema")
+@pytest.mark.claim(paper=43, artefact="eca_resnet18_digits", claim="recipe validates against the schema")
+@pytest.mark.claim(paper=53, artefact="vovnet_digits", claim="recipe validates against the schema")
 def test_files_names_and_listing(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text("model: {name: m}\ndata: {name: d}\nepochs: 2\n")

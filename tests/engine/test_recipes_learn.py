@@ -17,6 +17,28 @@ STEPS = 20
 DIGITS = [n for n in list_recipes() if n.endswith("_digits")]
 
 
+@pytest.mark.claim(paper=10, artefact="ela_resnet18_digits",
+                   claim="the recipe's model, data and loss fit a batch of real digits (20 AdamW steps halve the loss)")
+@pytest.mark.claim(paper=13, artefact="unireplknet_digits",
+                   claim="recipe validates; a narrow UniRepLKNet lowers the loss on a digits batch")
+@pytest.mark.claim(paper=18, artefact="lsnet_digits",
+                   claim="recipe validates; a narrow LSNet lowers the loss on a digits batch")
+@pytest.mark.claim(paper=21, artefact="spartan_digits",
+                   claim="the recipe's model, data and loss fit a batch of real digits (20 AdamW steps halve the loss)")
+@pytest.mark.claim(paper=32, artefact="simplenet_digits",
+                   claim="the recipe's model, data and loss fit a batch of real digits (20 AdamW steps halve the loss)")
+@pytest.mark.claim(paper=33, artefact="inception_v4_digits",
+                   claim="the recipe's model, data and loss fit a batch of real digits (20 AdamW steps halve the loss)")
+@pytest.mark.claim(paper=37, artefact="ibnnet_digits",
+                   claim="the recipe's model, data and loss fit a batch of real digits (20 AdamW steps halve the loss)")
+@pytest.mark.claim(paper=39, artefact="convnext_dcls_digits",
+                   claim="the recipe's model, data and loss fit a batch of real digits (20 AdamW steps halve the loss)")
+@pytest.mark.claim(paper=40, artefact="cnn_svm_digits",
+                   claim="the recipe's model, data and loss fit a batch of real digits (20 AdamW steps halve the loss)")
+@pytest.mark.claim(paper=43, artefact="eca_resnet18_digits",
+                   claim="the recipe's model, data and loss fit a batch of real digits (20 AdamW steps halve the loss)")
+@pytest.mark.claim(paper=53, artefact="vovnet_digits",
+                   claim="the recipe's model, data and loss fit a batch of real digits (20 AdamW steps halve the loss)")
 @pytest.mark.parametrize("name", DIGITS)
 def test_cpu_recipe_model_fits_a_batch(name):
     cfg = load_recipe(name)

@@ -17,11 +17,13 @@ from convzoo.tasks import build_task
 pytestmark = pytest.mark.paper(40)
 
 
+@pytest.mark.claim(paper=40, artefact="l2_svm_loss", claim="targets 0 -> -1 (one-vs-rest)")
 def test_targets_map_zero_to_minus_one():
     y = pm_one_targets(torch.tensor([2, 0]), 3)
     assert y.tolist() == [[-1, -1, 1], [1, -1, -1]]
 
 
+@pytest.mark.claim(paper=40, artefact="l2_svm_loss", claim="squared hinge on a hand-computed example")
 def test_loss_on_hand_computed_example():
     # scores o and labels; y = [[1,-1,-1], [-1,1,-1]]
     o = torch.tensor([[2.0, -0.5, 0.3], [-1.0, 0.5, -2.0]])
@@ -36,6 +38,7 @@ def test_loss_on_hand_computed_example():
     assert nn.MultiMarginLoss(p=2)(o, t).item() != pytest.approx(2.19 / 6)
 
 
+@pytest.mark.claim(paper=40, artefact="l2_svm_loss", claim="zero gradient beyond the margin")
 def test_zero_gradient_for_samples_beyond_the_margin():
     o = torch.tensor([[3.0, -2.0, -1.0], [0.2, 0.1, -1.5]], requires_grad=True)
     squared_hinge(o, torch.tensor([0, 1])).backward()
@@ -44,6 +47,7 @@ def test_zero_gradient_for_samples_beyond_the_margin():
     assert o.grad[1, 2] == 0
 
 
+@pytest.mark.claim(paper=40, artefact="l2_svm_loss", claim="regulariser = mean(W^2) of the readout only")
 def test_regulariser_is_mean_square_of_the_readout_only():
     model = convzoo.create_model("cnn_svm_mnist").train()
     task = build_task("classification", loss="l2svm", svm_c=0.0)
@@ -62,6 +66,8 @@ def test_regulariser_is_mean_square_of_the_readout_only():
     assert task.loss(out, y).item() == pytest.approx(other.head.fc.weight.pow(2).mean().item(), rel=1e-6)
 
 
+@pytest.mark.claim(paper=40, artefact="l2_svm_loss",
+                   claim="decision: argmax, and the official argmax(sign) quirk")
 def test_decision_rules_argmax_and_official_sign_quirk():
     s = torch.tensor([[-0.9, -0.2, -0.5],   # all negative: official -> class 0, argmax -> 1
                       [0.3, 2.0, -1.0],     # two positive: official ties -> first positive (0), argmax -> 1
@@ -76,6 +82,8 @@ def test_decision_rules_argmax_and_official_sign_quirk():
         build_task("classification", loss="l2svm", decision="vote")
 
 
+@pytest.mark.claim(paper=40, artefact="l2_svm_loss",
+                   claim="frozen features: same decisions as sklearn LinearSVC(squared_hinge)")
 def test_frozen_features_svm_head_agrees_with_linear_svc():
     """Readout trained with our loss on frozen CNN features == LinearSVC(squared hinge, one-vs-rest).
 
@@ -127,6 +135,8 @@ def test_frozen_features_svm_head_agrees_with_linear_svc():
     assert np.abs(w - svc.coef_).max() <= 1e-2 * np.abs(svc.coef_).max()  # the same optimum
 
 
+@pytest.mark.claim(paper=40, artefact="cnn_svm_mnist",
+                   claim="3,274,634 parameters and the paper's truncated-normal init")
 def test_cnn_svm_params_and_init():
     model = convzoo.create_model("cnn_svm_mnist")
     assert count_params(model) == 3_274_634
@@ -140,6 +150,7 @@ def test_cnn_svm_params_and_init():
     assert model.get_classifier() is model.head.fc and model.num_features == 1024
 
 
+@pytest.mark.claim(paper=40, artefact="cnn_svm_mnist", claim="28x28 input; other sizes are a one-line error")
 def test_cnn_svm_shapes_and_wrong_size():
     model = convzoo.create_model("cnn_svm_mnist").eval()
     x = torch.randn(2, 1, 28, 28)
@@ -156,6 +167,7 @@ def _digits_tensors(split: str):
     return torch.stack([ds[i][0] for i in range(len(ds))]), torch.tensor([ds[i][1] for i in range(len(ds))])
 
 
+@pytest.mark.claim(paper=40, artefact="cnn_svm_mnist", claim="trains with the L2-SVM task on digits to > 90%")
 @pytest.mark.slow  # 3 epochs of the 3.3M-parameter net: ~30-50 s on the shared 2-core machine
 def test_l2svm_task_trains_cnn_on_digits():
     """Paper 40's CNN-SVM (Adam 1e-3, C = 1, dropout 0.5) learns real digits: > 90% test accuracy."""
@@ -180,6 +192,7 @@ def test_l2svm_task_trains_cnn_on_digits():
     assert (pred == yte).float().mean() > 0.90
 
 
+@pytest.mark.claim(paper=40, artefact="cnn_svm_digits", claim="recipes validate")
 @pytest.mark.parametrize("name", ["cnn_svm_digits", "cnn_softmax_digits", "cnn_svm_mnist_paper"])
 def test_recipes_load(name):
     from convzoo.engine import load_recipe

@@ -73,7 +73,7 @@ def _random_layer(dims: int, version: str, seed: int = 0, size: int = 7, **kwarg
 
 def _package_layer(ours, dims: int, version: str):
     """The reference package's layer with our parameters copied (positions/widths axes converted)."""
-    modules = pytest.importorskip("DCLS.construct.modules")
+    from DCLS.construct import modules
     logging.disable(logging.WARNING)  # the package logs that its CUDA fast path is off
     try:
         cls = {1: modules.Dcls1d, 2: modules.Dcls2d, 3: modules.Dcls3d}[dims]
@@ -95,6 +95,10 @@ def _package_layer(ours, dims: int, version: str):
 
 # --- the layers against the reference package ----------------------------------------------------------
 
+@pytest.mark.claim(paper=39, artefact="Dcls2d",
+                   claim="output, constructed kernel and all gradients equal the dcls 0.1.1 package (1D/2D/3D, bilinear/v1/gauss/max, float64, axes converted)")
+@pytest.mark.claim(paper=39, artefact="dcls_construct_kernel",
+                   claim="bilinear (v0), v1, max and gauss constructions equal the package's ConstructKernel1d/2d/3d")
 @pytest.mark.parity
 @pytest.mark.parametrize("dims", [1, 2, 3])
 @pytest.mark.parametrize("version", VERSIONS)
@@ -121,10 +125,12 @@ def test_parity_with_dcls_package(version, dims):
         torch.testing.assert_close(mine.grad, theirs, atol=1e-10, rtol=1e-10)
 
 
+@pytest.mark.claim(paper=39, artefact="dcls_construct_kernel",
+                   claim="the package's v0 and v1 read P[0] as rows and columns respectively; ours as rows")
 @pytest.mark.parity
 def test_package_axis_conventions_differ_by_version():
     """The trap of the sheet: the package's v0 reads P[0] as rows, its v1/gauss as columns."""
-    modules = pytest.importorskip("DCLS.construct.modules")
+    from DCLS.construct import modules
     logging.disable(logging.WARNING)
     try:
         kernels = {}
@@ -147,6 +153,8 @@ def test_package_axis_conventions_differ_by_version():
 
 # --- properties of the construction ---------------------------------------------------------------------
 
+@pytest.mark.claim(paper=39, artefact="Dcls2d",
+                   claim="integer positions give an exact sparse kernel; Dcls == F.conv1d/2d/3d with it")
 @pytest.mark.parametrize("dims", [1, 2, 3])
 def test_integer_positions_give_exact_sparse_kernel(dims):
     """Integer positions: the bilinear kernel is the weights scattered on the grid; Dcls == F.convNd with it."""
@@ -169,6 +177,8 @@ def test_integer_positions_give_exact_sparse_kernel(dims):
     assert torch.equal(layer(x), conv(x, sparse, layer.bias, stride=2, padding=size // 2))
 
 
+@pytest.mark.claim(paper=39, artefact="Dcls2d",
+                   claim="gradient w.r.t. positions passes gradcheck (float64, non-integer positions)")
 @pytest.mark.parametrize("version", VERSIONS)
 def test_gradcheck_positions(version):
     """d output / d (P, weight, SIG) by finite differences in float64 at non-integer positions."""
@@ -191,6 +201,8 @@ def test_gradcheck_positions(version):
     assert torch.autograd.gradcheck(lambda P: layer(x, P), (inputs[0],), eps=1e-6, atol=1e-7)
 
 
+@pytest.mark.claim(paper=39, artefact="dcls_construct_kernel",
+                   claim="normalised versions (v1/max/gauss) sum to the weights; bilinear keeps the mass inside the window")
 @pytest.mark.parametrize("version", ["v1", "gauss", "max", "bilinear"])
 def test_kernel_sums_to_weights(version):
     """Normalised versions (and bilinear inside the window): each element's spread sums to its weight."""
@@ -210,6 +222,8 @@ def test_kernel_sums_to_weights(version):
         assert unnormalised < 0.97 * (2 * torch.pi) ** 0.5 * 1.07
 
 
+@pytest.mark.claim(paper=39, artefact="Dcls2d",
+                   claim="positions init N(0, 0.5) clamped; clamp_parameters / post_optimizer_step keep them in the window")
 def test_clamp_keeps_positions_in_window():
     layer = Dcls2d(2, 2, 8, dilated_kernel_size=(7, 8), padding=3)
     with torch.no_grad():
@@ -230,6 +244,8 @@ def test_clamp_keeps_positions_in_window():
     assert all(b.conv_dw.P is None for b in stage.blocks)
 
 
+@pytest.mark.claim(paper=39, artefact="Dcls2d",
+                   claim="positions init N(0, 0.5) clamped; clamp_parameters / post_optimizer_step keep them in the window")
 def test_init_positions_and_shapes():
     torch.manual_seed(0)
     layer = Dcls2d(96, 96, kernel_count=34, dilated_kernel_size=17, padding=8, groups=96, version="gauss")
@@ -261,6 +277,8 @@ def test_bad_arguments():
 
 # --- repulsion loss and optimizer groups --------------------------------------------------------------
 
+@pytest.mark.claim(paper=39, artefact="dcls_training",
+                   claim="repulsion loss: positive for elements closer than 1 pixel, zero at >= 1, mean over pairs / channels / layers")
 def test_repulsion_loss_hand_made_positions():
     def pos(*points):  # (n=2, O=1, I=1, Kc)
         return torch.tensor(points, dtype=torch.float64).T.reshape(2, 1, 1, len(points))
@@ -280,6 +298,8 @@ def test_repulsion_loss_hand_made_positions():
     assert p.grad[0, 0, 0, 0] > 0 and p.grad[0, 0, 0, 1] < 0  # descent moves x0 left, x1 right
 
 
+@pytest.mark.claim(paper=39, artefact="dcls_training",
+                   claim="model.regularization_loss = rep^2 from epoch 21 (official: epoch > 20), None before")
 def test_regularization_loss_schedule():
     model = convzoo.create_model("convnext_dcls_tiny", depths=(1, 1, 1, 1), dims=(8, 8, 16, 16), num_classes=3)
     positions = position_parameters(model)
@@ -296,6 +316,8 @@ def test_regularization_loss_schedule():
     assert _meta("convnext_tiny").regularization_loss(99) is None  # no positions
 
 
+@pytest.mark.claim(paper=39, artefact="dcls_training",
+                   claim="positions in their own group with lr x5 and no weight decay (helper and recipe globs agree)")
 def test_position_param_groups():
     from convzoo.engine import load_recipe
     from convzoo.engine.optim import param_groups
@@ -319,11 +341,22 @@ def test_position_param_groups():
 
 # --- ConvNeXt / ConvNeXt-dcls --------------------------------------------------------------------------
 
+@pytest.mark.claim(paper=39, artefact="convnext_dcls_tiny",
+                   claim="parameter count equals the sheet (iso-parameter with ConvNeXt-T through per-stage shared positions)")
+@pytest.mark.claim(paper=39, artefact="convnext_dcls_small", claim="parameter count equals the sheet")
+@pytest.mark.claim(paper=39, artefact="convnext_dcls_base", claim="parameter count equals the sheet")
+@pytest.mark.claim(paper=39, artefact="convnext_tiny", claim="parameter count equals the sheet (timm)")
+@pytest.mark.claim(paper=39, artefact="convnext_small", claim="parameter count equals the sheet (timm)")
+@pytest.mark.claim(paper=39, artefact="convnext_base", claim="parameter count equals the sheet (timm)")
 @pytest.mark.parametrize("name", list(SHEET))
 def test_params_match_sheet(name):
     assert count_params(_meta(name)) == SHEET[name] == convzoo.get_card(name).params
 
 
+@pytest.mark.claim(paper=39, artefact="convnext_dcls_tiny",
+                   claim="parameter count equals the sheet (iso-parameter with ConvNeXt-T through per-stage shared positions)")
+@pytest.mark.claim(paper=39, artefact="convnext_dcls_small", claim="parameter count equals the sheet")
+@pytest.mark.claim(paper=39, artefact="convnext_dcls_base", claim="parameter count equals the sheet")
 @pytest.mark.parametrize("size", ["tiny", "small", "base"])
 def test_iso_parameters_through_shared_positions(size):
     cfg = CONVNEXT_CFGS[f"convnext_dcls_{size}"]
@@ -335,6 +368,8 @@ def test_iso_parameters_through_shared_positions(size):
     assert per_block - SHEET[f"convnext_dcls_{size}"] == sum((d - 1) * 2 * c * kc for c, d in zip(dims, depths))
 
 
+@pytest.mark.claim(paper=39, artefact="convnext_dcls_tiny",
+                   claim="parameter count equals the sheet (iso-parameter with ConvNeXt-T through per-stage shared positions)")
 def test_shared_positions_equal_per_block_copies():
     """Sharing = one tensor used by every block; its gradient is the sum of the blocks' gradients."""
     torch.manual_seed(0)
@@ -358,9 +393,11 @@ def test_shared_positions_equal_per_block_copies():
         torch.testing.assert_close(stage.P.grad, summed, atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.claim(paper=39, artefact="convnext_tiny",
+                   claim="numerical parity with timm convnext_tiny, copied weights, logits and features")
 @pytest.mark.parity
 def test_convnext_tiny_parity_with_timm():
-    timm = pytest.importorskip("timm")
+    import timm
     torch.manual_seed(0)
     ref = timm.create_model("convnext_tiny").eval()
     with torch.no_grad():
@@ -379,13 +416,15 @@ def test_convnext_tiny_parity_with_timm():
         assert (f - r).abs().max().item() <= 1e-5
 
 
+@pytest.mark.claim(paper=39, artefact="convnext_dcls_tiny",
+                   claim="a DCLS stage equals blocks built on the package's Dcls2d v0 sharing one P")
 @pytest.mark.parity
 def test_dcls_stage_matches_package_layers():
     """A ConvNeXt-dcls stage equals blocks built on the package's Dcls2d (v0) that share one P."""
     torch.manual_seed(0)
     stage = ConvNeXtStage(16, 24, 3, True, [0.0] * 3, 0.3, 7,
                           {"kernel_count": 10, "dilated_kernel_size": 17, "version": "bilinear", "shared": True}).eval()
-    modules = pytest.importorskip("DCLS.construct.modules")
+    from DCLS.construct import modules
     logging.disable(logging.WARNING)
     try:
         convs = [modules.Dcls2d(24, 24, 10, dilated_kernel_size=17, padding=8, groups=24, version="v0",
@@ -430,6 +469,10 @@ def _official_keys(cfg: dict) -> dict[str, tuple[int, ...]]:
     return keys
 
 
+@pytest.mark.claim(paper=39, artefact="convnext_dcls_tiny",
+                   claim="official ConvNeXt-dcls checkpoint keys map onto the model")
+@pytest.mark.claim(paper=39, artefact="convnext_tiny",
+                   claim="official ConvNeXt checkpoint keys map onto the model")
 @pytest.mark.parametrize("name", ["convnext_dcls_tiny", "convnext_tiny"])
 def test_official_checkpoint_keys(name):
     """Full-size key sets: the official names map one-to-one (P once per stage) onto ours."""
@@ -443,6 +486,10 @@ def test_official_checkpoint_keys(name):
     assert len(official) - len(remapped) == (sum(CONVNEXT_CFGS[name]["depths"]) - 4 if "dcls" in name else 0)
 
 
+@pytest.mark.claim(paper=39, artefact="convnext_dcls_tiny",
+                   claim="official ConvNeXt-dcls checkpoint keys map onto the model")
+@pytest.mark.claim(paper=39, artefact="convnext_tiny",
+                   claim="official ConvNeXt checkpoint keys map onto the model")
 @pytest.mark.parametrize("name", ["convnext_dcls_tiny", "convnext_tiny"])
 def test_remap_official_checkpoint_loads(name):
     torch.manual_seed(0)
@@ -468,6 +515,12 @@ def test_remap_official_checkpoint_loads(name):
 
 # --- recipes and the engine hooks ------------------------------------------------------------------------
 
+@pytest.mark.claim(paper=39, artefact="dcls_training",
+                   claim="positions in their own group with lr x5 and no weight decay (helper and recipe globs agree)")
+@pytest.mark.claim(paper=39, artefact="convnext_dcls_digits",
+                   claim="recipes validate and every parameter-group glob selects parameters")
+@pytest.mark.claim(paper=39, artefact="convnext_dcls_tiny_imagenet_paper",
+                   claim="the paper's recipe validates (AdamW 4e-3, wd 0.05, batch 4096, 300 epochs, 20 warm-up, EMA, positions x5 / no WD)")
 @pytest.mark.parametrize("name", ["convnext_dcls_digits", "convnext_dcls_tiny_imagenet_paper"])
 def test_recipes_load(name):
     from convzoo.engine import load_recipe
@@ -485,6 +538,8 @@ def test_recipes_load(name):
         assert r["model"]["kwargs"]["repulsion_start_epoch"] == 21
 
 
+@pytest.mark.claim(paper=39, artefact="dcls_training",
+                   claim="the engine clamps positions after every step and adds the repulsion term")
 @pytest.mark.slow
 def test_engine_calls_clamp_and_repulsion_hooks(tmp_path):
     """One short engine run: positions pushed far out by a huge lr end inside the window (clamped after

@@ -47,6 +47,8 @@ def _meta(fn, *args, **kwargs):
 
 # --- Eq. 12: adaptive kernel size ------------------------------------------------------------------
 
+@pytest.mark.claim(paper=43, artefact="ECA",
+                   claim="adaptive kernel psi(C): 64->3, 128->5 (even rounds up), ..., 2048->7")
 @pytest.mark.parametrize("channels, k", [(64, 3), (128, 5), (256, 5), (512, 5), (1024, 5), (2048, 7)])
 def test_psi_table(channels, k):
     # (log2 C + 1) / 2 = 3.5, 4 (even: rounded up to 5, issue #12), 4.5, 5, 5.5, 6 (even -> 7)
@@ -54,6 +56,8 @@ def test_psi_table(channels, k):
     assert ECA(channels).k_size == k and ECA(channels).conv.weight.shape == (1, 1, k)
 
 
+@pytest.mark.claim(paper=43, artefact="ECA",
+                   claim="adaptive kernel psi(C): 64->3, 128->5 (even rounds up), ..., 2048->7")
 def test_psi_is_odd_and_monotone():
     ks = [eca_kernel_size(c) for c in range(1, 5000)]
     assert all(k % 2 == 1 for k in ks)
@@ -81,6 +85,7 @@ def _reference_eca(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return x * gate.reshape(*gate.shape, *([1] * (x.dim() - 2)))
 
 
+@pytest.mark.claim(paper=43, artefact="ECA", claim="equals an explicit pad+unfold reference in 1D/2D/3D")
 @pytest.mark.parametrize("k", [1, 3, 5, 7])
 @pytest.mark.parametrize("shape", [(2, 16, 9), (2, 24, 5, 7), (2, 8, 3, 4, 5)], ids=["1d", "2d", "3d"])
 def test_eca_matches_explicit_reference(k, shape):
@@ -93,10 +98,11 @@ def test_eca_matches_explicit_reference(k, shape):
     torch.testing.assert_close(out, _reference_eca(x, layer.conv.weight.detach()), atol=1e-6, rtol=1e-6)
 
 
+@pytest.mark.claim(paper=43, artefact="ECA", claim="equals timm.layers.EcaModule (<= 1e-6)")
 @pytest.mark.parity
 @pytest.mark.parametrize("k", [3, 5, 7])
 def test_eca_matches_timm(k):
-    timm_layers = pytest.importorskip("timm.layers")
+    from timm import layers as timm_layers
     torch.manual_seed(0)
     ours = ECA(k_size=k)
     ref = timm_layers.EcaModule(kernel_size=k)
@@ -109,6 +115,17 @@ def test_eca_matches_timm(k):
 
 # --- parameter counts ---------------------------------------------------------------------------
 
+@pytest.mark.claim(paper=43, artefact="eca_resnet18",
+                   claim="parameter count and delta vs torchvision equal the released model's")
+@pytest.mark.claim(paper=43, artefact="eca_resnet34",
+                   claim="parameter count and delta vs torchvision equal the released model's")
+@pytest.mark.claim(paper=43, artefact="eca_resnet50",
+                   claim="parameter count and delta vs torchvision equal the released model's")
+@pytest.mark.claim(paper=43, artefact="eca_resnet101",
+                   claim="parameter count and delta vs torchvision equal the released model's")
+@pytest.mark.claim(paper=43, artefact="eca_resnet152",
+                   claim="parameter count and delta vs torchvision equal the released model's")
+@pytest.mark.claim(paper=43, artefact="eca_mobilenetv2", claim="3,504,903 parameters (+31 vs torchvision)")
 @pytest.mark.parametrize("name", list(SHEET))
 def test_params_and_delta_vs_torchvision(name):
     params, delta, _ = SHEET[name]
@@ -120,6 +137,8 @@ def test_params_and_delta_vs_torchvision(name):
     assert sum(m.k_size for m in model.modules() if isinstance(m, ECA)) == delta
 
 
+@pytest.mark.claim(paper=43, artefact="eca_resnet50",
+                   claim="numerical parity with timm's ECA ResNet-50 construction, copied weights (max abs diff <= 1e-5)")
 def test_resnet50_adds_80_parameters():
     # abstract: "+80 parameters" = 3*3 + 4*5 + 6*5 + 3*7 with the released k = 3,5,5,7
     model = _meta(convzoo.create_model, "eca_resnet50")
@@ -128,6 +147,11 @@ def test_resnet50_adds_80_parameters():
     assert sum(map(sum, ks)) == 80
 
 
+@pytest.mark.claim(paper=43, artefact="eca_resnet18", claim="the paper's count in units of 2^20")
+@pytest.mark.claim(paper=43, artefact="eca_resnet34", claim="the paper's count in units of 2^20")
+@pytest.mark.claim(paper=43, artefact="eca_resnet50", claim="the paper's count in units of 2^20")
+@pytest.mark.claim(paper=43, artefact="eca_resnet101", claim="the paper's count in units of 2^20")
+@pytest.mark.claim(paper=43, artefact="eca_resnet152", claim="the paper's count in units of 2^20")
 @pytest.mark.parametrize("name", list(SHEET))
 def test_paper_units_are_2_to_the_20(name):
     # the paper's "M" is 2^20 (maintainer, issue #35): ResNet-50 25,557,032 / 2^20 = 24.37
@@ -141,6 +165,8 @@ def test_paper_units_are_2_to_the_20(name):
     assert round(count_params(_meta(torchvision.models.resnet50)) / 2 ** 20, 2) == 24.37
 
 
+@pytest.mark.claim(paper=43, artefact="eca_resnet50",
+                   claim="numerical parity with timm's ECA ResNet-50 construction, copied weights (max abs diff <= 1e-5)")
 def test_adaptive_k_tables():
     model = _meta(convzoo.create_model, "eca_resnet50", k_size="adaptive")
     assert [getattr(model, f"layer{i}")[0].eca.k_size for i in range(1, 5)] == [5, 5, 5, 7]  # psi(256..2048)
@@ -155,6 +181,7 @@ def test_adaptive_k_tables():
             convzoo.create_model("eca_resnet18", k_size=bad)
 
 
+@pytest.mark.claim(paper=43, artefact="eca_mobilenetv2", claim="k = 1 below 96 channels else 3; dropout 0.25")
 def test_mobilenetv2_kernel_rule():
     model = _meta(convzoo.create_model, "eca_mobilenetv2")
     rule = [(m.k_size, m.conv.weight.shape[-1]) for m in model.modules() if isinstance(m, ECA)]
@@ -165,9 +192,11 @@ def test_mobilenetv2_kernel_rule():
 
 # --- numerical parity with timm's ECA-ResNet-50 ------------------------------------------------------
 
+@pytest.mark.claim(paper=43, artefact="eca_resnet50",
+                   claim="numerical parity with timm's ECA ResNet-50 construction, copied weights (max abs diff <= 1e-5)")
 @pytest.mark.parity
 def test_eca_resnet50_parity_with_timm():
-    timm_resnet = pytest.importorskip("timm.models.resnet")
+    from timm.models import resnet as timm_resnet
     torch.manual_seed(0)
     ref = timm_resnet.ResNet(block=timm_resnet.Bottleneck, layers=[3, 4, 6, 3],
                              block_args=dict(attn_layer="eca")).eval()
@@ -186,6 +215,12 @@ def test_eca_resnet50_parity_with_timm():
 
 # --- checkpoint layout ---------------------------------------------------------------------------
 
+@pytest.mark.claim(paper=43, artefact="eca_resnet18",
+                   claim="official state-dict layout (layerX.Y.eca.conv.weight)")
+@pytest.mark.claim(paper=43, artefact="eca_resnet50",
+                   claim="official state-dict layout (layerX.Y.eca.conv.weight)")
+@pytest.mark.claim(paper=43, artefact="eca_resnet152",
+                   claim="official state-dict layout (layerX.Y.eca.conv.weight)")
 @pytest.mark.parametrize("name", ["eca_resnet18", "eca_resnet50", "eca_resnet152"])
 def test_official_state_dict_layout(name):
     """Official eca_resnet.py = torchvision keys + ``layerX.Y.eca.conv.weight`` of shape (1, 1, k)."""
@@ -249,6 +284,8 @@ def test_zero_init_last_option():
     assert official.layer1[0].bn2.weight.min() == 1
 
 
+@pytest.mark.claim(paper=43, artefact="eca_resnet50_imagenet_paper",
+                   claim="a short training on digits lowers the loss")
 def test_tiny_training_on_digits_lowers_loss():
     """A few SGD steps (paper recipe: momentum 0.9, wd 1e-4) on real bundled digits lower the loss."""
     from convzoo.data.registry import build_dataset

@@ -48,6 +48,8 @@ def _randomise(layer: ELA, seed: int = 0) -> ELA:
 
 # --- the module and its sizes ---------------------------------------------------------------------
 
+@pytest.mark.claim(paper=10, artefact="ELA",
+                   claim="ELA-T/B/S/L parameter cost 7C / 9C / 42C / 58C with the table's k, groups, GN groups")
 @pytest.mark.parametrize("variant", ["T", "B", "S", "L"])
 @pytest.mark.parametrize("channels", [64, 256])
 def test_variant_table_and_param_cost(variant, channels):
@@ -58,6 +60,8 @@ def test_variant_table_and_param_cost(variant, channels):
     assert count_params(layer) == per_channel * channels == ela_param_count(channels, variant)
 
 
+@pytest.mark.claim(paper=10, artefact="ELA",
+                   claim="equals an explicit reference (strip pooling, shared 1D conv, GroupNorm, sigmoid) for H != W")
 @pytest.mark.parametrize("variant", ["T", "B", "S", "L"])
 def test_matches_explicit_reference(variant):
     """Eq.-level reference on an H != W map: pool, grouped conv by windows, GroupNorm, sigmoid, products."""
@@ -87,6 +91,7 @@ def test_matches_explicit_reference(variant):
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.claim(paper=10, artefact="ELA", claim="one conv and one GroupNorm shared by both directions")
 @pytest.mark.parametrize("variant", ["B", "S"])
 def test_conv_and_norm_are_shared_between_directions(variant):
     layer = _randomise(ELA.from_variant(32, variant))
@@ -101,6 +106,8 @@ def test_conv_and_norm_are_shared_between_directions(variant):
         torch.testing.assert_close(layer(x.transpose(2, 3)), layer(x).transpose(2, 3), atol=1e-6, rtol=1e-6)
 
 
+@pytest.mark.claim(paper=10, artefact="ELA",
+                   claim="a channel count that does not fit the groups is one clear line")
 @pytest.mark.parametrize("channels, variant, needs", [(24, "B", "16"), (48, "T", "32"), (20, "S", "8"),
                                                       (56, "L", "16"), (0, "B", "16")])
 def test_bad_channels_is_one_clear_line(channels, variant, needs):
@@ -110,6 +117,8 @@ def test_bad_channels_is_one_clear_line(channels, variant, needs):
     assert "\n" not in msg and f"ELA-{variant}" in msg and f"got {channels} channels" in msg and needs in msg
 
 
+@pytest.mark.claim(paper=10, artefact="ELA",
+                   claim="a channel count that does not fit the groups is one clear line")
 def test_bad_arguments():
     with pytest.raises(ConvzooError, match="unknown ELA variant"):
         ELA.from_variant(64, "M")
@@ -124,6 +133,12 @@ def test_bad_arguments():
 
 # --- the networks ---------------------------------------------------------------------------------
 
+@pytest.mark.claim(paper=10, artefact="ela_resnet18",
+                   claim="parameters = torchvision's network + the ELA modules")
+@pytest.mark.claim(paper=10, artefact="ela_resnet50",
+                   claim="parameters = torchvision's network + the ELA modules")
+@pytest.mark.claim(paper=10, artefact="ela_mobilenetv2",
+                   claim="parameters = torchvision's MobileNetV2 + ELA-S on the expanded channels")
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_model_params(name):
     tv_name, channels, default = MODELS[name]
@@ -141,6 +156,10 @@ def test_resnet50_every_variant(variant):
     assert count_params(model) - 25_557_032 == TABLE[variant][3] * sum(R50_CH)
 
 
+@pytest.mark.claim(paper=10, artefact="ela_resnet18", claim="torchvision weights load; only ELA keys are new")
+@pytest.mark.claim(paper=10, artefact="ela_resnet50", claim="torchvision weights load; only ELA keys are new")
+@pytest.mark.claim(paper=10, artefact="ela_mobilenetv2",
+                   claim="torchvision weights load; only ELA keys are new")
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_torchvision_weights_load(name):
     tv_name, channels, _ = MODELS[name]

@@ -23,6 +23,8 @@ PARAMS = {"espcn_x2": (2, 21_284), "espcn_x3": (3, 22_729), "espcn_x4": (4, 24_7
 
 
 # --- the layer (Sec. 2.2, Eq. 4) -------------------------------------------------------------------
+@pytest.mark.claim(paper=41, artefact="SubPixelConv2d",
+                   claim="sub-pixel conv equals a stride-r transposed conv with rearranged weights (1e-6)")
 @pytest.mark.parametrize("scale,k", [(2, 3), (3, 3), (4, 3), (3, 5), (2, 1)])
 def test_subpixel_equals_strided_transposed_conv(scale, k):
     """PS(conv_{r^2 C}(x)) equals a stride-r transposed conv with the rearranged (r k)-wide kernel."""
@@ -35,6 +37,8 @@ def test_subpixel_equals_strided_transposed_conv(scale, k):
     torch.testing.assert_close(layer(x), deconv(x) + bias_map, atol=1e-6, rtol=0)
 
 
+@pytest.mark.claim(paper=41, artefact="SubPixelConv2d",
+                   claim="sub-pixel conv equals a stride-r transposed conv with rearranged weights (1e-6)")
 def test_subpixel_transposed_weights_built_independently():
     """The same identity with the transposed kernel written out loop by loop (not via the helper)."""
     torch.manual_seed(0)
@@ -52,6 +56,7 @@ def test_subpixel_transposed_weights_built_independently():
     torch.testing.assert_close(layer(x), ref, atol=1e-6, rtol=0)
 
 
+@pytest.mark.claim(paper=41, artefact="SubPixelConv2d", claim="PixelUnshuffle inverts PixelShuffle")
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_pixel_unshuffle_inverts_shuffle(scale):
     x = torch.randn(2, 3 * scale**2, 5, 6)
@@ -71,6 +76,12 @@ def test_icnr_starts_as_nearest_upsampling():
 
 
 # --- the model (Sec. 3.1) --------------------------------------------------------------------------
+@pytest.mark.claim(paper=41, artefact="espcn_x2",
+                   claim="parameter count and MACs of the paper's 3-layer tanh net")
+@pytest.mark.claim(paper=41, artefact="espcn_x3",
+                   claim="parameter count and MACs of the paper's 3-layer tanh net")
+@pytest.mark.claim(paper=41, artefact="espcn_x4",
+                   claim="parameter count and MACs of the paper's 3-layer tanh net")
 @pytest.mark.parametrize("name", sorted(PARAMS))
 def test_espcn_params_and_shape(name):
     scale, params = PARAMS[name]
@@ -104,6 +115,8 @@ def _psnr_by_hand(pred, hr, b):
     return float(10 * torch.log10(1.0 / ((pred - hr) ** 2).mean()))
 
 
+@pytest.mark.claim(paper=41, artefact="super_resolution",
+                   claim="PSNR on Y with an r-pixel border crop, averaged per image")
 def test_psnr_crops_border_and_averages_per_image():
     from types import SimpleNamespace
 
@@ -159,6 +172,8 @@ class _BicubicY(torch.nn.Module):
         return bicubic_upscale(x, self.scale) + self.dummy
 
 
+@pytest.mark.claim(paper=41, artefact="super_resolution",
+                   claim="ESPCN on Y, bicubic on CbCr for colour photos")
 def test_upscale_image_y_network_bicubic_chroma():
     """RGB photo -> Y through the network, Cb/Cr bicubic (Sec. 3.1); a grey photo stays grey."""
     rgb = (np.random.default_rng(0).random((12, 10, 3)) * 155 + 50).astype(np.uint8)
@@ -176,6 +191,8 @@ def test_upscale_image_y_network_bicubic_chroma():
     assert np.array_equal(preds[0]["image"], upscale_image(model, rgb)) and preds[0]["scale"] == 2
 
 
+@pytest.mark.claim(paper=41, artefact="super_resolution",
+                   claim="per-photo table and before/bicubic/after picture")
 def test_pictures_and_report(tmp_path):
     model = convzoo.create_model("espcn_x3")
     ds = build_dataset("photos", "val", scale=3)
@@ -202,11 +219,17 @@ def _gain(name, photos, degradation="gaussian"):
     return float(np.mean([r["psnr"] - r["psnr_bicubic"] for r in rows])), rows
 
 
+@pytest.mark.claim(paper=41, artefact="espcn_x3",
+                   claim="shipped weights beat bicubic PSNR on the held-out photos by >= 0.5 dB")
 def test_shipped_x3_beats_bicubic_by_half_a_db():
     gain, rows = _gain("espcn_x3", ["astronaut", "camera", "chelsea", "coffee", "rocket"])
     assert gain >= 0.5, rows
 
 
+@pytest.mark.claim(paper=41, artefact="espcn_x2",
+                   claim="shipped weights beat bicubic PSNR on the held-out photos")
+@pytest.mark.claim(paper=41, artefact="espcn_x4",
+                   claim="shipped weights beat bicubic PSNR on the held-out photos")
 @pytest.mark.parametrize("name", ["espcn_x2", "espcn_x4"])
 def test_shipped_x2_x4_beat_bicubic(name):
     gain, rows = _gain(name, ["astronaut", "coffee"])

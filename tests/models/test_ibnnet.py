@@ -49,6 +49,8 @@ def _randomise_norms(model: nn.Module, seed: int = 3) -> nn.Module:
 
 # --- the IBN layer -------------------------------------------------------------------------------------
 
+@pytest.mark.claim(paper=37, artefact="IBN",
+                   claim="IN on the first int(C*ratio) channels, BN on the rest; the parameters of one BN")
 @pytest.mark.parametrize("planes,ratio,half", [(64, 0.5, 32), (7, 0.5, 3), (100, 0.4, 40)])
 def test_ibn_equals_instance_norm_on_first_channels_batch_norm_on_rest(planes, ratio, half):
     layer = _randomise_norms(IBN(planes, ratio))
@@ -63,6 +65,8 @@ def test_ibn_equals_instance_norm_on_first_channels_batch_norm_on_rest(planes, r
         torch.testing.assert_close(layer(x), torch.cat((ref_in, ref_bn), 1), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.claim(paper=37, artefact="densenet121_ibn_a",
+                   claim="numerical parity with torchvision densenet121 with the same layers replaced; official keys via remap_state_dict")
 def test_ibn_in_last_order_of_the_official_densenet():
     layer = _randomise_norms(IBN(10, 0.4, in_first=False)).eval()  # BN on int(10 * 0.6) = 6, IN on 4
     assert layer.BN.num_features == 6 and layer.IN.num_features == 4
@@ -73,6 +77,7 @@ def test_ibn_in_last_order_of_the_official_densenet():
     torch.testing.assert_close(layer(x), torch.cat((ref_bn, ref_in), 1), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.claim(paper=37, artefact="IBN", claim="a ratio that leaves one side empty is a clear error")
 def test_ibn_rejects_a_ratio_that_leaves_no_channel_to_one_side():
     with pytest.raises(ConvzooError, match="instance-normalised channels"):
         IBN(1, 0.5)
@@ -80,6 +85,8 @@ def test_ibn_rejects_a_ratio_that_leaves_no_channel_to_one_side():
         IBN(8, 1.0)
 
 
+@pytest.mark.claim(paper=37, artefact="IBN",
+                   claim="the IN half is invariant to per-channel affine appearance changes, the BN half is not (Sec. 3.1)")
 def test_instance_norm_half_is_invariant_to_appearance_batch_norm_half_is_not():
     """Sec. 3.1: IN removes per-channel contrast / brightness (x -> a x + b per image and channel)."""
     layer = _randomise_norms(IBN(16)).eval()
@@ -97,6 +104,10 @@ def _blocks(model):
     return [(s, i, blk) for s in range(4) for i, blk in enumerate(getattr(model, f"layer{s + 1}"))]
 
 
+@pytest.mark.claim(paper=37, artefact="resnet18_ibn_a", claim="IBN placement as the official code")
+@pytest.mark.claim(paper=37, artefact="resnet50_ibn_a", claim="IBN placement as the official code")
+@pytest.mark.claim(paper=37, artefact="resnext50_ibn_a", claim="IBN placement as the official code")
+@pytest.mark.claim(paper=37, artefact="se_resnet50_ibn_a", claim="IBN placement as the official code")
 @pytest.mark.parametrize("name", ["resnet18_ibn_a", "resnet50_ibn_a", "resnext50_ibn_a", "se_resnet50_ibn_a"])
 def test_ibn_a_in_first_norm_of_every_block_of_layer1_to_3(name):
     model = _meta(name)
@@ -109,6 +120,9 @@ def test_ibn_a_in_first_norm_of_every_block_of_layer1_to_3(name):
         assert model.layer1[0].bn1.planes == 128 and model.layer1[0].conv2.groups == 32
 
 
+@pytest.mark.claim(paper=37, artefact="resnet18_ibn_b", claim="IBN placement as the official code")
+@pytest.mark.claim(paper=37, artefact="resnet50_ibn_b", claim="IBN placement as the official code")
+@pytest.mark.claim(paper=37, artefact="resnet101_ibn_b", claim="IBN placement as the official code")
 @pytest.mark.parametrize("name", ["resnet18_ibn_b", "resnet50_ibn_b", "resnet101_ibn_b"])
 def test_ibn_b_instance_norm_in_stem_and_after_last_block_of_layer1_and_2(name):
     model = _meta(name)
@@ -134,11 +148,47 @@ SHEET = {name: cfg[1] for name, cfg in IBN_CFGS.items()}  # fact sheet G1a "Pape
 assert SHEET["resnet50_ibn_b"] == 25_558_568 and SHEET["se_resnet101_ibn_a"] == 49_292_328
 
 
+@pytest.mark.claim(paper=37, artefact="resnet18_ibn_a",
+                   claim="parameter count equals the sheet (official code)")
+@pytest.mark.claim(paper=37, artefact="resnet34_ibn_a",
+                   claim="parameter count equals the sheet (official code)")
+@pytest.mark.claim(paper=37, artefact="resnet50_ibn_a",
+                   claim="parameter count equals the sheet (official code)")
+@pytest.mark.claim(paper=37, artefact="resnet101_ibn_a",
+                   claim="parameter count equals the sheet (official code)")
+@pytest.mark.claim(paper=37, artefact="resnet152_ibn_a",
+                   claim="parameter count equals the sheet (official code)")
+@pytest.mark.claim(paper=37, artefact="resnet18_ibn_b",
+                   claim="parameter count equals the sheet (official code)")
+@pytest.mark.claim(paper=37, artefact="resnet34_ibn_b",
+                   claim="parameter count equals the sheet (official code)")
+@pytest.mark.claim(paper=37, artefact="resnet50_ibn_b",
+                   claim="parameter count equals the sheet (official code)")
+@pytest.mark.claim(paper=37, artefact="resnet101_ibn_b",
+                   claim="parameter count equals the sheet (official code)")
+@pytest.mark.claim(paper=37, artefact="resnet152_ibn_b",
+                   claim="parameter count equals the sheet (official code)")
+@pytest.mark.claim(paper=37, artefact="resnext50_ibn_a",
+                   claim="parameter count equals the sheet (official code)")
+@pytest.mark.claim(paper=37, artefact="resnext101_ibn_a",
+                   claim="parameter count equals the sheet (official code)")
+@pytest.mark.claim(paper=37, artefact="se_resnet50_ibn_a",
+                   claim="parameter count equals the sheet (official code)")
+@pytest.mark.claim(paper=37, artefact="se_resnet101_ibn_a",
+                   claim="parameter count equals the sheet (official code)")
+@pytest.mark.claim(paper=37, artefact="densenet121_ibn_a",
+                   claim="parameter count equals the sheet (official code)")
+@pytest.mark.claim(paper=37, artefact="densenet169_ibn_a",
+                   claim="parameter count equals the sheet (official code)")
 @pytest.mark.parametrize("name", sorted(SHEET))
 def test_params_match_sheet(name):
     assert count_params(_meta(name)) == SHEET[name]
 
 
+@pytest.mark.claim(paper=37, artefact="densenet121_ibn_a",
+                   claim="IBN (ratio 0.4, BN part first) in every third layer of dense blocks 1-3; adds 0 params over torchvision")
+@pytest.mark.claim(paper=37, artefact="densenet169_ibn_a",
+                   claim="IBN (ratio 0.4, BN part first) in every third layer of dense blocks 1-3; adds 0 params over torchvision")
 @pytest.mark.parametrize("depth", [121, 169])
 def test_densenet_ibn_a_in_every_third_layer_of_blocks_1_to_3_and_adds_nothing(depth):
     model = _meta(f"densenet{depth}_ibn_a")
@@ -149,6 +199,26 @@ def test_densenet_ibn_a_in_every_third_layer_of_blocks_1_to_3_and_adds_nothing(d
         assert count_params(model) == count_params(getattr(torchvision.models, f"densenet{depth}")())
 
 
+@pytest.mark.claim(paper=37, artefact="resnet18_ibn_a",
+                   claim="IBN-a adds 0 parameters, IBN-b only the IN affines (+384 / +1,536) over torchvision")
+@pytest.mark.claim(paper=37, artefact="resnet34_ibn_a",
+                   claim="IBN-a adds 0 parameters, IBN-b only the IN affines (+384 / +1,536) over torchvision")
+@pytest.mark.claim(paper=37, artefact="resnet50_ibn_a",
+                   claim="IBN-a adds 0 parameters, IBN-b only the IN affines (+384 / +1,536) over torchvision")
+@pytest.mark.claim(paper=37, artefact="resnet101_ibn_a",
+                   claim="IBN-a adds 0 parameters, IBN-b only the IN affines (+384 / +1,536) over torchvision")
+@pytest.mark.claim(paper=37, artefact="resnet152_ibn_a",
+                   claim="IBN-a adds 0 parameters, IBN-b only the IN affines (+384 / +1,536) over torchvision")
+@pytest.mark.claim(paper=37, artefact="resnet18_ibn_b",
+                   claim="IBN-a adds 0 parameters, IBN-b only the IN affines (+384 / +1,536) over torchvision")
+@pytest.mark.claim(paper=37, artefact="resnet34_ibn_b",
+                   claim="IBN-a adds 0 parameters, IBN-b only the IN affines (+384 / +1,536) over torchvision")
+@pytest.mark.claim(paper=37, artefact="resnet50_ibn_b",
+                   claim="IBN-a adds 0 parameters, IBN-b only the IN affines (+384 / +1,536) over torchvision")
+@pytest.mark.claim(paper=37, artefact="resnet101_ibn_b",
+                   claim="IBN-a adds 0 parameters, IBN-b only the IN affines (+384 / +1,536) over torchvision")
+@pytest.mark.claim(paper=37, artefact="resnet152_ibn_b",
+                   claim="IBN-a adds 0 parameters, IBN-b only the IN affines (+384 / +1,536) over torchvision")
 @pytest.mark.parametrize("depth", [18, 34, 50, 101, 152])
 def test_ibn_a_adds_nothing_and_ibn_b_adds_only_instance_norm_affines(depth):
     with torch.device("meta"):
@@ -157,6 +227,7 @@ def test_ibn_a_adds_nothing_and_ibn_b_adds_only_instance_norm_affines(depth):
     assert count_params(_meta(f"resnet{depth}_ibn_b")) - base == (384 if depth < 50 else 1536)
 
 
+@pytest.mark.claim(paper=37, artefact="resnext50_ibn_a", claim="count equals torchvision resnext50_32x4d")
 def test_resnext_ibn_a_equals_torchvision_resnext_count():
     with torch.device("meta"):
         assert count_params(_meta("resnext50_ibn_a")) == count_params(torchvision.models.resnext50_32x4d())
@@ -191,6 +262,14 @@ def _torchvision_with_ibn(arch: str, ibn: str) -> nn.Module:
     return ref
 
 
+@pytest.mark.claim(paper=37, artefact="resnet18_ibn_a",
+                   claim="numerical parity with torchvision with the same layers replaced, official keys (<= 1e-5)")
+@pytest.mark.claim(paper=37, artefact="resnet18_ibn_b",
+                   claim="numerical parity with torchvision with the same layers replaced, official keys (<= 1e-5)")
+@pytest.mark.claim(paper=37, artefact="resnet50_ibn_b",
+                   claim="numerical parity with torchvision with the same layers replaced, official keys (<= 1e-5)")
+@pytest.mark.claim(paper=37, artefact="resnext50_ibn_a",
+                   claim="numerical parity with torchvision with the same layers replaced, official keys (<= 1e-5)")
 @pytest.mark.parity
 @pytest.mark.parametrize("name,arch", [("resnet18_ibn_a", "resnet18"), ("resnet18_ibn_b", "resnet18"),
                                        ("resnet50_ibn_b", "resnet50"), ("resnext50_ibn_a", "resnext50_32x4d")])
@@ -205,6 +284,8 @@ def test_parity_with_torchvision_with_the_same_layers_replaced(name, arch):
     assert (out - expected).abs().max() <= 1e-5 * max(1.0, float(expected.abs().max()))
 
 
+@pytest.mark.claim(paper=37, artefact="densenet121_ibn_a",
+                   claim="numerical parity with torchvision densenet121 with the same layers replaced; official keys via remap_state_dict")
 @pytest.mark.parity
 def test_densenet_parity_with_torchvision_with_the_same_layers_replaced():
     torch.manual_seed(0)
@@ -227,6 +308,9 @@ def test_densenet_parity_with_torchvision_with_the_same_layers_replaced():
 
 # --- keys (official checkpoints load by name) and the SE block ------------------------------------------
 
+@pytest.mark.claim(paper=37, artefact="resnet50_ibn_a", claim="official state-dict key names")
+@pytest.mark.claim(paper=37, artefact="resnet50_ibn_b", claim="official state-dict key names")
+@pytest.mark.claim(paper=37, artefact="se_resnet50_ibn_a", claim="official state-dict key names")
 def test_official_state_dict_keys():
     a = _meta("resnet50_ibn_a").state_dict()
     for k in ("layer1.0.bn1.IN.weight", "layer1.0.bn1.IN.bias", "layer1.0.bn1.BN.running_mean",
@@ -244,6 +328,8 @@ def test_official_state_dict_keys():
     assert not any(k.startswith("layer1.0.se.") and k.endswith("bias") for k in se)
 
 
+@pytest.mark.claim(paper=37, artefact="SqueezeExcite",
+                   claim="bias-free SE of the official SE-ResNet-IBN: sigmoid(W2 relu(W1 GAP(x))) * x")
 def test_squeeze_excite_formula():
     se = SqueezeExcite(32, 16)
     x = torch.randn(2, 32, 5, 5)
@@ -253,6 +339,8 @@ def test_squeeze_excite_formula():
     assert count_params(se) == 2 * 32 * 2
 
 
+@pytest.mark.claim(paper=37, artefact="resnet18_ibn_a",
+                   claim="deploy folds every BN outside the IBN layers, outputs kept")
 def test_deploy_folds_every_batch_norm_outside_ibn():
     model = _randomise_norms(convzoo.create_model("resnet18_ibn_a", num_classes=5)).eval()
     x = torch.randn(2, 3, 64, 64)
@@ -265,6 +353,8 @@ def test_deploy_folds_every_batch_norm_outside_ibn():
     assert left and all(n.endswith(".bn1.BN") for n in left)  # only the BN halves of the IBN layers
 
 
+@pytest.mark.claim(paper=37, artefact="resnet18_ibn_b",
+                   claim="appearance invariance (Sec. 3.2 / Table 1): the IBN-b network output is unchanged by image contrast x -> 2.5x, IBN-a's is not")
 @pytest.mark.parametrize("name,invariant", [("resnet18_ibn_b", True), ("resnet18_ibn_a", False)])
 def test_ibn_b_output_is_invariant_to_image_contrast(name, invariant):
     """Sec. 3.2 / Table 1 (appearance transforms): IBN-b normalises the stem conv's output per image and

@@ -49,6 +49,8 @@ def _randomise_bn(model: torch.nn.Module, seed: int = 1, he_convs: bool = False)
 
 # --- counts ------------------------------------------------------------------------------------------
 
+@pytest.mark.claim(paper=33, artefact="inception_v4", claim="42,679,816 parameters (timm's count)")
+@pytest.mark.claim(paper=33, artefact="inception_resnet_v2", claim="55,843,464 parameters (timm's count)")
 @pytest.mark.parametrize("name", ["inception_v4", "inception_v4_paper", "inception_resnet_v2"])
 def test_params_match_timm_count(name):
     base = name.removesuffix("_paper")
@@ -100,6 +102,10 @@ def _figure_count_ir(version: int) -> tuple[int, tuple[int, int, int]]:
     return total, (c_a, c_b, c_c)
 
 
+@pytest.mark.claim(paper=33, artefact="inception_resnet_v2",
+                   claim="paper-figure layout counted independently from the figure widths")
+@pytest.mark.claim(paper=33, artefact="inception_resnet_v1",
+                   claim="parameter count from the paper's figure widths")
 @pytest.mark.parametrize("name,version,depths", [
     ("inception_resnet_v1", 1, (256, 896, 1792)),  # Figs. 14 / 7 (Table 1) / 12 depths as printed
     ("inception_resnet_v2_paper", 2, (384, 1152, 2144)),  # 384 printed in Fig. 3; 1152, 2144 = sums
@@ -124,6 +130,7 @@ GRIDS = {  # (channels, size) of the five feature maps at 299 px
 }
 
 
+@pytest.mark.claim(paper=33, artefact="InceptionBlocks", claim="grid sizes 35/17/8 at 299 px")
 @pytest.mark.parametrize("name", NAMES)
 def test_grid_sizes_at_299(name):
     model = _meta(name).eval()
@@ -136,6 +143,8 @@ def test_grid_sizes_at_299(name):
     assert tuple(model(x).shape) == (1, 1000)
 
 
+@pytest.mark.claim(paper=33, artefact="InceptionBlocks",
+                   claim="Reduction-A (k, l, m, n) per network as Table 1")
 @pytest.mark.parametrize("name,kmln", [
     ("inception_v4", (192, 224, 256, 384)), ("inception_resnet_v1", (192, 192, 256, 384)),
     ("inception_resnet_v2_paper", (256, 256, 384, 384)), ("inception_resnet_v2", (256, 256, 384, 384)),
@@ -149,6 +158,7 @@ def test_reduction_a_table1(name, kmln):
     assert ra.branch0.conv.padding == ra.branch1[2].conv.padding == (0, 0)  # "V"
 
 
+@pytest.mark.claim(paper=33, artefact="InceptionBlocks", claim="paper vs TF-slim factorisation order")
 def test_factorisation_order_paper_vs_tf_slim():
     slim, paper = _meta("inception_v4"), _meta("inception_v4_paper")
     ks = lambda seq: [m.conv.kernel_size for m in seq[1:]]
@@ -163,6 +173,10 @@ def test_factorisation_order_paper_vs_tf_slim():
 
 # --- residual scaling (Sec. 3.3) -----------------------------------------------------------------------
 
+@pytest.mark.claim(paper=33, artefact="InceptionResNetBlocks",
+                   claim="relu(x + s * linear_1x1(concat(branches)))")
+@pytest.mark.claim(paper=33, artefact="residual_scaling",
+                   claim="residuals scaled by 0.1-0.3 before the addition (Sec. 3.3)")
 @pytest.mark.parametrize("scale", [0.0, 0.1, 0.3])
 def test_residual_block_scales_the_residual(scale):
     block = InceptionResNetBlock(24, IR_BLOCKS["ir_v2_a"], scale).eval()
@@ -178,6 +192,8 @@ def test_residual_block_scales_the_residual(scale):
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in (block.proj, block.act))  # no BN after the sum
 
 
+@pytest.mark.claim(paper=33, artefact="residual_scaling",
+                   claim="residuals scaled by 0.1-0.3 before the addition (Sec. 3.3)")
 @pytest.mark.parametrize("name", ["inception_resnet_v1", "inception_resnet_v2_paper", "inception_resnet_v2"])
 def test_models_apply_paper_scales(name):
     model = _meta(name)
@@ -200,7 +216,7 @@ def test_models_apply_paper_scales(name):
 
 @pytest.fixture(scope="module", params=["inception_v4", "inception_resnet_v2"])
 def timm_pair(request):
-    timm = pytest.importorskip("timm")
+    import timm
     name = request.param
     torch.manual_seed(0)
     ref = timm.create_model(name).eval()
@@ -210,6 +226,10 @@ def timm_pair(request):
     return name, ref, ours
 
 
+@pytest.mark.claim(paper=33, artefact="inception_v4",
+                   claim="numerical parity with timm inception_v4 through from_timm (max abs diff 0.0)")
+@pytest.mark.claim(paper=33, artefact="inception_resnet_v2",
+                   claim="numerical parity with timm inception_resnet_v2 through from_timm (max abs diff 0.0)")
 @pytest.mark.parity
 def test_timm_parity(timm_pair):
     name, ref, ours = timm_pair
@@ -226,6 +246,8 @@ def test_timm_parity(timm_pair):
     assert ours.forward_head(fa[-1], pre_logits=True).shape == (2, 1536)
 
 
+@pytest.mark.claim(paper=33, artefact="inception_v4",
+                   claim="numerical parity with timm inception_v4 through from_timm (max abs diff 0.0)")
 def test_from_timm_rejects_unknown_and_foreign_dicts():
     with pytest.raises(ConvzooError, match="inception_v4"):
         from_timm("inception_v44", {})
@@ -236,6 +258,7 @@ def test_from_timm_rejects_unknown_and_foreign_dicts():
 
 # --- in_chans, width, head ------------------------------------------------------------------------------
 
+@pytest.mark.claim(paper=33, artefact="inception_v4", claim="in_chans=1")
 @pytest.mark.parametrize("name", NAMES)
 def test_in_chans_1(name):
     model = _meta(name, in_chans=1, num_classes=10).eval()
@@ -245,6 +268,8 @@ def test_in_chans_1(name):
     assert count_params(model) == convzoo.get_card(name).params - 2 * 32 * 9 - 990 * (model.num_features + 1)
 
 
+@pytest.mark.claim(paper=33, artefact="inception_v4_imagenet_paper",
+                   claim="reduced-width network (CPU-scale recipe) runs")
 def test_reduced_width_runs():
     full = _meta("inception_v4")
     small = convzoo.create_model("inception_v4", in_chans=1, num_classes=10, width=0.25).eval()

@@ -75,6 +75,8 @@ def _ska_loops(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return out
 
 
+@pytest.mark.claim(paper=18, artefact="SKA",
+                   claim="equals a nested-loop definition (Triton kernel indexing, kernel c mod (C/G)) on random tensors, incl. wc = 1, wc = C, 5x5 and even k")
 @pytest.mark.parametrize("b, c, h, w, wc, k", [
     (2, 8, 5, 6, 2, 3),  # 4 channels per kernel: c and c + 2, c + 4, c + 6 share
     (1, 12, 4, 4, 3, 3),
@@ -90,6 +92,8 @@ def test_ska_matches_nested_loops(b, c, h, w, wc, k):
     torch.testing.assert_close(SKA()(x, kern), _ska_loops(x, kern), atol=1e-12, rtol=1e-12)
 
 
+@pytest.mark.claim(paper=18, artefact="SKA",
+                   claim="kernel sharing is interleaved (tiled), not repeat-interleaved")
 def test_ska_sharing_is_interleaved_not_repeated():
     """Spatially constant kernels: SKA = a static DW conv whose weight is the kernel set TILED over the
     channels (channel c uses kernel c mod wc); repeat-interleaving (c // (C / wc)) gives another result."""
@@ -104,6 +108,7 @@ def test_ska_sharing_is_interleaved_not_repeated():
     assert (ska(x, kern) - F.conv2d(x, repeated, padding=1, groups=c)).abs().max() > 1e-2
 
 
+@pytest.mark.claim(paper=18, artefact="SKA", claim="gradients pass torch.autograd.gradcheck in float64")
 @pytest.mark.parametrize("c, wc, k", [(4, 2, 3), (6, 3, 3), (2, 1, 5)])
 def test_ska_gradcheck_float64(c, wc, k):
     g = torch.Generator().manual_seed(c * 10 + k)
@@ -112,6 +117,7 @@ def test_ska_gradcheck_float64(c, wc, k):
     assert torch.autograd.gradcheck(ska, (x, kern), eps=1e-6, atol=1e-8)
 
 
+@pytest.mark.claim(paper=18, artefact="SKA", claim="shape errors are one clear line")
 def test_ska_rejects_bad_shapes():
     x = torch.randn(1, 6, 4, 4)
     for bad in (torch.randn(1, 4, 9, 4, 4), torch.randn(1, 2, 8, 4, 4), torch.randn(1, 2, 9, 3, 4),
@@ -122,6 +128,8 @@ def test_ska_rejects_bad_shapes():
 
 # --- LKP and LSConv -------------------------------------------------------------------------------------
 
+@pytest.mark.claim(paper=18, artefact="LKP",
+                   claim="1x1 -> DW 7x7 -> 1x1 -> 1x1 to sks^2 C/G kernels, one GroupNorm group per kernel, output (B, C/G, sks^2, H, W)")
 def test_lkp_layout_and_kernels_shape():
     lkp = LKP(64, lks=7, sks=3, groups=8)
     assert lkp.cv1.c.weight.shape == (32, 64, 1, 1)
@@ -137,6 +145,10 @@ def test_lkp_layout_and_kernels_shape():
         LKP(60, groups=8)
 
 
+@pytest.mark.claim(paper=18, artefact="LKP",
+                   claim="each predicted kernel sees exactly the 7x7 window of its pixel (before the GroupNorm)")
+@pytest.mark.claim(paper=18, artefact="LSConv",
+                   claim="BN(SKA(x, LKP(x))) + x; aggregation reaches only the 3x3 neighbourhood")
 def test_lsconv_is_bn_of_ska_plus_identity():
     torch.manual_seed(0)
     layer = LSConv(32).eval()
@@ -161,6 +173,8 @@ def test_lsconv_is_bn_of_ska_plus_identity():
 
 # --- blocks and layout ----------------------------------------------------------------------------------
 
+@pytest.mark.claim(paper=18, artefact="lsnet_s",
+                   claim="block layout: RepVGGDW+SE / LSConv alternate, attention at odd stage-4 indices")
 def test_block_layout_alternates_mixers():
     model = _meta("lsnet_s")
     kinds = []
@@ -192,7 +206,7 @@ def test_se_reduction_and_zero_init_residuals():
 
 @pytest.mark.parity
 def test_se_matches_timm():
-    timm_layers = pytest.importorskip("timm.layers")
+    from timm import layers as timm_layers
     torch.manual_seed(0)
     ours, ref = SqueezeExcite(96, 0.25), timm_layers.SqueezeExcite(96, 0.25)
     ref.load_state_dict(ours.state_dict())  # keys fc1.*, fc2.*
@@ -202,6 +216,18 @@ def test_se_matches_timm():
 
 # --- parameter counts and MACs ----------------------------------------------------------------------------
 
+@pytest.mark.claim(paper=18, artefact="lsnet_t",
+                   claim="train-time 11,409,832 and fused 11,370,488 params (README 11.4M = fused), distill head 11,795,600")
+@pytest.mark.claim(paper=18, artefact="lsnet_s",
+                   claim="train-time 16,146,304 and fused 16,098,232 params, distill head 16,596,200")
+@pytest.mark.claim(paper=18, artefact="lsnet_b",
+                   claim="train-time 23,313,608 and fused 23,249,320 params, distill head 23,827,632")
+@pytest.mark.claim(paper=18, artefact="lsnet_s_distill",
+                   claim="parameter count with the distillation head equals the sheet")
+@pytest.mark.claim(paper=18, artefact="lsnet_b_distill",
+                   claim="parameter count with the distillation head equals the sheet")
+@pytest.mark.claim(paper=18, artefact="lsnet_fuse",
+                   claim="convzoo.deploy gives the README (fused) parameter counts and keeps outputs")
 @pytest.mark.parametrize("name", list(SHEET))
 def test_params_train_fused_and_distill_match_sheet(name):
     train, fused, distill, _ = SHEET[name]
@@ -216,6 +242,11 @@ def test_params_train_fused_and_distill_match_sheet(name):
     assert distill - train == 2 * c + c * 1000 + 1000
 
 
+@pytest.mark.claim(paper=18, artefact="lsnet_t",
+                   claim="0.315 GMACs @224 on the fused model (conv/linear/matmul)")
+@pytest.mark.claim(paper=18, artefact="lsnet_s", claim="0.537 GMACs @224 on the fused model")
+@pytest.mark.claim(paper=18, artefact="lsnet_b",
+                   claim="1.240 GMACs @224 on the fused model (the train-time model gives 1.2409)")
 @pytest.mark.parametrize("name", list(SHEET))
 def test_fused_macs_match_sheet(name):
     """The sheet's MACs (fvcore after replace_batchnorm; README "FLOPs") are those of the FUSED model:
@@ -239,6 +270,7 @@ def test_fused_macs_match_sheet(name):
 
 # --- fusion -------------------------------------------------------------------------------------------------
 
+@pytest.mark.claim(paper=18, artefact="lsnet_fuse", claim="RepVGGDW folds into one 3x3 DW conv per block")
 def test_repvggdw_fuses_into_one_conv():
     torch.manual_seed(0)
     block = RepVGGDW(24).eval()
@@ -255,6 +287,7 @@ def test_repvggdw_fuses_into_one_conv():
     assert torch.equal(block(x), out)
 
 
+@pytest.mark.claim(paper=18, artefact="lsnet_fuse", claim="BN1d + Linear folds into one Linear")
 def test_bn_linear_fuses_into_linear():
     torch.manual_seed(0)
     head = BNLinear(32, 10).eval()
@@ -268,6 +301,12 @@ def test_bn_linear_fuses_into_linear():
     assert _rel_err(out, ref) < 1e-6
 
 
+@pytest.mark.claim(paper=18, artefact="lsnet_t",
+                   claim="deploy folds Conv-BN, BN-Linear and RepVGGDW; only the LSConv BNs remain; outputs kept")
+@pytest.mark.claim(paper=18, artefact="lsnet_b_distill",
+                   claim="official keys incl. head_dist; deploy keeps outputs")
+@pytest.mark.claim(paper=18, artefact="lsnet_fuse",
+                   claim="convzoo.deploy gives the README (fused) parameter counts and keeps outputs")
 @pytest.mark.parametrize("name", ["lsnet_t", "lsnet_b_distill"])
 def test_deploy_keeps_outputs_and_leaves_only_lsconv_bn(name):
     torch.manual_seed(0)
@@ -293,6 +332,7 @@ def _official_bias_idxs(resolution: int) -> torch.Tensor:
     return torch.tensor(idxs).view(len(points), len(points))
 
 
+@pytest.mark.claim(paper=18, artefact="Attention", claim="bias index equals the official offset enumeration")
 @pytest.mark.parametrize("res", [1, 2, 4, 7])
 def test_bias_index_equals_official_enumeration(res):
     assert torch.equal(relative_position_index(res, res, res), _official_bias_idxs(res))
@@ -301,6 +341,8 @@ def test_bias_index_equals_official_enumeration(res):
     assert attn.attention_biases.shape == (2, res * res)
 
 
+@pytest.mark.claim(paper=18, artefact="Attention",
+                   claim="other input sizes index the same table; no cached biases (train/eval equal, new weights act at once)")
 def test_bias_at_other_sizes_and_no_stale_cache():
     torch.manual_seed(0)
     attn = Attention(32, 8, 2, 2.0, resolution=4)
@@ -326,6 +368,8 @@ def test_bias_at_other_sizes_and_no_stale_cache():
         torch.testing.assert_close(fresh(x), attn(x))
 
 
+@pytest.mark.claim(paper=18, artefact="Attention",
+                   claim="equals an explicit per-head softmax(q^T k / sqrt(kd) + B) v")
 def test_attention_matches_explicit_softmax():
     torch.manual_seed(0)
     attn = Attention(24, 4, 3, 2.0, resolution=3).eval()
@@ -347,6 +391,8 @@ def test_attention_matches_explicit_softmax():
 
 # --- distillation head --------------------------------------------------------------------------------------
 
+@pytest.mark.claim(paper=18, artefact="lsnet_t_distill",
+                   claim="distillation head: forward = mean of the two heads in eval and train, the pair on request")
 def test_distillation_head_mean_and_pair():
     torch.manual_seed(0)
     model = convzoo.create_model("lsnet_t_distill", num_classes=5, **TINY)
@@ -405,6 +451,12 @@ def _official_keys(cfg: dict, distill: bool) -> set[str]:
     return set(keys)
 
 
+@pytest.mark.claim(paper=18, artefact="lsnet_t",
+                   claim="state-dict keys equal the official lsnet.py module tree")
+@pytest.mark.claim(paper=18, artefact="lsnet_s",
+                   claim="state-dict keys equal the official lsnet.py module tree")
+@pytest.mark.claim(paper=18, artefact="lsnet_b_distill",
+                   claim="official keys incl. head_dist; deploy keeps outputs")
 @pytest.mark.parametrize("name", ["lsnet_t", "lsnet_s", "lsnet_b_distill"])
 def test_state_dict_keys_match_official(name):
     base = name.removesuffix("_distill")
@@ -438,6 +490,10 @@ def test_bad_arguments():
 
 # --- recipes ----------------------------------------------------------------------------------------------------
 
+@pytest.mark.claim(paper=18, artefact="lsnet_in1k",
+                   claim="recipe validates; no weight decay on 1-D params and attention biases as timm's optimiser factory")
+@pytest.mark.claim(paper=18, artefact="lsnet_digits",
+                   claim="recipe validates; a narrow LSNet lowers the loss on a digits batch")
 @pytest.mark.parametrize("name", ["lsnet_digits", "lsnet_t_imagenet_paper"])
 def test_recipes_load(name):
     from convzoo.engine import load_recipe

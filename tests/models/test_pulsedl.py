@@ -23,6 +23,8 @@ NAMES = ["pulsedl2_cnn", "pulsedl2_cnn_tiny"]
 
 
 
+@pytest.mark.claim(paper=3, artefact="pulsedl2_cnn",
+                   claim="BatchNorm folds into the convolutions exactly (atol 1e-5)")
 @pytest.mark.parametrize("name", NAMES)
 def test_bn_folds_into_conv(name):
     model = convzoo.create_model(name, bn=True).eval()
@@ -40,6 +42,8 @@ def test_bn_folds_into_conv(name):
     assert kinds <= set(supported_layers()) | {"PulseCNN1d", "PulseHead"}
 
 
+@pytest.mark.claim(paper=3, artefact="pulsedl2_cnn",
+                   claim="only the accelerator's layer types (conv1d, dense, ReLU, pooling, flatten); others refused")
 def test_unsupported_layers_are_refused():
     with pytest.raises(ConvzooError, match="GELU is not supported.*only ReLU") as e:
         convzoo.create_model("pulsedl2_cnn", act_layer=nn.GELU)
@@ -71,6 +75,8 @@ def test_shapes_variants_and_input_check():
     assert "no paper count" in card.params_source
 
 
+@pytest.mark.claim(paper=3, artefact="pulse_regression",
+                   claim="resolution metrics are exact on hand-made numbers and merge across processes")
 def test_metrics_on_hand_made_numbers():
     extra = dict(DEFAULT_EXTRA, t0_offset_ns=10.0, t0_scale_ns=40.0, energy_offset=0.5, energy_scale=1.0)
     t_true = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5], dtype=torch.float64)
@@ -98,6 +104,7 @@ def _tiny_data(n=384):
     return build_dataset("pulses", "train", n_train=n, snr_db=[35, 50], seed=5)
 
 
+@pytest.mark.claim(paper=3, artefact="pulsedl2_cnn", claim="trains: a short run reduces the loss")
 def test_tiny_training_reduces_loss():
     torch.manual_seed(0)
     ds = _tiny_data()
@@ -138,6 +145,8 @@ def test_huber_loss_and_bad_options():
         build_task("pulse_regression", loss="l1")
 
 
+@pytest.mark.claim(paper=3, artefact="pulse_regression",
+                   claim="predict de-normalises to ns and energy; CLI prints them for a .npy file")
 def test_predict_denormalises():
     class Const(nn.Module):
         def forward(self, x):
@@ -153,6 +162,7 @@ def test_predict_denormalises():
     assert len(task.predict(Const(), ds.waveforms[:2, 0])) == 2  # (N, L) input and no data set: defaults
 
 
+@pytest.mark.claim(paper=3, artefact="pulse_regression", claim="scatter picture and SNR report")
 def test_pictures_and_report(tmp_path):
     torch.manual_seed(0)
     ds = _tiny_data(64)
@@ -185,6 +195,8 @@ def test_recipe_resolves():
     assert "pulsedl_pulses" in convzoo.get_card("pulsedl2_cnn").recipes
 
 
+@pytest.mark.claim(paper=3, artefact="pulse_regression",
+                   claim="predict de-normalises to ns and energy; CLI prints them for a .npy file")
 def test_predict_file_prints_time_and_energy(tmp_path):
     from convzoo.data.pulses import simulate_pulses
     from convzoo.predict import predict_files

@@ -58,6 +58,12 @@ def _official_count(cfg: dict, deploy: bool, in_chans: int = 3, num_classes: int
     return n + 2 * c[-1] + c[-1] * num_classes + num_classes
 
 
+@pytest.mark.claim(paper=11, artefact="replknet_31b",
+                   claim="train-time and re-parameterised parameter counts equal a closed-form count of the official layer list; README '79M' = both truncated to whole millions")
+@pytest.mark.claim(paper=11, artefact="replknet_31l",
+                   claim="train-time and re-parameterised parameter counts equal a closed-form count of the official layer list; README '172M' truncated")
+@pytest.mark.claim(paper=11, artefact="replknet_xl",
+                   claim="train-time and re-parameterised parameter counts equal a closed-form count of the official layer list; README '335M' truncated")
 @pytest.mark.parametrize("v", list(REPLKNET_CFGS))
 def test_params_match_official_layer_list(v):
     train, deploy = count_params(_meta(v)), count_params(_meta(v, deploy=True))
@@ -76,6 +82,11 @@ def _macs(model, size: int) -> int:
     return counter.get_total_flops() // 2
 
 
+@pytest.mark.claim(paper=11, artefact="replknet_31b",
+                   claim="README FLOPs 15.3G @224 and 45.1G @384 are the re-parameterised structure's MACs (within 0.35 %; train-time > 0.5 % above)")
+@pytest.mark.claim(paper=11, artefact="replknet_31l",
+                   claim="README FLOPs 96.0G @384 = re-parameterised MACs (within 0.35 %)")
+@pytest.mark.claim(paper=11, artefact="replknet_xl", claim="README FLOPs 128.7G @320 = MACs (within 0.35 %)")
 @pytest.mark.parametrize("v, size", [("31b", 224), ("31b", 384), ("31l", 384), ("xl", 320)])
 def test_readme_flops_are_deploy_macs(v, size):
     """README "FLOPs" = multiply-adds of the re-parameterised structure (within 0.35 %, 1 decimal)."""
@@ -93,6 +104,8 @@ def _bn_scale_shift(bn):
     return s, bn.bias - bn.running_mean * s
 
 
+@pytest.mark.claim(paper=11, artefact="ReparamLargeKernelConv",
+                   claim="merged kernel = BN-folded large kernel + zero-padded BN-folded small kernel; zero padding is an identity")
 @pytest.mark.parametrize("k_large, k_small", [(31, 5), (13, 5), (7, 3), (5, 5)])
 def test_merged_kernel_is_large_plus_zero_padded_small(k_large, k_small):
     torch.manual_seed(0)
@@ -114,6 +127,8 @@ def test_merged_kernel_is_large_plus_zero_padded_small(k_large, k_small):
                                F.conv2d(x, padded, padding=k_large // 2, groups=3), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.claim(paper=11, artefact="ReparamLargeKernelConv",
+                   claim="re-parameterisation keeps outputs (random BN statistics, eval, relative error <= 1e-5) for K/k = 31/5, 29/5, 27/5, 13/5, 9/3, 13/5 stride 2, 27/none")
 @pytest.mark.parametrize("k_large, k_small, stride", [(31, 5, 1), (29, 5, 1), (27, 5, 1), (13, 5, 1), (9, 3, 1),
                                                       (13, 5, 2), (27, None, 1)])
 def test_reparam_keeps_outputs(k_large, k_small, stride):
@@ -131,6 +146,8 @@ def test_reparam_keeps_outputs(k_large, k_small, stride):
     assert _rel(ref, out) <= 1e-5 and torch.equal(out, again)
 
 
+@pytest.mark.claim(paper=11, artefact="replknet_31b",
+                   claim="narrow 31-29-27-13 model: deploy keeps outputs (rel <= 1e-5) and loads into the deploy=True structure; in_chans, features at strides 4/8/16/32, stage norms")
 def test_narrow_model_deploy_keeps_outputs_and_loads_into_deploy_structure():
     torch.manual_seed(0)
     model = randomise_bn(RepLKNet(**TINY)).eval()
@@ -177,6 +194,10 @@ def _official_keys(cfg: dict, deploy: bool) -> set[str]:
     return set(keys + pre("norm") + ["head.weight", "head.bias"])
 
 
+@pytest.mark.claim(paper=11, artefact="replknet_31b",
+                   claim="official state-dict key names (train-time and small_kernel_merged structures)")
+@pytest.mark.claim(paper=11, artefact="replknet_xl",
+                   claim="official state-dict key names (no small_conv, depth-wise width 1.5 C)")
 @pytest.mark.parametrize("v, deploy", [("31b", False), ("31b", True), ("xl", False)])
 def test_official_state_dict_keys(v, deploy):
     ours = _meta(v, deploy=deploy).state_dict()
@@ -189,6 +210,8 @@ def test_official_state_dict_keys(v, deploy):
 
 # --- backbone contract: in_chans, features, heads, options ---------------------------------------------------
 
+@pytest.mark.claim(paper=11, artefact="replknet_31b",
+                   claim="narrow 31-29-27-13 model: deploy keeps outputs (rel <= 1e-5) and loads into the deploy=True structure; in_chans, features at strides 4/8/16/32, stage norms")
 def test_in_chans_features_and_stage_norms():
     torch.manual_seed(0)
     model = RepLKNet(**{**TINY, "num_classes": 7}, in_chans=1).eval()
@@ -211,6 +234,8 @@ def test_in_chans_features_and_stage_norms():
         torch.testing.assert_close(first, normed.stages[0].norm(normed.stages[0](h)))
 
 
+@pytest.mark.claim(paper=11, artefact="replknet_31b",
+                   claim="drop-path schedule shared by each RepLK/ConvFFN pair; gradient checkpointing changes no gradient")
 def test_drop_path_schedule_is_shared_by_each_pair():
     model = _meta("31b", drop_path_rate=0.5)
     rates = [[getattr(b.drop_path, "p", 0.0) for b in s.blocks] for s in model.stages]
@@ -219,6 +244,8 @@ def test_drop_path_schedule_is_shared_by_each_pair():
     torch.testing.assert_close(torch.tensor(flat), torch.linspace(0, 0.5, 24))
 
 
+@pytest.mark.claim(paper=11, artefact="replknet_31b",
+                   claim="drop-path schedule shared by each RepLK/ConvFFN pair; gradient checkpointing changes no gradient")
 def test_gradient_checkpointing_gives_the_same_gradients():
     torch.manual_seed(0)
     plain = RepLKNet(**TINY).train()
@@ -243,6 +270,8 @@ def test_bad_arguments():
             ReparamLargeKernelConv(*args)
 
 
+@pytest.mark.claim(paper=11, artefact="replknet_31b_in1k",
+                   claim="recipe validates and matches the official README command and main.py/optim_factory defaults (no decay on 1-D parameters and biases)")
 def test_paper_recipe_loads_and_matches_the_official_command():
     from convzoo.engine import load_recipe
     from convzoo.engine.optim import param_groups

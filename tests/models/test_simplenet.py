@@ -63,6 +63,19 @@ def _meta(name: str, **kw) -> nn.Module:
 
 
 
+@pytest.mark.claim(paper=32, artefact="simplenet_cifar_5m",
+                   claim="parameter count equals the official code's")
+@pytest.mark.claim(paper=32, artefact="simplenet_cifar_5m",
+                   claim="the paper's 13-layer net is the registered short name `simplenet`")
+@pytest.mark.claim(paper=32, artefact="simplenet_cifar_310k",
+                   claim="parameter count equals the official code's")
+@pytest.mark.claim(paper=32, artefact="simplenet_cifar_460k",
+                   claim="parameter count equals the official code's")
+@pytest.mark.claim(paper=32, artefact="simplenetv1_small_m1_05",
+                   claim="parameter count equals the official code's")
+@pytest.mark.claim(paper=32, artefact="simplenetv1_5m_m1", claim="parameter count equals the official code's")
+@pytest.mark.claim(paper=32, artefact="simplenetv1_5m_m2", claim="parameter count equals the official code's")
+@pytest.mark.claim(paper=32, artefact="simplenetv1_9m_m2", claim="parameter count equals the official code's")
 @pytest.mark.parametrize("name,num_classes", sorted(COUNTS))
 def test_param_counts_match_official(name, num_classes):
     assert count_params(_meta(name, num_classes=num_classes)) == COUNTS[name, num_classes]
@@ -72,12 +85,40 @@ def test_all_official_names_registered():
     assert set(convzoo.list_models(paper=32)) == set(VARIANTS)
 
 
+@pytest.mark.claim(paper=32, artefact="simplenet_cifar_5m",
+                   claim="MACs measured and, with unpadded 1x1 convs, equal to the sheet")
+@pytest.mark.claim(paper=32, artefact="simplenet_cifar_310k",
+                   claim="MACs measured and, with unpadded 1x1 convs, equal to the sheet")
+@pytest.mark.claim(paper=32, artefact="simplenet_cifar_460k",
+                   claim="MACs measured and, with unpadded 1x1 convs, equal to the sheet")
+@pytest.mark.claim(paper=32, artefact="simplenetv1_small_m1_05",
+                   claim="MACs measured and, with unpadded 1x1 convs, equal to the sheet")
+@pytest.mark.claim(paper=32, artefact="simplenetv1_5m_m1",
+                   claim="MACs measured and, with unpadded 1x1 convs, equal to the sheet")
+@pytest.mark.claim(paper=32, artefact="simplenetv1_5m_m2",
+                   claim="MACs measured and, with unpadded 1x1 convs, equal to the sheet")
+@pytest.mark.claim(paper=32, artefact="simplenetv1_9m_m2",
+                   claim="MACs measured and, with unpadded 1x1 convs, equal to the sheet")
 @pytest.mark.parametrize("name", VARIANTS)
 def test_card_macs_are_measured(name):
     card = convzoo.get_card(name)
     assert _macs(_meta(name), card.input_size[0]) == card.macs
 
 
+@pytest.mark.claim(paper=32, artefact="simplenet_cifar_5m",
+                   claim="MACs measured and, with unpadded 1x1 convs, equal to the sheet")
+@pytest.mark.claim(paper=32, artefact="simplenet_cifar_310k",
+                   claim="MACs measured and, with unpadded 1x1 convs, equal to the sheet")
+@pytest.mark.claim(paper=32, artefact="simplenet_cifar_460k",
+                   claim="MACs measured and, with unpadded 1x1 convs, equal to the sheet")
+@pytest.mark.claim(paper=32, artefact="simplenetv1_small_m1_05",
+                   claim="MACs measured and, with unpadded 1x1 convs, equal to the sheet")
+@pytest.mark.claim(paper=32, artefact="simplenetv1_5m_m1",
+                   claim="MACs measured and, with unpadded 1x1 convs, equal to the sheet")
+@pytest.mark.claim(paper=32, artefact="simplenetv1_5m_m2",
+                   claim="MACs measured and, with unpadded 1x1 convs, equal to the sheet")
+@pytest.mark.claim(paper=32, artefact="simplenetv1_9m_m2",
+                   claim="MACs measured and, with unpadded 1x1 convs, equal to the sheet")
 @pytest.mark.parametrize("name", sorted(SHEET_MACS))
 def test_unpadded_1x1_macs_match_sheet(name):
     card = convzoo.get_card(name)
@@ -85,6 +126,8 @@ def test_unpadded_1x1_macs_match_sheet(name):
     assert abs(macs - SHEET_MACS[name]) <= 1e-3 * SHEET_MACS[name]
 
 
+@pytest.mark.claim(paper=32, artefact="simplenet_cifar_5m",
+                   claim="the paper's 13-layer net is the registered short name `simplenet`")
 def test_paper_net_is_the_registered_short_name():
     card = convzoo.get_card("simplenet")
     assert (card.num_classes, card.input_size, card.in_chans) == (10, (32, 32), 3)
@@ -96,6 +139,8 @@ def test_paper_net_is_the_registered_short_name():
     assert [c.kernel_size[0] for c in convs].count(1) == 2 and all(c.bias is not None for c in convs)
 
 
+@pytest.mark.claim(paper=32, artefact="simplenet_cifar_5m",
+                   claim="global MAX pooling head (fails for average pooling)")
 def test_global_max_pooling_head():
     model = convzoo.create_model("simplenet_cifar_310k").eval()
     randomise_bn(model, affine=False)
@@ -111,6 +156,8 @@ def test_global_max_pooling_head():
     assert model.head.pool_type == "max"
 
 
+@pytest.mark.claim(paper=32, artefact="simplenetv1_small_m1_05",
+                   claim="stride modes m0..m4 give the official map sizes at 224")
 @pytest.mark.parametrize("mode", sorted(STRIDE_MODES))
 @pytest.mark.parametrize("pad_1x1", [0, 1])
 def test_stride_modes_at_224(mode, pad_1x1):
@@ -132,6 +179,7 @@ def _conv_index(model: SimpleNet, table_idx: int) -> int:
     return convs[[i for i, (k, *_) in enumerate(model.table) if k == "conv"].index(table_idx)]
 
 
+@pytest.mark.claim(paper=32, artefact="simplenetv1_small_m1_05", claim="width scaling law")
 @pytest.mark.parametrize("scale", [0.5, 0.75, 0.3])
 def test_width_scaling(scale):
     with torch.device("meta"):
@@ -155,6 +203,8 @@ def test_in_chans_one_and_embedding():
         assert model(x).shape == (2, 256)
 
 
+@pytest.mark.claim(paper=32, artefact="simplenet_cifar_5m",
+                   claim="BN momentum 0.05 / eps 1e-5 and Xavier-uniform init with ReLU gain")
 def test_bn_hyperparameters_and_xavier_init():
     model = convzoo.create_model("simplenet_cifar_310k")
     bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
@@ -169,6 +219,8 @@ def test_bn_hyperparameters_and_xavier_init():
             assert abs(w.std().item() - bound / 3 ** 0.5) < 0.05 * bound
 
 
+@pytest.mark.claim(paper=32, artefact="simplenet_cifar_5m",
+                   claim="official features.N numbering; DataParallel and pre-refactor checkpoints load")
 def test_official_features_numbering():
     """Conv indices of the current official layout, derived by hand from the official cfg
     (conv, BN, ReLU [+ Dropout2d placeholder unless the cfg rate is None]; pool + Dropout2d)."""
@@ -199,6 +251,8 @@ def _legacy_reference(table: str, in_chans: int, num_classes: int) -> nn.Module:
     return ref
 
 
+@pytest.mark.claim(paper=32, artefact="simplenet_cifar_5m",
+                   claim="official features.N numbering; DataParallel and pre-refactor checkpoints load")
 def test_load_legacy_dataparallel_checkpoint(tmp_path):
     ref = _legacy_reference(NETWORKS["cifar_310k"], 3, 10).eval()
     for p in ref.parameters():
@@ -215,6 +269,8 @@ def test_load_legacy_dataparallel_checkpoint(tmp_path):
         torch.testing.assert_close(model.eval()(x), expected)
 
 
+@pytest.mark.claim(paper=32, artefact="simplenet_cifar_5m",
+                   claim="official features.N numbering; DataParallel and pre-refactor checkpoints load")
 def test_load_current_official_layout_and_reject_mismatch():
     src = convzoo.create_model("simplenet_cifar_310k").eval()
     randomise_bn(src, affine=False)
@@ -262,6 +318,7 @@ def test_bad_options_are_one_line_errors():
         SimpleNet(network_idx="cifar_9m")
 
 
+@pytest.mark.claim(paper=32, artefact="simplenet_digits", claim="the paper's Adadelta optimiser fits a batch")
 def test_paper_optimizer_fits_a_batch():
     """The paper's Adadelta settings drive the training loss of a batch of real digits down."""
     from convzoo.data import build_dataset
@@ -281,6 +338,7 @@ def test_paper_optimizer_fits_a_batch():
     assert losses[-1] < 0.5 * losses[0]
 
 
+@pytest.mark.claim(paper=32, artefact="simplenet_digits", claim="recipes validate against the schema")
 @pytest.mark.parametrize("name", ["simplenet_digits", "simplenet_cifar10_paper"])
 def test_recipes_load(name):
     from convzoo.engine import load_recipe

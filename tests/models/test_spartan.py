@@ -43,12 +43,15 @@ def _meta(**kwargs) -> SpaRTAN:
 
 # --- counts ---------------------------------------------------------------------------------------------
 
+@pytest.mark.claim(paper=21, artefact="spartan_t", claim="parameter count equals the sheet (3,820,296)")
 def test_params_match_sheet():
     model = _meta()
     assert count_params(model) == SHEET_PARAMS == convzoo.get_card("spartan_t").params
     assert sum(isinstance(m, SMixer) for m in model.modules()) == sum(SPARTAN_CFGS["spartan_t"]["depths"]) == 20
 
 
+@pytest.mark.claim(paper=21, artefact="spartan_t",
+                   claim="MACs 1.044 G at 256 px and 0.800 G at 224 px (conv + linear, FlopCounterMode)")
 @pytest.mark.parametrize("size", [224, 256])
 def test_macs_match_sheet(size):
     model = _meta().eval()
@@ -68,6 +71,8 @@ def test_macs_match_sheet(size):
 
 # --- CMixer -----------------------------------------------------------------------------------------------
 
+@pytest.mark.claim(paper=21, artefact="CMixer",
+                   claim="complex multiply equals (a+ib)(c+id) on interleaved channel pairs and torch.view_as_complex (official form)")
 def test_complex_multiply_equals_real_form_on_interleaved_pairs():
     g = torch.Generator().manual_seed(0)
     feat = torch.randn(2, 12, 3, 4, generator=g)
@@ -84,6 +89,7 @@ def test_complex_multiply_equals_real_form_on_interleaved_pairs():
     torch.testing.assert_close(out, ref, rtol=0, atol=1e-6)
 
 
+@pytest.mark.claim(paper=21, artefact="CMixer", claim="arg-max channel gather equals a one-hot reference")
 def test_argmax_gather_matches_one_hot_reference():
     torch.manual_seed(0)
     mixer = CMixer(8, 4).eval()
@@ -98,6 +104,8 @@ def test_argmax_gather_matches_one_hot_reference():
     assert not torch.allclose(feat, w * theta)  # the gathered term is really there
 
 
+@pytest.mark.claim(paper=21, artefact="CMixer",
+                   claim="complex step runs in fp32 with autocast off under bf16 autocast")
 def test_complex_step_runs_in_fp32_under_bf16_autocast(monkeypatch):
     seen = []
 
@@ -123,6 +131,8 @@ def test_complex_step_runs_in_fp32_under_bf16_autocast(monkeypatch):
     assert not torch.equal(out, rounded)
 
 
+@pytest.mark.claim(paper=21, artefact="CMixer",
+                   claim="complex step runs in fp32 with autocast off under bf16 autocast")
 def test_whole_model_under_bf16_autocast():
     model = convzoo.create_model("spartan_t", num_classes=10, **TINY).eval()
     x = torch.randn(2, 3, 32, 32)
@@ -136,6 +146,8 @@ def test_whole_model_under_bf16_autocast():
 
 # --- SMixer -----------------------------------------------------------------------------------------------
 
+@pytest.mark.claim(paper=21, artefact="SMixer",
+                   claim="feature decomposition x + gamma (x - GAP x) is zero for spatially constant maps")
 def test_feature_decomposition_is_zero_for_spatially_constant_maps():
     torch.manual_seed(0)
     mixer = SMixer(16).eval()
@@ -158,6 +170,8 @@ def _footprint(branch: torch.nn.Module, channels: int, size: int = 21) -> tuple[
     return int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
 
 
+@pytest.mark.claim(paper=21, artefact="SMixer",
+                   claim="receptive fields: 3x3 branch 3x3, two dilation-2 3x3 convs 9x9 (gradient footprint); dense in stages 1-2, depth-wise in 3-4")
 @pytest.mark.parametrize("grouped", [False, True])
 def test_receptive_fields_3x3_and_dilated_9x9(grouped):
     torch.manual_seed(0)
@@ -172,6 +186,8 @@ def test_receptive_fields_3x3_and_dilated_9x9(grouped):
 
 # --- structure ----------------------------------------------------------------------------------------------
 
+@pytest.mark.claim(paper=21, artefact="SMixer",
+                   claim="receptive fields: 3x3 branch 3x3, two dilation-2 3x3 convs 9x9 (gradient footprint); dense in stages 1-2, depth-wise in 3-4")
 def test_dense_then_grouped_stages_and_drop_path_schedule():
     model = _meta()
     blocks = [m for m in model.layers if hasattr(m, "smixer")]
@@ -240,6 +256,8 @@ def _official_keys(depths, dims, ratios, num_classes=1000) -> dict[str, tuple]:
     return keys
 
 
+@pytest.mark.claim(paper=21, artefact="spartan_t",
+                   claim="official state-dict keys and shapes; forward equals a functional re-statement of the official module (random weights and BN, eval)")
 def test_state_dict_matches_official_keys_and_shapes():
     cfg = SPARTAN_CFGS["spartan_t"]
     expected = _official_keys(cfg["depths"], cfg["dims"], cfg["expand_ratios"])
@@ -249,6 +267,8 @@ def test_state_dict_matches_official_keys_and_shapes():
                if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))) == SHEET_PARAMS
 
 
+@pytest.mark.claim(paper=21, artefact="CMixer",
+                   claim="complex vector stored with the official (1,1,1,rC/2,2) shape in state dicts; channels_last works")
 def test_complex_parameter_official_shape_in_state_dict_and_channels_last():
     torch.manual_seed(0)
     mixer = CMixer(16, 2)
@@ -314,6 +334,8 @@ def _reference_forward(sd: dict, x: torch.Tensor, depths, dims, ratios) -> torch
     return F.linear(x.mean((2, 3)), sd["linear.weight"], sd["linear.bias"])
 
 
+@pytest.mark.claim(paper=21, artefact="spartan_t",
+                   claim="official state-dict keys and shapes; forward equals a functional re-statement of the official module (random weights and BN, eval)")
 def test_forward_equals_official_formulation():
     torch.manual_seed(0)
     cfg = SPARTAN_CFGS["spartan_t"]
@@ -331,6 +353,8 @@ def test_forward_equals_official_formulation():
     torch.testing.assert_close(out, ref, atol=1e-4 * out.abs().max().item(), rtol=1e-4)
 
 
+@pytest.mark.claim(paper=21, artefact="spartan_t",
+                   claim="eval determinism, features at strides 4/8/16/32, BN folding")
 def test_eval_deterministic_and_features():
     torch.manual_seed(0)
     model = convzoo.create_model("spartan_t", num_classes=10, in_chans=1).eval()
@@ -349,6 +373,8 @@ def test_eval_deterministic_and_features():
         assert model(x).shape == (2, 256)
 
 
+@pytest.mark.claim(paper=21, artefact="spartan_t",
+                   claim="eval determinism, features at strides 4/8/16/32, BN folding")
 def test_deploy_folds_bn_and_keeps_outputs():
     torch.manual_seed(0)
     model = convzoo.create_model("spartan_t", num_classes=10, **TINY)
@@ -366,6 +392,10 @@ def test_bad_options():
 
 # --- the official weight-decay split in the recipes --------------------------------------------------------
 
+@pytest.mark.claim(paper=21, artefact="spartan_in1k",
+                   claim="recipe validates; param_groups select exactly the official no-weight-decay set (1-D, bias, 'norm', 'gamma')")
+@pytest.mark.claim(paper=21, artefact="spartan_digits",
+                   claim="recipe validates with the official no-decay split; a narrow SpaRTAN lowers the loss on a digits batch")
 @pytest.mark.parametrize("recipe", ["spartan_imagenet_paper", "spartan_digits"])
 def test_recipe_param_groups_select_official_no_decay_set(recipe):
     from convzoo.engine import load_recipe
@@ -390,6 +420,8 @@ def test_recipe_param_groups_select_official_no_decay_set(recipe):
         assert r["task"]["kwargs"]["label_smoothing"] == 0.2
 
 
+@pytest.mark.claim(paper=21, artefact="spartan_digits",
+                   claim="recipe validates with the official no-decay split; a narrow SpaRTAN lowers the loss on a digits batch")
 def test_narrow_model_lowers_loss_on_a_batch_with_official_groups():
     from convzoo.data import build_dataset
     from convzoo.engine import load_recipe

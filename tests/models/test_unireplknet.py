@@ -70,6 +70,24 @@ def _x(*shape, seed: int = 0) -> torch.Tensor:
 
 # --- parameter counts and deploy MACs (meta device) ----------------------------------------------------------
 
+@pytest.mark.claim(paper=11, artefact="unireplknet_b",
+                   claim="train-time and deploy parameter counts equal the sheet (official code)")
+@pytest.mark.claim(paper=11, artefact="unireplknet_l",
+                   claim="train-time and deploy parameter counts equal the sheet (official code)")
+@pytest.mark.claim(paper=11, artefact="unireplknet_xl",
+                   claim="train-time and deploy parameter counts equal the sheet (official code)")
+@pytest.mark.claim(paper=13, artefact="unireplknet_a",
+                   claim="train-time and deploy parameter counts equal the sheet (official code)")
+@pytest.mark.claim(paper=13, artefact="unireplknet_f",
+                   claim="train-time and deploy parameter counts equal the sheet (official code)")
+@pytest.mark.claim(paper=13, artefact="unireplknet_p",
+                   claim="train-time and deploy parameter counts equal the sheet (official code)")
+@pytest.mark.claim(paper=13, artefact="unireplknet_n",
+                   claim="train-time and deploy parameter counts equal the sheet (official code)")
+@pytest.mark.claim(paper=13, artefact="unireplknet_t",
+                   claim="train-time and deploy parameter counts equal the sheet (official code)")
+@pytest.mark.claim(paper=13, artefact="unireplknet_s",
+                   claim="train-time and deploy parameter counts equal the sheet (official code)")
 @pytest.mark.parametrize("v", list(SHEET))
 def test_params_match_sheet(v):
     train, deploy, _ = SHEET[v]
@@ -78,6 +96,24 @@ def test_params_match_sheet(v):
     assert count_params(_meta(name, deploy=True)) == deploy
 
 
+@pytest.mark.claim(paper=11, artefact="unireplknet_b",
+                   claim="deploy MACs equal the README 'FLOPs' (deploy multiply-adds)")
+@pytest.mark.claim(paper=11, artefact="unireplknet_l",
+                   claim="deploy MACs equal the README 'FLOPs' (deploy multiply-adds)")
+@pytest.mark.claim(paper=11, artefact="unireplknet_xl",
+                   claim="deploy MACs equal the README 'FLOPs' (deploy multiply-adds)")
+@pytest.mark.claim(paper=13, artefact="unireplknet_a",
+                   claim="deploy MACs equal the README 'FLOPs' (deploy multiply-adds)")
+@pytest.mark.claim(paper=13, artefact="unireplknet_f",
+                   claim="deploy MACs equal the README 'FLOPs' (deploy multiply-adds)")
+@pytest.mark.claim(paper=13, artefact="unireplknet_p",
+                   claim="deploy MACs equal the README 'FLOPs' (deploy multiply-adds)")
+@pytest.mark.claim(paper=13, artefact="unireplknet_n",
+                   claim="deploy MACs equal the README 'FLOPs' (deploy multiply-adds)")
+@pytest.mark.claim(paper=13, artefact="unireplknet_t",
+                   claim="deploy MACs equal the README 'FLOPs' (deploy multiply-adds)")
+@pytest.mark.claim(paper=13, artefact="unireplknet_s",
+                   claim="deploy MACs equal the README 'FLOPs' (deploy multiply-adds)")
 @pytest.mark.parametrize("v, size", [(v, s) for v in SHEET for s in SHEET[v][2]])
 def test_deploy_macs_match_sheet(v, size):
     """The README's 'FLOPs' are the deploy structure's multiply-adds (FlopCounterMode counts 2 per MAC)."""
@@ -96,6 +132,8 @@ def test_deploy_macs_match_sheet(v, size):
 
 # --- the dilated-to-dense identity and the Dilated Reparam Block ------------------------------------------
 
+@pytest.mark.claim(paper=13, artefact="DilatedReparamBlock",
+                   claim="dilated-to-dense identity: conv with dilation r == conv with the zero-inserted kernel")
 @pytest.mark.parametrize("k, r, groups", [(3, 2, 6), (3, 5, 6), (5, 3, 6), (7, 2, 6), (9, 2, 6), (3, 4, 1), (5, 2, 3)])
 def test_dilated_to_dense_identity(k, r, groups):
     g = torch.Generator().manual_seed(k * 10 + r)
@@ -116,6 +154,8 @@ def test_dilated_to_dense_identity(k, r, groups):
         merge_into_large_kernel(torch.zeros(6, 6 // groups, 3, 3), w, r)
 
 
+@pytest.mark.claim(paper=13, artefact="DilatedReparamBlock",
+                   claim="branch table of the official code for every K in 5..17")
 def test_branch_table():
     # fact sheet Sec. 3: kernel sizes / dilations of the parallel branches besides the main K x K
     table = {17: ((5, 9, 3, 3, 3), (1, 2, 4, 5, 7)), 15: ((5, 7, 3, 3, 3), (1, 2, 3, 5, 7)),
@@ -126,6 +166,8 @@ def test_branch_table():
         assert all((k - 1) * r + 1 <= K for k, r in branches)  # every branch fits inside K x K
 
 
+@pytest.mark.claim(paper=13, artefact="DilatedReparamBlock",
+                   claim="merged K x K conv gives the same outputs (random BN, eval, <= 1e-5) for every K; deploy=True loads it")
 @pytest.mark.parametrize("K", sorted(BRANCHES))
 def test_dilated_reparam_block_merge(K):
     torch.manual_seed(K)
@@ -152,6 +194,8 @@ def test_dilated_reparam_block_merge(K):
 
 # --- the UniRepLKNet block -----------------------------------------------------------------------------------
 
+@pytest.mark.claim(paper=13, artefact="UniRepLKNetBlock",
+                   claim="re-parameterised block equals the train-time block (random BN, gamma, GRN beta; eval; <= 1e-5), SmaK 3/5 and LarK 7..17")
 @pytest.mark.parametrize("K", [3, 5, 7, 9, 11, 13, 15, 17])
 def test_block_reparameterize(K):
     torch.manual_seed(K)
@@ -176,6 +220,8 @@ def test_block_reparameterize(K):
         assert torch.equal(built(x), out)
 
 
+@pytest.mark.claim(paper=13, artefact="UniRepLKNetBlock",
+                   claim="folding keeps dtype and works without layer scale; SE C/4, FFN 4C, DropPath")
 def test_block_reparameterize_float64_and_without_layer_scale():
     """dtype is kept (float64 folding is exact to 1e-12); a block without layer scale folds too."""
     for ls in (1e-6, None):
@@ -189,6 +235,8 @@ def test_block_reparameterize_float64_and_without_layer_scale():
         assert (out - ref).abs().max().item() <= 1e-12
 
 
+@pytest.mark.claim(paper=13, artefact="UniRepLKNetBlock",
+                   claim="folding keeps dtype and works without layer scale; SE C/4, FFN 4C, DropPath")
 def test_block_structure_and_drop_path():
     block = UniRepLKNetBlock(16, 13, drop_path=0.5)
     assert block.se.down.out_channels == 4 and block.pwconv1[1].out_features == 64  # SE C/4, FFN 4C
@@ -206,6 +254,8 @@ def test_block_structure_and_drop_path():
             UniRepLKNetBlock(8, bad)
 
 
+@pytest.mark.claim(paper=13, artefact="GRN",
+                   claim="ConvNeXt-V2 formula, identity at init, bias removable for folding")
 def test_grn_formula():
     torch.manual_seed(0)
     grn = GlobalResponseNorm(12)
@@ -225,6 +275,8 @@ def test_grn_formula():
 
 # --- whole models --------------------------------------------------------------------------------------------
 
+@pytest.mark.claim(paper=13, artefact="reparameterize_unireplknet",
+                   claim="model outputs equal before/after (random BN, gamma, GRN beta; <= 1e-5); deploy=True loads the state dict and gives the same outputs")
 def test_model_reparameterize_and_deploy_constructor():
     torch.manual_seed(0)
     model = _randomise(convzoo.create_model("unireplknet_a", num_classes=10, **TINY))
@@ -242,6 +294,8 @@ def test_model_reparameterize_and_deploy_constructor():
         assert torch.equal(built(x), out)
 
 
+@pytest.mark.claim(paper=13, artefact="reparameterize_unireplknet",
+                   claim="convzoo.deploy (bottom-up) and timm reparameterize_model order (top-down) agree")
 def test_convzoo_deploy_and_timm_order():
     """convzoo.deploy (bottom-up) and timm's reparameterize_model order (top-down) give the same model."""
     torch.manual_seed(0)
@@ -291,6 +345,12 @@ def _official_keys(depths, kernels, deploy: bool, features_only: bool = False) -
     return set(keys)
 
 
+@pytest.mark.claim(paper=13, artefact="unireplknet_a",
+                   claim="official checkpoint key names (train and deploy)")
+@pytest.mark.claim(paper=13, artefact="unireplknet_t",
+                   claim="official kernel plan (LarK/SmaK alternation) and key names")
+@pytest.mark.claim(paper=13, artefact="unireplknet_s",
+                   claim="official key names, deploy and downstream (norm0..3) structures")
 @pytest.mark.parametrize("v, deploy, features_only", [("a", False, False), ("a", True, False), ("t", False, False),
                                                       ("s", True, False), ("s", False, True)])
 def test_official_state_dict_keys(v, deploy, features_only):
@@ -299,6 +359,8 @@ def test_official_state_dict_keys(v, deploy, features_only):
     assert set(model.state_dict()) == _official_keys(depths, KERNEL_PLANS[depths], deploy, features_only)
 
 
+@pytest.mark.claim(paper=13, artefact="unireplknet_t",
+                   claim="official kernel plan (LarK/SmaK alternation) and key names")
 def test_kernel_plans():
     t, s = KERNEL_PLANS[(3, 3, 18, 3)], KERNEL_PLANS[(3, 3, 27, 3)]
     assert t[2].count(13) == 9 and t[2].count(3) == 9 and t[2][:2] == (13, 3)
@@ -309,6 +371,8 @@ def test_kernel_plans():
     assert rates[0] == 0.0 and abs(rates[-1] - 0.2) < 1e-7 and rates == sorted(rates)  # linear to the default
 
 
+@pytest.mark.claim(paper=13, artefact="unireplknet_a",
+                   claim="in_chans=1 (audio / time series) and features at strides 4/8/16/32")
 def test_in_chans_1_and_feature_strides():
     model = convzoo.create_model("unireplknet_a", in_chans=1, num_classes=35, **TINY).eval()
     assert [f["reduction"] for f in model.feature_info] == [4, 8, 16, 32]
@@ -321,6 +385,8 @@ def test_in_chans_1_and_feature_strides():
     assert [tuple(f.shape[1:]) for f in feats] == [(8, 16, 12), (16, 8, 6), (24, 4, 3), (32, 2, 2)]
 
 
+@pytest.mark.claim(paper=13, artefact="unireplknet_a",
+                   claim="in_chans=1 (audio / time series) and features at strides 4/8/16/32")
 def test_features_only_downstream_structure():
     torch.manual_seed(0)
     model = _randomise(convzoo.create_model("unireplknet_a", features_only=True, **TINY))
@@ -353,6 +419,10 @@ def test_head_init_scale_and_bad_options():
 
 # --- recipes -------------------------------------------------------------------------------------------------
 
+@pytest.mark.claim(paper=13, artefact="unireplknet_in1k",
+                   claim="recipe validates; no weight decay on 1-D parameters as the official optimiser factory")
+@pytest.mark.claim(paper=13, artefact="unireplknet_digits",
+                   claim="recipe validates; a narrow UniRepLKNet lowers the loss on a digits batch")
 @pytest.mark.parametrize("name", ["unireplknet_digits", "unireplknet_a_imagenet_paper"])
 def test_recipes_load(name):
     from convzoo.engine import load_recipe

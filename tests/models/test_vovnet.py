@@ -52,6 +52,7 @@ def _meta(name: str, **kwargs) -> VoVNet:
 
 # --- eSE ---------------------------------------------------------------------------------------------
 
+@pytest.mark.claim(paper=53, artefact="eSE", claim="no dimensionality reduction: C*C + C parameters")
 @pytest.mark.parametrize("channels", [1, 16, 256, 1024])
 def test_ese_has_no_reduction(channels):
     layer = EffectiveSE(channels)
@@ -59,6 +60,8 @@ def test_ese_has_no_reduction(channels):
     assert layer.fc.weight.shape == (channels, channels, 1, 1) and layer.fc.bias.shape == (channels,)
 
 
+@pytest.mark.claim(paper=53, artefact="eSE",
+                   claim="hard-sigmoid gate formula; equals timm's EffectiveSEModule")
 def test_ese_matches_formula_and_gate_range():
     torch.manual_seed(0)
     layer = EffectiveSE(24)
@@ -82,9 +85,11 @@ def test_ese_identity_when_w_zero_b_three():
         EffectiveSE(0)
 
 
+@pytest.mark.claim(paper=53, artefact="eSE",
+                   claim="hard-sigmoid gate formula; equals timm's EffectiveSEModule")
 @pytest.mark.parity
 def test_ese_matches_timm():
-    timm_layers = pytest.importorskip("timm.layers")
+    from timm import layers as timm_layers
     torch.manual_seed(0)
     ours, ref = EffectiveSE(32), timm_layers.EffectiveSEModule(32)
     torch.nn.init.normal_(ours.fc.weight)
@@ -95,6 +100,8 @@ def test_ese_matches_timm():
 
 # --- the OSA module ------------------------------------------------------------------------------------
 
+@pytest.mark.claim(paper=53, artefact="OSABlock",
+                   claim="one-shot concatenation: width = in + n*mid, holds the input and every layer")
 @pytest.mark.parametrize("in_chs, mid, out, n, dw", [
     (128, 128, 256, 5, False),  # V-39 stage 2: 128 + 5 * 128 = 768 -> 256
     (768, 224, 1024, 5, False),  # V-39 stage 5, first block: 768 + 1120 = 1888
@@ -116,6 +123,8 @@ def test_osa_concat_arithmetic(in_chs, mid, out, n, dw):
     assert seen["cat"] == (1, in_chs + n * mid, 5, 6) and y.shape == seen["out"] == (1, out, 5, 6)
 
 
+@pytest.mark.claim(paper=53, artefact="OSABlock",
+                   claim="one-shot concatenation: width = in + n*mid, holds the input and every layer")
 def test_osa_concat_contains_input_and_every_layer():
     """Zero the 1x1 weights except one input slice: the output then depends only on that slice."""
     torch.manual_seed(0)
@@ -137,6 +146,12 @@ def test_osa_concat_contains_input_and_every_layer():
 
 # --- parameter counts, placement and residual options ---------------------------------------------------
 
+@pytest.mark.claim(paper=53, artefact="vovnet27_slim", claim="parameter count equals the sheet")
+@pytest.mark.claim(paper=53, artefact="vovnet39a", claim="parameter count equals the sheet")
+@pytest.mark.claim(paper=53, artefact="vovnet57a", claim="parameter count equals the sheet")
+@pytest.mark.claim(paper=53, artefact="ese_vovnet19b_dw", claim="parameter count equals the sheet")
+@pytest.mark.claim(paper=53, artefact="ese_vovnet39b", claim="parameter count equals the sheet")
+@pytest.mark.claim(paper=53, artefact="ese_vovnet99b", claim="parameter count equals the sheet")
 @pytest.mark.parametrize("name", list(SHEET))
 def test_params_match_sheet(name):
     assert count_params(_meta(name)) == SHEET[name] == convzoo.get_card(name).params
@@ -145,12 +160,13 @@ def test_params_match_sheet(name):
 @pytest.mark.parity
 def test_ese_vovnet19b_count_from_timm_config():
     """V2-19 (no DW, not slim) is defined but not registered by timm: count timm's construction."""
-    vovnet = pytest.importorskip("timm.models.vovnet")
+    from timm.models import vovnet
     with torch.device("meta"):
         ref = vovnet.VovNet(vovnet.model_cfgs["ese_vovnet19b"])
     assert count_params(_meta("ese_vovnet19b")) == count_params(ref) == convzoo.get_card("ese_vovnet19b").params
 
 
+@pytest.mark.claim(paper=53, artefact="eSE", claim="no dimensionality reduction: C*C + C parameters")
 def test_ese_adds_sum_c2_plus_c_per_stage():
     # timm layout: one eSE per stage -> V2-39 minus V1-39 = sum(C^2 + C) over the stage widths
     delta = count_params(_meta("ese_vovnet39b")) - count_params(_meta("vovnet39a"))
@@ -166,6 +182,8 @@ def test_ese_adds_sum_c2_plus_c_per_stage():
     assert count_params(_meta("ese_vovnet19b_dw", attn_placement="block")) == SHEET["ese_vovnet19b_dw"]
 
 
+@pytest.mark.claim(paper=53, artefact="OSABlock",
+                   claim="V1 official residual layout and the V2 identity residual")
 def test_residual_flag():
     paper, official = _meta("vovnet39"), _meta("vovnet39", residual=True)
     assert count_params(paper) == count_params(official) == SHEET["vovnet39"]  # identity adds nothing
@@ -186,10 +204,18 @@ def test_bad_options():
 
 # --- numerical parity with timm ---------------------------------------------------------------------
 
+@pytest.mark.claim(paper=53, artefact="vovnet39a",
+                   claim="numerical parity with timm, copied weights, logits and features (<= 1e-5)")
+@pytest.mark.claim(paper=53, artefact="vovnet57a",
+                   claim="numerical parity with timm, copied weights, logits and features (<= 1e-5)")
+@pytest.mark.claim(paper=53, artefact="ese_vovnet19b_dw",
+                   claim="numerical parity with timm, copied weights, logits and features (<= 1e-5)")
+@pytest.mark.claim(paper=53, artefact="ese_vovnet39b",
+                   claim="numerical parity with timm, copied weights, logits and features (<= 1e-5)")
 @pytest.mark.parity
 @pytest.mark.parametrize("name", ["vovnet39a", "vovnet57a", "ese_vovnet19b_dw", "ese_vovnet39b"])
 def test_parity_with_timm(name):
-    timm = pytest.importorskip("timm")
+    import timm
     torch.manual_seed(0)
     ref = timm.create_model(name).eval()
     randomise_bn(ref)
@@ -207,10 +233,12 @@ def test_parity_with_timm(name):
         assert (f - g).abs().max().item() <= 1e-5
 
 
+@pytest.mark.claim(paper=53, artefact="OSABlock",
+                   claim="V1 official residual layout and the V2 identity residual")
 @pytest.mark.parity
 def test_official_v1_residual_layout():
     """residual=True = the official VoVNet.pytorch forward: identity added to non-first OSA modules."""
-    timm = pytest.importorskip("timm")
+    import timm
     torch.manual_seed(0)
     ref = timm.create_model("vovnet39a").eval()
     randomise_bn(ref)

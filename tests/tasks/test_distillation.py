@@ -56,6 +56,8 @@ def test_registered():
     assert "distillation" in list_tasks()
 
 
+@pytest.mark.claim(paper=18, artefact="distillation",
+                   claim="hard: 0.5 CE(class head, y) + 0.5 CE(dist head, argmax teacher); teacher frozen from safetensors")
 def test_hard_loss_is_half_ce_labels_half_ce_teacher_argmax(tmp_path):
     task, teacher = _teacher_task(tmp_path)
     student = _student().train()
@@ -82,6 +84,8 @@ def test_hard_loss_is_half_ce_labels_half_ce_teacher_argmax(tmp_path):
     assert student.head.l.weight.grad is None or student.head.l.weight.grad.abs().sum() == 0
 
 
+@pytest.mark.claim(paper=18, artefact="distillation",
+                   claim="soft (KL with temperature) and label smoothing as DeiT's DistillationLoss")
 def test_soft_loss_and_label_smoothing(tmp_path):
     task, _ = _teacher_task(tmp_path, distillation_type="soft", alpha=0.3, tau=2.0, label_smoothing=0.1)
     g = torch.Generator().manual_seed(3)
@@ -93,6 +97,8 @@ def test_soft_loss_and_label_smoothing(tmp_path):
     torch.testing.assert_close(task.loss((cls, dist, t), y), expected)
 
 
+@pytest.mark.claim(paper=18, artefact="distillation",
+                   claim="evaluation on the mean of the heads; students without a distillation head")
 def test_student_without_distillation_head_uses_its_logits_twice(tmp_path):
     task, _ = _teacher_task(tmp_path)
     torch.manual_seed(4)
@@ -102,6 +108,8 @@ def test_student_without_distillation_head_uses_its_logits_twice(tmp_path):
     assert cls is dist
 
 
+@pytest.mark.claim(paper=18, artefact="distillation",
+                   claim="evaluation on the mean of the heads; students without a distillation head")
 def test_eval_is_plain_classification_on_the_mean_of_the_heads(tmp_path):
     task, _ = _teacher_task(tmp_path)
     student = _student().eval()
@@ -123,6 +131,7 @@ def test_bad_options():
         build_task("distillation", teacher="no_such_teacher")
 
 
+@pytest.mark.claim(paper=18, artefact="distillation", claim="trains through the engine")
 def test_short_engine_run_on_digits(tmp_path):
     from convzoo.engine import train
 
