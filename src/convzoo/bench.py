@@ -102,39 +102,16 @@ def _parse_size(size, dims: int) -> tuple[int, ...] | None:
     return size
 
 
-def _model_scale(model: nn.Module, card) -> int:
-    scale = getattr(model, "scale", None)
-    if scale is None and card is not None:
-        m = re.search(r"scale\D{0,3}(\d+)", card.notes or "")
-        scale = int(m.group(1)) if m else None
-    if scale is None:
-        raise ConvzooError("bench: a super-resolution model needs its upscaling factor as model.scale")
-    return int(scale)
-
-
 def _input_spec(model: nn.Module, card, size) -> dict:
-    """Per-item input shape (C, *spatial) and, for super-resolution, the output size."""
+    """Per-item input shape (C, *spatial) and the unit; the model's task decides (e.g. super-resolution
+    reads ``size`` as the output frame and feeds size / scale)."""
     dims = card.dims if card is not None else 2
-    in_chans = card.in_chans if card is not None else 3
     spatial = _parse_size(size, dims)
-    task = card.task if card is not None else "classification"
-    spec: dict[str, Any] = {"task": task, "dims": dims, "unit": "items/s"}
-    if task == "super_resolution":
-        scale = _model_scale(model, card)
-        if spatial is None:
-            lr = tuple(card.input_size)
-            spatial_out = tuple(s * scale for s in lr)
-        else:
-            if any(s % scale for s in spatial):
-                raise ConvzooError(f"bench: output size {spatial} is not divisible by the model's scale "
-                                   f"{scale}")
-            spatial_out, lr = spatial, tuple(s // scale for s in spatial)
-        spec.update(scale=scale, output_size=list(spatial_out), unit="frames/s")
-        spatial = lr
-    elif spatial is None:
-        spatial = tuple(card.input_size) if card is not None else (224,) * dims
-    spec["input_shape"] = [in_chans, *spatial]
-    return spec
+    if card is None:  # a bare module: an image classifier at 224 px unless told otherwise
+        return {"task": None, "dims": dims, "unit": "items/s", "input_shape": [3, *(spatial or (224,) * dims)]}
+    from convzoo.tasks import build_task
+
+    return {"task": card.task, "dims": dims, **build_task(card.task).bench_spec(model, card, spatial)}
 
 
 def _memory_format(ndim: int):
@@ -303,7 +280,7 @@ def _build_reference(compare: str, card, device: torch.device) -> nn.Module:
     if not name or kind not in ("timm", "torchvision"):
         raise ConvzooError(f"bench --compare expects timm:NAME or torchvision:NAME, got {compare!r}")
     kw = {}
-    if card is not None and card.task == "classification":
+    if card is not None and card.num_classes:
         kw = dict(num_classes=card.num_classes)
     if kind == "timm":
         try:

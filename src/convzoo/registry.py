@@ -21,7 +21,6 @@ import torch.nn as nn
 
 from convzoo.errors import UnknownNameError
 
-TASKS = ("classification", "super_resolution", "regression")
 CAPABILITIES = ("features", "reparam", "compile", "onnx", "torch_export", "channels_last", "bf16")
 
 
@@ -32,10 +31,11 @@ class ModelCard:
     name: str
     paper: int  # seed number (1..57) of ../shared/seeds
     family: str  # family file in convzoo.models, e.g. "ecanet"
-    task: str  # one of TASKS
+    task: str  # a registered task (convzoo.tasks.list_tasks()), checked when the models are loaded
     dims: int = 2  # 1, 2 or 3 spatial dims
     in_chans: int = 3
-    num_classes: int = 1000  # classes, or outputs for regression; 0 for image-to-image
+    num_classes: int = 1000  # classes, or outputs for regression; 0: no classifier (image-to-image)
+    scale: int = 1  # output / input size of image-to-image models (super-resolution factor)
     input_size: tuple[int, ...] = (224, 224)  # the paper's input size (H, W) or (L,)
     test_size: tuple[int, ...] = (64, 64)  # small size used by the contract tests
     params: int | None = None  # the paper's / reference's count for this configuration
@@ -70,7 +70,6 @@ def register_model(card: ModelCard):
     def deco(fn: Callable[..., nn.Module]):
         if card.name in _REGISTRY and _REGISTRY[card.name].factory.__qualname__ != fn.__qualname__:
             raise ValueError(f"model '{card.name}' registered twice")
-        assert card.task in TASKS, card.task
         assert set(card.capabilities) <= set(CAPABILITIES), card.capabilities
         _REGISTRY[card.name] = _Entry(card, fn)
         fn.card = card
@@ -89,6 +88,12 @@ def _load_all() -> None:
     for mod in pkgutil.iter_modules(pkg.__path__):
         importlib.import_module(f"convzoo.models.{mod.name}")
     _LOADED = True
+    from convzoo.tasks import list_tasks
+
+    tasks = set(list_tasks())
+    bad = sorted(f"{e.card.name} ({e.card.task})" for e in _REGISTRY.values() if e.card.task not in tasks)
+    if bad:
+        raise ValueError(f"model cards name unregistered tasks: {', '.join(bad)}; tasks are {sorted(tasks)}")
 
 
 def _entry(name: str) -> _Entry:
@@ -109,7 +114,7 @@ def create_model(name: str, *, num_classes: int | None = None, in_chans: int | N
     entry = _entry(name)
     card = entry.card
     kw = dict(overrides)
-    if card.task != "super_resolution":
+    if card.num_classes or num_classes is not None:  # 0 on the card: the family takes no num_classes
         kw["num_classes"] = card.num_classes if num_classes is None else num_classes
     kw["in_chans"] = card.in_chans if in_chans is None else in_chans
     model = entry.factory(**kw)

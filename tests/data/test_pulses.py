@@ -99,7 +99,7 @@ def test_dataset_items_info_and_splits():
     x, y = tr[0]
     assert x.shape == (1, 64) and x.dtype == torch.float32 and y.shape == (2,) and y.dtype == torch.float32
     info = tr.info
-    assert (info.task, info.in_chans, info.num_classes, info.input_size) == ("regression", 1, 2, (64,))
+    assert (info.task, info.in_chans, info.num_classes, info.input_size) == ("pulse_regression", 1, 2, (64,))
     assert info.extra["sample_period_ns"] == 2.0 and info.extra["snr_db"] == [30, 50]
     assert 0 <= tr.targets.min() and tr.targets.max() <= 1
     t0, e = denormalise(tr.targets.double().numpy(), info.extra)

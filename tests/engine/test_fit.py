@@ -143,7 +143,7 @@ class Watch:
 def test_ema_is_what_gets_evaluated_and_does_not_change_training(tiny, base, tmp_path):
     watch = Watch(decay=0.8)
     res = run(tiny, tmp_path, "ema", callbacks=[watch], ema=0.8)
-    raw = load_state(res.run_dir / "state.pt")["model"]
+    raw = {k.removeprefix("model."): v for k, v in load_state(res.run_dir / "state.pt")["method"].items()}
     assert same(raw, weights(base.run_dir))  # training itself is unchanged by the EMA
     saved = weights(res.run_dir)
     assert not same(saved, raw)

@@ -131,7 +131,7 @@ def test_psnr_crops_border_and_averages_per_image():
         sr = hr + noise * torch.randn(hr.shape, generator=g)
         sr[..., :scale, :] = 5.0  # garbage inside the border must not count
         bic = bicubic_upscale(lr, scale)
-        targets = torch.stack((hr, bic), dim=1)
+        targets = {"hr": hr, "bicubic": bic}
         assert task.loss(sr, targets) == F.mse_loss(sr, hr)
         task.update_metrics(metrics, sr, targets)
         hand.append(_psnr_by_hand(sr, hr, scale))
@@ -148,14 +148,16 @@ def test_psnr_crops_border_and_averages_per_image():
     assert float(m0["psnr"].compute()) < 15  # the garbage rows count without the crop
 
 
-def test_task_forward_targets_hold_hr_and_bicubic():
+def test_task_trains_on_hr_and_evaluates_against_hr_and_bicubic():
     model = convzoo.create_model("espcn_x2")
     lr, hr = torch.rand(3, 1, 8, 8), torch.rand(3, 1, 16, 16)
     task = build_task("super_resolution")
-    sr, targets = task.forward(model, (lr, hr))
-    assert sr.shape == hr.shape and targets.shape == (3, 2, 1, 16, 16)
-    assert torch.equal(targets[:, 0], hr)
-    torch.testing.assert_close(targets[:, 1], bicubic_upscale(lr, 2))
+    sr, targets = task.forward(model, (lr, hr))  # training: no bicubic computed on every step
+    assert sr.shape == hr.shape and targets is hr
+    sr, targets = task.evaluation_forward(model, (lr, hr))
+    assert torch.equal(targets["hr"], hr)
+    torch.testing.assert_close(targets["bicubic"], bicubic_upscale(lr, 2))
+    assert task.loss(sr, targets) == task.loss(sr, hr)
     assert task.monitor == "psnr" and task.monitor_mode == "max"
 
 

@@ -71,7 +71,7 @@ def test_shapes_variants_and_input_check():
     assert model(torch.randn(2, 1, 100)).shape == (2, 16)
     card = convzoo.get_card("pulsedl2_cnn")
     facts = (card.paper, card.task, card.dims, card.num_classes, card.input_size)
-    assert facts == (3, "regression", 1, 2, (64,))
+    assert facts == (3, "pulse_regression", 1, 2, (64,))
     assert "no paper count" in card.params_source
 
 

@@ -191,7 +191,7 @@ def make_pulse_dataset(n: int, cfg: PulseConfig, snr_db, seed, name: str = "puls
     """Simulate ``n`` pulses with ``cfg`` at ``snr_db`` and wrap them as a :class:`PulseDataset`."""
     w, t0, e, snr = simulate_pulses(n, **asdict(cfg), snr_db=snr_db, seed=seed, return_snr=True)
     extra = {**pulse_extra(cfg), "snr_db": snr_db if np.ndim(snr_db) == 0 else list(snr_db)}
-    info = DataInfo(name=name, task="regression", in_chans=1, num_classes=2, input_size=(cfg.length,),
+    info = DataInfo(name=name, task="pulse_regression", in_chans=1, num_classes=2, input_size=(cfg.length,),
                     class_names=("t0", "energy"), extra=extra)
     return PulseDataset(w, t0, e, snr, info)
 

@@ -23,7 +23,7 @@ SPLITS = ("train", "val", "test")
 @dataclass(frozen=True)
 class DataInfo:
     name: str
-    task: str  # the task it feeds: "classification", "super_resolution", "regression"
+    task: str  # the registered task it feeds (convzoo.tasks.list_tasks())
     in_chans: int
     num_classes: int = 0  # classes (classification) or outputs (regression)
     class_names: tuple[str, ...] = ()

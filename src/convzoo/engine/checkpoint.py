@@ -40,7 +40,7 @@ from convzoo.errors import ConvzooError
 
 STATE, CONFIG, DATA_INFO = "state.pt", "config.yaml", "data_info.yaml"
 LAST, BEST = "last.safetensors", "best.safetensors"
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: the whole method, a list of optimizers and schedules
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 

@@ -25,10 +25,19 @@ the rendezvous in the environment, e.g. on node 0 and node 1 of two 8-GPU nodes:
 (``torchrun`` and SLURM ``srun`` environments are detected by Fabric as well). Global rank 0 writes
 the run folder; to resume on several nodes, the run folder must be readable on every node.
 
-Model hooks (for methods that train more than the task's loss, e.g. DCLS, paper 39):
-``model.regularization_loss(epoch) -> Tensor | None`` on the top-level model is added to the task's
-loss at every training step (None: nothing this epoch); ``post_optimizer_step()`` on any submodule is
-called after every optimizer step, under ``torch.no_grad`` (e.g. clamping learnable positions).
+What is trained is a :class:`~convzoo.methods.Method` (the recipe's ``method:``, default
+``supervised``): the engine optimises, wraps, checkpoints and resumes the whole method (model, heads,
+teachers), calls ``method(batch)`` for a training step (its ``training_step``: ``"loss"`` and named
+parts, logged as ``train_<part>``), and keeps ``method.export_model()`` as the run's weights.
+Model hooks kept by the supervised method: ``model.regularization_loss(epoch) -> Tensor | None`` joins
+the loss (DCLS, paper 39); ``post_optimizer_step()`` on any submodule runs after every optimizer step.
+
+The loop, in reading order: :func:`train` -> :func:`_fit` -> :func:`_setup` (build, wrap, restore),
+:func:`_train_epoch` (-> :func:`_optimizer_step`), :func:`_validate`, :func:`_end_epoch`
+(schedule, best, checkpoint), :func:`_finish` (test split, report). Gradient accumulation
+(``accumulate: N``) steps the optimizer every N batches (DDP synchronises only then); schedules step
+per epoch or per optimizer step (``schedule.interval``); ``batch_transform`` (MixUp / CutMix) applies
+to training batches; ``fast: true`` trains channels_last, under bf16 autocast, with the model compiled.
 """
 
 from __future__ import annotations
@@ -39,11 +48,19 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
-from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler
+from lightning_utilities.core.apply_func import apply_to_collection
 
+from convzoo.engine.build import (
+    build_batch_transform,
+    build_data,
+    build_method,
+    build_task_for,
+    eval_loader,
+    train_loader,
+)
 from convzoo.engine.checkpoint import (
     BEST,
     CONFIG,
@@ -58,8 +75,8 @@ from convzoo.engine.checkpoint import (
     seed_epoch,
     write_atomic,
 )
-from convzoo.engine.evaluate import build_data, build_model, build_task_for, eval_loader, evaluate_loader
-from convzoo.engine.optim import EpochSchedule, build_ema, build_optimizer
+from convzoo.engine.evaluate import evaluate_loader, precision_of
+from convzoo.engine.optim import Schedule, build_ema, build_optimizer
 from convzoo.engine.recipe import dump_recipe, load_recipe
 from convzoo.engine.report import Progress, plot_curves, write_metrics_csv, write_report, write_results
 from convzoo.errors import ConvzooError
@@ -86,8 +103,8 @@ def train(recipe=None, *, overrides=(), out_dir="runs", run_name: str | None = N
     The run folder is ``out_dir/run_name``, by default ``out_dir/<recipe name>-<YYYYmmdd-HHMMSS>``.
     ``resume=RUN_DIR`` continues that run from its ``state.pt`` (``recipe`` may be None; the run's
     ``config.yaml`` is used, with ``overrides`` applied, e.g. ``["epochs=20"]`` to train longer).
-    ``callbacks`` are objects with any of the hooks ``on_train_start(fabric, model, run_dir, recipe)``,
-    ``on_train_batch_end(fabric, epoch, step, loss)``, ``on_train_epoch_end(fabric, epoch, row,
+    ``callbacks`` are objects with any of the hooks ``on_train_start(fabric, model, method, run_dir,
+    recipe)``, ``on_train_batch_end(fabric, epoch, step, loss)``, ``on_train_epoch_end(fabric, epoch, row,
     run_dir)`` and ``on_train_end(fabric, result)``; they are called on every process.
     Returns the :class:`RunResult` on global rank 0 and None on the other processes.
     """
@@ -109,13 +126,14 @@ def train(recipe=None, *, overrides=(), out_dir="runs", run_name: str | None = N
         raise ConvzooError(f"batch_size {cfg['batch_size']} is the global batch and must divide evenly "
                            f"over {world} processes")
     strategy = strategy or _default_strategy(world)
+    precision = precision_of(cfg)
     try:
         fabric = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy,
-                        precision=cfg["precision"], callbacks=list(callbacks))
+                        precision=precision, callbacks=list(callbacks))
     except (ValueError, RuntimeError, TypeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConvzooError(f"cannot run on accelerator={accelerator!r} devices={devices} "
-                           f"precision={cfg['precision']!r}: {first}") from None
+                           f"precision={precision!r}: {first}") from None
     return fabric.launch(_fit, cfg, Path(out_dir), run_name, resume_dir, progress)
 
 
@@ -127,6 +145,115 @@ def _default_strategy(world: int) -> str:
 
     rerunnable = hasattr(__main__, "__file__") and "pytest" not in sys.modules and "ipykernel" not in sys.modules
     return "ddp" if rerunnable else "ddp_fork"
+
+
+@dataclass
+class _Run:
+    """Everything one training run holds; built by :func:`_setup`."""
+
+    cfg: dict
+    fabric: Any
+    task: Any
+    info: Any
+    method: torch.nn.Module  # the raw method (what is checkpointed)
+    wrapped: torch.nn.Module  # the method as Fabric wraps it (what is called)
+    optimizers: list  # Fabric-wrapped optimizers
+    schedules: list[Schedule]
+    ema: Any
+    loader: Any
+    sampler: Any
+    generator: torch.Generator
+    val_loader: Any
+    eval_ds: Any
+    batch_transform: Any
+    run_dir: Path = Path(".")
+    start: int = 0
+    history: list[dict] = field(default_factory=list)
+    best: dict = field(default_factory=dict)
+    elapsed: float = 0.0
+
+    @property
+    def eval_method(self):
+        return self.ema.module if self.ema is not None else self.method
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.loader) // self.cfg["accumulate"]
+
+
+def _fit(fabric, cfg: dict, out_dir: Path, run_name: str | None, resume_dir: Path | None,
+         progress: bool) -> RunResult:
+    run = _setup(fabric, cfg, out_dir, run_name, resume_dir)
+    monitor = run.task.monitor
+    bar = Progress(progress and fabric.global_rank == 0, run.steps_per_epoch * cfg["epochs"], cfg["epochs"],
+                   monitor, done_steps=run.steps_per_epoch * min(run.start, cfg["epochs"]))
+    fabric.call("on_train_start", fabric=fabric, model=run.method.export_model(), method=run.method,
+                run_dir=run.run_dir, recipe=cfg)
+    try:
+        for epoch in range(run.start, cfg["epochs"]):
+            t0 = time.perf_counter()
+            bar.epoch(epoch)
+            lr = _base_lr(run.optimizers[0])
+            train_parts = _train_epoch(run, epoch, bar)
+            val = _validate(run)
+            row = {"epoch": epoch + 1, **train_parts, "lr": lr, **{f"val_{k}": v for k, v in val.items()}}
+            _end_epoch(run, epoch, row, val, t0)
+            bar.epoch_end(row)
+            fabric.call("on_train_epoch_end", fabric=fabric, epoch=epoch, row=row, run_dir=run.run_dir)
+    finally:
+        bar.close()
+        if fabric.global_rank == 0 and run.history:
+            _try(plot_curves, run.run_dir, run.history, monitor)
+    return _finish(run)
+
+
+# --- set-up ----------------------------------------------------------------------------------------
+def _setup(fabric, cfg: dict, out_dir: Path, run_name: str | None, resume_dir: Path | None) -> _Run:
+    """Data, task, method, optimizers, schedules, EMA and loaders; the run folder; a resumed state."""
+    rank, world, d = fabric.global_rank, fabric.world_size, cfg["data"]
+    fabric.seed_everything(cfg["seed"], verbose=False)  # identical initial weights on every process
+    train_ds = build_data(cfg, d["train_split"])
+    eval_ds = build_data(cfg, d["eval_split"]) if d["eval_split"] else None
+    info = train_ds.info
+    task = build_task_for(cfg, info)
+    cfg["task"]["name"] = task.name
+    method = build_method(cfg, info, task)
+    if fabric.world_size > 1 and fabric.device.type == "cuda":  # BN statistics over the global batch
+        method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)
+    if cfg["fast"]:
+        method.export_model().to(memory_format=torch.channels_last)
+        method.export_model().compile()
+    cuda = fabric.device.type == "cuda"
+    loader, sampler, generator = train_loader(train_ds, task, cfg, rank, world, cuda)
+    # (not fabric.setup_dataloaders: its wrapper would call sampler.set_epoch(number of passes so far),
+    # which restarts at 0 after a resume; batches are moved with fabric.to_device instead)
+    val_loader = (eval_loader(eval_ds, cfg["eval_batch_size"], rank, world, d["num_workers"], cuda, task.collate)
+                  if eval_ds is not None else None)
+    raw_opts = method.configure_optimizers(cfg["optimizer"], lambda groups: build_optimizer(method, cfg["optimizer"],
+                                                                                              groups))
+    spe = max(1, len(loader) // cfg["accumulate"])
+    schedules = [Schedule(o, cfg["schedule"], cfg["epochs"], cfg["optimizer"]["lr"], task.monitor_mode, spe)
+                 for o in raw_opts]
+    wrapped, *optimizers = fabric.setup(method, *raw_opts)
+    method._backward = fabric.backward
+    method._optimizers = optimizers
+    ema = build_ema(method, cfg["ema"])
+    if ema is not None:
+        ema.to(fabric.device)
+    run = _Run(cfg, fabric, task, info, method, wrapped, optimizers, schedules, ema, loader, sampler, generator,
+               val_loader, eval_ds, build_batch_transform(cfg, info))
+    if resume_dir is None:
+        status, text = fabric.broadcast(_new_run_dir(out_dir, cfg, run_name) if rank == 0 else None, src=0)
+        if status == "error":
+            raise ConvzooError(text)
+        run.run_dir = Path(text)
+    else:
+        run.run_dir = resume_dir
+        _restore(run, load_state(resume_dir / STATE))
+    if rank == 0:
+        write_atomic(run.run_dir / CONFIG, dump_recipe(cfg))
+        save_data_info(run.run_dir, info)
+    return run
 
 
 def _new_run_dir(out_dir: Path, cfg: dict, run_name: str | None) -> tuple[str, str]:
@@ -145,170 +272,114 @@ def _new_run_dir(out_dir: Path, cfg: dict, run_name: str | None) -> tuple[str, s
     return "ok", str(path)
 
 
-def _sync_batchnorm(model: nn.Module, fabric) -> nn.Module:
-    if fabric.world_size > 1 and fabric.device.type == "cuda":
-        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    return model
-
-
-def _seed_worker(worker_id: int) -> None:
-    """DataLoader workers: seed numpy and ``random`` from the worker's torch seed."""
-    import random
-
-    import numpy as np
-
-    s = torch.initial_seed() % 2**32
-    np.random.seed(s)
-    random.seed(s)
-
-
-def _fit(fabric, cfg: dict, out_dir: Path, run_name: str | None, resume_dir: Path | None,
-         progress: bool) -> RunResult:
-    rank, world = fabric.global_rank, fabric.world_size
-    d, seed = cfg["data"], cfg["seed"]
-    fabric.seed_everything(seed, verbose=False)  # identical initial weights on every process
-
-    # --- data, task, model -----------------------------------------------------------------------
-    train_ds = build_data(cfg, d["train_split"])
-    eval_ds = build_data(cfg, d["eval_split"]) if d["eval_split"] else None
-    info = train_ds.info
-    task = build_task_for(cfg, info)
-    cfg["task"]["name"] = task.name
-    raw = _sync_batchnorm(build_model(cfg, info), fabric)
-    optimizer = build_optimizer(raw, cfg["optimizer"])
-    schedule = EpochSchedule(optimizer, cfg["schedule"], cfg["epochs"], cfg["optimizer"]["lr"], task.monitor_mode)
-    model, fopt = fabric.setup(raw, optimizer)
-    ema = build_ema(raw, cfg["ema"])
-    if ema is not None:
-        ema.to(fabric.device)
-    eval_model = ema.module if ema is not None else raw
-    regularizer = getattr(raw, "regularization_loss", None)
-    post_step = [m.post_optimizer_step for m in raw.modules() if hasattr(m, "post_optimizer_step")]
-
-    # --- run folder and resume ---------------------------------------------------------------------
-    if resume_dir is None:
-        status, text = fabric.broadcast(_new_run_dir(out_dir, cfg, run_name) if rank == 0 else None, src=0)
-        if status == "error":
-            raise ConvzooError(text)
-        run_dir = Path(text)
-    else:
-        run_dir = resume_dir
-    start, history, best, elapsed = 0, [], {}, 0.0
-    if resume_dir is not None:
-        state = load_state(run_dir / STATE)
-        try:
-            raw.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            schedule.load_state_dict(state["schedule"])
-            if ema is not None and state.get("ema") is not None:
-                ema.load_state_dict(state["ema"])
-        except (KeyError, RuntimeError, ValueError) as e:
-            raise ConvzooError(f"{run_dir / STATE} does not fit this recipe: {str(e).splitlines()[0]}") from None
-        start, history, best, elapsed = state["epoch"], state["history"], state["best"], state["elapsed"]
-    if rank == 0:
-        write_atomic(run_dir / CONFIG, dump_recipe(cfg))
-        save_data_info(run_dir, info)
-
-    # --- loaders -----------------------------------------------------------------------------------
-    per_device = cfg["batch_size"] // world
-    cuda = fabric.device.type == "cuda"
-    sampler = DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True, seed=seed)
-    generator = torch.Generator()
-    loader = DataLoader(train_ds, batch_size=per_device, sampler=sampler, drop_last=True,
-                        num_workers=d["num_workers"], worker_init_fn=_seed_worker, generator=generator,
-                        pin_memory=cuda)
-    if len(loader) == 0:
-        raise ConvzooError(f"the '{d['train_split']}' split of {d['name']} has {len(train_ds)} items, fewer "
-                           f"than one batch of {per_device} per process (batch_size {cfg['batch_size']})")
-    # (not fabric.setup_dataloaders: its wrapper would call sampler.set_epoch(number of passes so far),
-    # which restarts at 0 after a resume; batches are moved with fabric.to_device instead)
-    val_loader = None
-    if eval_ds is not None:
-        val_loader = eval_loader(eval_ds, cfg["eval_batch_size"], rank, world, d["num_workers"], cuda)
-
-    # --- epochs --------------------------------------------------------------------------------------
-    bar = Progress(progress and rank == 0, len(loader) * cfg["epochs"], cfg["epochs"], task.monitor,
-                   done_steps=len(loader) * min(start, cfg["epochs"]))
-    fabric.call("on_train_start", fabric=fabric, model=raw, run_dir=run_dir, recipe=cfg)
-    clip = cfg["grad_clip"]
+def _restore(run: _Run, state: dict) -> None:
     try:
-        for epoch in range(start, cfg["epochs"]):
-            t0 = time.perf_counter()
-            generator.manual_seed(seed_epoch(seed, epoch, rank))  # worker seeds; see checkpoint.py
-            sampler.set_epoch(epoch)
-            bar.epoch(epoch)
-            lr = _base_lr(optimizer)
-            model.train()
-            total = torch.zeros((), dtype=torch.float64, device=fabric.device)
-            for step, batch in enumerate(loader):
-                outputs, targets = task.forward(model, fabric.to_device(batch))
-                loss = task.loss(outputs, targets)
-                extra = regularizer(epoch) if regularizer is not None else None
-                if extra is not None:
-                    loss = loss + extra
-                fabric.backward(loss)
-                if clip is not None:
-                    fabric.clip_gradients(model, fopt, max_norm=clip, error_if_nonfinite=False)
-                fopt.step()
-                fopt.zero_grad(set_to_none=True)
-                if post_step:
-                    with torch.no_grad():
-                        for hook in post_step:
-                            hook()
-                if ema is not None:
-                    ema.update_parameters(raw)
-                total += loss.detach().double()
-                if bar.enabled:
-                    bar.step(float(loss.detach()))
-                fabric.call("on_train_batch_end", fabric=fabric, epoch=epoch, step=step, loss=loss.detach())
-            train_loss = float(fabric.all_reduce(total / len(loader), reduce_op="mean"))
-            if not math.isfinite(train_loss):
-                raise ConvzooError(f"training diverged: the loss is {train_loss} in epoch {epoch + 1}; lower "
-                                   "optimizer.lr or set grad_clip (the last good checkpoint is kept)")
-            val = evaluate_loader(fabric, eval_model, val_loader, task, eval_ds) if val_loader else {}
-            if val and task.monitor not in val:
-                raise ConvzooError(f"task '{task.name}' monitors '{task.monitor}' but its metrics are {list(val)}")
-            row = {"epoch": epoch + 1, "train_loss": train_loss, "lr": lr,
-                   **{f"val_{k}": v for k, v in val.items()}}
-            schedule.step(val.get(task.monitor))
-            improved = not best or _better(val.get(task.monitor), best.get(task.monitor), task.monitor_mode)
-            if improved:
-                best = {"epoch": epoch + 1, **val}
-            row["time"] = time.perf_counter() - t0
-            elapsed += row["time"]
-            history.append(row)
-            if rank == 0:
-                _checkpoint(run_dir, cfg, epoch + 1, raw, eval_model, optimizer, schedule, ema, history, best,
-                            elapsed, improved, world)
-            fabric.barrier()
-            bar.epoch_end(row)
-            fabric.call("on_train_epoch_end", fabric=fabric, epoch=epoch, row=row, run_dir=run_dir)
-    finally:
-        bar.close()
-        if rank == 0 and history:
-            _try(plot_curves, run_dir, history, task.monitor)
+        run.method.load_state_dict(state["method"])
+        if len(state["optimizers"]) != len(run.optimizers):
+            raise ValueError(f"{len(state['optimizers'])} optimizers saved, {len(run.optimizers)} built")
+        for opt, s in zip(run.optimizers, state["optimizers"]):
+            opt.load_state_dict(s)
+        for sched, s in zip(run.schedules, state["schedules"]):
+            sched.load_state_dict(s)
+        if run.ema is not None and state.get("ema") is not None:
+            run.ema.load_state_dict(state["ema"])
+    except (KeyError, RuntimeError, ValueError) as e:
+        raise ConvzooError(f"{run.run_dir / STATE} does not fit this recipe: {str(e).splitlines()[0]}") from None
+    run.start, run.history, run.best, run.elapsed = state["epoch"], state["history"], state["best"], state["elapsed"]
 
-    # --- final test and report ------------------------------------------------------------------------
-    t0 = time.perf_counter()
-    test_ds = build_data(cfg, d["test_split"]) if d["test_split"] else None
-    metrics = {}
-    if test_ds is not None:
-        test_loader = eval_loader(test_ds, cfg["eval_batch_size"], rank, world, d["num_workers"], cuda)
-        metrics = evaluate_loader(fabric, eval_model, test_loader, task, test_ds)
-    elapsed += time.perf_counter() - t0
-    result = RunResult(run_dir, metrics, best, int(best.get("epoch", 0)), len(history), elapsed, history)
-    if rank == 0:
-        _finish(run_dir, cfg, raw, eval_model, task, test_ds if test_ds is not None else eval_ds, fabric, result,
-                world, info)
-    fabric.barrier()
-    fabric.call("on_train_end", fabric=fabric, result=result)
-    return result if rank == 0 else None
+
+# --- one epoch -------------------------------------------------------------------------------------
+def _channels_last(t: torch.Tensor) -> torch.Tensor:
+    return t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 and t.is_floating_point() else t
+
+
+def _train_epoch(run: _Run, epoch: int, bar: Progress) -> dict[str, float]:
+    """One pass over the training split; the mean of every logged part (``train_loss`` ...)."""
+    fabric, cfg, method, accumulate = run.fabric, run.cfg, run.method, run.cfg["accumulate"]
+    run.generator.manual_seed(seed_epoch(cfg["seed"], epoch, fabric.global_rank))  # worker seeds; see checkpoint.py
+    run.sampler.set_epoch(epoch)
+    run.wrapped.train()
+    method.on_train_epoch_start(epoch)
+    sums: dict[str, torch.Tensor] = {}
+    n_batches = run.steps_per_epoch * accumulate  # a last, incomplete accumulation group is dropped
+    for i, batch in enumerate(run.loader):
+        if i >= n_batches:
+            break
+        batch = fabric.to_device(batch)
+        if run.batch_transform is not None:
+            batch = run.batch_transform(batch)
+        if cfg["fast"]:
+            batch = apply_to_collection(batch, torch.Tensor, _channels_last)
+        boundary = (i + 1) % accumulate == 0
+        with fabric.no_backward_sync(run.wrapped, enabled=not boundary):
+            parts = run.wrapped(batch)
+            loss = parts["loss"]
+            if method.automatic_optimization and loss.requires_grad:
+                fabric.backward(loss / accumulate if accumulate > 1 else loss)
+        if boundary and method.automatic_optimization:
+            _optimizer_step(run)
+        elif boundary:  # the method stepped its own optimizers
+            for s in run.schedules:
+                s.step_batch()
+            if run.ema is not None:
+                run.ema.update_parameters(method)
+        for k, v in parts.items():
+            sums[k] = sums.get(k, torch.zeros((), dtype=torch.float64, device=fabric.device)) + v.detach().double()
+        if bar.enabled and boundary:
+            bar.step(float(loss.detach()))
+        fabric.call("on_train_batch_end", fabric=fabric, epoch=epoch, step=i, loss=loss.detach())
+    out = {f"train_{k}": float(fabric.all_reduce(v / n_batches, reduce_op="mean")) for k, v in sums.items()}
+    if not math.isfinite(out["train_loss"]):
+        raise ConvzooError(f"training diverged: the loss is {out['train_loss']} in epoch {epoch + 1}; lower "
+                           "optimizer.lr or set grad_clip (the last good checkpoint is kept)")
+    return out
+
+
+def _optimizer_step(run: _Run) -> None:
+    """Clip, step and zero every optimizer; the method's after-step hook, the EMA, per-step schedules."""
+    clip = run.cfg["grad_clip"]
+    for opt in run.optimizers:
+        if clip is not None:
+            run.fabric.clip_gradients(run.wrapped, opt, max_norm=clip, error_if_nonfinite=False)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    run.method.on_after_optimizer_step()
+    for s in run.schedules:
+        s.step_batch()
+    if run.ema is not None:
+        run.ema.update_parameters(run.method)
+
+
+def _validate(run: _Run) -> dict[str, float]:
+    if run.val_loader is None:
+        return {}
+    val = evaluate_loader(run.fabric, run.eval_method, run.val_loader, run.task, run.eval_ds, run.cfg["fast"])
+    if run.task.monitor not in val:
+        raise ConvzooError(f"task '{run.task.name}' monitors '{run.task.monitor}' but its metrics are {list(val)}")
+    return val
+
+
+def _end_epoch(run: _Run, epoch: int, row: dict, val: dict, t0: float) -> None:
+    """Schedules, best epoch, history and the checkpoint (rank 0), then every process waits."""
+    monitor, mode = run.task.monitor, run.task.monitor_mode
+    for s in run.schedules:
+        s.step_epoch(val.get(monitor))
+    improved = not run.best or _better(val.get(monitor), run.best.get(monitor), mode)
+    if improved:
+        run.best = {"epoch": epoch + 1, **val}
+    row["time"] = time.perf_counter() - t0
+    run.elapsed += row["time"]
+    run.history.append(row)
+    if run.fabric.global_rank == 0:
+        _checkpoint(run, epoch + 1, improved)
+    run.fabric.barrier()
 
 
 def _base_lr(optimizer) -> float:
     """The current lr of the recipe's ``optimizer.lr`` (groups with an lr_mult are scaled from it)."""
-    g = next((g for g in optimizer.param_groups if g["lr_mult"] == 1.0), optimizer.param_groups[0])
-    return g["lr"] / g["lr_mult"] if g["lr_mult"] else g["lr"]
+    g = next((g for g in optimizer.param_groups if g.get("lr_mult", 1.0) == 1.0), optimizer.param_groups[0])
+    mult = g.get("lr_mult", 1.0)
+    return g["lr"] / mult if mult else g["lr"]
 
 
 def _better(value, best, mode: str) -> bool:
@@ -319,24 +390,26 @@ def _better(value, best, mode: str) -> bool:
     return value > best if mode == "max" else value < best
 
 
-def _checkpoint(run_dir, cfg, epoch, raw, eval_model, optimizer, schedule, ema, history, best, elapsed,
-                improved, world) -> None:
+def _checkpoint(run: _Run, epoch: int, improved: bool) -> None:
     """Weights first, ``state.pt`` last: the state file is the commit point of an epoch."""
     from convzoo.weights import save_weights
 
-    save_weights(eval_model, run_dir / LAST)
+    keep = run.eval_method.export_model()
+    save_weights(keep, run.run_dir / LAST)
     if improved:
-        save_weights(eval_model, run_dir / BEST)
-    write_metrics_csv(run_dir, history)
-    save_state(run_dir / STATE, {
-        "version": STATE_VERSION, "epoch": epoch, "world_size": world, "recipe": cfg["name"],
-        "model": {k: v.detach().cpu() for k, v in raw.state_dict().items()},
-        "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-        "ema": ema.state_dict() if ema is not None else None,
-        "history": history, "best": best, "elapsed": elapsed, "rng": rng_state(),
+        save_weights(keep, run.run_dir / BEST)
+    write_metrics_csv(run.run_dir, run.history)
+    save_state(run.run_dir / STATE, {
+        "version": STATE_VERSION, "epoch": epoch, "world_size": run.fabric.world_size, "recipe": run.cfg["name"],
+        "method": {k: v.detach().cpu() for k, v in run.method.state_dict().items()},
+        "optimizers": [o.state_dict() for o in run.optimizers],
+        "schedules": [s.state_dict() for s in run.schedules],
+        "ema": run.ema.state_dict() if run.ema is not None else None,
+        "history": run.history, "best": run.best, "elapsed": run.elapsed, "rng": rng_state(),
     })
 
 
+# --- the end ------------------------------------------------------------------------------------------
 def _try(fn, *args):
     """Run a reporting step; a failure is reported, never fatal to a finished training."""
     try:
@@ -346,20 +419,41 @@ def _try(fn, *args):
         return None
 
 
-def _finish(run_dir, cfg, raw, eval_model, task, dataset, fabric, result: RunResult, world: int, info) -> None:
+def _finish(run: _Run) -> RunResult | None:
+    """The test split with the final weights, results.json, pictures and report.md (rank 0)."""
+    fabric, cfg, d = run.fabric, run.cfg, run.cfg["data"]
+    t0 = time.perf_counter()
+    test_ds = build_data(cfg, d["test_split"]) if d["test_split"] else None
+    metrics = {}
+    if test_ds is not None:
+        test_loader = eval_loader(test_ds, cfg["eval_batch_size"], fabric.global_rank, fabric.world_size,
+                                  d["num_workers"], fabric.device.type == "cuda", run.task.collate)
+        metrics = evaluate_loader(fabric, run.eval_method, test_loader, run.task, test_ds, cfg["fast"])
+    run.elapsed += time.perf_counter() - t0
+    result = RunResult(run.run_dir, metrics, run.best, int(run.best.get("epoch", 0)), len(run.history),
+                       run.elapsed, run.history)
+    if fabric.global_rank == 0:
+        _report(run, test_ds if test_ds is not None else run.eval_ds, result)
+    fabric.barrier()
+    fabric.call("on_train_end", fabric=fabric, result=result)
+    return result if fabric.global_rank == 0 else None
+
+
+def _report(run: _Run, dataset, result: RunResult) -> None:
     from convzoo.registry import count_params, get_card
 
     results = {"test": result.metrics, "best": result.best, "epochs": result.epochs,
-               "wall_time": result.wall_time, "world_size": world}
-    write_results(run_dir, results)
+               "wall_time": result.wall_time, "world_size": run.fabric.world_size}
+    write_results(run.run_dir, results)
     pictures, lines = [], []
+    model = run.eval_method.export_model()
     if dataset is not None:
         # tasks draw with float32 inputs; a model trained at "bf16-true"/"64-true" is drawn as a float32 copy
-        pic_model = eval_model
-        if any(p.dtype != torch.float32 for p in eval_model.parameters()):
-            pic_model = copy.deepcopy(eval_model).float()
+        pic_model = model
+        if any(p.dtype != torch.float32 for p in model.parameters()):
+            pic_model = copy.deepcopy(model).float()
         pic_model.eval()
-        pictures = _try(task.pictures, pic_model, dataset, run_dir, fabric.device) or []
-        lines = _try(task.report, result.metrics, dataset) or []
-    write_report(run_dir, cfg, get_card(cfg["model"]["name"]), count_params(raw), results, lines, pictures, world,
-                 info)
+        pictures = _try(run.task.pictures, pic_model, dataset, run.run_dir, run.fabric.device) or []
+        lines = _try(run.task.report, result.metrics, dataset) or []
+    write_report(run.run_dir, run.cfg, get_card(run.cfg["model"]["name"]), count_params(run.method), results,
+                 lines, pictures, run.fabric.world_size, run.info)

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import bisect
-import fnmatch
 import math
 
 import torch
@@ -25,6 +24,7 @@ from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from convzoo.errors import ConvzooError
+from convzoo.methods.base import param_groups
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "sgd": torch.optim.SGD,
@@ -35,32 +35,14 @@ OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
 }
 
 
-def param_groups(model: nn.Module, opt: dict) -> list[dict]:
-    """Split trainable parameters into the recipe's groups (first glob match wins) + the rest."""
-    lr, wd = opt["lr"], opt["weight_decay"]
-    specs = opt.get("param_groups", [])
-    groups = [{"params": [], "lr": lr * s["lr_mult"], "lr_mult": s["lr_mult"], "match": s["match"],
-               "weight_decay": wd if s["weight_decay"] is None else s["weight_decay"]} for s in specs]
-    rest = {"params": [], "lr": lr, "lr_mult": 1.0, "match": "*", "weight_decay": wd}
-    names = []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        names.append(name)
-        i = next((i for i, s in enumerate(specs) if fnmatch.fnmatchcase(name, s["match"])), None)
-        (groups[i] if i is not None else rest)["params"].append(p)
-    for g in groups:
-        if not g["params"]:
-            raise ConvzooError(f"optimizer.param_groups match '{g['match']}' selects no parameter; "
-                               f"names look like {', '.join(names[:4])}")
-    return groups + ([rest] if rest["params"] else [])
-
-
-def build_optimizer(model: nn.Module, opt: dict) -> torch.optim.Optimizer:
-    """The recipe's ``optimizer`` section as a torch optimiser over ``model``'s parameters."""
+def build_optimizer(module: nn.Module, opt: dict, groups: list[dict] | None = None) -> torch.optim.Optimizer:
+    """The recipe's ``optimizer`` section as a torch optimiser over ``groups`` (default: the
+    :func:`~convzoo.methods.base.param_groups` of ``module``: recipe globs + the no-decay rule)."""
     cls = OPTIMIZERS[opt["name"]]
+    if groups is None:
+        groups = param_groups(module, opt)
     try:
-        return cls(param_groups(model, opt), lr=opt["lr"], weight_decay=opt["weight_decay"], **opt["kwargs"])
+        return cls(groups, lr=opt["lr"], weight_decay=opt["weight_decay"], **opt["kwargs"])
     except (TypeError, ValueError) as e:
         raise ConvzooError(f"optimizer '{opt['name']}' rejects optimizer.kwargs {opt['kwargs']}: {e}") from None
 
@@ -84,30 +66,39 @@ def _shape(name: str, kw: dict, warmup: int, epochs: int, base_lr: float):
         if "step_size" not in kw:
             raise ConvzooError("schedule 'step' needs schedule.kwargs.step_size (epochs between decays)")
         step = int(kw["step_size"])
-        return lambda e: gamma ** (e // step)
+        return lambda e: gamma ** (int(e) // step)
     if name == "multistep":
         if "milestones" not in kw:
             raise ConvzooError("schedule 'multistep' needs schedule.kwargs.milestones (a list of epochs)")
         miles = sorted(int(m) for m in kw["milestones"])
-        return lambda e: gamma ** bisect.bisect_right(miles, e)
+        return lambda e: gamma ** bisect.bisect_right(miles, int(e))
     if "gamma" not in kw:
         raise ConvzooError("schedule 'exponential' needs schedule.kwargs.gamma (decay per epoch)")
-    return lambda e: gamma**e
+    return lambda e: gamma**e  # smooth per step when evaluated at fractional epochs
 
 
-class EpochSchedule:
-    """Linear warmup, then one of the named schedules; ``step()`` once per finished epoch.
+class Schedule:
+    """Linear warmup, then one of the named schedules, stepped per epoch or per optimizer step.
 
-    The lr set on the optimiser after ``n`` calls to ``step`` is the one used in epoch ``n``.
-    ``state_dict`` holds plain numbers only (saved in ``state.pt``, loaded with weights_only).
+    ``sched["interval"]``: ``"epoch"`` (the lr set after ``n`` calls to :meth:`step_epoch` is the one
+    of epoch ``n``; warmup factor ``(e + 1) / (W + 1)``) or ``"step"`` (the closed forms are evaluated
+    at the fractional epoch ``t = s / steps_per_epoch`` after ``s`` optimizer steps, warmup factor
+    ``(s + 1) / (W * steps_per_epoch)`` up to 1, as timm's per-iteration schedules). ``plateau`` steps
+    per epoch on the monitored metric. ``state_dict`` holds plain numbers only (``state.pt`` is read
+    with weights_only).
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, sched: dict, epochs: int, base_lr: float,
-                 mode: str = "max"):
+                 mode: str = "max", steps_per_epoch: int = 1):
         self.optimizer, self.name = optimizer, sched["name"]
-        self.warmup, self.epoch = int(sched["warmup_epochs"]), 0
+        self.interval = sched.get("interval", "epoch")
+        self.warmup, self.epoch = float(sched["warmup_epochs"]), 0
+        self.spe = max(1, int(steps_per_epoch)) if self.interval == "step" else 1
         self.base = [g["lr"] for g in optimizer.param_groups]
         if self.name == "plateau":
+            if self.interval == "step":
+                raise ConvzooError("schedule 'plateau' follows a validation metric and steps per epoch; "
+                                   "set schedule.interval: epoch")
             try:
                 self.inner = ReduceLROnPlateau(optimizer, mode=mode, **sched["kwargs"])
             except TypeError as e:
@@ -115,24 +106,37 @@ class EpochSchedule:
             self._set_warm(0)
         else:
             shape = _shape(self.name, sched["kwargs"], self.warmup, epochs, base_lr)
-            self.inner = LambdaLR(optimizer, lambda e: self._warm(e) * shape(e))
+            self.inner = LambdaLR(optimizer, lambda n: self._warm(n) * shape(n / self.spe))
 
-    def _warm(self, e: int) -> float:
-        return (e + 1) / (self.warmup + 1) if e < self.warmup else 1.0
+    def _warm(self, n: int) -> float:
+        if self.interval == "step":
+            span = self.warmup * self.spe
+            return min(1.0, (n + 1) / span) if span > 0 else 1.0
+        return (n + 1) / (self.warmup + 1) if n < self.warmup else 1.0
 
     def _set_warm(self, e: int) -> None:
         if e <= self.warmup:
             for g, lr in zip(self.optimizer.param_groups, self.base):
                 g["lr"] = lr * self._warm(e)
 
-    def step(self, metric: float | None = None) -> None:
+    def step_batch(self) -> None:
+        """After every optimizer step."""
+        if self.interval == "step":
+            self.inner.step()
+
+    def step_epoch(self, metric: float | None = None) -> None:
+        """After every epoch (with the monitored validation metric, for ``plateau``)."""
         self.epoch += 1
+        if self.interval == "step":
+            return
         if self.name != "plateau":
             self.inner.step()
         elif self.epoch <= self.warmup:
             self._set_warm(self.epoch)
         elif metric is not None and math.isfinite(metric):
             self.inner.step(metric)
+
+    step = step_epoch  # the per-epoch call of earlier versions
 
     def lrs(self) -> list[float]:
         return [g["lr"] for g in self.optimizer.param_groups]
@@ -147,6 +151,9 @@ class EpochSchedule:
         if self.name != "plateau":
             inner["lr_lambdas"] = [None] * len(self.optimizer.param_groups)
         self.inner.load_state_dict(inner)
+
+
+EpochSchedule = Schedule
 
 
 def build_ema(model: nn.Module, decay: float | None) -> AveragedModel | None:

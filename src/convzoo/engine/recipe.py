@@ -26,6 +26,7 @@ RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 SPLITS = ("train", "val", "test")
 OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta", "rmsprop")
 SCHEDULES = ("constant", "cosine", "step", "multistep", "exponential", "plateau")
+BATCH_TRANSFORMS = (None, "mixup", "cutmix", "mixup_cutmix")
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")
 _REQUIRED = object()
 
@@ -66,25 +67,31 @@ SCHEMA: dict[str, Any] = {
         "num_workers": _f(int, 0, minimum=0),
     },
     "task": {"name": _f((str, NONE)), "kwargs": _f(dict, {})},  # name null: the data set's task
+    "method": {"name": _f(str, "supervised"), "kwargs": _f(dict, {})},  # what is trained (convzoo.methods)
     "optimizer": {
         "name": _f(str, "sgd", OPTIMIZERS),
         "lr": _f(NUM, 0.1, minimum=0),
         "weight_decay": _f(NUM, 0.0, minimum=0),
         "kwargs": _f(dict, {}),
         "param_groups": _f(list, []),
+        "decay_1d": _f(bool, False),  # false: no weight decay on 1-D parameters and no_weight_decay() names
     },
     "schedule": {
         "name": _f(str, "constant", SCHEDULES),
         "kwargs": _f(dict, {}),
-        "warmup_epochs": _f(int, 0, minimum=0),
+        "warmup_epochs": _f(NUM, 0, minimum=0),
+        "interval": _f(str, "epoch", ("epoch", "step")),  # step: the lr changes after every optimizer step
     },
     "epochs": _f(int, 10, minimum=1),
     "batch_size": _f(int, 64, minimum=1),
+    "accumulate": _f(int, 1, minimum=1),  # gradient accumulation: optimizer steps every N batches
+    "batch_transform": {"name": _f((str, NONE), None, BATCH_TRANSFORMS), "kwargs": _f(dict, {})},
     "eval_batch_size": _f(int, 256, minimum=1),
     "precision": _f(str, "32-true", PRECISIONS),
     "grad_clip": _f((float, int, NONE), None, minimum=0),
     "ema": _f((float, NONE), None, minimum=0),
     "seed": _f(int, 0, minimum=0),
+    "fast": _f(bool, False),  # channels_last + bf16 autocast + torch.compile of the model
 }
 # one entry of optimizer.param_groups: parameters whose name matches the glob get lr * lr_mult
 PARAM_GROUP: dict[str, Field] = {
@@ -120,7 +127,7 @@ def _did_you_mean(key: str, known: list[str]) -> str:
 
 def _type_name(types: tuple[type, ...]) -> str:
     names = {str: "a string", int: "an integer", float: "a number", dict: "a mapping", list: "a list",
-             NONE: "null"}
+             NONE: "null", bool: "true or false"}
     seen = [names[t] for t in types if not (t is int and float in types)]
     return " or ".join(dict.fromkeys(seen))
 
@@ -138,7 +145,7 @@ def _check_leaf(key: str, value: Any, field: Field) -> Any:
             pass
     if key == "precision" and isinstance(value, int) and not isinstance(value, bool):
         value = {32: "32-true", 16: "16-mixed", 64: "64-true"}.get(value, value)
-    ok = isinstance(value, field.types) and not isinstance(value, bool)
+    ok = isinstance(value, field.types) and (not isinstance(value, bool) or bool in field.types)
     if not ok:
         raise ConvzooError(f"recipe key '{key}' must be {_type_name(field.types)}, got {value!r}")
     if float in field.types and isinstance(value, int):

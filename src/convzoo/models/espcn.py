@@ -85,7 +85,7 @@ def _card(name: str) -> ModelCard:
     cfg = ESPCN_CFGS[name]
     r, (h, w) = cfg["scale"], cfg["lr_1080p"]
     return ModelCard(
-        name=name, paper=41, family="espcn", task="super_resolution", dims=2, in_chans=1, num_classes=0,
+        name=name, paper=41, family="espcn", task="super_resolution", dims=2, in_chans=1, num_classes=0, scale=r,
         input_size=(h, w), test_size=(16, 16),
         params=cfg["params"],
         params_source=("local count of the paper's Sec. 3.1 architecture (5x5x64, 3x3x32, 3x3xr^2, C=1, with "

@@ -163,7 +163,7 @@ _NOT_PAPER = ("no paper count: the paper's topology is not public; "
 
 def _card(name: str, params: int, macs: int, notes: str) -> ModelCard:
     return ModelCard(
-        name=name, paper=3, family="pulsedl", task="regression", dims=1, in_chans=1, num_classes=2,
+        name=name, paper=3, family="pulsedl", task="pulse_regression", dims=1, in_chans=1, num_classes=2,
         input_size=(64,), test_size=(64,), params=params,
         params_source=f"{_NOT_PAPER} (sum of parameters incl. BN affine, num_classes=2, in_chans=1)",
         macs=macs,

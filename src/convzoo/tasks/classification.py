@@ -38,16 +38,25 @@ class Classification(Task):
         x, y = batch
         if self.loss_name == "l2svm":  # the readout of the model run now (not a cached one: EMA copies,
             # reset_classifier and evaluation of another model must regularise their own layer)
-            head = model.module if hasattr(model, "module") else model  # Fabric / DDP wrappers
-            head = getattr(head, "_forward_module", head)
-            fc = head.get_classifier() if hasattr(head, "get_classifier") else None
+            fc = model.get_classifier() if hasattr(model, "get_classifier") else None
             self._readout = fc if isinstance(fc, nn.Linear) else None
         return model(x), y
 
     def loss(self, outputs, targets):
         if self.loss_name == "l2svm":
             return L2SVMLoss(self.svm_c, self._readout)(outputs, targets)
+        # targets: class indices, or per-class probabilities (MixUp / CutMix batches)
         return F.cross_entropy(outputs, targets, label_smoothing=self.label_smoothing)
+
+    # --- models of this task ------------------------------------------------------------------
+    def model_kwargs(self, card, info) -> dict:
+        return {"num_classes": info.num_classes} if info.num_classes else {}
+
+    def output_shape(self, model, card, x):
+        return (x.shape[0], card.num_classes)
+
+    def fits_model(self, card, info) -> bool:
+        return info.in_chans == card.in_chans and info.num_classes == card.num_classes
 
     def scores_to_probs(self, outputs: torch.Tensor) -> torch.Tensor:
         """Scores as used by the metrics: softmax for CE, raw SVM margins for L2-SVM."""

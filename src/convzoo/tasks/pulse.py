@@ -178,9 +178,20 @@ class PulseRegression(Task):
     def update_metrics(self, metrics, outputs, targets):
         metrics.update(outputs.float(), targets.float())
 
+    # --- models of this task ------------------------------------------------------------------------
+    def model_kwargs(self, card, info) -> dict:
+        return {"num_classes": info.num_classes} if info.num_classes else {}
+
+    def output_shape(self, model, card, x):
+        return (x.shape[0], card.num_classes)
+
     # --- people -----------------------------------------------------------------------------------
-    def load_input(self, path) -> torch.Tensor:
+    input_suffixes = (".npy",)
+
+    def read_input(self, path, card, info) -> torch.Tensor:
         """A ``.npy`` pulse file as a (N, 1, L) batch (see :func:`convzoo.data.pulses.load_pulse_file`)."""
+        if path.suffix.lower() != ".npy":
+            raise ConvzooError(f"{path}: a pulse model reads .npy pulse files, got '{path.suffix}'")
         return load_pulse_file(path)
 
     @torch.no_grad()

@@ -10,8 +10,8 @@ Batches are ``(lr, hr)``: ``(B, C, h, w)`` / ``(B, C, r h, r w)`` with values in
   The same metrics for the bicubic baseline (the LR upscaled with bicubic interpolation, Keys
   ``a = -0.5``) are reported as ``psnr_bicubic`` / ``ssim_bicubic``, so the gain in dB is visible.
   Headline: ``psnr`` (max).
-* ``forward`` returns ``(sr, targets)`` with ``targets = stack((hr, bicubic), dim=1)``, a
-  ``(B, 2, C, r h, r w)`` tensor; the loss reads ``targets[:, 0]``.
+* Training: ``forward`` returns ``(sr, hr)``; evaluation (``evaluation_forward``) adds the bicubic
+  baseline, ``(sr, {"hr": hr, "bicubic": bicubic})``, which only the metrics read.
 * Pictures: ``sr_examples.png`` (crops of LR nearest-upscaled / bicubic / model / HR for held-out
   photos) and ``sr_per_image.csv``; the report lists PSNR per photo, model vs bicubic, and the mean
   gain next to the paper's Table 1.
@@ -37,7 +37,7 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 
 from convzoo.data.photos import bicubic_upscale, quantize, rgb_to_y, rgb_to_ycbcr, to_rgb_tensor, ycbcr_to_rgb
 from convzoo.errors import ConvzooError
-from convzoo.tasks.base import Task, register_task
+from convzoo.tasks.base import CONTRACT_CHECKS, IMAGE_SUFFIXES, Task, read_image, register_task, run_or_explain
 
 # paper Table 1 (ImageNet-trained ESPCN vs bicubic, mean PSNR dB on Set5 / Set14; recalled, see the sheet)
 PAPER_TABLE1 = {3: {"Set5": (33.13, 30.39), "Set14": (29.49, 27.54)},
@@ -75,13 +75,41 @@ class SuperResolution(Task):
     # --- one step ---------------------------------------------------------------------------
     def forward(self, model, batch):
         lr, hr = batch  # (B, C, h, w), (B, C, rh, rw)
-        sr = model(lr)  # (B, C, rh, rw)
-        with torch.no_grad():
-            bic = bicubic_upscale(lr.float(), hr.shape[-1] // lr.shape[-1]).to(hr.dtype)
-        return sr, torch.stack((hr, bic), dim=1)  # targets: (B, 2, C, rh, rw)
+        return model(lr), hr  # (B, C, rh, rw)
+
+    def evaluation_forward(self, model, batch):
+        """(sr, {"hr", "bicubic"}): the bicubic baseline is computed for the metrics only."""
+        lr, hr = batch
+        sr = model(lr)
+        bic = bicubic_upscale(lr.float(), hr.shape[-1] // lr.shape[-1]).to(hr.dtype)
+        return sr, {"hr": hr, "bicubic": bic}
 
     def loss(self, outputs, targets):
-        return F.mse_loss(outputs.float(), targets[:, 0].float())  # Sec. 3.2, MSE in HR space
+        hr = targets["hr"] if isinstance(targets, dict) else targets
+        return F.mse_loss(outputs.float(), hr.float())  # Sec. 3.2, MSE in HR space
+
+    # --- models of this task ------------------------------------------------------------------
+    contract_checks = CONTRACT_CHECKS - {"num_classes", "embedding", "features"}
+    input_suffixes = IMAGE_SUFFIXES
+
+    def output_shape(self, model, card, x):
+        s = _scale_of(model)
+        return (x.shape[0], x.shape[1], *(d * s for d in x.shape[2:]))
+
+    def fits_model(self, card, info) -> bool:
+        return info.in_chans == card.in_chans and int(info.extra.get("scale", card.scale)) == card.scale
+
+    def bench_spec(self, model, card, size):
+        """``size`` is the OUTPUT size (e.g. a 1920x1080 frame); the model is fed size / scale."""
+        scale = _scale_of(model)
+        if size is None:
+            lr = tuple(card.input_size)
+            out = tuple(s * scale for s in lr)
+        else:
+            if any(s % scale for s in size):
+                raise ConvzooError(f"bench: output size {tuple(size)} is not divisible by the model's scale {scale}")
+            out, lr = tuple(size), tuple(s // scale for s in size)
+        return {"input_shape": [card.in_chans, *lr], "unit": "frames/s", "scale": scale, "output_size": list(out)}
 
     # --- evaluation -------------------------------------------------------------------------
     def _border_for(self, dataset) -> int:
@@ -101,7 +129,7 @@ class SuperResolution(Task):
         if self._border_used is None:
             raise RuntimeError("call task.metrics(dataset) before update_metrics")
         b = self._border_used
-        hr, bic = eval_view(targets[:, 0], b), eval_view(targets[:, 1], b)
+        hr, bic = eval_view(targets["hr"], b), eval_view(targets["bicubic"], b)
         sr = eval_view(outputs.detach(), b)
         metrics["psnr"].update(sr, hr)
         metrics["ssim"].update(sr, hr)
@@ -116,6 +144,24 @@ class SuperResolution(Task):
             inputs = inputs.clamp(0, 1).mul(255).round().to(torch.uint8)
         return [{"image": upscale_image(model, img.permute(1, 2, 0).cpu().numpy()), "scale": _scale_of(model)}
                 for img in inputs]
+
+    def predict_file(self, model, card, path: Path, info, out_dir: Path):
+        """Upscale one photo the paper's way; writes ``<stem>_x<r>.png`` into ``out_dir``."""
+        from PIL import Image
+
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            raise ConvzooError(f"{path}: a super-resolution model needs an image file ({', '.join(IMAGE_SUFFIXES)})")
+        rgb = read_image(path)
+        up = run_or_explain(lambda: upscale_image(model, rgb), "image", rgb.shape)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        target = out_dir / f"{path.stem}_x{_scale_of(model)}.png"
+        Image.fromarray(up).save(target)
+        yield {"input": str(path), "output": str(target), "input_size": list(rgb.shape[:2]),
+               "output_size": list(up.shape[:2])}
+
+    def format_prediction(self, pred: dict) -> str:
+        h, w = pred["output_size"]
+        return f"{pred['input']}: wrote {pred['output']} ({w}x{h})"
 
     @torch.no_grad()
     def pictures(self, model, dataset, run_dir: Path, device) -> list[Path]:

@@ -1,5 +1,6 @@
 """Knowledge distillation from a teacher network, DeiT style (Touvron et al., ICML 2021, Sec. 5).
 
+A method (``method: {name: distillation, kwargs: {teacher: ...}}``) over the classification task.
 Used by LSNet (seed paper 18) for its "distilled" ImageNet results (``--distillation-type hard``,
 teacher RegNetY-16GF, alpha 0.5, as the DeiT code base it trains with).
 
@@ -21,7 +22,7 @@ The teacher is a registered model name, built lazily on the first training batch
 ``teacher_kwargs`` (``num_classes`` defaults to the student's output width, ``in_chans`` to the
 batch's channels), loaded from ``teacher_weights`` (a safetensors file, e.g. a run's weights) when
 given, frozen and kept in eval mode on the batch's device. It is not part of the student's
-checkpoint.
+checkpoint (it is held outside the module tree, so neither ``state.pt`` nor EMA copies carry it).
 """
 
 from __future__ import annotations
@@ -31,25 +32,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from convzoo.errors import ConvzooError
-from convzoo.tasks.base import register_task
-from convzoo.tasks.classification import Classification
+from convzoo.methods.base import Method, register_method
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The user's module inside Fabric / DDP wrappers."""
-    model = getattr(model, "_original_module", model)
-    return getattr(model, "module", model)
-
-
-@register_task("distillation")
-class Distillation(Classification):
-    monitor = "acc"
-    monitor_mode = "max"
-
-    def __init__(self, teacher: str, teacher_weights: str | None = None, teacher_kwargs: dict | None = None,
-                 distillation_type: str = "hard", alpha: float = 0.5, tau: float = 1.0,
-                 label_smoothing: float = 0.0):
-        super().__init__(loss="ce", label_smoothing=label_smoothing)
+@register_method("distillation")
+class Distillation(Method):
+    def __init__(self, model, task, info=None, *, teacher: str, teacher_weights: str | None = None,
+                 teacher_kwargs: dict | None = None, distillation_type: str = "hard", alpha: float = 0.5,
+                 tau: float = 1.0):
+        super().__init__(model, task)
         if distillation_type not in ("hard", "soft"):
             raise ConvzooError(f"distillation_type must be 'hard' or 'soft', got {distillation_type!r}")
         if not 0.0 <= alpha <= 1.0 or tau <= 0:
@@ -57,16 +48,18 @@ class Distillation(Classification):
         from convzoo.registry import get_card
 
         get_card(teacher)  # an unknown teacher fails now, with the closest names
-        self.options.update(teacher=teacher, teacher_weights=teacher_weights, teacher_kwargs=teacher_kwargs,
-                            distillation_type=distillation_type, alpha=alpha, tau=tau)
         self.teacher_name, self.teacher_weights = teacher, teacher_weights
         self.teacher_kwargs = dict(teacher_kwargs or {})
         self.kind, self.alpha, self.tau = distillation_type, float(alpha), float(tau)
-        self.teacher: nn.Module | None = None
+        self._teacher: list[nn.Module] = []  # a list: outside the module tree (not checkpointed)
+
+    @property
+    def teacher(self) -> nn.Module | None:
+        return self._teacher[0] if self._teacher else None
 
     def build_teacher(self, num_classes: int, in_chans: int, device: torch.device) -> nn.Module:
         """The frozen teacher (built once; moved to ``device`` when needed)."""
-        if self.teacher is None:
+        if not self._teacher:
             import convzoo
 
             kw = {"num_classes": num_classes, "in_chans": in_chans, **self.teacher_kwargs}
@@ -75,36 +68,36 @@ class Distillation(Classification):
                 convzoo.load_weights(teacher, self.teacher_weights)
             for p in teacher.parameters():
                 p.requires_grad_(False)
-            self.teacher = teacher.eval()
-        if next(self.teacher.parameters()).device != device:
-            self.teacher.to(device)
-        return self.teacher.eval()
+            self._teacher.append(teacher.eval())
+        teacher = self._teacher[0]
+        if next(teacher.parameters()).device != device:
+            teacher.to(device)
+        return teacher.eval()
 
-    def forward(self, model, batch):
-        x, y = batch
-        if not model.training:  # evaluation: the student's ordinary logits
-            return model(x), y
-        student = _unwrap(model)
+    def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(class-head logits, distillation-head logits, teacher logits) for a training batch."""
+        student = self.model
         if getattr(student, "distillation", False) and getattr(student, "num_classes", 1) > 0:
-            cls, dist = model(x, return_both=True)
+            cls, dist = student(x, return_both=True)
         else:
-            cls = dist = model(x)
+            cls = dist = student(x)
         with torch.no_grad():
             teacher_logits = self.build_teacher(cls.shape[-1], x.shape[1], x.device)(x).float()
         if teacher_logits.shape != dist.shape:
-            raise ConvzooError(f"teacher '{self.teacher_name}' gives outputs {tuple(teacher_logits.shape)}, the student "
-                               f"{tuple(dist.shape)}: both must score the same classes")
-        return (cls, dist, teacher_logits), y
+            raise ConvzooError(f"teacher '{self.teacher_name}' gives outputs {tuple(teacher_logits.shape)}, the "
+                               f"student {tuple(dist.shape)}: both must score the same classes")
+        return cls, dist, teacher_logits
 
-    def loss(self, outputs, targets):
-        if isinstance(outputs, torch.Tensor):  # evaluation loss: CE on the student's output
-            return super().loss(outputs, targets)
-        cls, dist, teacher_logits = outputs
-        base = F.cross_entropy(cls.float(), targets, label_smoothing=self.label_smoothing)
+    def distillation_loss(self, cls, dist, teacher_logits, targets) -> dict[str, torch.Tensor]:
+        base = self.task.loss(cls.float(), targets)  # the task's (optionally label-smoothed) CE
         if self.kind == "hard":
             kd = F.cross_entropy(dist.float(), teacher_logits.argmax(dim=-1))
         else:
             t = self.tau
             kd = F.kl_div(F.log_softmax(dist.float() / t, dim=-1), F.log_softmax(teacher_logits / t, dim=-1),
                           reduction="sum", log_target=True) * (t * t) / dist.numel()
-        return (1.0 - self.alpha) * base + self.alpha * kd
+        return {"loss": (1.0 - self.alpha) * base + self.alpha * kd, "ce": base.detach(), "kd": kd.detach()}
+
+    def training_step(self, batch) -> dict[str, torch.Tensor]:
+        x, y = batch
+        return self.distillation_loss(*self.heads(x), y)
