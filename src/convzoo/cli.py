@@ -57,9 +57,9 @@ def cmd_papers(a) -> None:
             print(f"  {art.status:8s} {art.kind:7s} {art.name}" + (f"  -> {art.ref}" if art.ref else "")
                   + (f"  ({art.note})" if art.note else ""))
             for c in art.claims:
-                print(f"           claim: {c.claim}")
+                print(f"           {'pin' if c.pin else 'claim'}: {c.claim}")
                 for proof in c.proofs:
-                    print(f"             proof: {proof}")
+                    print(f"             test: {proof}")
         return
     ps = papers()
     if a.json:
@@ -68,7 +68,7 @@ def cmd_papers(a) -> None:
     for p in ps:
         title = p.title if len(p.title) <= 58 else p.title[:55] + "..."
         print(f"{p.seed:2d}  {title:58s} {p.status:8s} {len(p.done):4d} {len(p.planned):4d} "
-              f"{sum(len(x.proofs) for x in p.artefacts):6d}")
+              f"{len(p.proofs):6d}")
     done = sum(p.status != "planned" for p in ps)
     print(f"{len(ps)} papers: {done} with proven artefacts, {len(ps) - done} planned")
 

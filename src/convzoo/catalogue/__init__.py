@@ -1,9 +1,16 @@
 """The paper catalogue: the 57 seed papers, their artefacts, and the tests that prove each claim.
 
-``papers.toml`` is data. An artefact is *done* when it has a ``ref`` (what it resolves to in the
-package) and at least one claim with proofs (pytest node ids); otherwise it is *planned*. Status is
-derived, never typed by hand, and ``tests/test_catalogue.py`` fails when a ref does not resolve or
-a node id does not exist, so the table printed by ``convzoo papers`` is true by construction.
+``papers.toml`` is data: papers and their artefacts (kind, name, ref, note). Claims live next to the
+tests that prove them, as ``@pytest.mark.claim(paper=, artefact=, claim=[, pin=True])`` markers (see
+``scan.py``); ``python -m convzoo.catalogue`` scans them statically into ``claims.json``, which this module
+reads, so ``convzoo papers`` works in an installed package without the tests.
+
+An artefact is *done* when it has a ``ref`` (what it resolves to in the package) and at least one claim
+that is not a pin (a regression pin, a value measured on our own code, proves no fidelity); otherwise
+it is *planned*. Status is derived, never typed by hand, and ``tests/test_catalogue.py`` fails when a ref
+does not resolve, a claim names an unknown artefact, a done artefact has no claim or ``claims.json`` is
+stale; ``tests/conftest.py`` fails a claim test that skips or xfails. So the table printed by
+``convzoo papers`` is true by construction.
 
 Refs:
   ``model:NAME``              a registered model name
@@ -16,6 +23,7 @@ Refs:
 from __future__ import annotations
 
 import importlib
+import json
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -24,12 +32,14 @@ from pathlib import Path
 from convzoo.errors import ConvzooError, UnknownNameError
 
 PATH = Path(__file__).with_name("papers.toml")
+CLAIMS_PATH = Path(__file__).with_name("claims.json")
 
 
 @dataclass(frozen=True)
 class Claim:
     claim: str
     proofs: tuple[str, ...]
+    pin: bool = False
 
 
 @dataclass(frozen=True)
@@ -42,11 +52,16 @@ class Artefact:
 
     @property
     def status(self) -> str:
-        return "done" if self.ref and any(c.proofs for c in self.claims) else "planned"
+        return "done" if self.ref and any(c.proofs and not c.pin for c in self.claims) else "planned"
 
     @property
     def proofs(self) -> tuple[str, ...]:
-        return tuple(p for c in self.claims for p in c.proofs)
+        """The tests that prove this artefact's fidelity claims (pins excluded), each once."""
+        return tuple(dict.fromkeys(p for c in self.claims if not c.pin for p in c.proofs))
+
+    @property
+    def pins(self) -> tuple[Claim, ...]:
+        return tuple(c for c in self.claims if c.pin)
 
 
 @dataclass(frozen=True)
@@ -69,6 +84,11 @@ class Paper:
         return [a for a in self.artefacts if a.status == "planned"]
 
     @property
+    def proofs(self) -> tuple[str, ...]:
+        """The distinct tests that prove a (non-pin) claim of this paper."""
+        return tuple(dict.fromkeys(p for a in self.artefacts for p in a.proofs))
+
+    @property
     def status(self) -> str:
         if not self.done:
             return "planned"
@@ -79,20 +99,51 @@ class Paper:
             "seed": self.seed, "key": self.key, "title": self.title, "year": self.year, "arxiv": self.arxiv,
             "sheet": self.sheet, "group": self.group, "status": self.status,
             "artefacts": [{"kind": a.kind, "name": a.name, "ref": a.ref, "status": a.status, "note": a.note,
-                           "claims": [{"claim": c.claim, "proofs": list(c.proofs)} for c in a.claims]}
+                           "claims": [{"claim": c.claim, "proofs": list(c.proofs)} for c in a.claims if not c.pin],
+                           "pins": [{"claim": c.claim, "proofs": list(c.proofs)} for c in a.pins]}
                           for a in self.artefacts],
         }
+
+
+def load_claims(path: Path = CLAIMS_PATH) -> list[dict]:
+    """The claims as ``python -m convzoo.catalogue`` last scanned them from the tests."""
+    if not path.is_file():
+        return []
+    return json.loads(path.read_text())["claims"]
+
+
+def claims_json(root: Path) -> str:
+    """The text of ``claims.json`` for the tests under ``root/tests`` (a static scan; pytest is not run)."""
+    from convzoo.catalogue.scan import scan
+
+    doc = {"generated_by": "python -m convzoo.catalogue (from @pytest.mark.claim markers in tests/)",
+           "claims": scan(root)}
+    return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+
+
+def write_claims(root: Path, path: Path = CLAIMS_PATH) -> bool:
+    """Regenerate ``claims.json``; returns whether it changed."""
+    text = claims_json(root)
+    changed = not path.is_file() or path.read_text() != text
+    if changed:
+        path.write_text(text)
+        papers.cache_clear()
+    return changed
 
 
 @lru_cache(maxsize=1)
 def papers() -> tuple[Paper, ...]:
     with open(PATH, "rb") as f:
         raw = tomllib.load(f)
+    by_artefact: dict[tuple[int, str], list[Claim]] = {}
+    for c in load_claims():
+        by_artefact.setdefault((c["paper"], c["artefact"]), []).append(
+            Claim(c["claim"], tuple(c["proofs"]), bool(c.get("pin", False))))
     out = []
     for p in raw["paper"]:
         arts = tuple(
             Artefact(kind=a["kind"], name=a["name"], ref=a.get("ref", ""), note=a.get("note", ""),
-                     claims=tuple(Claim(c["claim"], tuple(c.get("proofs", []))) for c in a.get("claims", [])))
+                     claims=tuple(by_artefact.get((p["seed"], a["name"]), ())))
             for a in p.get("artefact", []))
         out.append(Paper(seed=p["seed"], key=p["key"], title=p["title"], year=p["year"], sheet=p.get("sheet", ""),
                          group=p.get("group", ""), arxiv=p.get("arxiv", ""), artefacts=arts))
@@ -154,7 +205,7 @@ def markdown_table() -> str:
     for p in papers():
         done = ", ".join(f"`{a.name}`" for a in p.done) or "-"
         rows.append(f"| {p.seed} | {p.title} | {p.year} | {p.status} | {done} / {len(p.planned)} planned "
-                    f"| {sum(len(a.proofs) for a in p.artefacts)} |")
+                    f"| {len(p.proofs)} |")
     return "\n".join(rows)
 
 
