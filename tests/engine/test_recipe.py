@@ -25,7 +25,10 @@ def with_(**over):
 def test_defaults_filled_in_schema_order():
     cfg = load_recipe(BASE)
     assert list(cfg) == list(SCHEMA)
-    assert cfg["optimizer"] == {"name": "sgd", "lr": 0.1, "weight_decay": 0.0, "kwargs": {}, "param_groups": []}
+    assert cfg["optimizer"] == {"name": "sgd", "lr": 0.1, "weight_decay": 0.0, "kwargs": {}, "param_groups": [],
+                                "decay_1d": False}
+    assert cfg["method"] == {"name": "supervised", "kwargs": {}} and cfg["accumulate"] == 1 and not cfg["fast"]
+    assert cfg["schedule"]["interval"] == "epoch" and cfg["batch_transform"] == {"name": None, "kwargs": {}}
     assert cfg["data"]["eval_split"] == "val" and cfg["precision"] == "32-true" and cfg["ema"] is None
     assert load_recipe(yaml.safe_load(dump_recipe(cfg))) == cfg  # a resolved recipe is a fixed point
 
@@ -115,15 +118,39 @@ def test_param_groups_lr_multipliers():
                                        "param_groups": [{"match": "2.*", "lr_mult": 0.1, "weight_decay": 0}]}))
     opt = build_optimizer(model, cfg["optimizer"])
     assert isinstance(opt, torch.optim.Adam)
-    (g_last, g_rest) = opt.param_groups
-    assert g_last["params"] == [model[2].weight, model[2].bias] and g_last["lr"] == pytest.approx(1e-3)
-    assert g_last["weight_decay"] == 0 and g_rest["lr"] == 0.01 and g_rest["weight_decay"] == 1e-4
+    groups = {(round(g["lr"], 9), g["weight_decay"]): g["params"] for g in opt.param_groups}
+    assert groups[(1e-3, 0)] == [model[2].weight, model[2].bias]
+    # the default rule: no weight decay on 1-D parameters (biases) outside the recipe's groups
+    assert groups[(0.01, 1e-4)] == [model[0].weight] and groups[(0.01, 0.0)] == [model[0].bias]
     cfg["optimizer"]["param_groups"] = [{"match": "head.*", "lr_mult": 0.1, "weight_decay": None}]
     with pytest.raises(ConvzooError, match=r"match 'head.\*' selects no parameter; names look like 0.weight"):
         build_optimizer(model, cfg["optimizer"])
     cfg["optimizer"].update(param_groups=[], kwargs={"momentm": 0.9}, name="sgd")
     with pytest.raises(ConvzooError, match=r"optimizer 'sgd' rejects optimizer.kwargs"):
         build_optimizer(model, cfg["optimizer"])
+
+
+def test_default_groups_skip_1d_and_no_weight_decay_names_unless_decay_1d():
+    """timm / ConvNeXt convention: no decay on ndim <= 1 and on what a module lists in no_weight_decay()."""
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 3)
+            self.bn = nn.BatchNorm2d(4)
+            self.pos = nn.Parameter(torch.zeros(1, 4, 2, 2))
+
+        def no_weight_decay(self):
+            return {"pos"}
+
+    from convzoo.methods.base import param_groups
+
+    net = Net()
+    opt = {"lr": 0.1, "weight_decay": 0.05, "param_groups": [], "decay_1d": False}
+    decayed = {id(p) for g in param_groups(net, opt) if g["weight_decay"] == 0.05 for p in g["params"]}
+    assert decayed == {id(net.conv.weight)}
+    opt["decay_1d"] = True  # the older recipes: every parameter decayed
+    assert all(g["weight_decay"] == 0.05 for g in param_groups(net, opt))
 
 
 def _lrs(name, kwargs, warmup=0, epochs=6, mode="max", metrics=None):
@@ -153,6 +180,34 @@ def test_schedules_per_epoch_with_warmup():
         _lrs("step", {})
     with pytest.raises(ConvzooError, match=r"schedule 'cosine' does not take schedule.kwargs \['gamma'\]"):
         _lrs("cosine", {"gamma": 0.1})
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of")
+def test_schedules_per_step_evaluate_the_closed_form_at_fractional_epochs():
+    from convzoo.engine.optim import Schedule
+
+    p = nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([{"params": [p], "lr": 1.0, "lr_mult": 1.0}], lr=1.0)
+    spe, epochs, warmup = 4, 5, 1
+    sched = Schedule(opt, {"name": "cosine", "kwargs": {}, "warmup_epochs": warmup, "interval": "step"}, epochs,
+                     1.0, steps_per_epoch=spe)
+    lrs = []
+    for _ in range(epochs):
+        for _ in range(spe):
+            lrs.append(opt.param_groups[0]["lr"])
+            sched.step_batch()
+        sched.step_epoch()  # a no-op for per-step schedules
+    # timm-style linear warmup over the first epoch's steps, then cosine over the remaining 4 epochs
+    expected = []
+    for s in range(epochs * spe):
+        t = s / spe
+        warm = min(1.0, (s + 1) / (warmup * spe))
+        expected.append(warm * (1 + math.cos(math.pi * min(max(t - warmup, 0), epochs - warmup) / (epochs - warmup))) / 2)
+    assert lrs == pytest.approx(expected)
+    assert lrs[0] == pytest.approx(0.25) and lrs[3] == pytest.approx(1.0)
+    assert len(set(lrs[spe:2 * spe])) == spe  # the lr changes within an epoch
+    with pytest.raises(ConvzooError, match=r"plateau.*interval: epoch"):
+        Schedule(opt, {"name": "plateau", "kwargs": {}, "warmup_epochs": 0, "interval": "step"}, 3, 1.0)
 
 
 @pytest.mark.filterwarnings("ignore:Detected call of")

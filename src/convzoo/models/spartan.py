@@ -160,6 +160,11 @@ class SpaRTAN(Backbone):
     def get_classifier(self) -> nn.Module:
         return self.linear
 
+    def no_weight_decay(self) -> set[str]:
+        """The official skip list (``norm``, ``gamma`` in names; see :func:`no_weight_decay_names`): the
+        engine's default groups add this to its 1-D rule."""
+        return no_weight_decay_names(self)
+
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
         self.linear = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
