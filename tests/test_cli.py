@@ -155,3 +155,24 @@ def test_train_eval_predict_export_end_to_end(capsys, tmp_path):
                          "--out", str(tmp_path / "m.onnx"))
     assert code == 0, err
     assert (tmp_path / "m.onnx").is_file() and "max_abs_diff" in out
+
+
+def test_train_flags_are_typed_values_not_yaml_text(capsys, monkeypatch):
+    """``--data-root 2024`` once failed with "must be a string or null, got 2024": flags are set as typed values."""
+    from types import SimpleNamespace
+
+    from convzoo import engine
+
+    seen = {}
+
+    def fake_train(recipe, overrides=(), values=None, **kw):
+        seen["cfg"] = engine.load_recipe(recipe, overrides, values)
+        return SimpleNamespace(metrics={"acc": 1.0}, run_dir="runs/x")
+
+    monkeypatch.setattr(engine, "train", fake_train)
+    code, out, err = run(capsys, "train", "simplenet_digits", "--data-root", "2024", "--epochs", "3", "--fast",
+                         "--set", "optimizer.lr=0.5")
+    assert code == 0, err
+    cfg = seen["cfg"]
+    assert cfg["data"]["root"] == "2024" and cfg["epochs"] == 3 and cfg["fast"] is True
+    assert cfg["optimizer"]["lr"] == 0.5  # --set stays the one string channel (read as YAML)

@@ -80,20 +80,23 @@ def cmd_train(a) -> None:
     if a.recipe is None and not (a.model and a.data) and not a.resume:
         raise ConvzooError("train needs a RECIPE, --model and --data, or --resume RUN")
     overrides = list(a.set or [])
+    values = {}  # typed values: flags are never turned back into YAML text
     recipe = a.recipe
     if recipe is None and not a.resume:
         recipe = engine.recipe_for(a.model, a.data)
     if a.model and a.recipe:
-        overrides.append(f"model.name={a.model}")
+        values["model.name"] = a.model
     if a.data and a.recipe:
-        overrides.append(f"data.name={a.data}")
+        values["data.name"] = a.data
     if a.data_root:
-        overrides.append(f"data.root={a.data_root}")
+        values["data.root"] = a.data_root
     if a.epochs is not None:
-        overrides.append(f"epochs={a.epochs}")
+        values["epochs"] = a.epochs
     if a.precision:
-        overrides.append(f"precision={a.precision}")
-    result = engine.train(recipe, overrides=overrides, out_dir=a.out, run_name=a.name, resume=a.resume,
+        values["precision"] = a.precision
+    if a.fast:
+        values["fast"] = True
+    result = engine.train(recipe, overrides=overrides, values=values, out_dir=a.out, run_name=a.name, resume=a.resume,
                           devices=a.devices, num_nodes=a.num_nodes, accelerator=a.accelerator,
                           progress=not a.no_progress)
     if result is None:  # non-zero ranks of a distributed run
@@ -106,10 +109,8 @@ def cmd_train(a) -> None:
 def cmd_eval(a) -> None:
     from convzoo import engine
 
-    overrides = list(a.set or [])
-    if a.data_root:
-        overrides.append(f"data.root={a.data_root}")
-    metrics = engine.evaluate(a.run, data=a.data, split=a.split, overrides=overrides)
+    values = {"data.root": a.data_root} if a.data_root else None
+    metrics = engine.evaluate(a.run, data=a.data, split=a.split, overrides=list(a.set or []), values=values)
     if a.json:
         return _print_json(metrics)
     print(", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
@@ -195,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-root")
     s.add_argument("--epochs", type=int)
     s.add_argument("--precision", help="32-true | bf16-mixed | 16-mixed")
+    s.add_argument("--fast", action="store_true", help="channels_last + bf16 autocast + torch.compile")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field")
     s.add_argument("--resume", metavar="RUN", help="continue a run folder where it stopped")
     s.add_argument("--out", default="runs", help="parent folder of run folders")

@@ -18,7 +18,15 @@ Augmentation policies (``augment=True`` picks the set's default, a string picks 
 * ``"resized_crop_flip"``: ``RandomResizedCrop(size)`` + horizontal flip (ImageFolder / ImageNet);
 * ``"affine"``: small random affine, +-10 degrees and +-10 % shifts, no flip (digit-like sets,
   where a flip changes the class);
-* ``"none"``.
+* ``"none"``;
+* a list of torchvision.transforms.v2 steps, as a recipe writes the paper's augmentation, e.g.
+  ``[{RandomResizedCrop: {size: 224, interpolation: bicubic}}, RandomHorizontalFlip,
+  {RandAugment: {num_ops: 2, magnitude: 9}}, {RandomErasing: {p: 0.25}}]``: each entry is a class
+  name of ``torchvision.transforms.v2`` (alone, or mapping to its keyword arguments; an
+  ``interpolation`` may be given by name). They run in place of a policy, in the order given, on the
+  uint8 image; the steps that need a float image (``RandomErasing``, as timm places it) run after
+  normalisation. A list replaces the resize step's random part only: the resize to ``size`` (when the
+  set has one) still comes first unless the list starts with a ``RandomResizedCrop``.
 """
 
 from __future__ import annotations
@@ -55,8 +63,39 @@ def norm_for(name: str, channels: int) -> tuple[tuple[float, ...], tuple[float, 
     return mean * channels, std * channels  # grey set shown as RGB
 
 
-def resolve_augment(dataset: str, augment: bool | str, default: str) -> str:
-    """``True`` -> the set's default policy, ``False`` -> "none", a string -> that policy."""
+AFTER_NORMALISATION = ("RandomErasing",)
+
+
+def _v2_step(dataset: str, spec) -> tuple[str, object]:
+    """One list entry (``"Name"`` or ``{Name: {kwargs}}``) -> (name, a v2 transform)."""
+    if isinstance(spec, str):
+        name, kwargs = spec, {}
+    elif isinstance(spec, dict) and len(spec) == 1:
+        name, kwargs = next(iter(spec.items()))
+        kwargs = dict(kwargs or {})
+    else:
+        raise ConvzooError(f"{dataset}: an augment step is a v2 class name or {{Name: {{kwargs}}}}, got {spec!r}")
+    cls = getattr(v2, str(name), None)
+    if not (isinstance(cls, type) and issubclass(cls, v2.Transform)):
+        from convzoo.errors import suggest
+
+        known = [n for n in dir(v2) if isinstance(getattr(v2, n), type) and issubclass(getattr(v2, n), v2.Transform)]
+        close = suggest(str(name), known)
+        raise ConvzooError(f"{dataset}: unknown augment step {name!r}" +
+                           (f"; did you mean {', '.join(close)}?" if close else " (a torchvision.transforms.v2 class)"))
+    if isinstance(kwargs.get("interpolation"), str):
+        kwargs["interpolation"] = v2.InterpolationMode(kwargs["interpolation"].lower())
+    try:
+        return name, cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise ConvzooError(f"{dataset}: augment step {name} rejects {kwargs}: {e}") from None
+
+
+def resolve_augment(dataset: str, augment, default: str):
+    """``True`` -> the set's default policy, ``False`` -> "none", a string -> that policy, a list ->
+    the list of (name, v2 transform) steps."""
+    if isinstance(augment, (list, tuple)):
+        return [_v2_step(dataset, spec) for spec in augment]
     if augment is True:
         return default
     if augment is False or augment is None:
@@ -79,6 +118,13 @@ def build_transform(*, in_chans: int, channels: int, size: int | None, native_si
     if size is not None and (size, size) != native_size:
         steps.append(v2.Resize((size, size), interpolation=v2.InterpolationMode.BILINEAR, antialias=True))
     out = size if size is not None else (native_size[0] if native_size else None)
+    after: list = []
+    if isinstance(augment, list):
+        if augment and augment[0][0] == "RandomResizedCrop" and steps and isinstance(steps[-1], v2.Resize):
+            steps.pop()  # the crop resizes
+        steps += [t for name, t in augment if name not in AFTER_NORMALISATION]
+        after = [t for name, t in augment if name in AFTER_NORMALISATION]
+        augment = "list"
     if augment == "crop_flip":
         steps += [v2.RandomCrop(out, padding=max(1, out // 8)), v2.RandomHorizontalFlip()]
     elif augment == "resized_crop_flip":
@@ -86,7 +132,7 @@ def build_transform(*, in_chans: int, channels: int, size: int | None, native_si
     elif augment == "affine":
         steps.append(v2.RandomAffine(degrees=10, translate=(0.1, 0.1)))
     steps.append(ToNormalizedFloat(None if raw else mean, None if raw else std))
-    return v2.Compose(steps)
+    return v2.Compose(steps + after)
 
 
 class ToNormalizedFloat:
@@ -120,4 +166,5 @@ def split_transform(dataset: str, split: str, *, in_chans: int, channels: int | 
     mean, std = norm_for(norm, channels)
     tf = build_transform(in_chans=in_chans, channels=channels, size=size, native_size=native_size,
                          augment=policy, mean=mean, std=std, raw=raw)
-    return tf, channels, {"mean": mean, "std": std, "raw": raw, "augment": policy}
+    policy_name = [name for name, _ in policy] if isinstance(policy, list) else policy
+    return tf, channels, {"mean": mean, "std": std, "raw": raw, "augment": policy_name}

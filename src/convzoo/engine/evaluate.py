@@ -101,7 +101,7 @@ def load_run(run_dir, weights: str = "last", device: str | torch.device = "cpu")
 
 
 def evaluate(run_or_checkpoint, data: str | None = None, split: str = "test", overrides=(),
-             weights: str | None = None, accelerator: str = "auto") -> dict[str, float]:
+             weights: str | None = None, accelerator: str = "auto", values: dict | None = None) -> dict[str, float]:
     """The task's metrics (and mean loss) of a run's weights on one split.
 
     ``run_or_checkpoint``: a run folder (uses ``last.safetensors`` unless ``weights="best"``) or a
@@ -117,7 +117,7 @@ def evaluate(run_or_checkpoint, data: str | None = None, split: str = "test", ov
     cfg = load_recipe(run_dir / CONFIG)
     if data is not None and data != cfg["data"]["name"]:
         cfg["data"] = {**cfg["data"], "name": data, "kwargs": {}, "root": None}
-    cfg = load_recipe(cfg, overrides)
+    cfg = load_recipe(cfg, overrides, values)
     dataset = build_data(cfg, split)
     info = load_data_info(run_dir) or dataset.info
     task = build_task_for(cfg, info)

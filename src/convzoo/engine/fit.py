@@ -95,7 +95,7 @@ class RunResult:
     history: list[dict] = field(default_factory=list)  # the rows of metrics.csv
 
 
-def train(recipe=None, *, overrides=(), out_dir="runs", run_name: str | None = None, resume=None,
+def train(recipe=None, *, overrides=(), values: dict | None = None, out_dir="runs", run_name: str | None = None, resume=None,
           devices: int = 1, num_nodes: int = 1, accelerator: str = "auto", strategy: str | None = None,
           progress: bool = True, callbacks=()) -> RunResult | None:
     """Train a recipe (bundled name, YAML path or mapping) and return its :class:`RunResult`.
@@ -103,6 +103,7 @@ def train(recipe=None, *, overrides=(), out_dir="runs", run_name: str | None = N
     The run folder is ``out_dir/run_name``, by default ``out_dir/<recipe name>-<YYYYmmdd-HHMMSS>``.
     ``resume=RUN_DIR`` continues that run from its ``state.pt`` (``recipe`` may be None; the run's
     ``config.yaml`` is used, with ``overrides`` applied, e.g. ``["epochs=20"]`` to train longer).
+    ``values`` sets dotted keys to typed values after the ``overrides`` strings (the CLI's flags).
     ``callbacks`` are objects with any of the hooks ``on_train_start(fabric, model, method, run_dir,
     recipe)``, ``on_train_batch_end(fabric, epoch, step, loss)``, ``on_train_epoch_end(fabric, epoch, row,
     run_dir)`` and ``on_train_end(fabric, result)``; they are called on every process.
@@ -114,11 +115,11 @@ def train(recipe=None, *, overrides=(), out_dir="runs", run_name: str | None = N
     if resume is not None:
         resume_dir = run_folder(resume)
         load_state(resume_dir / STATE)  # fail early on a missing or corrupt state
-        cfg = load_recipe(resume_dir / CONFIG, overrides)
+        cfg = load_recipe(resume_dir / CONFIG, overrides, values)
     elif recipe is None:
         raise ConvzooError("train needs a recipe (name, YAML path or mapping) or resume=RUN_DIR")
     else:
-        cfg = load_recipe(recipe, overrides)
+        cfg = load_recipe(recipe, overrides, values)
     if not (isinstance(devices, int) and devices >= 1 and isinstance(num_nodes, int) and num_nodes >= 1):
         raise ConvzooError(f"devices and num_nodes must be positive integers, got {devices!r}, {num_nodes!r}")
     world = devices * num_nodes

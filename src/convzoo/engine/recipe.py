@@ -220,11 +220,15 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
     if "=" not in item:
         raise ConvzooError(f"bad --set '{item}': expected key=value, e.g. --set optimizer.lr=0.05")
     key, text = item.split("=", 1)
-    key = key.strip()
     try:
         value = yaml.safe_load(text) if text.strip() else None
     except yaml.YAMLError:
         value = text  # not YAML: take it as a string
+    return _key_path(key.strip()), value
+
+
+def _key_path(key: str) -> list[str]:
+    """The parts of a dotted recipe key, which must name a schema leaf or go inside a ``kwargs``."""
     parts = key.split(".")
     # the key must name a schema leaf/section, or go inside a free ``kwargs`` mapping
     node: Any = SCHEMA
@@ -232,23 +236,30 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
         if isinstance(node, dict) and part in node:
             node = node[part]
             if part in _FREE and i < len(parts) - 1:
-                return parts, value  # model.kwargs.drop_rate=0.1 etc.
+                return parts  # model.kwargs.drop_rate=0.1 etc.
             continue
         raise ConvzooError(f"bad --set key '{key}'{_did_you_mean(key, _keys(SCHEMA))}")
-    return parts, value
+    return parts
 
 
-def apply_overrides(raw: dict, overrides) -> dict:
-    """``raw`` with every ``key=value`` of ``overrides`` set (dotted keys; YAML values)."""
+def _set(out: dict, parts: list[str], value: Any) -> None:
+    node = out
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[parts[-1]] = value
+
+
+def apply_overrides(raw: dict, overrides=(), values: dict | None = None) -> dict:
+    """``raw`` with every ``key=value`` string of ``overrides`` set (dotted keys; values read as YAML),
+    then every ``values`` entry (dotted key -> a typed value, set as it is: what CLI flags give)."""
     out = copy.deepcopy(raw)
     for item in overrides or ():
         parts, value = _parse_override(str(item))
-        node = out
-        for part in parts[:-1]:
-            if not isinstance(node.get(part), dict):
-                node[part] = {}
-            node = node[part]
-        node[parts[-1]] = value
+        _set(out, parts, value)
+    for key, value in (values or {}).items():
+        _set(out, _key_path(key), copy.deepcopy(value))
     return out
 
 
@@ -287,11 +298,12 @@ def read_yaml(path: Path) -> Any:
         raise ConvzooError(f"cannot read {path}: {e.strerror}") from None
 
 
-def load_recipe(name_or_path: str | Path | dict, overrides=()) -> dict:
+def load_recipe(name_or_path: str | Path | dict, overrides=(), values: dict | None = None) -> dict:
     """Find, override, validate and complete a recipe.
 
     ``name_or_path`` is a bundled recipe name (``simplenet_digits``), a path to a YAML file, or a
-    mapping already in memory. ``overrides`` are ``"key=value"`` strings as given to ``--set``.
+    mapping already in memory. ``overrides`` are ``"key=value"`` strings as given to ``--set``;
+    ``values`` maps dotted keys to typed values (``{"data.root": "2024", "epochs": 5}``), set last.
     A bundled recipe's ``name`` must equal its file stem; a file elsewhere may leave it out.
     """
     if isinstance(name_or_path, dict):
@@ -308,13 +320,13 @@ def load_recipe(name_or_path: str | Path | dict, overrides=()) -> dict:
             raise ConvzooError(f"recipe {path.name}: 'name' must equal the file stem '{path.stem}', "
                                f"got {raw.get('name')!r}")
         raw.setdefault("name", path.stem)
-    return validate_recipe(apply_overrides(raw, overrides))
+    return validate_recipe(apply_overrides(raw, overrides, values))
 
 
-def make_recipe(model: str, data: str, overrides=(), **fields) -> dict:
+def make_recipe(model: str, data: str, overrides=(), values: dict | None = None, **fields) -> dict:
     """A recipe built from a model and a data set name (``convzoo train --model M --data D``)."""
     raw = {"name": f"{model}_{data}", "model": {"name": model}, "data": {"name": data}, **fields}
-    return validate_recipe(apply_overrides(raw, overrides))
+    return validate_recipe(apply_overrides(raw, overrides, values))
 
 
 recipe_for = make_recipe  # the name the CLI uses
