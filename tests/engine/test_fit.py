@@ -1,6 +1,7 @@
 """Training: reproducibility, run folder, evaluate/load_run, resume, bf16, EMA, clipping, errors."""
 
 import csv
+import math
 import json
 import shutil
 
@@ -213,3 +214,56 @@ def test_model_hooks_regularization_loss_and_post_optimizer_step(tiny, tmp_path)
     assert weights(late.run_dir)["fc.weight"].norm() < weights(plain.run_dir)["fc.weight"].norm()
     assert weights(plain.run_dir)["fc.weight"].abs().max() > 0.05
     assert weights(clamped.run_dir)["fc.weight"].abs().max() <= 0.05
+
+
+def test_gradient_accumulation_equals_the_larger_batch(tiny, tmp_path):
+    """accumulate: 2 with half the batch takes the same optimizer steps as the full batch (mean of the
+    two half-batch gradients = the full-batch gradient): same weights up to float summation order."""
+    plain = {"model": {"kwargs": {"drop_rate": 0.0}}, "data": {"kwargs": {"jitter": 0.0}}, "epochs": 2,
+             "optimizer": {"name": "sgd", "lr": 0.1, "kwargs": {}}}
+    full = run(tiny, tmp_path, "full", batch_size=32, **plain)
+    accumulated = run(tiny, tmp_path, "acc", batch_size=16, accumulate=2, **plain)
+    a, b = weights(accumulated.run_dir), weights(full.run_dir)
+    for k in b:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+    halves = run(tiny, tmp_path, "halves", batch_size=16, **plain)  # twice the steps: other weights
+    assert not all(torch.allclose(weights(halves.run_dir)[k], b[k], atol=1e-4) for k in b)
+
+
+def test_per_step_schedule_in_a_run(tiny, tmp_path):
+    res = run(tiny, tmp_path, "perstep", epochs=3, batch_size=16,
+              schedule={"name": "cosine", "warmup_epochs": 0, "interval": "step"})
+    steps = 96 // 16  # per epoch
+    # the lr logged for epoch e is the one of its first step: the closed form at t = e
+    assert [r["lr"] for r in res.history] == pytest.approx([0.1 * (1 + math.cos(math.pi * e / 3)) / 2 for e in range(3)])
+    state = load_state(res.run_dir / "state.pt")
+    assert state["schedules"][0]["inner"]["last_epoch"] == 3 * steps
+
+
+def test_mixup_batch_transform(tiny, tmp_path):
+    from convzoo.engine.build import build_batch_transform
+    from convzoo.engine.recipe import load_recipe
+
+    cfg = load_recipe(tiny.recipe(batch_transform={"name": "mixup", "kwargs": {"mixup_alpha": 1.0}}))
+    info = tiny.TinyBlobs("train").info
+    fn = build_batch_transform(cfg, info)
+    x, y = torch.randn(8, 1, 8, 8), torch.arange(8) % 4
+    torch.manual_seed(0)
+    mx, my = fn((x, y))
+    assert my.shape == (8, 4) and torch.allclose(my.sum(1), torch.ones(8))
+    lam = my[0, y[0]] if y[0] != y[-1] else None  # v2.MixUp pairs item i with item i - 1 (a roll)
+    if lam is not None:
+        torch.testing.assert_close(mx[0], lam * x[0] + (1 - lam) * x[-1])
+    res = run(tiny, tmp_path, "mixup", epochs=2, batch_transform={"name": "mixup_cutmix", "kwargs": {}})
+    assert math.isfinite(res.history[-1]["train_loss"]) and 0 <= res.metrics["acc"] <= 1
+    with pytest.raises(ConvzooError, match=r"batch_transform takes kwargs"):
+        run(tiny, tmp_path, "badmix", batch_transform={"name": "mixup", "kwargs": {"alpha": 1}})
+
+
+@pytest.mark.slow
+def test_fast_mode_trains_channels_last_bf16_compiled(tiny, tmp_path):
+    res = run(tiny, tmp_path, "fast", epochs=2, fast=True)
+    cfg = load_recipe(res.run_dir / "config.yaml")
+    assert cfg["fast"] and cfg["precision"] == "32-true"  # fast turns fp32 into bf16 autocast at run time
+    assert res.history[-1]["train_loss"] < res.history[0]["train_loss"] + 0.05
+    assert evaluate(res.run_dir) == pytest.approx(res.metrics, abs=1e-2)

@@ -6,6 +6,8 @@ augmentation depends on the RNG streams that resuming must reproduce.
 ``_tiny_net``: conv-relu-conv-relu-pool-dropout-linear; ``bn=True`` adds a BatchNorm. ``clamp`` and
 ``penalty`` exercise the engine's model hooks: the classifier weights are clamped to +-clamp after every
 optimizer step, and ``penalty * |fc.weight|^2`` joins the loss from epoch ``penalty_from`` on.
+``_tiny_aux``: a method with a trainable head OUTSIDE the model (an auxiliary classifier on the pooled
+features, as a pretext head or projector would be): the engine must optimise, checkpoint and resume it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from torch.utils.data import Dataset
 from convzoo import registry as model_registry
 from convzoo.data import DataInfo, register_dataset
 from convzoo.data import registry as data_registry
+from convzoo.methods import base as method_registry
+from convzoo.methods.base import Method, register_method
 from convzoo.registry import ModelCard, register_model
 
 DATA, MODEL = "_tiny_blobs", "_tiny_net"
@@ -79,6 +83,24 @@ class _Clamp(nn.Module):
         self._owner[0].fc.weight.clamp_(-self.bound, self.bound)
 
 
+class AuxHead(Method):
+    """Cross-entropy of the model plus ``weight`` x cross-entropy of an extra linear head on its features."""
+
+    def __init__(self, model, task, info=None, weight: float = 0.5):
+        super().__init__(model, task)
+        self.aux = nn.Linear(model.fc.in_features, model.fc.out_features)
+        self.weight = weight
+
+    def training_step(self, batch):
+        x, y = batch
+        m = self.model
+        h = m.conv(m.stem(x)).mean((2, 3))
+        ce = nn.functional.cross_entropy(m.fc(m.drop(h)), y)
+        aux = nn.functional.cross_entropy(self.aux(h), y)
+        return {"loss": ce + self.weight * aux, "ce": ce.detach(), "aux": aux.detach()}
+
+
+METHOD = "_tiny_aux"
 CARD = ModelCard(name=MODEL, paper=0, family="_tiny", task="classification", in_chans=1, num_classes=4,
                  input_size=(8, 8), test_size=(8, 8), capabilities=frozenset())
 
@@ -94,11 +116,13 @@ def _build_net(**kw):
 def register() -> None:
     register_dataset(DATA)(_build_blobs)
     register_model(CARD)(_build_net)
+    register_method(METHOD)(AuxHead)
 
 
 def unregister() -> None:
     data_registry._DATA.pop(DATA, None)
     model_registry._REGISTRY.pop(MODEL, None)
+    method_registry._METHODS.pop(METHOD, None)
 
 
 def recipe(**over) -> dict:
