@@ -158,3 +158,29 @@ def test_compile_modes_are_timed_separately():
         row = r["modes"][mode]
         assert "skipped" not in row, row
         assert row["compile_s"] > 0 and row["max_rel_diff"] < 1e-4
+
+
+def test_train_bench_times_the_same_step_as_a_plain_loop():
+    """``bench --train``: the engine's step and the plain loop take the same SGD step on the same batch."""
+    import copy
+
+    import convzoo
+    from convzoo.engine.speed import _engine, _plain, train_speed
+
+    card = convzoo.get_card("cnn_svm_mnist")
+    torch.manual_seed(0)
+    model = convzoo.create_model("cnn_svm_mnist")
+    a, b = copy.deepcopy(model), copy.deepcopy(model)
+    g = torch.Generator().manual_seed(0)
+    batch = (torch.randn(4, 1, 28, 28, generator=g), torch.randint(0, 10, (4,), generator=g))
+    plain, engine = _plain(a, batch, 0.01), _engine(b, card, batch, 0.01, False, torch.device("cpu"))
+    for i in range(2):
+        torch.manual_seed(i)  # the same dropout masks
+        plain()
+        torch.manual_seed(i)
+        engine()
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6, msg=name)
+    r = train_speed("cnn_svm_mnist", batch=4, steps=1, warmup=1, rounds=1, modes=("plain", "engine"))
+    assert set(r["modes"]) == {"plain", "engine"} and r["modes"]["plain"]["vs_plain"] == 1.0
+    assert all(m["items_per_s"] > 0 for m in r["modes"].values())

@@ -128,6 +128,13 @@ def cmd_predict(a) -> None:
 def cmd_bench(a) -> None:
     from convzoo.bench import MODES, bench, format_bench
 
+    if a.train:
+        from convzoo.engine.speed import format_train_speed, train_speed
+
+        result = train_speed(a.model, batch=a.batch, size=a.size and _size(a.size), rounds=a.rounds,
+                             threads=a.threads)
+        return _print_json(result) if a.json else print(format_train_speed(result))
+
     flags = {"channels_last": a.channels_last, "compile": a.compile, "deploy": a.deploy, "bf16": a.bf16,
              "deploy_compile": a.deploy and a.compile}
     if a.all:
@@ -141,6 +148,13 @@ def cmd_bench(a) -> None:
     if a.json:
         return _print_json(result)
     print(format_bench(result))
+
+
+def _size(text: str) -> tuple[int, ...]:
+    parts = text.lower().split("x")
+    if not all(p.strip().isdigit() for p in parts):
+        raise ConvzooError(f"size must be S or HxW (positive integers), got {text!r}")
+    return tuple(int(p) for p in parts) * (2 if len(parts) == 1 else 1)
 
 
 def cmd_export(a) -> None:
@@ -232,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--deploy", action="store_true")
     s.add_argument("--bf16", action="store_true")
     s.add_argument("--all", action="store_true", help="every mode")
+    s.add_argument("--train", action="store_true",
+                   help="time a training step: the engine's and fast mode's against a plain PyTorch loop")
     s.add_argument("--rounds", type=int, default=5)
     s.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     s.add_argument("--compare", metavar="timm:NAME")

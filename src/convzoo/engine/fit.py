@@ -306,34 +306,42 @@ def _train_epoch(run: _Run, epoch: int, bar: Progress) -> dict[str, float]:
     for i, batch in enumerate(run.loader):
         if i >= n_batches:
             break
-        batch = fabric.to_device(batch)
-        if run.batch_transform is not None:
-            batch = run.batch_transform(batch)
-        if cfg["fast"]:
-            batch = apply_to_collection(batch, torch.Tensor, _channels_last)
-        boundary = (i + 1) % accumulate == 0
-        with fabric.no_backward_sync(run.wrapped, enabled=not boundary):
-            parts = run.wrapped(batch)
-            loss = parts["loss"]
-            if method.automatic_optimization and loss.requires_grad:
-                fabric.backward(loss / accumulate if accumulate > 1 else loss)
-        if boundary and method.automatic_optimization:
-            _optimizer_step(run)
-        elif boundary:  # the method stepped its own optimizers
-            for s in run.schedules:
-                s.step_batch()
-            if run.ema is not None:
-                run.ema.update_parameters(method)
+        parts = _train_batch(run, i, fabric.to_device(batch))
         for k, v in parts.items():
             sums[k] = sums.get(k, torch.zeros((), dtype=torch.float64, device=fabric.device)) + v.detach().double()
+        boundary = (i + 1) % accumulate == 0
         if bar.enabled and boundary:
-            bar.step(float(loss.detach()))
-        fabric.call("on_train_batch_end", fabric=fabric, epoch=epoch, step=i, loss=loss.detach())
+            bar.step(float(parts["loss"].detach()))
+        fabric.call("on_train_batch_end", fabric=fabric, epoch=epoch, step=i, loss=parts["loss"].detach())
     out = {f"train_{k}": float(fabric.all_reduce(v / n_batches, reduce_op="mean")) for k, v in sums.items()}
     if not math.isfinite(out["train_loss"]):
         raise ConvzooError(f"training diverged: the loss is {out['train_loss']} in epoch {epoch + 1}; lower "
                            "optimizer.lr or set grad_clip (the last good checkpoint is kept)")
     return out
+
+
+def _train_batch(run: _Run, i: int, batch) -> dict[str, torch.Tensor]:
+    """Batch ``i`` of an epoch (on the device): transform, forward, backward, and every ``accumulate``-th
+    batch the optimizer step. ``convzoo bench --train`` times this same function."""
+    fabric, method, accumulate = run.fabric, run.method, run.cfg["accumulate"]
+    if run.batch_transform is not None:
+        batch = run.batch_transform(batch)
+    if run.cfg["fast"]:
+        batch = apply_to_collection(batch, torch.Tensor, _channels_last)
+    boundary = (i + 1) % accumulate == 0
+    with fabric.no_backward_sync(run.wrapped, enabled=not boundary):
+        parts = run.wrapped(batch)
+        loss = parts["loss"]
+        if method.automatic_optimization and loss.requires_grad:
+            fabric.backward(loss / accumulate if accumulate > 1 else loss)
+    if boundary and method.automatic_optimization:
+        _optimizer_step(run)
+    elif boundary:  # the method stepped its own optimizers
+        for s in run.schedules:
+            s.step_batch()
+        if run.ema is not None:
+            run.ema.update_parameters(method)
+    return parts
 
 
 def _optimizer_step(run: _Run) -> None:

@@ -89,6 +89,11 @@ class Task:
         spatial = tuple(size) if size is not None else tuple(card.test_size)
         return torch.randn(batch, card.in_chans, *spatial, generator=generator)
 
+    def example_batch(self, card, batch: int = 2, size: tuple[int, ...] | None = None,
+                      generator: torch.Generator | None = None):
+        """A random training batch for ``card``'s model (what ``bench --train`` times)."""
+        raise ConvzooError(f"task '{self.name}' gives no example training batch")
+
     def output_shape(self, model: nn.Module, card, x: torch.Tensor) -> tuple[int, ...]:
         """The shape ``model(x)`` must have."""
         raise NotImplementedError

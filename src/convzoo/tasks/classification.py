@@ -55,6 +55,10 @@ class Classification(Task):
     def output_shape(self, model, card, x):
         return (x.shape[0], card.num_classes)
 
+    def example_batch(self, card, batch=2, size=None, generator=None):
+        x = self.example_input(card, batch, size, generator)
+        return x, torch.randint(0, card.num_classes, (batch,), generator=generator)
+
     def fits_model(self, card, info) -> bool:
         return info.in_chans == card.in_chans and info.num_classes == card.num_classes
 
