@@ -84,6 +84,7 @@ def coco(split: str, root: str | None = None, *, size: int = 300, augment=True, 
                            "or data.kwargs.annotations and images per split")
     else:
         ann_path = Path(root).expanduser() / "annotations" / f"instances_{sets[split]}.json"
+    data = read_coco_json(ann_path)
     if images and split in images:
         image_dir = Path(images[split]).expanduser()
     elif root is None:
@@ -92,6 +93,6 @@ def coco(split: str, root: str | None = None, *, size: int = 300, augment=True, 
         image_dir = Path(root).expanduser() / sets[split]
     if not image_dir.is_dir():
         raise ConvzooError(f"coco: image folder {image_dir} not found")
-    records, names, cat_ids = coco_records(read_coco_json(ann_path), image_dir, train=split == "train")
+    records, names, cat_ids = coco_records(data, image_dir, train=split == "train")
     info = detection_info("coco", names, size, category_ids=cat_ids, annotations=str(ann_path))
     return DetectionDataset(records, info, size, augment_options("coco", split, augment))
