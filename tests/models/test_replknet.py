@@ -279,7 +279,7 @@ def test_paper_recipe_loads_and_matches_the_official_command():
     r = load_recipe("replknet_31b_imagenet_paper")
     assert r["paper"] == 11 and r["name"] in convzoo.get_card(r["model"]["name"]).recipes
     opt = r["optimizer"]
-    assert (opt["name"], opt["lr"], opt["weight_decay"], r["batch_size"]) == ("adamw", 4e-3, 0.05, 8 * 64 * 4)
+    assert (opt["name"], opt["lr"], opt["weight_decay"], r["batch_size"] * r["accumulate"]) == ("adamw", 4e-3, 0.05, 8 * 64 * 4)
     assert (r["epochs"], r["schedule"]["warmup_epochs"], r["schedule"]["kwargs"]["eta_min"]) == (300, 10, 1e-6)
     assert (r["ema"], r["task"]["kwargs"]["label_smoothing"], r["model"]["kwargs"]["drop_path_rate"]) == \
         (0.9999, 0.1, 0.5)

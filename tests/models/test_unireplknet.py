@@ -433,7 +433,7 @@ def test_recipes_load(name):
     if name.endswith("_paper"):  # official Image/README.md + main.py defaults (fact sheet Sec. 1)
         opt = r["optimizer"]
         assert (opt["name"], opt["lr"], opt["weight_decay"]) == ("adamw", 4e-3, 0.05)
-        assert (r["epochs"], r["batch_size"], r["schedule"]["warmup_epochs"]) == (300, 4096, 20)
+        assert (r["epochs"], r["batch_size"] * r["accumulate"], r["schedule"]["warmup_epochs"]) == (300, 4096, 20)
         assert r["schedule"]["kwargs"]["eta_min"] == 1e-6 and r["task"]["kwargs"]["label_smoothing"] == 0.1
         # the ConvNeXt optimiser factory: no decay on 1-D parameters (GRN's (1,1,1,C) gamma/beta are decayed)
         model = _meta("unireplknet_a")

@@ -23,7 +23,7 @@ Augmentation policies (``augment=True`` picks the set's default, a string picks 
   ``[{RandomResizedCrop: {size: 224, interpolation: bicubic}}, RandomHorizontalFlip,
   {RandAugment: {num_ops: 2, magnitude: 9}}, {RandomErasing: {p: 0.25}}]``: each entry is a class
   name of ``torchvision.transforms.v2`` (alone, or mapping to its keyword arguments; an
-  ``interpolation`` may be given by name). They run in place of a policy, in the order given, on the
+  ``interpolation`` may be given by name; a crop or resize without ``size`` takes the set's). They run in place of a policy, in the order given, on the
   uint8 image; the steps that need a float image (``RandomErasing``, as timm places it) run after
   normalisation. A list replaces the resize step's random part only: the resize to ``size`` (when the
   set has one) still comes first unless the list starts with a ``RandomResizedCrop``.
@@ -66,7 +66,10 @@ def norm_for(name: str, channels: int) -> tuple[tuple[float, ...], tuple[float, 
 AFTER_NORMALISATION = ("RandomErasing",)
 
 
-def _v2_step(dataset: str, spec) -> tuple[str, object]:
+SIZED = ("RandomResizedCrop", "RandomCrop", "CenterCrop", "Resize")  # their size defaults to the set's
+
+
+def _v2_step(dataset: str, spec, size: int | None = None) -> tuple[str, object]:
     """One list entry (``"Name"`` or ``{Name: {kwargs}}``) -> (name, a v2 transform)."""
     if isinstance(spec, str):
         name, kwargs = spec, {}
@@ -83,6 +86,8 @@ def _v2_step(dataset: str, spec) -> tuple[str, object]:
         close = suggest(str(name), known)
         raise ConvzooError(f"{dataset}: unknown augment step {name!r}" +
                            (f"; did you mean {', '.join(close)}?" if close else " (a torchvision.transforms.v2 class)"))
+    if name in SIZED and "size" not in kwargs and size is not None:
+        kwargs["size"] = size
     if isinstance(kwargs.get("interpolation"), str):
         kwargs["interpolation"] = v2.InterpolationMode(kwargs["interpolation"].lower())
     try:
@@ -91,11 +96,11 @@ def _v2_step(dataset: str, spec) -> tuple[str, object]:
         raise ConvzooError(f"{dataset}: augment step {name} rejects {kwargs}: {e}") from None
 
 
-def resolve_augment(dataset: str, augment, default: str):
+def resolve_augment(dataset: str, augment, default: str, size: int | None = None):
     """``True`` -> the set's default policy, ``False`` -> "none", a string -> that policy, a list ->
-    the list of (name, v2 transform) steps."""
+    the list of (name, v2 transform) steps (crops and resizes without a ``size`` take ``size``)."""
     if isinstance(augment, (list, tuple)):
-        return [_v2_step(dataset, spec) for spec in augment]
+        return [_v2_step(dataset, spec, size) for spec in augment]
     if augment is True:
         return default
     if augment is False or augment is None:
@@ -162,7 +167,7 @@ def split_transform(dataset: str, split: str, *, in_chans: int, channels: int | 
     channels = channels or in_chans
     if channels not in (1, 3):
         raise ConvzooError(f"{dataset}: channels must be 1 or 3, got {channels!r}")
-    policy = resolve_augment(dataset, augment, default_augment) if split == "train" else "none"
+    policy = resolve_augment(dataset, augment, default_augment, size) if split == "train" else "none"
     mean, std = norm_for(norm, channels)
     tf = build_transform(in_chans=in_chans, channels=channels, size=size, native_size=native_size,
                          augment=policy, mean=mean, std=std, raw=raw)

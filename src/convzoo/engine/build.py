@@ -8,7 +8,7 @@ its ``kwargs`` into one line naming the recipe key.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

@@ -232,7 +232,10 @@ def _setup(fabric, cfg: dict, out_dir: Path, run_name: str | None, resume_dir: P
                   if eval_ds is not None else None)
     raw_opts = method.configure_optimizers(cfg["optimizer"], lambda groups: build_optimizer(method, cfg["optimizer"],
                                                                                               groups))
-    spe = max(1, len(loader) // cfg["accumulate"])
+    if len(loader) < cfg["accumulate"]:
+        raise ConvzooError(f"an epoch of {len(loader)} batches of {cfg['batch_size'] // world} is shorter than one "
+                           f"accumulated optimizer step (accumulate {cfg['accumulate']})")
+    spe = len(loader) // cfg["accumulate"]
     schedules = [Schedule(o, cfg["schedule"], cfg["epochs"], cfg["optimizer"]["lr"], task.monitor_mode, spe)
                  for o in raw_opts]
     wrapped, *optimizers = fabric.setup(method, *raw_opts)

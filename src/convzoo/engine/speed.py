@@ -133,8 +133,8 @@ def train_speed(model: str, *, batch: int = 32, size=None, steps: int = 5, warmu
 
 
 def format_train_speed(result: dict) -> str:
-    lines = [f"training step of {result['model']} on {result['device']}, batch {result['batch']}, "
-             f"{result['threads']} threads, CPU/wall {result['cpu_per_wall']}",
+    lines = [(f"training step of {result['model']} on {result['device']}, batch {result['batch']}, "
+              f"{result['threads']} threads, CPU/wall {result['cpu_per_wall']}"),
              f"{'mode':12s} {'step ms':>9s} {'items/s':>9s} {'vs plain':>9s}"]
     for mode, r in result["modes"].items():
         lines.append(f"{mode:12s} {r['step_ms']:9.2f} {r['items_per_s']:9.2f} {r.get('vs_plain', float('nan')):9.3f}")

@@ -28,7 +28,8 @@ Methods register by name with :func:`register_method`; a recipe's ``method:`` se
 from __future__ import annotations
 
 import fnmatch
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -127,7 +128,7 @@ def param_groups(module: nn.Module, opt: dict) -> list[dict]:
         if not p.requires_grad:
             continue
         names.append(name)
-        inner = name[len("model."):] if name.startswith("model.") else name
+        inner = name.removeprefix("model.")
         i = next((i for i, s in enumerate(specs)
                   if fnmatch.fnmatchcase(name, s["match"]) or fnmatch.fnmatchcase(inner, s["match"])), None)
         spec = specs[i] if i is not None else {"match": "*", "lr_mult": 1.0, "weight_decay": None}

@@ -14,12 +14,13 @@ A task is registered by name with :func:`register_task`; ``card.task`` of every 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn as nn
+from torch import nn
 from torch.utils.data import default_collate
 from torchmetrics import MetricCollection
 

@@ -37,7 +37,14 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 
 from convzoo.data.photos import bicubic_upscale, quantize, rgb_to_y, rgb_to_ycbcr, to_rgb_tensor, ycbcr_to_rgb
 from convzoo.errors import ConvzooError
-from convzoo.tasks.base import CONTRACT_CHECKS, IMAGE_SUFFIXES, Task, read_image, register_task, run_or_explain
+from convzoo.tasks.base import (
+    CONTRACT_CHECKS,
+    IMAGE_SUFFIXES,
+    Task,
+    read_image,
+    register_task,
+    run_or_explain,
+)
 
 # paper Table 1 (ImageNet-trained ESPCN vs bicubic, mean PSNR dB on Set5 / Set14; recalled, see the sheet)
 PAPER_TABLE1 = {3: {"Set5": (33.13, 30.39), "Set14": (29.49, 27.54)},
