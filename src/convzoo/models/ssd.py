@@ -249,6 +249,16 @@ def detect(loc: torch.Tensor, conf: torch.Tensor, priors: torch.Tensor, image_si
 
 
 # --- network (Sec. 3, Fig. 2) ----------------------------------------------------------------------
+def _xavier_init_(*modules: nn.Module) -> None:
+    """The official fillers: Xavier-uniform conv weights, zero biases."""
+    for module in modules:
+        for m in module.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+
 class VGGBase(nn.Module):
     """VGG-16 with fc6/fc7 as convolutions (Caffe ``VGGNetBody(fully_conv, reduced, dilated)``).
 
@@ -279,6 +289,7 @@ class VGGBase(nn.Module):
             nn.Conv2d(fc_width, fc_width, 1), nn.ReLU(inplace=True),
         )
         self.out_channels = (widths[3], fc_width)
+        _xavier_init_(self)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         c4 = self.to_conv4_3(x)  # (B, 512, 38, 38) at 300 px
@@ -360,10 +371,7 @@ class SSD(nn.Module):
                                  for c, a in zip(channels, self.boxes_per_location))
         self.conf = nn.ModuleList(nn.Conv2d(c, a * num_classes, 3, padding=1)
                                   for c, a in zip(channels, self.boxes_per_location))
-        for m in self.modules():  # official fillers: Xavier weights, zero biases
-            if isinstance(m, nn.Conv2d):
-                nn.init.xavier_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
+        _xavier_init_(self.extras, self.loc, self.conf)  # the base keeps its own (maybe trained) weights
         self._feature_sizes: dict[tuple[int, int], list[tuple[int, int]]] = {}
         self._size_of_count: dict[int, tuple[int, int]] = {}
         self._anchors: dict[tuple[int, int], torch.Tensor] = {}
@@ -430,33 +438,36 @@ class SSD(nn.Module):
         """Default boxes at the variant's input size: (8,732, 4) for SSD300, (24,564, 4) for SSD512."""
         return self.anchors(self.input_size)
 
-    def _priors_for(self, raw: torch.Tensor, image_size=None) -> torch.Tensor:
+    def _priors_for(self, raw: torch.Tensor, image_size=None) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Default boxes matching ``raw``'s box count, and the input size they belong to.
+
+        The size is ``image_size`` if given, else the last input of that box count seen by ``forward``,
+        else the variant's ``input_size``."""
         count = raw.shape[1]
-        size = image_size or self._size_of_count.get(count) or self.input_size
+        size = tuple(image_size or self._size_of_count.get(count) or self.input_size)
         priors = self.anchors(size)
         if priors.shape[0] != count:
-            raise ConvzooError(f"outputs hold {count} boxes per image but an input of {tuple(size)} has "
+            raise ConvzooError(f"outputs hold {count} boxes per image but an input of {size} has "
                                f"{priors.shape[0]}; pass image_size=(H, W) of the network input")
-        return priors.to(raw.device)
+        return priors.to(raw.device), size
 
     # --- training and inference -----------------------------------------------------------------------
     def loss(self, raw: torch.Tensor, targets: Sequence[dict], image_size=None) -> dict[str, torch.Tensor]:
         """Eq. 1 on ``model(images)`` outputs and per-image {"boxes", "labels"} targets (input pixels)."""
         raw = raw.float()
-        return multibox_loss(raw[..., :4], raw[..., 4:], self._priors_for(raw, image_size), targets,
-                             self.iou_threshold, self.neg_pos_ratio, self.alpha, self.variances)
+        priors, _ = self._priors_for(raw, image_size)
+        return multibox_loss(raw[..., :4], raw[..., 4:], priors, targets, self.iou_threshold, self.neg_pos_ratio,
+                             self.alpha, self.variances)
 
     def detect(self, raw: torch.Tensor, image_sizes: Sequence[tuple[int, int]] | None = None,
-               score_thresh: float = 0.01, nms_thresh: float = 0.45, top_k: int = 200,
-               candidates: int = 400) -> list[dict[str, torch.Tensor]]:
-        """Detections per image, boxes in input pixels clipped to ``image_sizes`` (default: the input)."""
-        input_size = tuple(image_sizes[0]) if image_sizes is not None and raw.shape[1] not in self._size_of_count \
-            else None
-        priors = self._priors_for(raw, input_size)
-        if image_sizes is None:
-            image_sizes = [self._size_of_count[raw.shape[1]]] * raw.shape[0]
-        return detect(raw[..., :4], raw[..., 4:], priors, image_sizes, score_thresh, nms_thresh, top_k,
-                      candidates, self.variances)
+               score_thresh: float = 0.01, nms_thresh: float = 0.45, top_k: int = 200, candidates: int = 400,
+               image_size=None) -> list[dict[str, torch.Tensor]]:
+        """Detections per image in input pixels (Sec. 3), clipped to ``image_sizes`` (H, W) per image
+        (default: the whole input, e.g. pass the un-padded sizes of a padded batch)."""
+        priors, size = self._priors_for(raw, image_size)
+        sizes = [size] * raw.shape[0] if image_sizes is None else [tuple(s) for s in image_sizes]
+        return detect(raw[..., :4], raw[..., 4:], priors, sizes, score_thresh, nms_thresh, top_k, candidates,
+                      self.variances)
 
 
 # --- torchvision checkpoints ------------------------------------------------------------------------
@@ -486,6 +497,8 @@ def remap_torchvision(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Te
 
 
 # --- variants -------------------------------------------------------------------------------------
+_NOTES = ("model(x) -> (B, P, 4 + num_classes): encoded offsets, then logits (class 0 = background); "
+          "model.loss(out, targets) is Eq. 1 and model.detect(out) the per-image detections in input pixels. ")
 SSD_CFGS = {
     "ssd300": {  # Sec. 3, Fig. 2; ssd_pascal.py
         "input_size": (300, 300),
@@ -493,19 +506,36 @@ SSD_CFGS = {
         "aspect_ratios": ((2,), (2, 3), (2, 3), (2, 3), (2,), (2,)),
         "steps": (8, 16, 32, 64, 100, 300),
         "scales": {"voc": caffe_scales(20, 90, 6, 10), "coco": caffe_scales(15, 90, 6, 7)},
-        "params": 26_285_486,
-        "params_source": "torchvision ssd300_vgg16(num_classes=21) (the official layer graph); the paper gives no count",
+        "card": dict(
+            params=26_285_486,
+            params_source="torchvision ssd300_vgg16(num_classes=21), the official layer graph; the paper gives no count",
+            macs=31_373_537_792,
+            macs_source=("torchvision SSD300_VGG16_Weights meta 34.858 GMACs (91 classes) minus 70 classes of "
+                         "conf-head MACs (closed form in tests/models/test_ssd.py)"),
+            reference="torchvision:ssd300_vgg16", recipes=("ssd300_voc_paper", "ssd300_coco_paper"),
+            notes=_NOTES + ("scales='voc' (default) or 'coco' (official COCO min_ratio 15). remap_torchvision loads "
+                            "torchvision ssd300_vgg16 weights. No weights bundled (the paper starts from ImageNet "
+                            "VGG-16)."),
+        ),
     },
-    "ssd512": {  # Sec. 3 footnote: conv12_2 added; ssd_pascal_512.py (all extras 3x3/2 pad 1, then 4x4 pad 1)
+    "ssd512": {  # Sec. 3 footnote: conv12_2 added; ssd_pascal_512.py (extras 3x3/2 pad 1, then 4x4 pad 1)
         "input_size": (512, 512),
         "extras": ((256, 512, 3, 2, 1), (128, 256, 3, 2, 1), (128, 256, 3, 2, 1), (128, 256, 3, 2, 1),
                    (128, 256, 4, 1, 1)),
         "aspect_ratios": ((2,), (2, 3), (2, 3), (2, 3), (2, 3), (2,), (2,)),
         "steps": (8, 16, 32, 64, 128, 256, 512),
         "scales": {"voc": caffe_scales(15, 90, 7, 7), "coco": caffe_scales(10, 90, 7, 4)},
-        "params": 27_189_118,
-        "params_source": ("closed form of the official ssd_pascal_512 layer list (VGG-16 reduced, conv6..conv10 "
-                          "extras, 7 heads of 4,6,6,6,6,4,4 boxes), 21 classes; the paper gives no count"),
+        "card": dict(
+            params=27_188_676,
+            params_source=("closed form of the official ssd_pascal_512 layer list (VGG-16 reduced, conv6..conv10 "
+                           "extras, 7 heads of 4,6,6,6,6,4,4 boxes), 21 classes; the paper gives no count"),
+            macs=90_207_908_864,
+            macs_source="closed form of the same layer list at 512 px (conv MACs, tests/models/test_ssd.py)",
+            capabilities=frozenset({"compile", "channels_last"}),
+            notes=_NOTES + ("scales='voc' (default) or 'coco' (official COCO min_ratio 10). Same layers as ssd300 "
+                            "plus a 4x4 conv: ONNX export is proven on ssd300 (not repeated here to keep the suite "
+                            "short). No weights bundled."),
+        ),
     },
     "ssd_tiny": {  # not in the paper: CPU-scale scenes
         "input_size": (128, 128),
@@ -514,30 +544,28 @@ SSD_CFGS = {
         "aspect_ratios": ((2,), (2, 3), (2, 3), (2,), (2,)),
         "steps": None,
         "scales": {"voc": caffe_scales(20, 90, 5, 10)},
-        "params": 2_164_776,
-        "params_source": "closed form of this layer list, 21 classes (tests/models/test_ssd.py); not in the paper",
+        "card": dict(
+            params=2_164_776,
+            params_source="closed form of this layer list, 21 classes (tests/models/test_ssd.py); not in the paper",
+            macs=398_630_144,
+            macs_source="closed form of this layer list at 128 px (conv MACs, tests/models/test_ssd.py)",
+            test_size=(64, 64), recipes=("ssd_scenes",),
+            notes=_NOTES + ("Not in the paper: the VGG-16 SSD layout at 1/4 width, fc6 dilation 3, 5 sources "
+                            "(16..1 maps at 128 px), centres by the paper's rule, for CPU-scale scenes."),
+        ),
     },
 }
 
 
 def _card(name: str) -> ModelCard:
-    cfg = SSD_CFGS[name]
-    tiny = name == "ssd_tiny"
+    card = dict(test_size=(260, 260),  # the smallest size all SSD300/512 maps exist at is 257
+                capabilities=frozenset({"compile", "onnx", "channels_last"}), macs_rtol=0.0) | SSD_CFGS[name]["card"]
     return ModelCard(
         name=name, paper=27, family="ssd", task="detection", dims=2, in_chans=3, num_classes=21,
-        input_size=cfg["input_size"], test_size=(64, 64) if tiny else (260, 260),
-        params=cfg["params"], params_source=cfg["params_source"],
-        reference=None if tiny else ("torchvision:ssd300_vgg16" if name == "ssd300" else None),
-        capabilities=frozenset({"compile", "onnx", "channels_last"}),
+        input_size=SSD_CFGS[name]["input_size"],
         source=("paper Sec. 2.2 (default boxes, matching, Eq. 1-2, hard negative mining), Sec. 3 (VGG-16 base, "
-                "L2Norm conv4_3, extra layers, inference: 0.01 / NMS 0.45 / top 200); ssd_pascal*.py settings"),
-        notes=("model(x) -> (B, P, 4 + num_classes) encoded offsets then logits; model.loss(out, targets) and "
-               "model.detect(out) give Eq. 1 and per-image detections in input pixels. "
-               + ("Not in the paper: VGG-16 layout at 1/4 width, 128 px, 5 sources (16..1 maps), paper-rule centres."
-                  if tiny else f"scales='voc' (default) or 'coco' (the official COCO min_ratio); "
-                               f"{'remap_torchvision loads torchvision ssd300_vgg16 weights. ' if name == 'ssd300' else ''}"
-                               "No pre-trained weights are bundled (the paper starts from ImageNet VGG-16).")),
-    )
+                "L2Norm on conv4_3, extra layers; inference 0.01 / NMS 0.45 / top 200); ssd_pascal*.py settings"),
+        **card)
 
 
 def _ssd(name: str, num_classes: int = 21, in_chans: int = 3, scales: str | Sequence[float] = "voc",
