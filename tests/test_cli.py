@@ -176,3 +176,13 @@ def test_train_flags_are_typed_values_not_yaml_text(capsys, monkeypatch):
     cfg = seen["cfg"]
     assert cfg["data"]["root"] == "2024" and cfg["epochs"] == 3 and cfg["fast"] is True
     assert cfg["optimizer"]["lr"] == 0.5  # --set stays the one string channel (read as YAML)
+
+
+def test_data_list_and_fetch_errors(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("CONVZOO_DATA", str(tmp_path))
+    code, out, _ = run(capsys, "data", "list")
+    assert code == 0 and "deepforest" in out and str(tmp_path) in out
+    code, _, err = run(capsys, "data", "fetch", "deepforst")
+    assert_one_line_error(code, err, "deepforst", "deepforest")
+    code, _, err = run(capsys, "data", "fetch")
+    assert_one_line_error(code, err, "needs a set name")

