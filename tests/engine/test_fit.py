@@ -267,3 +267,19 @@ def test_fast_mode_trains_channels_last_bf16_compiled(tiny, tmp_path):
     assert cfg["fast"] and cfg["precision"] == "32-true"  # fast turns fp32 into bf16 autocast at run time
     assert res.history[-1]["train_loss"] < res.history[0]["train_loss"] + 0.05
     assert evaluate(res.run_dir) == pytest.approx(res.metrics, abs=1e-2)
+
+
+def test_manual_optimisation_two_optimizers_resume_exactly(tiny, tmp_path):
+    """A method that declares two optimizers and steps them itself: both are checkpointed and restored."""
+    over = {"method": {"name": "_tiny_alternating"}, "optimizer": {"name": "adam", "lr": 0.01, "kwargs": {}}}
+    full = run(tiny, tmp_path, "alt", **over)
+    state = load_state(full.run_dir / "state.pt")
+    assert len(state["optimizers"]) == 2 and len(state["schedules"]) == 2
+    assert {"train_ce", "train_aux"} <= set(full.history[-1])
+    assert full.history[-1]["train_aux"] < full.history[0]["train_aux"]
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run(tiny, tmp_path, "alt_crashed", callbacks=[Crash()], **over)
+    resumed = train(resume=tmp_path / "alt_crashed", progress=False)
+    assert same(weights(resumed.run_dir), weights(full.run_dir))
+    a, b = load_state(resumed.run_dir / "state.pt")["method"], state["method"]
+    assert all(torch.equal(a[k], b[k]) for k in b)  # the auxiliary head too

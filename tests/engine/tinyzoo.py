@@ -100,7 +100,41 @@ class AuxHead(Method):
         return {"loss": ce + self.weight * aux, "ce": ce.detach(), "aux": aux.detach()}
 
 
-METHOD = "_tiny_aux"
+class Alternating(Method):
+    """Two optimizers stepped by the method itself, one after the other (manual optimisation, as GANs
+    and alternating schemes need): the model on its loss, then the auxiliary head on its own."""
+
+    automatic_optimization = False
+
+    def __init__(self, model, task, info=None):
+        super().__init__(model, task)
+        self.aux = nn.Linear(model.fc.in_features, model.fc.out_features)
+
+    def configure_optimizers(self, opt, build):
+        head = {id(p) for p in self.aux.parameters()}
+        groups = self.param_groups(opt)
+        model_groups = [{**g, "params": [p for p in g["params"] if id(p) not in head]} for g in groups]
+        aux_groups = [{**g, "params": [p for p in g["params"] if id(p) in head]} for g in groups]
+        return [build([g for g in model_groups if g["params"]]), build([g for g in aux_groups if g["params"]])]
+
+    def training_step(self, batch):
+        x, y = batch
+        m = self.model
+        opt_model, opt_aux = self.optimizers()
+        ce = nn.functional.cross_entropy(m(x), y)
+        self.manual_backward(ce)
+        opt_model.step()
+        opt_model.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            h = m.conv(m.stem(x)).mean((2, 3))
+        aux = nn.functional.cross_entropy(self.aux(h), y)
+        self.manual_backward(aux)
+        opt_aux.step()
+        opt_aux.zero_grad(set_to_none=True)
+        return {"loss": (ce + aux).detach(), "ce": ce.detach(), "aux": aux.detach()}
+
+
+METHOD, METHOD2 = "_tiny_aux", "_tiny_alternating"
 CARD = ModelCard(name=MODEL, paper=0, family="_tiny", task="classification", in_chans=1, num_classes=4,
                  input_size=(8, 8), test_size=(8, 8), capabilities=frozenset())
 
@@ -117,12 +151,14 @@ def register() -> None:
     register_dataset(DATA)(_build_blobs)
     register_model(CARD)(_build_net)
     register_method(METHOD)(AuxHead)
+    register_method(METHOD2)(Alternating)
 
 
 def unregister() -> None:
     data_registry._DATA.pop(DATA, None)
     model_registry._REGISTRY.pop(MODEL, None)
     method_registry._METHODS.pop(METHOD, None)
+    method_registry._METHODS.pop(METHOD2, None)
 
 
 def recipe(**over) -> dict:
