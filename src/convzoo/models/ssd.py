@@ -390,11 +390,17 @@ class SSD(nn.Module):
         maps = self.features(x)
         loc = torch.cat([_flatten_head(h(m), 4) for h, m in zip(self.loc, maps)], 1)  # (B, P, 4)
         conf = torch.cat([_flatten_head(h(m), self.num_classes) for h, m in zip(self.conf, maps)], 1)  # (B, P, C)
-        if not (torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
-            size = (int(x.shape[-2]), int(x.shape[-1]))
-            self._feature_sizes[size] = [(int(m.shape[-2]), int(m.shape[-1])) for m in maps]
-            self._size_of_count[int(loc.shape[1])] = size
+        if not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()):
+            self._remember_sizes(x, maps)
         return torch.cat([loc, conf], -1)
+
+    @torch.compiler.disable  # runs eagerly (a graph break under torch.compile) to see concrete sizes
+    def _remember_sizes(self, x: torch.Tensor, maps: list[torch.Tensor]) -> None:
+        """Map this input's box count to its size, so that ``loss``/``detect`` find the default boxes."""
+        size = (int(x.shape[-2]), int(x.shape[-1]))
+        self._feature_sizes[size] = [(int(m.shape[-2]), int(m.shape[-1])) for m in maps]
+        self._size_of_count[sum(h * w * a for (h, w), a in zip(self._feature_sizes[size],
+                                                                 self.boxes_per_location))] = size
 
     # --- default boxes ------------------------------------------------------------------------------
     def feature_sizes(self, image_size: Sequence[int]) -> list[tuple[int, int]]:
