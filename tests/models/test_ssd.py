@@ -22,8 +22,16 @@ from torchvision.ops import box_iou
 import convzoo
 from convzoo.errors import ConvzooError
 from convzoo.layers.l2norm import L2Norm
-from convzoo.models.ssd import (SSD, FeatureTaps, decode_boxes, encode_boxes, hard_negative_mask, match,
-                                multibox_loss, remap_torchvision)
+from convzoo.models.ssd import (
+    SSD,
+    FeatureTaps,
+    decode_boxes,
+    encode_boxes,
+    hard_negative_mask,
+    match,
+    multibox_loss,
+    remap_torchvision,
+)
 from convzoo.registry import count_params
 
 pytestmark = pytest.mark.paper(27)
@@ -63,7 +71,8 @@ def _vgg_ssd_counts(size, extras, ratios, num_classes, widths=(64, 128, 256, 512
     return params, macs, priors
 
 
-SSD300_EXTRAS = [(256, 512, 3, 2, 1), (128, 256, 3, 2, 1), (128, 256, 3, 1, 0), (128, 256, 3, 1, 0)]  # ssd_pascal.py
+# ssd_pascal.py: conv6_2, conv7_2 3x3/2 pad 1; conv8_2, conv9_2 3x3 valid
+SSD300_EXTRAS = [(256, 512, 3, 2, 1), (128, 256, 3, 2, 1), (128, 256, 3, 1, 0), (128, 256, 3, 1, 0)]
 SSD300_RATIOS = [[2], [2, 3], [2, 3], [2, 3], [2], [2]]
 SSD512_EXTRAS = [(256, 512, 3, 2, 1), (128, 256, 3, 2, 1), (128, 256, 3, 2, 1), (128, 256, 3, 2, 1),
                  (128, 256, 4, 1, 1)]  # ssd_pascal_512.py: conv6..conv9 3x3/2 pad 1, conv10_2 4x4 pad 1
@@ -81,7 +90,8 @@ def test_ssd300_params_equal_torchvision():
         assert count_params(ours) == count_params(ref) == expected
         assert _vgg_ssd_counts(300, SSD300_EXTRAS, SSD300_RATIOS, num_classes)[0] == expected
         mapped = remap_torchvision(ref.state_dict())  # every torchvision tensor has a place of the same shape
-        assert {k: tuple(v.shape) for k, v in mapped.items()} == {k: tuple(v.shape) for k, v in ours.state_dict().items()}
+        shapes = {k: tuple(v.shape) for k, v in ours.state_dict().items()}
+        assert {k: tuple(v.shape) for k, v in mapped.items()} == shapes
     assert convzoo.get_card("ssd300").params == 26_285_486
 
 
@@ -142,6 +152,8 @@ def _torchvision_boxes(size, feature_sizes, ratios, scales, steps):
 @pytest.mark.claim(paper=27, artefact="ssd300",
                    claim="8,732 default boxes equal torchvision DefaultBoxGenerator (VOC and COCO scales, steps "
                          "8..300); VOC min/max sizes 30,60,111,162,213,264 / 60,...,315 px (ssd_pascal.py)")
+@pytest.mark.claim(paper=27, artefact="default_boxes",
+                   claim="generate_default_boxes equals torchvision DefaultBoxGenerator (SSD300 VOC/COCO scales)")
 def test_ssd300_default_boxes_equal_torchvision():
     with torch.device("meta"):  # default boxes need shapes only
         model = convzoo.create_model("ssd300")
@@ -162,6 +174,8 @@ def test_ssd300_default_boxes_equal_torchvision():
 @pytest.mark.claim(paper=27, artefact="ssd512",
                    claim="24,564 default boxes equal torchvision DefaultBoxGenerator with the official SSD512 "
                          "sizes 35.84,76.8,...,460.8 / 76.8,...,537.6 px and steps 8..512")
+@pytest.mark.claim(paper=27, artefact="default_boxes",
+                   claim="generate_default_boxes equals torchvision DefaultBoxGenerator (SSD512 sizes and steps)")
 def test_ssd512_default_boxes_equal_torchvision():
     with torch.device("meta"):
         model = convzoo.create_model("ssd512")
@@ -184,7 +198,8 @@ def test_default_boxes_follow_the_input_size():
     first = priors[0]  # cell (0, 0), square s_1: centred at (0.5 * 80 / w0, 0.5 * 96 / h0)
     torch.testing.assert_close((first[:2] + first[2:]) / 2, torch.tensor([40 / w0, 48 / h0]))
     torch.testing.assert_close(first[2:] - first[:2], torch.tensor([0.1 * 80, 0.1 * 96]))
-    assert model.loss(raw, [{"boxes": torch.tensor([[10.0, 10, 40, 50]]), "labels": torch.tensor([1])}])["loss"] > 0
+    target = {"boxes": torch.tensor([[10.0, 10, 40, 50]]), "labels": torch.tensor([1])}
+    assert model.loss(raw, [target])["loss"] > 0
     assert len(model.detect(raw)) == 1
     with pytest.raises(ConvzooError, match="boxes per image"):
         model.loss(raw[:, :-4], [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long)}])
@@ -308,8 +323,8 @@ def _smooth_l1(d):
 
 
 @pytest.mark.claim(paper=27, artefact="multibox_loss",
-                   claim="Eq. 1 by hand: (CE of positives + CE of the 3N hardest negatives + smooth-L1 of the encoded "
-                         "offsets) / N; N = number of matches; L = 0 when N = 0")
+                   claim="Eq. 1 by hand: (CE of positives + CE of the 3N hardest negatives + smooth-L1 of the "
+                         "encoded offsets) / N; N = number of matches; L = 0 when N = 0")
 def test_multibox_loss_closed_form():
     priors = torch.tensor([[0.0, 0, 20, 20], [100, 100, 120, 120], [40, 0, 60, 20], [0, 40, 20, 60],
                            [40, 40, 60, 60], [80, 0, 100, 20], [0, 80, 20, 100]])
@@ -364,9 +379,9 @@ def test_encode_closed_form_and_round_trip():
     torch.testing.assert_close(decode_boxes(encode_boxes(boxes, priors), priors), boxes, atol=1e-4, rtol=0)
 
 
-@pytest.mark.claim(paper=27, artefact="ssd300",
-                   claim="inference by hand: per-class threshold and NMS (overlapping boxes of one class suppressed, "
-                         "of two classes kept), best first, clipped to the image, top_k")
+@pytest.mark.claim(paper=27, artefact="detection",
+                   claim="SSD.detect by hand: per-class threshold and NMS (overlapping boxes of one class "
+                         "suppressed, of two classes kept), best first, clipped to the image, top_k")
 def test_detect_closed_form():
     model = convzoo.create_model("ssd_tiny", num_classes=3).eval()
     raw = torch.zeros(1, model.num_priors((64, 64)), 7)
@@ -441,8 +456,8 @@ def _shapes(n: int, size: int, g: torch.Generator):
 
 
 @pytest.mark.claim(paper=27, artefact="ssd_tiny",
-                   claim="a small SSD overfits a few synthetic boxes on CPU: loss falls 10x and the best detection "
-                         "of each image finds one of its boxes (IoU > 0.5, right class)")
+                   claim="a small SSD overfits a few synthetic boxes on CPU: loss falls 10x and the best "
+                         "detection of each image finds one of its boxes (IoU > 0.5, right class)")
 def test_small_ssd_overfits_synthetic_boxes():
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)

@@ -62,9 +62,21 @@ from convzoo.errors import ConvzooError
 from convzoo.layers.l2norm import L2Norm
 from convzoo.registry import ModelCard, register_model
 
-__all__ = ["SSD", "SSD_CFGS", "VGGBase", "FeatureTaps", "caffe_scales", "generate_default_boxes",
-           "encode_boxes", "decode_boxes", "match", "hard_negative_mask", "multibox_loss", "detect",
-           "remap_torchvision"]
+__all__ = [
+    "SSD",
+    "SSD_CFGS",
+    "FeatureTaps",
+    "VGGBase",
+    "caffe_scales",
+    "decode_boxes",
+    "detect",
+    "encode_boxes",
+    "generate_default_boxes",
+    "hard_negative_mask",
+    "match",
+    "multibox_loss",
+    "remap_torchvision",
+]
 
 VARIANCES = (0.1, 0.2)  # official prior variances: centre offsets / 0.1, log sizes / 0.2
 BBOX_CLIP = math.log(1000.0 / 16)  # largest decoded log-scale (torchvision / Detectron guard)
@@ -175,7 +187,8 @@ def match(gt_boxes: torch.Tensor, priors: torch.Tensor, iou_threshold: float = 0
 
 
 # --- training objective (Sec. 2.2 Eq. 1, hard negative mining) -----------------------------------
-def hard_negative_mask(conf_loss: torch.Tensor, positive: torch.Tensor, neg_pos_ratio: float = 3.0) -> torch.Tensor:
+def hard_negative_mask(conf_loss: torch.Tensor, positive: torch.Tensor,
+                       neg_pos_ratio: float = 3.0) -> torch.Tensor:
     """(B, P) bool: per image the floor(ratio * #positives) negatives of highest confidence loss."""
     num_neg = torch.minimum(torch.floor(neg_pos_ratio * positive.sum(1, keepdim=True)),
                             (~positive).sum(1, keepdim=True))
@@ -186,7 +199,8 @@ def hard_negative_mask(conf_loss: torch.Tensor, positive: torch.Tensor, neg_pos_
 
 def _check_targets(targets, num_images: int, num_classes: int) -> None:
     if len(targets) != num_images:
-        raise ConvzooError(f"SSD loss needs one target dict per image: {num_images} images, {len(targets)} targets")
+        raise ConvzooError(f"SSD loss needs one target dict per image: {num_images} images, "
+                           f"{len(targets)} targets")
     for i, t in enumerate(targets):
         boxes, labels = t["boxes"], t["labels"]
         if boxes.dim() != 2 or boxes.shape[-1] != 4 or labels.shape != boxes.shape[:1]:
@@ -297,12 +311,13 @@ class VGGBase(nn.Module):
 
 
 class FeatureTaps(nn.Module):
-    """A convzoo classification backbone as an SSD base: the maps ``indices`` of ``backbone.features(x)``."""
+    """A convzoo classification backbone as an SSD base: the maps ``indices`` of ``backbone.features(x)``
+    (its classifier is removed: it would get no gradient)."""
 
     def __init__(self, backbone: nn.Module, indices: Sequence[int]):
         super().__init__()
         if hasattr(backbone, "reset_classifier"):
-            backbone.reset_classifier(0)  # its classifier would get no gradient
+            backbone.reset_classifier(0)
         self.backbone, self.indices = backbone, tuple(indices)
         self.out_channels = tuple(backbone.feature_info[i]["num_chs"] for i in self.indices)
 
@@ -319,7 +334,7 @@ def _flatten_head(t: torch.Tensor, k: int) -> torch.Tensor:
 class _Features(nn.Module):
     """Shape-only view of ``SSD.features`` (run on the meta device to size the default boxes)."""
 
-    def __init__(self, ssd: "SSD"):
+    def __init__(self, ssd: SSD):
         super().__init__()
         self.ssd = ssd
 
@@ -512,17 +527,19 @@ SSD_CFGS = {
         "aspect_ratios": ((2,), (2, 3), (2, 3), (2, 3), (2,), (2,)),
         "steps": (8, 16, 32, 64, 100, 300),
         "scales": {"voc": caffe_scales(20, 90, 6, 10), "coco": caffe_scales(15, 90, 6, 7)},
-        "card": dict(
-            params=26_285_486,
-            params_source="torchvision ssd300_vgg16(num_classes=21), the official layer graph; the paper gives no count",
-            macs=31_373_537_792,
-            macs_source=("torchvision SSD300_VGG16_Weights meta 34.858 GMACs (91 classes) minus 70 classes of "
-                         "conf-head MACs (closed form in tests/models/test_ssd.py)"),
-            reference="torchvision:ssd300_vgg16", recipes=("ssd300_voc_paper", "ssd300_coco_paper"),
-            notes=_NOTES + ("scales='voc' (default) or 'coco' (official COCO min_ratio 15). remap_torchvision loads "
-                            "torchvision ssd300_vgg16 weights. No weights bundled (the paper starts from ImageNet "
-                            "VGG-16)."),
-        ),
+        "card": {
+            "params": 26_285_486,
+            "params_source": ("torchvision ssd300_vgg16(num_classes=21), the official layer graph; "
+                              "the paper gives no count"),
+            "macs": 31_373_537_792,
+            "macs_source": ("torchvision SSD300_VGG16_Weights meta 34.858 GMACs (91 classes) minus 70 classes "
+                            "of conf-head MACs (closed form in tests/models/test_ssd.py)"),
+            "reference": "torchvision:ssd300_vgg16",
+            "recipes": ("ssd300_voc_paper", "ssd300_coco_paper"),
+            "notes": _NOTES + ("scales='voc' (default) or 'coco' (official COCO min_ratio 15). "
+                               "remap_torchvision loads torchvision ssd300_vgg16 weights. No weights bundled "
+                               "(the paper starts from ImageNet VGG-16)."),
+        },
     },
     "ssd512": {  # Sec. 3 footnote: conv12_2 added; ssd_pascal_512.py (extras 3x3/2 pad 1, then 4x4 pad 1)
         "input_size": (512, 512),
@@ -531,17 +548,18 @@ SSD_CFGS = {
         "aspect_ratios": ((2,), (2, 3), (2, 3), (2, 3), (2, 3), (2,), (2,)),
         "steps": (8, 16, 32, 64, 128, 256, 512),
         "scales": {"voc": caffe_scales(15, 90, 7, 7), "coco": caffe_scales(10, 90, 7, 4)},
-        "card": dict(
-            params=27_188_676,
-            params_source=("closed form of the official ssd_pascal_512 layer list (VGG-16 reduced, conv6..conv10 "
-                           "extras, 7 heads of 4,6,6,6,6,4,4 boxes), 21 classes; the paper gives no count"),
-            macs=90_207_908_864,
-            macs_source="closed form of the same layer list at 512 px (conv MACs, tests/models/test_ssd.py)",
-            capabilities=frozenset({"compile", "channels_last"}),
-            notes=_NOTES + ("scales='voc' (default) or 'coco' (official COCO min_ratio 10). Same layers as ssd300 "
-                            "plus a 4x4 conv: ONNX export is proven on ssd300 (not repeated here to keep the suite "
-                            "short). No weights bundled."),
-        ),
+        "card": {
+            "params": 27_188_676,
+            "params_source": ("closed form of the official ssd_pascal_512 layer list (VGG-16 reduced, "
+                              "conv6..conv10 extras, 7 heads of 4,6,6,6,6,4,4 boxes), 21 classes; "
+                              "the paper gives no count"),
+            "macs": 90_207_908_864,
+            "macs_source": "closed form of the same layer list at 512 px (conv MACs, tests/models/test_ssd.py)",
+            "capabilities": frozenset({"compile", "channels_last"}),
+            "notes": _NOTES + ("scales='voc' (default) or 'coco' (official COCO min_ratio 10). The layers of "
+                               "ssd300 plus a 4x4 conv: ONNX export is proven on ssd300, not repeated here to "
+                               "keep the suite short. No weights bundled."),
+        },
     },
     "ssd_tiny": {  # not in the paper: CPU-scale scenes
         "input_size": (128, 128),
@@ -550,28 +568,30 @@ SSD_CFGS = {
         "aspect_ratios": ((2,), (2, 3), (2, 3), (2,), (2,)),
         "steps": None,
         "scales": {"voc": caffe_scales(20, 90, 5, 10)},
-        "card": dict(
-            params=2_164_776,
-            params_source="closed form of this layer list, 21 classes (tests/models/test_ssd.py); not in the paper",
-            macs=398_630_144,
-            macs_source="closed form of this layer list at 128 px (conv MACs, tests/models/test_ssd.py)",
-            test_size=(64, 64), recipes=("ssd_scenes",),
-            notes=_NOTES + ("Not in the paper: the VGG-16 SSD layout at 1/4 width, fc6 dilation 3, 5 sources "
-                            "(16..1 maps at 128 px), centres by the paper's rule, for CPU-scale scenes."),
-        ),
+        "card": {
+            "params": 2_164_776,
+            "params_source": ("closed form of this layer list, 21 classes (tests/models/test_ssd.py); "
+                              "not in the paper"),
+            "macs": 398_630_144,
+            "macs_source": "closed form of this layer list at 128 px (conv MACs, tests/models/test_ssd.py)",
+            "test_size": (64, 64),
+            "recipes": ("ssd_scenes",),
+            "notes": _NOTES + ("Not in the paper: the VGG-16 SSD layout at 1/4 width, fc6 dilation 3, 5 sources "
+                               "(16..1 maps at 128 px), centres by the paper's rule, for CPU-scale scenes."),
+        },
     },
 }
 
 
 def _card(name: str) -> ModelCard:
-    card = dict(test_size=(260, 260),  # the smallest size all SSD300/512 maps exist at is 257
-                capabilities=frozenset({"compile", "onnx", "channels_last"}), macs_rtol=0.0) | SSD_CFGS[name]["card"]
+    defaults = {"test_size": (260, 260),  # the smallest input at which every SSD300/512 map exists is 257
+                "capabilities": frozenset({"compile", "onnx", "channels_last"}), "macs_rtol": 0.0}
     return ModelCard(
         name=name, paper=27, family="ssd", task="detection", dims=2, in_chans=3, num_classes=21,
         input_size=SSD_CFGS[name]["input_size"],
         source=("paper Sec. 2.2 (default boxes, matching, Eq. 1-2, hard negative mining), Sec. 3 (VGG-16 base, "
                 "L2Norm on conv4_3, extra layers; inference 0.01 / NMS 0.45 / top 200); ssd_pascal*.py settings"),
-        **card)
+        **(defaults | SSD_CFGS[name]["card"]))
 
 
 def _ssd(name: str, num_classes: int = 21, in_chans: int = 3, scales: str | Sequence[float] = "voc",
