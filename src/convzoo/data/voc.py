@@ -87,7 +87,8 @@ def voc_record(xml_path: Path, image_path: Path, class_index: dict[str, int], on
     return Record(name or xml_path.stem, lambda p=image_path: read_rgb(p), boxes, labels, difficult)
 
 
-def _folder_records(folder: Path, image_set: str, class_index: dict[str, int], keep_difficult: bool) -> list[Record]:
+def _folder_records(folder: Path, image_set: str, class_index: dict[str, int],
+                    keep_difficult: bool) -> list[Record]:
     for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
         if not (folder / sub).is_dir():
             raise ConvzooError(f"voc: {folder / sub} not found; expected a VOC folder with Annotations/, "
@@ -111,8 +112,8 @@ def voc(split: str, root: str | None = None, *, size: int = 300, augment=True, i
         classes: list[str] | None = None, keep_difficult: bool = True) -> DetectionDataset:
     """Pascal VOC detection (see the module docstring); ``classes`` defaults to the 20 VOC classes."""
     if root is None:
-        raise ConvzooError("voc: set data.root to your VOCdevkit folder (holding VOC2007/ and VOC2012/) or to "
-                           "one VOC folder (holding Annotations/)")
+        raise ConvzooError("voc: set data.root to your VOCdevkit folder (holding VOC2007/ and VOC2012/) "
+                           "or to one VOC folder (holding Annotations/)")
     root_p = Path(root).expanduser()
     if not root_p.is_dir():
         raise ConvzooError(f"voc: root {root_p} is not a folder")

@@ -1,4 +1,4 @@
-"""Object detection with a single-shot detector (paper 27, SSD: Single Shot MultiBox Detector, arXiv 1512.02325).
+"""Object detection with a single-shot detector (SSD, arXiv 1512.02325; paper 27).
 
 Batches are ``(images, targets)``: images ``(B, 3, S, S)`` (normalised, see
 :mod:`convzoo.data.detection`), targets a list of ``B`` dicts ``{"boxes": (N, 4) absolute pixel xyxy
@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -39,12 +40,20 @@ from torch import nn
 from torchmetrics import MetricCollection
 
 from convzoo.errors import ConvzooError
-from convzoo.tasks.base import CONTRACT_CHECKS, IMAGE_SUFFIXES, Task, read_image, register_task, run_or_explain
+from convzoo.tasks.base import (
+    CONTRACT_CHECKS,
+    IMAGE_SUFFIXES,
+    Task,
+    read_image,
+    register_task,
+    run_or_explain,
+)
 from convzoo.tasks.detection_metrics import DetectionMAP
 
 # paper Tables 1, 4, 5 (final version; see the sheet): VOC2007 test mAP (07+12 training) and COCO test-dev AP
 PAPER_VOC07 = {"SSD300": 74.3, "SSD512": 76.8, "SSD300*": 77.2, "SSD512*": 79.8}
-PAPER_COCO = {"SSD300": (23.2, 41.2), "SSD512": (26.8, 46.5), "SSD300*": (25.1, None), "SSD512*": (28.8, None)}
+PAPER_COCO = {"SSD300": (23.2, 41.2), "SSD512": (26.8, 46.5), "SSD300*": (25.1, None),
+              "SSD512*": (28.8, None)}
 DEFAULT_MEAN, DEFAULT_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # = convzoo.data.detection
 
 
@@ -68,7 +77,8 @@ def num_priors(model: nn.Module, size: tuple[int, int]) -> int:
         p = getattr(model, name, None)
         if isinstance(p, torch.Tensor):
             return int(p.shape[0])
-    raise ConvzooError(f"{type(model).__name__} exposes no num_priors / priors; expected an SSD-style detector")
+    raise ConvzooError(f"{type(model).__name__} exposes no num_priors / priors; "
+                       "expected an SSD-style detector")
 
 
 @register_task("detection")
@@ -86,7 +96,8 @@ class Detection(Task):
         super().__init__(score_thresh=score_thresh, nms_thresh=nms_thresh, top_k=top_k,
                          display_thresh=display_thresh, coco_metric=coco_metric, num_pictures=num_pictures)
         self.score_thresh, self.nms_thresh, self.top_k = float(score_thresh), float(nms_thresh), int(top_k)
-        self.display_thresh, self.coco_metric, self.num_pictures = float(display_thresh), bool(coco_metric), num_pictures
+        self.display_thresh, self.coco_metric = float(display_thresh), bool(coco_metric)
+        self.num_pictures = int(num_pictures)
         self._per_class: tuple[tuple, list[dict]] | None = None
 
     # --- batches and steps ------------------------------------------------------------------------
@@ -186,13 +197,15 @@ class Detection(Task):
                                         [f"{d['name']} {d['score']:.2f}" for d in found], colors="red",
                                         width=max(1, round(max(h0, w0) / 200)))
         Image.fromarray(image.permute(1, 2, 0).numpy()).save(png)
-        pred = {"input": str(path), "image_size": [w0, h0], "detections": found, "output": str(png), "json": str(js)}
+        pred = {"input": str(path), "image_size": [w0, h0], "detections": found, "output": str(png),
+                "json": str(js)}
         js.write_text(json.dumps(pred, indent=1))
         yield pred
 
     def format_prediction(self, pred: dict) -> str:
         dets = pred["detections"]
-        top = ", ".join(f"{d['name']} {d['score']:.2f}" for d in dets[:5]) + (", ..." if len(dets) > 5 else "")
+        top = ", ".join(f"{d['name']} {d['score']:.2f}" for d in dets[:5])
+        top += ", ..." if len(dets) > 5 else ""
         return f"{pred['input']}: {len(dets)} object(s){': ' + top if dets else ''} -> {pred['output']}"
 
     # --- run folder ---------------------------------------------------------------------------------
@@ -241,7 +254,8 @@ class Detection(Task):
             found = _readable(dets[i], names, self.display_thresh)
             if found:
                 img = draw_bounding_boxes(img, torch.tensor([d["box"] for d in found]),
-                                          [f"{d['name']} {d['score']:.2f}" for d in found], colors="red", width=1)
+                                          [f"{d['name']} {d['score']:.2f}" for d in found], colors="red",
+                                          width=1)
             tiles.append(img)
         path = run_dir / "detections.png"
         grid = make_grid(tiles, nrow=4, padding=2, pad_value=255)
@@ -275,7 +289,8 @@ class Detection(Task):
 def _readable(det: dict, names: list[str], thresh: float) -> list[dict]:
     keep = det["scores"] >= thresh
     out = []
-    for box, score, label in zip(det["boxes"][keep].tolist(), det["scores"][keep].tolist(), det["labels"][keep].tolist()):
+    boxes, scores, labels = (det[k][keep].tolist() for k in ("boxes", "scores", "labels"))
+    for box, score, label in zip(boxes, scores, labels):
         out.append({"box": [round(v, 2) for v in box], "score": round(float(score), 4), "label": int(label),
                     "name": names[label] if 0 <= label < len(names) else str(label)})
     return out

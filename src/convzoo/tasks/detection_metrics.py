@@ -28,6 +28,8 @@ from torchmetrics import Metric
 from torchvision.ops import box_iou
 
 VOC_THRESHOLDS = tuple(i / 10 for i in range(11))
+STATES = ("det_boxes", "det_scores", "det_labels", "det_img",  # one row per detection
+          "gt_boxes", "gt_labels", "gt_difficult", "gt_img")  # one row per ground-truth box
 
 
 def voc07_ap(recall: np.ndarray, precision: np.ndarray) -> float:
@@ -102,8 +104,7 @@ class DetectionMAP(Metric):
     def __init__(self, num_classes: int, iou_thresh: float = 0.5, coco: bool = True):
         super().__init__()
         self.num_classes, self.iou_thresh, self.coco = int(num_classes), float(iou_thresh), coco
-        for name in ("det_boxes", "det_scores", "det_labels", "det_img", "gt_boxes", "gt_labels", "gt_difficult",
-                     "gt_img"):
+        for name in STATES:
             self.add_state(name, default=[], dist_reduce_fx="cat")
         self._seen = 0
 
@@ -127,15 +128,15 @@ class DetectionMAP(Metric):
             self.gt_boxes.append(tgt["boxes"].detach().float().reshape(-1, 4))
             self.gt_labels.append(tgt["labels"].detach().long().reshape(-1))
             diff = tgt.get("difficult")
-            diff = torch.zeros(g, dtype=torch.bool, device=self.device) if diff is None else diff.bool().reshape(-1)
-            self.gt_difficult.append(diff)
+            if diff is None:
+                diff = torch.zeros(g, dtype=torch.bool, device=self.device)
+            self.gt_difficult.append(diff.bool().reshape(-1))
             self.gt_img.append(torch.full((g,), img, dtype=torch.long, device=self.device))
 
     def _arrays(self) -> dict[str, np.ndarray]:
         shapes = {"det_boxes": (0, 4), "gt_boxes": (0, 4)}
         out = {}
-        for name in ("det_boxes", "det_scores", "det_labels", "det_img", "gt_boxes", "gt_labels", "gt_difficult",
-                     "gt_img"):
+        for name in STATES:
             v = getattr(self, name)
             if isinstance(v, list):
                 v = torch.cat(v) if v else torch.zeros(shapes.get(name, (0,)))
@@ -148,7 +149,8 @@ class DetectionMAP(Metric):
     def voc_per_class(self) -> dict[int, float]:
         """Label -> VOC07 11-point AP@``iou_thresh`` (NaN for a class without non-difficult boxes)."""
         a = self._arrays()
-        best, ov = _match(a["det_boxes"], a["det_labels"], a["det_img"], a["gt_boxes"], a["gt_labels"], a["gt_img"])
+        best, ov = _match(a["det_boxes"], a["det_labels"], a["det_img"], a["gt_boxes"], a["gt_labels"],
+                          a["gt_img"])
         out = {}
         for c in range(1, self.num_classes):
             sel = a["det_labels"] == c
