@@ -235,6 +235,20 @@ def test_frozen_probe_through_the_engine(tmp_path):
               out_dir=tmp_path, run_name="bad", progress=False)
 
 
+def test_probe_finetune_trains_the_backbone_too(tmp_path):
+    """Table 2's fine-tuned rows: ``finetune: true`` optimises the backbone and keeps it in train mode."""
+    path, _ = _tiny_pretext(tmp_path / "pre.safetensors")
+    model = convzoo.create_model("rotnet_nin4", in_chans=1, num_classes=10, width=0.125)
+    method = build_method("frozen_probe", model, build_task("classification"), _Info(), pretext=str(path),
+                          classifier="conv", hidden=8, finetune=True).train()
+    groups = method.param_groups({"lr": 0.1, "weight_decay": 0.0, "param_groups": []})
+    assert sum(p.numel() for g in groups for p in g["params"]) == count_params(method.model)
+    assert method.model.backbone.training
+    method.load_pretext()
+    method((torch.randn(4, 1, 16, 16), torch.randint(0, 10, (4,))))["loss"].backward()
+    assert method.model.backbone.blocks[0].conv1.conv.weight.grad is not None
+
+
 def test_probe_rejects_mismatched_pretext(tmp_path):
     path, _ = _tiny_pretext(tmp_path / "pre.safetensors")
     model = convzoo.create_model("rotnet_nin4", in_chans=1, num_classes=10, width=0.25)  # another width
