@@ -207,7 +207,7 @@ def test_count_child_matches_flop_counter(space):
 
 
 # --- BN calibration -----------------------------------------------------------------------------------------
-@pytest.mark.claim(paper=56, artefact="calibrate_bn",
+@pytest.mark.claim(paper=56, artefact="bn_calibration",
                    claim="Sec. 3.1 BN calibration: running mean/var of every BN become the average over the "
                          "calibration batches of the batch mean and unbiased variance of that child's activations")
 def test_bn_calibration_equals_data_statistics():
@@ -247,7 +247,7 @@ def _method(space=TINY, drop_rate=0.2, label_smoothing=0.1, weight_decay=1e-3):
     return method, net, opt
 
 
-@pytest.mark.claim(paper=56, artefact="bignas",
+@pytest.mark.claim(paper=56, artefact="sandwich_inplace_distill",
                    claim="inplace distillation: the largest child's logits receive only the gradient of its own "
                          "label-smoothed CE (checked against the hand-written (softmax - q) / B): the children's "
                          "soft targets are detached")
@@ -272,7 +272,7 @@ def test_inplace_distillation_targets_are_detached():
     torch.testing.assert_close(grads[0].double(), (z.double().softmax(-1) - q) / 6, atol=1e-7, rtol=1e-6)
 
 
-@pytest.mark.claim(paper=56, artefact="bignas",
+@pytest.mark.claim(paper=56, artefact="sandwich_inplace_distill",
                    claim="Sec. 3.1 regularization only on the largest child: dropout and BN tracking only in its pass; "
                          "weight decay as an explicit L2 term (optimizer decay 0) equal to sum wd/2 ||W||^2 over "
                          "the decayed (ndim > 1) weights")
@@ -292,7 +292,7 @@ def test_regularisation_only_on_the_largest_child():
     assert net.regularize and net.active == net.largest()  # left as the largest child
 
 
-@pytest.mark.claim(paper=56, artefact="bignas",
+@pytest.mark.claim(paper=56, artefact="bignas_lr_schedule",
                    claim="Sec. 3.1 lr schedule: exponential decay with a constant ending at lr_floor x the initial lr "
                          "(engine exponential schedule per step + the method's floor), warm-up left alone")
 @pytest.mark.filterwarnings("ignore:Detected call of")
@@ -325,7 +325,7 @@ def test_lr_decays_exponentially_to_a_constant_floor():
     assert used == pytest.approx([0.05, 0.1 * 0.5 ** 0.5, 0.06, 0.06])
 
 
-@pytest.mark.claim(paper=56, artefact="bignas",
+@pytest.mark.claim(paper=56, artefact="sandwich_inplace_distill",
                    claim="sandwich rule through convzoo.engine.train (digits, 1 epoch): per step exactly 4 forward "
                          "passes (largest, smallest, 2 random children) and one optimizer step")
 def test_sandwich_rule_through_the_engine(tmp_path):
@@ -370,7 +370,7 @@ def _tiny_data(n=64, seed=0):
     return torch.utils.data.TensorDataset(x, y)
 
 
-@pytest.mark.claim(paper=56, artefact="coarse_to_fine",
+@pytest.mark.claim(paper=56, artefact="coarse_to_fine_selection",
                    claim="Sec. 3.2 coarse-to-fine selection returns the most accurate evaluated child under the "
                          "MACs target, after a coarse skeleton grid and fine mutations")
 def test_coarse_to_fine_respects_the_target():
@@ -386,9 +386,9 @@ def test_coarse_to_fine_respects_the_target():
     assert evaluate_child(net, sel.config, dl, dl) == pytest.approx(sel.acc)
 
 
-@pytest.mark.claim(paper=56, artefact="search",
+@pytest.mark.claim(paper=56, artefact="bignas_pareto_search",
                    claim="optuna NSGA-II search writes trials.csv, pareto.md and pareto.png; the reported front is "
-                         "exactly the non-dominated set of the evaluated trials (acc vs MACs)")
+                         "exactly the non-dominated set of the evaluated trials (acc vs MACs; acc vs latency runs)")
 def test_search_front_is_non_dominated(tmp_path):
     torch.manual_seed(0)
     net = BigNASSupernet(TINY, num_classes=5, in_chans=1)
@@ -402,6 +402,10 @@ def test_search_front_is_non_dominated(tmp_path):
 
     assert {t["trial"] for t in res.front} == {t["trial"] for t in res.trials if not dominated(t)}
     assert ChildConfig.from_dict(res.front[0]["config"]) in {ChildConfig.from_dict(t["config"]) for t in res.trials}
+    lat = search(net, data=(_tiny_data(seed=1), _tiny_data(seed=2)), n_trials=3, objectives=("acc", "latency"),
+                 out_dir=tmp_path / "latency", batch_size=32)
+    assert all(t["latency_ms"] > 0 for t in lat.trials) and lat.front
+    assert [t["latency_ms"] for t in lat.front] == sorted(t["latency_ms"] for t in lat.front)
 
 
 def test_sample_child_is_seeded_and_inside_the_space():

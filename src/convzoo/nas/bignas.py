@@ -192,6 +192,9 @@ class SearchResult:
     out_dir: Path
 
 
+_KEY = {"macs": "macs", "latency": "latency_ms"}  # objective -> its column in the trial records
+
+
 def suggest(trial, net: BigNASSupernet) -> ChildConfig:
     sp = net.space
     cat = trial.suggest_categorical
@@ -230,14 +233,17 @@ def search(run_or_supernet, data=None, n_trials: int = 40, objectives=("acc", "m
     net, calib_ds, eval_ds, run_dir = _resolve(run_or_supernet, data)
     out = Path(out_dir) if out_dir is not None else (run_dir / "bignas_search" if run_dir else Path("bignas_search"))
     out.mkdir(parents=True, exist_ok=True)
-    calib = torch.utils.data.DataLoader(calib_ds, batch_size=batch_size, shuffle=True,
-                                        generator=torch.Generator().manual_seed(seed))
     loader = torch.utils.data.DataLoader(eval_ds, batch_size=batch_size)
     records: dict[int, dict] = {}
 
+    def calib():  # the same shuffled (and augmented) batches for every child
+        torch.manual_seed(seed)
+        return torch.utils.data.DataLoader(calib_ds, batch_size=batch_size, shuffle=True,
+                                           generator=torch.Generator().manual_seed(seed))
+
     def objective(trial):
         cfg = suggest(trial, net)
-        acc = evaluate_child(net, cfg, calib, loader, num_calib_batches)
+        acc = evaluate_child(net, cfg, calib(), loader, num_calib_batches)
         params, macs = count_child(cfg, net.space, net.num_classes, net.in_chans)
         lat = measure_latency(net, cfg) * 1e3 if "latency" in costs else None
         records[trial.number] = {"trial": trial.number, "acc": acc, "macs": macs, "params": params,
@@ -252,7 +258,7 @@ def search(run_or_supernet, data=None, n_trials: int = 40, objectives=("acc", "m
     study.optimize(objective, n_trials=n_trials)
     front_ids = {t.number for t in study.best_trials}
     trials = [dict(records[n], pareto=n in front_ids) for n in sorted(records)]
-    front = sorted((t for t in trials if t["pareto"]), key=lambda t: (t[costs[0]], -t["acc"]))
+    front = sorted((t for t in trials if t["pareto"]), key=lambda t: (t[_KEY[costs[0]]], -t["acc"]))
     _write(out, trials, front, costs)
     net.set_active(net.largest())
     return SearchResult(trials, front, out)
@@ -318,7 +324,7 @@ def _write(out: Path, trials: list[dict], front: list[dict], costs: list[str]) -
 
     fig, axes = plt.subplots(1, len(costs), figsize=(5.5 * len(costs), 4), squeeze=False)
     for ax, c in zip(axes[0], costs):
-        key, label = ("macs", "MMACs") if c == "macs" else ("latency_ms", "latency (ms, batch 1)")
+        key, label = _KEY[c], ("MMACs" if c == "macs" else "latency (ms, batch 1, this machine)")
         scale = 1e6 if c == "macs" else 1.0
         ax.scatter([t[key] / scale for t in trials], [100 * t["acc"] for t in trials], s=12, c="0.6", label="trials")
         pts = sorted((t[key] / scale, 100 * t["acc"]) for t in front)
