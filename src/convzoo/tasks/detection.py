@@ -248,12 +248,13 @@ class Detection(Task):
         tiles = []
         for i in range(min(self.num_pictures, len(dataset))):
             x, t = dataset[i]
-            img = denormalize(x)
+            f = max(1, 256 // max(x.shape[-2:]))  # small inputs are enlarged so that labels stay readable
+            img = denormalize(x).repeat_interleave(f, -1).repeat_interleave(f, -2)
             if len(t["boxes"]):
-                img = draw_bounding_boxes(img, t["boxes"], colors="lime", width=1)
+                img = draw_bounding_boxes(img, t["boxes"] * f, colors="lime", width=1)
             found = _readable(dets[i], names, self.display_thresh)
             if found:
-                img = draw_bounding_boxes(img, torch.tensor([d["box"] for d in found]),
+                img = draw_bounding_boxes(img, torch.tensor([d["box"] for d in found]) * f,
                                           [f"{d['name']} {d['score']:.2f}" for d in found], colors="red",
                                           width=1)
             tiles.append(img)
