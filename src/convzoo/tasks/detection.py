@@ -39,6 +39,7 @@ import torch
 from torch import nn
 from torchmetrics import MetricCollection
 
+from convzoo.data.detection import MEAN, STD, denormalize
 from convzoo.errors import ConvzooError
 from convzoo.tasks.base import (
     CONTRACT_CHECKS,
@@ -54,7 +55,6 @@ from convzoo.tasks.detection_metrics import DetectionMAP
 PAPER_VOC07 = {"SSD300": 74.3, "SSD512": 76.8, "SSD300*": 77.2, "SSD512*": 79.8}
 PAPER_COCO = {"SSD300": (23.2, 41.2), "SSD512": (26.8, 46.5), "SSD300*": (25.1, None),
               "SSD512*": (28.8, None)}
-DEFAULT_MEAN, DEFAULT_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # = convzoo.data.detection
 
 
 class DetectorOutputs(NamedTuple):
@@ -151,7 +151,7 @@ class Detection(Task):
 
     def _norm(self, info) -> tuple[torch.Tensor, torch.Tensor]:
         extra = info.extra if info is not None else {}
-        mean, std = extra.get("mean", DEFAULT_MEAN), extra.get("std", DEFAULT_STD)
+        mean, std = extra.get("mean", MEAN), extra.get("std", STD)  # the detection sets' normalisation
         return torch.tensor(mean).reshape(3, 1, 1), torch.tensor(std).reshape(3, 1, 1)
 
     def _names(self, info, model) -> list[str]:
@@ -226,8 +226,6 @@ class Detection(Task):
     def pictures(self, model, dataset, run_dir: Path, device) -> list[Path]:
         from PIL import Image
         from torchvision.utils import draw_bounding_boxes, make_grid
-
-        from convzoo.data.detection import denormalize
 
         metric, dets = self.evaluate_dataset(model, dataset, device)
         names = self._names(dataset.info, model)
