@@ -173,6 +173,8 @@ def test_schedules_per_epoch_with_warmup():
     # milestones count absolute epochs, also with warmup
     assert _lrs("multistep", {"milestones": [3, 5]}, warmup=1) == pytest.approx([.5, 1, 1, .1, .1, .01])
     assert _lrs("exponential", {"gamma": 0.5}) == pytest.approx([1, .5, .25, .125, .0625, .03125])
+    # with a constant ending (BigNAS): max(gamma^e, eta_min / lr)
+    assert _lrs("exponential", {"gamma": 0.5, "eta_min": 0.1}) == pytest.approx([1, .5, .25, .125, .1, .1])
     # plateau: after warmup, halve when the (max-mode) metric stops improving for 1 epoch
     got = _lrs("plateau", {"factor": 0.5, "patience": 0}, warmup=1, metrics=[0, .5, .6, .6, .6, .6])
     assert got == pytest.approx([.5, 1, 1, 1, .5, .25])

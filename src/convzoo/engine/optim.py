@@ -50,7 +50,7 @@ def build_optimizer(module: nn.Module, opt: dict, groups: list[dict] | None = No
 def _shape(name: str, kw: dict, warmup: int, epochs: int, base_lr: float):
     """Factor of the base lr in (0-based) epoch ``e`` for the closed-form schedules."""
     allowed = {"constant": set(), "cosine": {"eta_min"}, "step": {"step_size", "gamma"},
-               "multistep": {"milestones", "gamma"}, "exponential": {"gamma"}}[name]
+               "multistep": {"milestones", "gamma"}, "exponential": {"gamma", "eta_min"}}[name]
     bad = set(kw) - allowed
     if bad:
         raise ConvzooError(f"schedule '{name}' does not take schedule.kwargs {sorted(bad)}; "
@@ -74,7 +74,9 @@ def _shape(name: str, kw: dict, warmup: int, epochs: int, base_lr: float):
         return lambda e: gamma ** bisect.bisect_right(miles, int(e))
     if "gamma" not in kw:
         raise ConvzooError("schedule 'exponential' needs schedule.kwargs.gamma (decay per epoch)")
-    return lambda e: gamma**e  # smooth per step when evaluated at fractional epochs
+    # smooth per step when evaluated at fractional epochs; eta_min: the constant ending (BigNAS, paper 56)
+    floor = float(kw.get("eta_min", 0.0)) / base_lr if base_lr > 0 else 0.0
+    return lambda e: max(gamma**e, floor)
 
 
 class Schedule:

@@ -215,6 +215,17 @@ def to_json(pred: dict) -> str:
     return json.dumps(pred)
 
 
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    """Rows of a task's per-item or per-class table (keys of the first row as the header) into ``path``."""
+    import csv
+
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return Path(path)
+
+
 # --- registry ---------------------------------------------------------------------------------------
 _TASKS: dict[str, Callable[..., Task]] = {}
 

@@ -28,7 +28,6 @@ engine treats it as any tuple of tensors (it casts ``raw`` to float32 for the ev
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -48,6 +47,7 @@ from convzoo.tasks.base import (
     read_image,
     register_task,
     run_or_explain,
+    write_csv,
 )
 from convzoo.tasks.detection_metrics import DetectionMAP
 
@@ -238,11 +238,7 @@ class Detection(Task):
                  "coco_ap": coco_ap.get(c, float("nan"))} for c in range(1, len(names))]
         self._per_class = (tuple(getattr(dataset, "names", ())), rows)
         run_dir = Path(run_dir)
-        csv_path = run_dir / "ap_per_class.csv"
-        with open(csv_path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+        csv_path = write_csv(run_dir / "ap_per_class.csv", rows)
         tiles = []
         for i in range(min(self.num_pictures, len(dataset))):
             x, t = dataset[i]

@@ -24,7 +24,6 @@ Evaluation sets hold whole photos of different sizes: evaluate with batch size 1
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +43,7 @@ from convzoo.tasks.base import (
     read_image,
     register_task,
     run_or_explain,
+    write_csv,
 )
 
 # paper Table 1 (ImageNet-trained ESPCN vs bicubic, mean PSNR dB on Set5 / Set14; recalled, see the sheet)
@@ -175,11 +175,7 @@ class SuperResolution(Task):
         rows = evaluate_pairs(model, dataset, device, border=self._border_for(dataset))
         self._per_image = (tuple(getattr(dataset, "names", ())), rows)
         run_dir = Path(run_dir)
-        csv_path = run_dir / "sr_per_image.csv"
-        with open(csv_path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+        csv_path = write_csv(run_dir / "sr_per_image.csv", rows)
         return [sr_examples_figure(model, dataset, run_dir / "sr_examples.png", device, rows), csv_path]
 
     def report(self, results: dict[str, float], dataset) -> list[str]:
