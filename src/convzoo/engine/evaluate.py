@@ -18,8 +18,13 @@ from convzoo.engine.recipe import load_recipe
 from convzoo.errors import ConvzooError
 
 
-def _channels_last(t):
+def _channels_last(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 and t.is_floating_point() else t
+
+
+def channels_last_batch(batch):
+    """Every 4-D float tensor of a batch in channels_last (fast mode's training and evaluation batches)."""
+    return apply_to_collection(batch, torch.Tensor, _channels_last)
 
 
 def _to_float(t: torch.Tensor) -> torch.Tensor:
@@ -44,7 +49,7 @@ def evaluate_loader(fabric, method, loader, task, dataset, channels_last: bool =
     for batch in loader:
         batch = precision.convert_input(fabric.to_device(batch))
         if channels_last:
-            batch = apply_to_collection(batch, torch.Tensor, _channels_last)
+            batch = channels_last_batch(batch)
         with precision.forward_context():  # autocast, or the half dtype of "*-true" precisions
             outputs, targets = step(batch)
         # loss and metrics in float32

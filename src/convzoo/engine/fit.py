@@ -51,7 +51,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning_utilities.core.apply_func import apply_to_collection
 
 from convzoo.engine.build import (
     build_batch_transform,
@@ -75,7 +74,7 @@ from convzoo.engine.checkpoint import (
     seed_epoch,
     write_atomic,
 )
-from convzoo.engine.evaluate import evaluate_loader, precision_of
+from convzoo.engine.evaluate import channels_last_batch, evaluate_loader, precision_of
 from convzoo.engine.optim import Schedule, build_ema, build_optimizer
 from convzoo.engine.recipe import dump_recipe, load_recipe
 from convzoo.engine.report import Progress, plot_curves, write_metrics_csv, write_report, write_results
@@ -293,10 +292,6 @@ def _restore(run: _Run, state: dict) -> None:
 
 
 # --- one epoch -------------------------------------------------------------------------------------
-def _channels_last(t: torch.Tensor) -> torch.Tensor:
-    return t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 and t.is_floating_point() else t
-
-
 def _train_epoch(run: _Run, epoch: int, bar: Progress) -> dict[str, float]:
     """One pass over the training split; the mean of every logged part (``train_loss`` ...)."""
     fabric, cfg, method, accumulate = run.fabric, run.cfg, run.method, run.cfg["accumulate"]
@@ -330,7 +325,7 @@ def _train_batch(run: _Run, i: int, batch) -> dict[str, torch.Tensor]:
     if run.batch_transform is not None:
         batch = run.batch_transform(batch)
     if run.cfg["fast"]:
-        batch = apply_to_collection(batch, torch.Tensor, _channels_last)
+        batch = channels_last_batch(batch)
     boundary = (i + 1) % accumulate == 0
     with fabric.no_backward_sync(run.wrapped, enabled=not boundary):
         parts = run.wrapped(batch)

@@ -119,8 +119,8 @@ def param_groups(module: nn.Module, opt: dict) -> list[dict]:
     """
     lr, wd = opt["lr"], opt["weight_decay"]
     specs = opt.get("param_groups", [])
-    skip = set() if opt.get("decay_1d", False) else no_weight_decay_names(module)
     decay_1d = opt.get("decay_1d", False)
+    skip = set() if decay_1d else no_weight_decay_names(module)
     groups: dict[tuple, dict] = {}
     used = [False] * len(specs)
     names = []

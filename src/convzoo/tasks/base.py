@@ -13,7 +13,6 @@ A task is registered by name with :func:`register_task`; ``card.task`` of every 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -209,10 +208,6 @@ def run_or_explain(fn: Callable, what: str, shape):
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
         raise ConvzooError(f"{what} of shape {tuple(shape)} does not fit the model: {first}") from None
-
-
-def to_json(pred: dict) -> str:
-    return json.dumps(pred)
 
 
 def write_csv(path: Path, rows: list[dict]) -> Path:
