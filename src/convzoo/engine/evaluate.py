@@ -32,8 +32,10 @@ def _to_float(t: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate_loader(fabric, method, loader, task, dataset, channels_last: bool = False) -> dict[str, float]:
-    """Mean loss and the task's metrics over ``loader`` (all processes together).
+def evaluate_loader(fabric, method, loader, task, dataset, channels_last: bool = False,
+                    limit: int | None = None) -> dict[str, float]:
+    """Mean loss and the task's metrics over ``loader`` (all processes together; the first ``limit``
+    batches when given).
 
     ``method`` is a :class:`~convzoo.methods.Method` (its ``validation_step`` gives outputs and
     targets) or a bare model (``task.evaluation_forward`` is used).
@@ -46,7 +48,9 @@ def evaluate_loader(fabric, method, loader, task, dataset, channels_last: bool =
     loss_sum = torch.zeros((), dtype=torch.float64, device=fabric.device)
     n = torch.zeros((), dtype=torch.float64, device=fabric.device)
     precision = fabric.strategy.precision  # what Fabric's module wrapper does around forward
-    for batch in loader:
+    for i, batch in enumerate(loader):
+        if limit is not None and i >= limit:
+            break
         batch = precision.convert_input(fabric.to_device(batch))
         if channels_last:
             batch = channels_last_batch(batch)

@@ -178,7 +178,7 @@ class _Run:
 
     @property
     def steps_per_epoch(self) -> int:
-        return len(self.loader) // self.cfg["accumulate"]
+        return _batches_per_epoch(self.loader, self.cfg) // self.cfg["accumulate"]
 
 
 def _fit(fabric, cfg: dict, out_dir: Path, run_name: str | None, resume_dir: Path | None,
@@ -208,6 +208,12 @@ def _fit(fabric, cfg: dict, out_dir: Path, run_name: str | None, resume_dir: Pat
 
 
 # --- set-up ----------------------------------------------------------------------------------------
+def _batches_per_epoch(loader, cfg: dict) -> int:
+    """The loader's length, capped by ``limit_train_batches``."""
+    limit = cfg["limit_train_batches"]
+    return len(loader) if limit is None else min(len(loader), limit)
+
+
 def _setup(fabric, cfg: dict, out_dir: Path, run_name: str | None, resume_dir: Path | None) -> _Run:
     """Data, task, method, optimizers, schedules, EMA and loaders; the run folder; a resumed state."""
     rank, world, d = fabric.global_rank, fabric.world_size, cfg["data"]
@@ -231,10 +237,11 @@ def _setup(fabric, cfg: dict, out_dir: Path, run_name: str | None, resume_dir: P
                   if eval_ds is not None else None)
     raw_opts = method.configure_optimizers(cfg["optimizer"], lambda groups: build_optimizer(method, cfg["optimizer"],
                                                                                               groups))
-    if len(loader) < cfg["accumulate"]:
-        raise ConvzooError(f"an epoch of {len(loader)} batches of {cfg['batch_size'] // world} is shorter than one "
+    n_batches = _batches_per_epoch(loader, cfg)
+    if n_batches < cfg["accumulate"]:
+        raise ConvzooError(f"an epoch of {n_batches} batches of {cfg['batch_size'] // world} is shorter than one "
                            f"accumulated optimizer step (accumulate {cfg['accumulate']})")
-    spe = len(loader) // cfg["accumulate"]
+    spe = n_batches // cfg["accumulate"]
     schedules = [Schedule(o, cfg["schedule"], cfg["epochs"], cfg["optimizer"]["lr"], task.monitor_mode, spe)
                  for o in raw_opts]
     wrapped, *optimizers = fabric.setup(method, *raw_opts)
@@ -360,7 +367,8 @@ def _optimizer_step(run: _Run) -> None:
 def _validate(run: _Run) -> dict[str, float]:
     if run.val_loader is None:
         return {}
-    val = evaluate_loader(run.fabric, run.eval_method, run.val_loader, run.task, run.eval_ds, run.cfg["fast"])
+    val = evaluate_loader(run.fabric, run.eval_method, run.val_loader, run.task, run.eval_ds, run.cfg["fast"],
+                          run.cfg["limit_eval_batches"])
     if run.task.monitor not in val:
         raise ConvzooError(f"task '{run.task.name}' monitors '{run.task.monitor}' but its metrics are {list(val)}")
     return val
@@ -435,7 +443,8 @@ def _finish(run: _Run) -> RunResult | None:
     if test_ds is not None:
         test_loader = eval_loader(test_ds, cfg["eval_batch_size"], fabric.global_rank, fabric.world_size,
                                   d["num_workers"], fabric.device.type == "cuda", run.task.collate)
-        metrics = evaluate_loader(fabric, run.eval_method, test_loader, run.task, test_ds, cfg["fast"])
+        metrics = evaluate_loader(fabric, run.eval_method, test_loader, run.task, test_ds, cfg["fast"],
+                                  cfg["limit_eval_batches"])
     run.elapsed += time.perf_counter() - t0
     result = RunResult(run.run_dir, metrics, run.best, int(run.best.get("epoch", 0)), len(run.history),
                        run.elapsed, run.history)

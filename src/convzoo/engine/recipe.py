@@ -92,6 +92,10 @@ SCHEMA: dict[str, Any] = {
     "ema": _f((float, NONE), None, minimum=0),
     "seed": _f(int, 0, minimum=0),
     "fast": _f(bool, False),  # channels_last + bf16 autocast + torch.compile of the model
+    # Lightning's names: at most N batches per training epoch (the schedule spans the shortened epochs) and
+    # per evaluation pass; null = all. For smoke runs of a recipe as written (tests/engine/test_every_recipe.py)
+    "limit_train_batches": _f((int, NONE), None, minimum=1),
+    "limit_eval_batches": _f((int, NONE), None, minimum=1),
 }
 # one entry of optimizer.param_groups: parameters whose name matches the glob get lr * lr_mult
 PARAM_GROUP: dict[str, Field] = {
