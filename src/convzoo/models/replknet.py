@@ -356,8 +356,8 @@ README: dict[str, dict] = {
     "31l": {"params": "172M", "flops": {384: 96.0e9}, "top1": "86.6 (22K->1K, 384)"},
     "xl": {"params": "335M", "flops": {320: 128.7e9}, "top1": "87.8 (MegData-73M->1K, 320; inception mean/std 0.5)"},
 }
-# exact parameter counts of this implementation (= the official layer list, proven in the tests by a
-# closed-form count): train-time structure (what create_model builds) and re-parameterised structure
+# exact parameter counts (train-time structure, what create_model builds; re-parameterised structure): the
+# closed-form sums of the official layer list written in tests/models/test_replknet.py, restated for the cards
 COUNTS: dict[str, tuple[int, int]] = {
     "31b": (79_864_168, 79_527_272),
     "31l": (172_671_016, 172_165_672),
@@ -376,10 +376,11 @@ def _card(v: str) -> ModelCard:
     return ModelCard(
         name=f"replknet_{v}", paper=11, family="replknet", task="classification", input_size=(size, size),
         test_size=(32, 32), params=train,
-        params_source=(f"exact sum of numel of the TRAIN-TIME structure (5x5 branches and BNs), 1000 classes, BN "
-                       f"statistics excluded, as the official create_RepLKNet{v.upper()} builds it (closed-form count "
-                       f"in tests/models/test_replknet.py); re-parameterised: {dep:,}. The README's '{info['params']}' "
-                       f"matches either structure only as a truncation to whole millions"),
+        params_source=(f"closed form, tests/models/test_replknet.py::test_params_match_official_layer_list: the "
+                       f"TRAIN-TIME structure (5x5 branches and BNs) summed layer by layer from the official "
+                       f"create_RepLKNet{v.upper()} configuration, 1000 classes, BN statistics excluded; "
+                       f"re-parameterised: {dep:,}. The README's '{info['params']}' matches either structure only "
+                       f"as a truncation to whole millions"),
         macs=None,
         notes=(f"README FLOPs {flops} are multiply-adds of the RE-PARAMETERISED structure (within 0.35 %; the "
                f"train-time structure is 0.86 % above for 31B @224), proven on deploy=True in the tests; card "
