@@ -26,7 +26,7 @@ from convzoo.layers.dilated_reparam import (
     merge_into_large_kernel,
 )
 from convzoo.layers.grn import GlobalResponseNorm
-from convzoo.models.unireplknet import KERNEL_PLANS, UNIREPLKNET_CFGS, UniRepLKNet, UniRepLKNetBlock
+from convzoo.models.unireplknet import UniRepLKNet, UniRepLKNetBlock
 from convzoo.registry import count_params
 from convzoo.testing import randomise_bn
 
@@ -44,6 +44,16 @@ SHEET = {
     "b": (99_089_416, 98_008_456, {384: "47.18"}),
     "l": (220_076_056, 218_454_616, {192: "26.37", 384: "105.42"}),
     "xl": (388_690_984, 386_529_064, {192: "46.71", 384: "186.77"}),
+}
+# official unireplknet.py (default_{A,F,P,N,T,S}_kernel_sizes, UniRepLKNet_*_depths), fact sheet Sec. 3 table:
+# depths and the kernel size of every block per stage (3 = SmaK, 13 = LarK), written here, not imported
+OFFICIAL_DEPTHS = {"a": (2, 2, 6, 2), "f": (2, 2, 6, 2), "p": (2, 2, 6, 2), "n": (2, 2, 8, 2), "t": (3, 3, 18, 3),
+                   "s": (3, 3, 27, 3), "b": (3, 3, 27, 3), "l": (3, 3, 27, 3), "xl": (3, 3, 27, 3)}
+OFFICIAL_KERNELS = {
+    (2, 2, 6, 2): ((3, 3), (13, 13), (13,) * 6, (13, 13)),
+    (2, 2, 8, 2): ((3, 3), (13, 13), (13,) * 8, (13, 13)),
+    (3, 3, 18, 3): ((3, 3, 3), (13, 13, 13), (13, 3) * 9, (13, 13, 13)),
+    (3, 3, 27, 3): ((3, 3, 3), (13, 13, 13), (13, 3, 3) * 9, (13, 13, 13)),
 }
 TINY = {"dims": (8, 16, 24, 32)}  # A's depths and kernel plan at a width a CPU runs in milliseconds
 
@@ -354,19 +364,18 @@ def _official_keys(depths, kernels, deploy: bool, features_only: bool = False) -
 @pytest.mark.parametrize("v, deploy, features_only", [("a", False, False), ("a", True, False), ("t", False, False),
                                                       ("s", True, False), ("s", False, True)])
 def test_official_state_dict_keys(v, deploy, features_only):
-    depths = UNIREPLKNET_CFGS[v]["depths"]
+    depths = OFFICIAL_DEPTHS[v]
     model = _meta(f"unireplknet_{v}", deploy=deploy, features_only=features_only)
-    assert set(model.state_dict()) == _official_keys(depths, KERNEL_PLANS[depths], deploy, features_only)
+    assert set(model.state_dict()) == _official_keys(depths, OFFICIAL_KERNELS[depths], deploy, features_only)
 
 
 @pytest.mark.claim(paper=13, artefact="unireplknet_t",
                    claim="official kernel plan (LarK/SmaK alternation) and key names")
 def test_kernel_plans():
-    t, s = KERNEL_PLANS[(3, 3, 18, 3)], KERNEL_PLANS[(3, 3, 27, 3)]
-    assert t[2].count(13) == 9 and t[2].count(3) == 9 and t[2][:2] == (13, 3)
-    assert s[2][:6] == (13, 3, 3, 13, 3, 3) and s[2].count(13) == 9
+    for v, depths in OFFICIAL_DEPTHS.items():
+        model = _meta(f"unireplknet_{v}")
+        assert [[b.kernel_size for b in st] for st in model.stages] == [list(k) for k in OFFICIAL_KERNELS[depths]]
     model = _meta("unireplknet_t")
-    assert [[b.kernel_size for b in st] for st in model.stages] == [list(k) for k in t]
     rates = [b.drop_path.p if hasattr(b.drop_path, "p") else 0.0 for st in model.stages for b in st]
     assert rates[0] == 0.0 and abs(rates[-1] - 0.2) < 1e-7 and rates == sorted(rates)  # linear to the default
 
