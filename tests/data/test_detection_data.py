@@ -5,14 +5,17 @@ formats, the paper's augmentation (Sec. 2.2) against a crop recovered from the p
 
 from __future__ import annotations
 
-import json
 import subprocess
 import zipfile
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from fixture_files import (
+    write_coco_folder,
+    write_deepforest_files,
+    write_voc_folder,
+)
 
 from convzoo.data import build_dataset
 from convzoo.data.detection import MEAN, STD, DetectionDataset, Record, detection_info
@@ -29,36 +32,11 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-def _jpeg(path, w, h, value=128):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.full((h, w, 3), value, dtype=np.uint8)).save(path)
-
-
-def _voc_xml(path, w, h, objects, filename="x.jpg"):
-    objs = "".join(f"<object><name>{n}</name><pose>Unspecified</pose><truncated>0</truncated>"
-                   f"<difficult>{int(d)}</difficult><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin>"
-                   f"<xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>" for n, b, d in objects)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"<annotation><folder>VOC2007</folder><filename>{filename}</filename><size><width>{w}</width>"
-                    f"<height>{h}</height><depth>3</depth></size><segmented>0</segmented>{objs}</annotation>")
-
-
-def _voc_folder(root):
-    """A VOC folder: 000001 (50 x 40: a dog, a difficult person), 000002 (60 x 60: a cat); train = both, test = 2."""
-    _voc_xml(root / "Annotations" / "000001.xml", 50, 40, [("dog", (10, 5, 30, 25), 0), ("person", (1, 1, 50, 40), 1)])
-    _voc_xml(root / "Annotations" / "000002.xml", 60, 60, [("cat", (31, 11, 60, 60), 0)])
-    _jpeg(root / "JPEGImages" / "000001.jpg", 50, 40)
-    _jpeg(root / "JPEGImages" / "000002.jpg", 60, 60)
-    (root / "ImageSets" / "Main").mkdir(parents=True)
-    (root / "ImageSets" / "Main" / "train.txt").write_text("000001\n000002\n")
-    (root / "ImageSets" / "Main" / "test.txt").write_text("000002\n")
-
-
 @pytest.mark.claim(paper=27, artefact="voc",
                    claim="Pascal VOC reader: 1-based inclusive XML boxes -> continuous xyxy (xmin - 1), scaled to the "
                          "input; VOC class order -> labels 1..20; difficult kept and flagged, or dropped from training")
 def test_voc_reader(tmp_path):
-    _voc_folder(tmp_path)
+    write_voc_folder(tmp_path)
     ds = build_dataset("voc", "train", root=str(tmp_path), size=100, augment=False)
     assert len(ds) == 2 and ds.info.num_classes == 21 and ds.info.class_names[0] == "__background__"
     x, t = ds[0]
@@ -76,7 +54,7 @@ def test_voc_reader(tmp_path):
     torch.testing.assert_close(test[0][1]["boxes"], torch.tensor([[30.0, 10.0, 60.0, 60.0]]))
     # the paper's 07+12 layout: ROOT/VOC2007 + ROOT/VOC2012 -> "VOC2007/trainval" entries
     devkit = tmp_path / "devkit"
-    _voc_folder(devkit / "VOC2007")
+    write_voc_folder(devkit / "VOC2007")
     both = build_dataset("voc", "train", root=str(devkit), image_sets={"train": ["VOC2007/train", "VOC2007/test"]})
     assert len(both) == 3
 
@@ -89,7 +67,7 @@ def test_voc_errors_are_one_line(tmp_path):
         assert "\n" not in str(e.value)
     with pytest.raises(ConvzooError, match="VOC2007/Annotations"):
         build_dataset("voc", "train", root=str(tmp_path))
-    _voc_folder(tmp_path / "v")
+    write_voc_folder(tmp_path / "v")
     with pytest.raises(ConvzooError, match="val.txt"):
         build_dataset("voc", "val", root=str(tmp_path / "v"))
     (tmp_path / "v" / "Annotations" / "000002.xml").write_text("<annotation><object>")
@@ -97,28 +75,11 @@ def test_voc_errors_are_one_line(tmp_path):
         build_dataset("voc", "test", root=str(tmp_path / "v"))
 
 
-def _coco_folder(root):
-    data = {
-        "images": [{"id": 10, "file_name": "a.jpg", "width": 40, "height": 20},
-                   {"id": 11, "file_name": "b.jpg", "width": 30, "height": 30}],
-        "categories": [{"id": 7, "name": "car"}, {"id": 1, "name": "person"}],
-        "annotations": [
-            {"id": 1, "image_id": 10, "category_id": 7, "bbox": [10, 5, 20, 10], "iscrowd": 0, "area": 200},
-            {"id": 2, "image_id": 10, "category_id": 1, "bbox": [0, 0, 40, 20], "iscrowd": 1, "area": 800},
-            {"id": 3, "image_id": 10, "category_id": 1, "bbox": [1, 1, 0.5, 5], "iscrowd": 0, "area": 2.5},
-        ],
-    }
-    (root / "annotations").mkdir(parents=True)
-    (root / "annotations" / "instances_val2017.json").write_text(json.dumps(data))
-    _jpeg(root / "val2017" / "a.jpg", 40, 20)
-    _jpeg(root / "val2017" / "b.jpg", 30, 30)
-
-
 @pytest.mark.claim(paper=27, artefact="coco",
                    claim="COCO reader: category ids (7, 1) -> contiguous labels in id order (person 1, car 2); bbox "
                          "[x, y, w, h] -> xyxy; crowd dropped from training and flagged in evaluation; <1 px dropped")
 def test_coco_reader(tmp_path):
-    _coco_folder(tmp_path)
+    write_coco_folder(tmp_path)
     val = build_dataset("coco", "val", root=str(tmp_path), size=80)
     assert val.info.class_names == ("__background__", "person", "car") and val.info.extra["category_ids"] == [1, 7]
     assert len(val) == 2
@@ -250,18 +211,6 @@ def test_scenes_deterministic_and_held_out():
 
 
 # --- deepforest and fetch -----------------------------------------------------------------------------
-DF_SIZES = {"2019_YELL_2_528000_4978000_image_crop2": (500, 450), "2019_YELL_2_541000_4977000_image_crop": (420, 400),
-            "OSBS_029": (400, 400), "SOAP_061": (400, 400)}
-
-
-def _deepforest_files(folder):
-    """Fixture files with DeepForest's names: small images, 0-based VOC boxes (SOAP labelled Alive/Dead)."""
-    for stem, (w, h) in DF_SIZES.items():
-        _jpeg(folder / f"{stem}.png", w, h)
-        objs = [("Tree", (10, 10, 50, 60), 0), ("Dead" if stem == "SOAP_061" else "Tree", (380, 100, 440, 140), 0)]
-        _voc_xml(folder / f"{stem}.xml", w, h, objs, filename=f"{stem}.tif")
-
-
 def test_deepforest_tiles():
     from convzoo.data.deepforest import tile_boxes, tile_starts
 
@@ -282,7 +231,7 @@ def test_deepforest_dataset(tmp_path, monkeypatch):
     with pytest.raises(ConvzooError, match="run `convzoo data fetch deepforest`") as e:
         build_dataset("deepforest", "train")
     assert "\n" not in str(e.value) and str(tmp_path / "home" / "deepforest") in str(e.value)
-    _deepforest_files(tmp_path / "home" / "deepforest")
+    write_deepforest_files(tmp_path / "home" / "deepforest")
     train = build_dataset("deepforest", "train", size=100, augment=False)
     assert train.info.class_names == ("__background__", "tree") and len(train) == 4  # 500 x 450: x 0, 100; y 0, 50
     assert train.names[1] == "2019_YELL_2_528000_4978000_image_crop2@100,0"
@@ -319,7 +268,7 @@ def test_fetch_deepforest(tmp_path, monkeypatch):
     from convzoo.data.deepforest import SPEC
 
     src = tmp_path / "src"
-    _deepforest_files(src)
+    write_deepforest_files(src)
     members = {m: (src / m.rsplit("/", 1)[1]).read_bytes() if m.startswith("deepforest/data/") else b"MIT License"
                for m in SPEC.members}
     members["deepforest/main.py"] = b"print('code')"

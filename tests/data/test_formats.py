@@ -8,24 +8,26 @@ and every missing or malformed file must be a one-line ConvzooError naming it.
 
 from __future__ import annotations
 
-import gzip
-import io
-import pickle
-import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from fixture_files import (
+    CIFAR10_NAMES,
+    dump_pickle,
+    write_cifar10,
+    write_cifar100,
+    write_idx,
+    write_mnist,
+    write_tree,
+)
 from scipy.io import savemat
 
 from convzoo.data import build_dataset, list_datasets
 from convzoo.data.transforms import NORMS
 from convzoo.errors import ConvzooError
-
-CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
 def _one_line_error(match: str, fn, *args, **kwargs) -> str:
@@ -43,68 +45,6 @@ def _to_uint8(x: torch.Tensor) -> torch.Tensor:
 # ------------------------------------------------------------------------------------------------
 # CIFAR
 # ------------------------------------------------------------------------------------------------
-
-
-class _Py2Pickler(pickle._Pickler):
-    """Writes bytes as Python 2 ``str`` (SHORT_BINSTRING / BINSTRING), as the real batches were
-    written by Python 2's cPickle: keys, label names and the numpy arrays' raw data."""
-
-    dispatch = pickle._Pickler.dispatch.copy()
-
-    def _save_py2_str(self, obj: bytes):
-        n = len(obj)
-        self.write((pickle.SHORT_BINSTRING + bytes([n]) if n < 256 else pickle.BINSTRING + struct.pack("<i", n)) + obj)
-        self.memoize(obj)
-
-    dispatch[bytes] = _save_py2_str
-
-
-def _dump(path: Path, obj, style: str = "py2") -> None:
-    """``py2``: the real files' opcodes (numpy.core.multiarray globals); ``py3``: a Python 3 re-pickle."""
-    if style == "py3":
-        path.write_bytes(pickle.dumps(obj, protocol=2))
-        return
-    buf = io.BytesIO()
-    _Py2Pickler(buf, protocol=2).dump(obj)
-    path.write_bytes(buf.getvalue().replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
-
-
-def write_cifar10(root: Path, n: int = 20, seed: int = 0, style: str = "py2") -> dict:
-    """cifar-10-batches-py/ with 5 training batches and a test batch of ``n`` images each."""
-    d = root / "cifar-10-batches-py"
-    d.mkdir(parents=True)
-    rng = np.random.default_rng(seed)
-    out = {"train_data": [], "train_labels": []}
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
-        labels = [int(v) for v in rng.permutation(np.arange(n) % 10)]
-        _dump(d / name, {b"batch_label": name.encode(), b"labels": labels, b"data": data,
-                         b"filenames": [f"img_{i}.png".encode() for i in range(n)]}, style)
-        if name == "test_batch":
-            out["test_data"], out["test_labels"] = data, labels
-        else:
-            out["train_data"].append(data)
-            out["train_labels"] += labels
-    _dump(d / "batches.meta", {b"num_cases_per_batch": n, b"label_names": [c.encode() for c in CIFAR10_NAMES],
-                               b"num_vis": 3072}, style)
-    out["train_data"] = np.concatenate(out["train_data"])
-    return out
-
-
-def write_cifar100(root: Path, n_train: int = 60, n_test: int = 20) -> dict:
-    d = root / "cifar-100-python"
-    d.mkdir(parents=True)
-    rng = np.random.default_rng(1)
-    out = {}
-    for name, n in (("train", n_train), ("test", n_test)):
-        fine = rng.integers(0, 100, n)
-        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
-        _dump(d / name, {b"filenames": [b"x.png"] * n, b"batch_label": name.encode(),
-                         b"fine_labels": fine.tolist(), b"coarse_labels": (fine // 5).tolist(), b"data": data})
-        out[name] = (data, fine)
-    _dump(d / "meta", {b"fine_label_names": [f"fine{i}".encode() for i in range(100)],
-                       b"coarse_label_names": [f"coarse{i}".encode() for i in range(20)]})
-    return out
 
 
 @pytest.fixture
@@ -218,11 +158,11 @@ def test_cifar_malformed_pickles_name_the_file(cifar10_root):
     f.write_bytes(f.read_bytes()[:5000])  # truncated
     assert str(f) in _one_line_error("cannot read .* as a CIFAR python pickle", build_dataset, "cifar10", "test",
                                      root=root)
-    _dump(f, {b"data": np.zeros((2, 3072), np.uint8)})  # no labels
+    dump_pickle(f, {b"data": np.zeros((2, 3072), np.uint8)})  # no labels
     assert str(f) in _one_line_error("lacks key b'data' or b'labels'", build_dataset, "cifar10", "test", root=root)
-    _dump(f, {b"data": np.zeros((2, 1024), np.uint8), b"labels": [0, 1]})  # wrong shape
+    dump_pickle(f, {b"data": np.zeros((2, 1024), np.uint8), b"labels": [0, 1]})  # wrong shape
     assert str(f) in _one_line_error("expected uint8 \\(N, 3072\\)", build_dataset, "cifar10", "test", root=root)
-    _dump(f, [1, 2, 3])
+    dump_pickle(f, [1, 2, 3])
     _one_line_error("holds a list, expected a dict", build_dataset, "cifar10", "test", root=root)
 
 
@@ -236,7 +176,7 @@ def test_cifar_unpickler_admits_only_numpy_arrays(cifar10_root):
     f = root / "cifar-10-batches-py" / "test_batch"
     marker = Path("/tmp/convzoo_pickle_ran")
     marker.unlink(missing_ok=True)
-    _dump(f, {b"data": _Evil(), b"labels": []})
+    dump_pickle(f, {b"data": _Evil(), b"labels": []})
     assert "is not allowed" in _one_line_error("cannot read", build_dataset, "cifar10", "test", root=root)
     assert not marker.exists()
 
@@ -244,29 +184,6 @@ def test_cifar_unpickler_admits_only_numpy_arrays(cifar10_root):
 # ------------------------------------------------------------------------------------------------
 # MNIST IDX
 # ------------------------------------------------------------------------------------------------
-
-
-def write_idx(path: Path, arr: np.ndarray, magic: int, gz: bool = False) -> Path:
-    data = struct.pack(">I", magic) + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.astype(np.uint8).tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if gz:
-        path = path.with_name(path.name + ".gz")
-        with gzip.open(path, "wb") as fh:
-            fh.write(data)
-    else:
-        path.write_bytes(data)
-    return path
-
-
-def write_mnist(folder: Path, n_train: int = 40, n_test: int = 12, gz: bool = False, sep: str = "-") -> dict:
-    rng = np.random.default_rng(2)
-    ref = {}
-    for stem, n in (("train", n_train), ("t10k", n_test)):
-        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
-        labels = (np.arange(n) % 10).astype(np.uint8)
-        ref[stem] = (images, labels, write_idx(folder / f"{stem}-images{sep}idx3-ubyte", images, 2051, gz),
-                     write_idx(folder / f"{stem}-labels{sep}idx1-ubyte", labels, 2049, gz))
-    return ref
 
 
 @pytest.mark.parametrize("layout", ["plain", "gz", "raw_subfolder", "torchvision", "kaggle_names"])
@@ -362,19 +279,6 @@ def test_svhn_errors_name_the_file(tmp_path):
 # ------------------------------------------------------------------------------------------------
 # ImageFolder
 # ------------------------------------------------------------------------------------------------
-
-
-def write_tree(root: Path, split: str, per_class: dict[str, int], ext: str = "png", seed: int = 0) -> dict:
-    rng = np.random.default_rng(seed)
-    written = {}
-    for cls, n in per_class.items():
-        (root / split / cls).mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            arr = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
-            path = root / split / cls / f"{i:03d}.{ext}"
-            Image.fromarray(arr).save(path)
-            written[path] = arr
-    return written
 
 
 def test_imagefolder_splits_classes_and_round_trip(tmp_path):
