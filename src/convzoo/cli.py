@@ -110,7 +110,8 @@ def cmd_eval(a) -> None:
     from convzoo import engine
 
     values = {"data.root": a.data_root} if a.data_root else None
-    metrics = engine.evaluate(a.run, data=a.data, split=a.split, overrides=list(a.set or []), values=values)
+    metrics = engine.evaluate(a.run, data=a.data, split=a.split, overrides=list(a.set or []), values=values,
+                              crops=a.crops, ensemble=a.ensemble or ())
     if a.json:
         return _print_json(metrics)
     print(", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
@@ -241,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", default="test")
     s.add_argument("--set", action="append", metavar="KEY=VALUE")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--crops", type=int, default=1, choices=(1, 10, 12, 144),
+                   help="average the softmax over 10, 12 or 144 crops (Inception-v4 / GoogLeNet protocol)")
+    s.add_argument("--ensemble", nargs="+", metavar="RUN", help="more runs whose softmax is averaged with RUN's")
     s.set_defaults(fn=cmd_eval)
 
     s = sub.add_parser("data", help="real data sets that ship inside packages: list, fetch NAME")

@@ -110,13 +110,16 @@ def load_run(run_dir, weights: str = "last", device: str | torch.device = "cpu")
 
 
 def evaluate(run_or_checkpoint, data: str | None = None, split: str = "test", overrides=(),
-             weights: str | None = None, accelerator: str = "auto", values: dict | None = None) -> dict[str, float]:
+             weights: str | None = None, accelerator: str = "auto", values: dict | None = None,
+             crops: int = 1, ensemble=()) -> dict[str, float]:
     """The task's metrics (and mean loss) of a run's weights on one split.
 
     ``run_or_checkpoint``: a run folder (uses ``last.safetensors`` unless ``weights="best"``) or a
     ``.safetensors`` file inside one. ``data`` names another registered data set to evaluate on (its
     ``data.kwargs`` start empty; set them with ``overrides`` like ``["data.kwargs.size=32"]``).
     With the defaults this reproduces the test metrics the training reported.
+    ``crops`` (1, 10, 12, 144) and ``ensemble`` (more run folders or checkpoints, evaluated on this
+    run's data) average the softmax over crops and models (:mod:`convzoo.engine.multicrop`).
     """
     from lightning.fabric import Fabric
 
@@ -136,7 +139,18 @@ def evaluate(run_or_checkpoint, data: str | None = None, split: str = "test", ov
     load_weights(method.export_model(), wfile)
     loader = eval_loader(dataset, cfg["eval_batch_size"], pin_memory=fabric.device.type == "cuda",
                          collate=task.collate)
-    return evaluate_loader(fabric, method, loader, task, dataset)
+    if crops == 1 and not ensemble:
+        return evaluate_loader(fabric, method, loader, task, dataset)
+    from convzoo.engine.multicrop import evaluate_views
+
+    models = [method.export_model()]
+    for other in ensemble:  # each member with its own recipe's model, on this run's data and task
+        o_dir, o_file = _resolve(other, weights)
+        o_cfg = load_recipe(o_dir / CONFIG)
+        member = build_method(o_cfg, info, task).export_model()
+        load_weights(member, o_file)
+        models.append(member.to(fabric.device))
+    return evaluate_views(fabric, models, loader, task, dataset, crops)
 
 
 def precision_of(cfg: dict) -> str:
