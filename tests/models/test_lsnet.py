@@ -24,7 +24,6 @@ import convzoo
 from convzoo.errors import ConvzooError
 from convzoo.layers.lsconv import LKP, SKA, LSConv, ska
 from convzoo.models.lsnet import (
-    LSNET_CFGS,
     Attention,
     BNLinear,
     LSNet,
@@ -44,7 +43,15 @@ SHEET = {
     "lsnet_s": (16_146_304, 16_098_232, 16_596_200, 0.537),
     "lsnet_b": (23_313_608, 23_249_320, 23_827_632, 1.240),
 }
+# fact sheet G1a "Paper 18" Sec. 3 (official lsnet.py): embed dims and depths per variant
+PAPER_CFGS = {
+    "lsnet_t": {"embed_dim": (64, 128, 256, 384), "depth": (0, 2, 8, 10)},
+    "lsnet_s": {"embed_dim": (96, 192, 320, 448), "depth": (1, 2, 8, 10)},
+    "lsnet_b": {"embed_dim": (128, 256, 384, 512), "depth": (4, 6, 8, 10)},
+}
 TINY = {"embed_dim": (16, 32, 48, 64), "depth": (1, 2, 2, 2), "num_heads": (1, 1, 1, 2), "img_size": 64}
+# torchvision.models.RegNet_Y_16GF_Weights meta "num_params" (torchvision 0.29): the RegNetY-16GF teacher
+REGNETY_16GF_PARAMS = 83_590_140
 
 
 def _meta(name: str, **kwargs) -> LSNet:
@@ -238,7 +245,7 @@ def test_params_train_fused_and_distill_match_sheet(name):
     assert count_params(model) == fused  # the README's "Params" (11.4M / 16.1M / 23.2M)
     assert count_params(_meta(name + "_distill")) == distill == convzoo.get_card(name + "_distill").params
     # the distillation head is one more BN1d + Linear on the pooled features
-    c = LSNET_CFGS[name]["embed_dim"][-1]
+    c = PAPER_CFGS[name]["embed_dim"][-1]
     assert distill - train == 2 * c + c * 1000 + 1000
 
 
@@ -461,7 +468,7 @@ def _official_keys(cfg: dict, distill: bool) -> set[str]:
 def test_state_dict_keys_match_official(name):
     base = name.removesuffix("_distill")
     ours = _meta(name).state_dict()
-    assert set(ours) == _official_keys(LSNET_CFGS[base], name.endswith("_distill"))
+    assert set(ours) == _official_keys(PAPER_CFGS[base], name.endswith("_distill"))
     for key in ("patch_embed.0.c.weight", "blocks2.0.c.weight", "blocks2.2.mixer.conv.c.weight",
                 "blocks2.3.mixer.lkp.cv1.c.weight", "blocks3.3.mixer.lkp.cv4.weight", "head.l.weight"):
         assert key in ours, key
@@ -511,8 +518,96 @@ def test_recipes_load(name):
         model = _meta("lsnet_t")
         groups = param_groups(model, r["optimizer"])
         no_decay = {id(p) for g in groups if g["weight_decay"] == 0 for p in g["params"]}
-        expected = {id(p) for n, p in model.named_parameters() if p.ndim <= 1 or n in model.no_weight_decay()}
-        assert no_decay == expected and len(model.no_weight_decay()) == 5
+        expected = {id(p) for n, p in model.named_parameters() if p.ndim <= 1 or n.endswith(".attention_biases")}
+        assert no_decay == expected and model.no_weight_decay() == {
+            f"blocks4.{i}.mixer.m.attention_biases" for i in (3, 5, 7, 9, 11)}  # the 5 stage-4 attentions
     else:
         model = convzoo.create_model(r["model"]["name"], num_classes=10, in_chans=1, **r["model"]["kwargs"])
         assert count_params(model) < 500_000  # CPU-scale
+
+
+# --- the distilled recipe: RegNetY-16GF teacher from torchvision --------------------------------------------
+
+@pytest.mark.claim(paper=18, artefact="lsnet_t_distill_imagenet_paper",
+                   claim="the distilled recipe names hard distillation (alpha 0.5, tau 1) from torchvision regnet_y_16gf; the teacher builds through the method with torchvision's published 83,590,140 parameters (RegNet_Y_16GF_Weights meta num_params), the count of timm regnety_160 (DeiT's teacher)")
+def test_distill_recipe_teacher_is_torchvision_regnety_16gf():
+    import timm
+    import torchvision
+    from convzoo.engine import load_recipe
+    from convzoo.methods import build_method
+    from convzoo.tasks import build_task
+
+    r = load_recipe("lsnet_t_distill_imagenet_paper")
+    assert r["paper"] == 18 and r["model"]["name"] == "lsnet_t_distill"
+    assert "lsnet_t_distill_imagenet_paper" in convzoo.get_card("lsnet_t_distill").recipes
+    kw = r["method"]["kwargs"]
+    assert r["method"]["name"] == "distillation" and kw["teacher"] == "torchvision:regnet_y_16gf"
+    assert (kw["distillation_type"], kw["alpha"], kw["tau"]) == ("hard", 0.5, 1.0)
+    assert kw["teacher_kwargs"] == {"weights": "IMAGENET1K_V2"}  # torchvision's 82.9 % weights
+    # the rest of the paper recipe is the plain one's
+    plain = load_recipe("lsnet_t_imagenet_paper")
+    for key in ("optimizer", "schedule", "epochs", "batch_size", "batch_transform", "task", "data"):
+        assert r[key] == plain[key], key
+    # the teacher, built by the method exactly as in training (random weights here: no download)
+    task = build_task("classification", label_smoothing=0.1)
+    student = convzoo.create_model("lsnet_t_distill", num_classes=1000, **TINY)
+    method = build_method("distillation", student, task, None, **{**kw, "teacher_kwargs": {}})
+    teacher = method.build_teacher(1000, 3, torch.device("cpu"))
+    assert isinstance(teacher, torchvision.models.RegNet) and not teacher.training
+    assert count_params(teacher) == REGNETY_16GF_PARAMS
+    assert torchvision.models.RegNet_Y_16GF_Weights.IMAGENET1K_V2.meta["num_params"] == REGNETY_16GF_PARAMS
+    with torch.device("meta"):
+        assert count_params(timm.create_model("regnety_160")) == REGNETY_16GF_PARAMS
+    assert not any(p.requires_grad for p in teacher.parameters())
+    with pytest.raises(ConvzooError):  # torchvision teachers are RGB classifiers
+        build_method("distillation", student, task, None, teacher="torchvision:regnet_y_400mf").build_teacher(
+            10, 1, torch.device("cpu"))
+    with pytest.raises(ConvzooError):
+        build_method("distillation", student, task, None, teacher="torchvision:no_such_net")
+
+
+@pytest.fixture(scope="module")
+def _image_tree(tmp_path_factory):
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("imagenet_like")
+    g = torch.Generator().manual_seed(0)
+    for split, n in (("train", 8), ("val", 2), ("test", 2)):
+        for cls in ("n01", "n02"):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(n):
+                pixels = torch.randint(0, 255, (40, 48, 3), generator=g, dtype=torch.uint8).numpy()
+                Image.fromarray(pixels).save(root / split / cls / f"{i}.png")
+    return root
+
+
+@pytest.mark.claim(paper=18, artefact="lsnet_t_distill_imagenet_paper",
+                   claim="the distilled recipe runs as written (AdamW groups, per-step warm-up/cosine, RandAugment + erasing, MixUp/CutMix, hard distillation) with a small torchvision RegNetY stand-in teacher (regnet_y_400mf, same interface)")
+def test_distill_recipe_takes_steps_with_a_stand_in_teacher(_image_tree, tmp_path):
+    import torchvision
+    from convzoo.engine import train
+
+    values = {"data.root": str(_image_tree), "data.kwargs.size": 32, "data.num_workers": 0, "batch_size": 4,
+              "eval_batch_size": 4, "epochs": 1, "precision": "32-true",
+              "model.kwargs": {**TINY, "img_size": 32},  # a narrow student: same blocks, CPU-sized
+              "method.kwargs.teacher": "torchvision:regnet_y_400mf", "method.kwargs.teacher_kwargs": {}}
+    seen = {}
+
+    class Watch:
+        def on_train_start(self, method):
+            seen["method"] = method
+            seen["before"] = {k: v.detach().clone() for k, v in method.state_dict().items()}
+
+        def on_train_batch_end(self, step):
+            seen["steps"] = step + 1
+
+    torch.manual_seed(0)
+    res = train("lsnet_t_distill_imagenet_paper", values=values, out_dir=tmp_path, run_name="r", progress=False,
+                callbacks=[Watch()])
+    method = seen["method"]
+    assert isinstance(method.teacher, torchvision.models.RegNet) and not method.teacher.training
+    assert method.model.distillation and seen["steps"] == 16 // 4 and res.epochs == 1
+    after = method.state_dict()
+    assert all(k.startswith("model.") for k in after)  # the teacher is not checkpointed
+    assert any(not torch.equal(v, after[k]) for k, v in seen["before"].items() if v.is_floating_point())
+    assert math.isfinite(res.history[0]["train_loss"])

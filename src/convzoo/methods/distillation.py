@@ -18,10 +18,13 @@ label-smoothed (``label_smoothing``); the teacher term is not. Evaluation, metri
 pictures are those of single-label classification on the model's ordinary output (for LSNet the
 mean of the two heads).
 
-The teacher is a registered model name, built lazily on the first training batch with
+The teacher is a registered model name, or ``"torchvision:NAME"`` for a torchvision classifier
+(``torchvision.models.get_model``; LSNet's RegNetY-16GF is ``"torchvision:regnet_y_16gf"``, and
+``teacher_kwargs: {weights: IMAGENET1K_V2}`` downloads torchvision's weights into the torch hub cache
+when the teacher is first built). It is built lazily on the first training batch with
 ``teacher_kwargs`` (``num_classes`` defaults to the student's output width, ``in_chans`` to the
-batch's channels), loaded from ``teacher_weights`` (a safetensors file, e.g. a run's weights) when
-given, frozen and kept in eval mode on the batch's device. It is not part of the student's
+batch's channels; torchvision teachers take 3-channel input), loaded from ``teacher_weights`` (a
+safetensors file, e.g. a run's weights) when given, frozen and kept in eval mode on the batch's device. It is not part of the student's
 checkpoint (it is held outside the module tree, so neither ``state.pt`` nor EMA copies carry it).
 """
 
@@ -35,6 +38,18 @@ from convzoo.errors import ConvzooError
 from convzoo.methods.base import Method, register_method
 
 
+TORCHVISION = "torchvision:"
+
+
+def _torchvision_teacher(name: str, num_classes: int, in_chans: int, kwargs: dict) -> nn.Module:
+    """``torchvision.models.get_model(name, num_classes=..., **kwargs)``: a 3-channel RGB classifier."""
+    import torchvision
+
+    if in_chans != 3:
+        raise ConvzooError(f"torchvision teacher '{name}' takes 3-channel images, the batches have {in_chans}")
+    return torchvision.models.get_model(name, **{"num_classes": num_classes, **kwargs})
+
+
 @register_method("distillation")
 class Distillation(Method):
     def __init__(self, model, task, info=None, *, teacher: str, teacher_weights: str | None = None,
@@ -45,9 +60,16 @@ class Distillation(Method):
             raise ConvzooError(f"distillation_type must be 'hard' or 'soft', got {distillation_type!r}")
         if not 0.0 <= alpha <= 1.0 or tau <= 0:
             raise ConvzooError(f"distillation needs 0 <= alpha <= 1 and tau > 0, got alpha={alpha}, tau={tau}")
-        from convzoo.registry import get_card
+        if teacher.startswith(TORCHVISION):
+            import torchvision
 
-        get_card(teacher)  # an unknown teacher fails now, with the closest names
+            if teacher.removeprefix(TORCHVISION) not in torchvision.models.list_models():
+                raise ConvzooError(f"unknown torchvision teacher {teacher!r}; expected a name of "
+                                   f"torchvision.models.list_models(), e.g. 'torchvision:regnet_y_16gf'")
+        else:
+            from convzoo.registry import get_card
+
+            get_card(teacher)  # an unknown teacher fails now, with the closest names
         self.teacher_name, self.teacher_weights = teacher, teacher_weights
         self.teacher_kwargs = dict(teacher_kwargs or {})
         self.kind, self.alpha, self.tau = distillation_type, float(alpha), float(tau)
@@ -62,8 +84,12 @@ class Distillation(Method):
         if not self._teacher:
             import convzoo
 
-            kw = {"num_classes": num_classes, "in_chans": in_chans, **self.teacher_kwargs}
-            teacher = convzoo.create_model(self.teacher_name, **kw)
+            if self.teacher_name.startswith(TORCHVISION):
+                teacher = _torchvision_teacher(self.teacher_name.removeprefix(TORCHVISION), num_classes, in_chans,
+                                               self.teacher_kwargs)
+            else:
+                kw = {"num_classes": num_classes, "in_chans": in_chans, **self.teacher_kwargs}
+                teacher = convzoo.create_model(self.teacher_name, **kw)
             if self.teacher_weights:
                 convzoo.load_weights(teacher, self.teacher_weights)
             for p in teacher.parameters():

@@ -391,7 +391,8 @@ def _card(name: str, distill: bool) -> ModelCard:
                      f"branches (LSNet-B: 1.2409 G, which rounds off the sheet), so the count is checked on "
                      f"convzoo.deploy(model) with torch FlopCounterMode in tests/models/test_lsnet.py"),
         reference=None, capabilities=_CAPS | ({"compile"} if "distill" not in name else set()), test_size=(64, 64), source=_SRC,
-        recipes=("lsnet_digits", "lsnet_t_imagenet_paper") if base == "lsnet_t" else (),
+        recipes=(("lsnet_t_distill_imagenet_paper",) if name == "lsnet_t_distill" else
+                 ("lsnet_digits", "lsnet_t_imagenet_paper") if name == "lsnet_t" else ()),
         notes=(f"ImageNet-1K top-1 (README) plain / distilled: {top1}. " +
                ("DeiT-style distillation head; forward returns the mean of both heads (train and eval), "
                 "forward_distill the pair. " if distill else "") +
