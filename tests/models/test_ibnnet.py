@@ -11,10 +11,12 @@ copied by name: the official checkpoint keys); the official state-dict key names
 from __future__ import annotations
 
 import copy
+import functools
 import types
 
 import pytest
 import torch
+import timm
 import torch.nn.functional as F
 import torchvision
 from torch import nn
@@ -23,16 +25,23 @@ import convzoo
 from convzoo.errors import ConvzooError
 from convzoo.layers.ibn import IBN
 from convzoo.layers.se import SqueezeExcite
-from convzoo.models.ibnnet import IBN_CFGS, IBNResNet, remap_state_dict
+from convzoo.models.ibnnet import IBNResNet, remap_state_dict
 from convzoo.registry import count_params
 from convzoo.testing import randomise_bn
 
 pytestmark = pytest.mark.paper(37)
 
 
-def _meta(name: str, **kw):
+@functools.cache
+def _meta(name: str):
+    """The registered model on the meta device (shapes only; shared by the read-only tests below)."""
     with torch.device("meta"):
-        return convzoo.create_model(name, **kw)
+        return convzoo.create_model(name)
+
+
+@functools.cache
+def _model_macs(name: str) -> int:
+    return _macs(_meta(name))
 
 
 @torch.no_grad()
@@ -108,7 +117,10 @@ def _blocks(model):
 @pytest.mark.claim(paper=37, artefact="resnet50_ibn_a", claim="IBN placement as the official code")
 @pytest.mark.claim(paper=37, artefact="resnext50_ibn_a", claim="IBN placement as the official code")
 @pytest.mark.claim(paper=37, artefact="se_resnet50_ibn_a", claim="IBN placement as the official code")
-@pytest.mark.parametrize("name", ["resnet18_ibn_a", "resnet50_ibn_a", "resnext50_ibn_a", "se_resnet50_ibn_a"])
+@pytest.mark.claim(paper=37, artefact="resnext152_ibn_a", claim="IBN placement as the official code")
+@pytest.mark.claim(paper=37, artefact="se_resnet152_ibn_a", claim="IBN placement as the official code")
+@pytest.mark.parametrize("name", ["resnet18_ibn_a", "resnet50_ibn_a", "resnext50_ibn_a", "se_resnet50_ibn_a",
+                                  "resnext152_ibn_a", "se_resnet152_ibn_a"])
 def test_ibn_a_in_first_norm_of_every_block_of_layer1_to_3(name):
     model = _meta(name)
     assert type(model.bn1) is nn.BatchNorm2d
@@ -116,8 +128,13 @@ def test_ibn_a_in_first_norm_of_every_block_of_layer1_to_3(name):
         assert isinstance(blk.bn1, IBN) == (s < 3), (s, i)
         assert blk.IN is None
         assert all(type(getattr(blk, f"bn{k}")) is nn.BatchNorm2d for k in range(2, len(blk.convs) + 1))
+    assert [len(getattr(model, f"layer{s + 1}")) for s in range(4)] == \
+        ([3, 8, 36, 3] if "152" in name else [2, 2, 2, 2] if "18" in name else [3, 4, 6, 3])
     if name.startswith("resnext"):  # IBN on the D*C = 128 channels of the first 32x4d bottleneck
         assert model.layer1[0].bn1.planes == 128 and model.layer1[0].conv2.groups == 32
+    if name.startswith("se_"):  # official SELayer(planes * 4, 16) in every block
+        assert all(blk.se.fc[0].weight.shape[::-1] == (blk.conv3.out_channels, blk.conv3.out_channels // 16)
+                   for _, _, blk in _blocks(model))
 
 
 @pytest.mark.claim(paper=37, artefact="resnet18_ibn_b", claim="IBN placement as the official code")
@@ -144,52 +161,177 @@ def test_placement_options_and_errors():
 
 # --- counts ------------------------------------------------------------------------------------------------
 
-SHEET = {name: cfg[1] for name, cfg in IBN_CFGS.items()}  # fact sheet G1a "Paper 37" Sec. 3 (official code)
-assert SHEET["resnet50_ibn_b"] == 25_558_568 and SHEET["se_resnet101_ibn_a"] == 49_292_328
+# (params, MACs at 224 px) of the OFFICIAL code, XingangPan/IBN-Net d167338: each builder of ibnnet/resnet_ibn.py,
+# resnext_ibn.py, se_resnet_ibn.py and densenet_ibn.py with its defaults (1000 classes), counted as sum of numel and
+# torch FlopCounterMode (convs + linears) on the meta device. The fact sheet (G1a "Paper 37" Sec. 3) lists the
+# same params and these MACs to 3 decimals of G (4.089 G ...); it has no row for the four 152/161/201 variants.
+OFFICIAL = {
+    "resnet18_ibn_a": (11_689_512, 1_814_073_344), "resnet34_ibn_a": (21_797_672, 3_663_761_408),
+    "resnet50_ibn_a": (25_557_032, 4_089_184_256), "resnet101_ibn_a": (44_549_160, 7_801_405_440),
+    "resnet152_ibn_a": (60_192_808, 11_513_626_624),
+    "resnet18_ibn_b": (11_689_896, 1_814_073_344), "resnet34_ibn_b": (21_798_056, 3_663_761_408),
+    "resnet50_ibn_b": (25_558_568, 4_089_184_256), "resnet101_ibn_b": (44_550_696, 7_801_405_440),
+    "resnet152_ibn_b": (60_194_344, 11_513_626_624),
+    "resnext50_ibn_a": (25_028_904, 4_230_479_872), "resnext101_ibn_a": (44_177_704, 7_969_996_800),
+    "resnext152_ibn_a": (59_951_400, 11_709_513_728),
+    "se_resnet50_ibn_a": (28_071_976, 4_091_699_200), "se_resnet101_ibn_a": (49_292_328, 7_806_148_608),
+    "se_resnet152_ibn_a": (66_770_984, 11_520_204_800),
+    "densenet121_ibn_a": (7_978_856, 2_834_161_664), "densenet169_ibn_a": (14_149_480, 3_359_843_328),
+    "densenet161_ibn_a": (28_681_000, 7_727_907_072), "densenet201_ibn_a": (20_013_928, 4_291_365_888),
+}
+
+
+def _macs(model: nn.Module, size: int = 224) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        x = torch.empty(1, 3, size, size)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model.eval()(x)
+    return counter.get_total_flops() // 2
 
 
 @pytest.mark.claim(paper=37, artefact="resnet18_ibn_a",
-                   claim="parameter count equals the sheet (official code)")
+                   claim="params and MACs at 224 equal the official code's (XingangPan/IBN-Net ibnnet/*.py, counted on it)")
 @pytest.mark.claim(paper=37, artefact="resnet34_ibn_a",
-                   claim="parameter count equals the sheet (official code)")
+                   claim="params and MACs at 224 equal the official code's (XingangPan/IBN-Net ibnnet/*.py, counted on it)")
 @pytest.mark.claim(paper=37, artefact="resnet50_ibn_a",
-                   claim="parameter count equals the sheet (official code)")
+                   claim="params and MACs at 224 equal the official code's (XingangPan/IBN-Net ibnnet/*.py, counted on it)")
 @pytest.mark.claim(paper=37, artefact="resnet101_ibn_a",
-                   claim="parameter count equals the sheet (official code)")
+                   claim="params and MACs at 224 equal the official code's (XingangPan/IBN-Net ibnnet/*.py, counted on it)")
 @pytest.mark.claim(paper=37, artefact="resnet152_ibn_a",
-                   claim="parameter count equals the sheet (official code)")
+                   claim="params and MACs at 224 equal the official code's (XingangPan/IBN-Net ibnnet/*.py, counted on it)")
 @pytest.mark.claim(paper=37, artefact="resnet18_ibn_b",
-                   claim="parameter count equals the sheet (official code)")
+                   claim="params and MACs at 224 equal the official code's (XingangPan/IBN-Net ibnnet/*.py, counted on it)")
 @pytest.mark.claim(paper=37, artefact="resnet34_ibn_b",
-                   claim="parameter count equals the sheet (official code)")
+                   claim="params and MACs at 224 equal the official code's (XingangPan/IBN-Net ibnnet/*.py, counted on it)")
 @pytest.mark.claim(paper=37, artefact="resnet50_ibn_b",
-                   claim="parameter count equals the sheet (official code)")
+                   claim="params and MACs at 224 equal the official code's (XingangPan/IBN-Net ibnnet/*.py, counted on it)")
 @pytest.mark.claim(paper=37, artefact="resnet101_ibn_b",
-                   claim="parameter count equals the sheet (official code)")
+                   claim="params and MACs at 224 equal the official code's (XingangPan/IBN-Net ibnnet/*.py, counted on it)")
 @pytest.mark.claim(paper=37, artefact="resnet152_ibn_b",
-                   claim="parameter count equals the sheet (official code)")
+                   claim="params and MACs at 224 equal the official code's (XingangPan/IBN-Net ibnnet/*.py, counted on it)")
 @pytest.mark.claim(paper=37, artefact="resnext50_ibn_a",
-                   claim="parameter count equals the sheet (official code)")
+                   claim="params and MACs at 224 equal the official code's (XingangPan/IBN-Net ibnnet/*.py, counted on it)")
 @pytest.mark.claim(paper=37, artefact="resnext101_ibn_a",
-                   claim="parameter count equals the sheet (official code)")
+                   claim="params and MACs at 224 equal the official code's (XingangPan/IBN-Net ibnnet/*.py, counted on it)")
+@pytest.mark.claim(paper=37, artefact="resnext152_ibn_a",
+                   claim="params and MACs at 224 equal the official code's (XingangPan/IBN-Net ibnnet/*.py, counted on it)")
 @pytest.mark.claim(paper=37, artefact="se_resnet50_ibn_a",
-                   claim="parameter count equals the sheet (official code)")
+                   claim="params and MACs at 224 equal the official code's (XingangPan/IBN-Net ibnnet/*.py, counted on it)")
 @pytest.mark.claim(paper=37, artefact="se_resnet101_ibn_a",
-                   claim="parameter count equals the sheet (official code)")
+                   claim="params and MACs at 224 equal the official code's (XingangPan/IBN-Net ibnnet/*.py, counted on it)")
+@pytest.mark.claim(paper=37, artefact="se_resnet152_ibn_a",
+                   claim="params and MACs at 224 equal the official code's (XingangPan/IBN-Net ibnnet/*.py, counted on it)")
 @pytest.mark.claim(paper=37, artefact="densenet121_ibn_a",
-                   claim="parameter count equals the sheet (official code)")
+                   claim="params and MACs at 224 equal the official code's (XingangPan/IBN-Net ibnnet/*.py, counted on it)")
 @pytest.mark.claim(paper=37, artefact="densenet169_ibn_a",
-                   claim="parameter count equals the sheet (official code)")
-@pytest.mark.parametrize("name", sorted(SHEET))
-def test_params_match_sheet(name):
-    assert count_params(_meta(name)) == SHEET[name]
+                   claim="params and MACs at 224 equal the official code's (XingangPan/IBN-Net ibnnet/*.py, counted on it)")
+@pytest.mark.claim(paper=37, artefact="densenet161_ibn_a",
+                   claim="params and MACs at 224 equal the official code's (XingangPan/IBN-Net ibnnet/*.py, counted on it)")
+@pytest.mark.claim(paper=37, artefact="densenet201_ibn_a",
+                   claim="params and MACs at 224 equal the official code's (XingangPan/IBN-Net ibnnet/*.py, counted on it)")
+@pytest.mark.parametrize("name", sorted(OFFICIAL))
+def test_params_and_macs_match_the_official_code(name):
+    assert (count_params(_meta(name)), _model_macs(name)) == OFFICIAL[name]
+    card = convzoo.get_card(name)
+    assert (card.params, card.macs, card.macs_rtol) == (*OFFICIAL[name], 0.0)
+
+
+def _timm_resnext152_32x4d():
+    from timm.models.resnet import Bottleneck, ResNet
+
+    return ResNet(Bottleneck, [3, 8, 36, 3], cardinality=32, base_width=4)
+
+
+def _se_biases(depths, reduction=16):
+    """The SE biases of timm's legacy SE-ResNet (fc1: C/16, fc2: C per block; the official SE has none)."""
+    return sum(n * (4 * w // reduction + 4 * w) for n, w in zip(depths, (64, 128, 256, 512)))
+
+
+def _se_macs(depths, reduction=16):
+    """MACs of the official SE's two bias-free linears, C -> C/16 -> C on the pooled vector, per block.
+    (timm's legacy SE-ResNet strides its first 1x1 conv, Caffe-style, so its conv MACs differ: the SE-ResNet
+    MAC baseline is torchvision's ResNet, whose layout the official code has, plus these.)"""
+    return sum(n * 2 * (4 * w) * (4 * w // reduction) for n, w in zip(depths, (64, 128, 256, 512)))
+
+
+# IBN-a changes no conv or linear and replaces a BN by IN + BN of the same total width, so every IBN-a variant
+# has exactly the parameters and MACs of its plain baseline in a reference package (the SE-ResNets less the SE
+# biases that timm's legacy SE has and the official one has not); name: (params reference, its extra params,
+# MACs reference, MACs to add)
+BASELINES = {
+    "resnet18_ibn_a": (lambda: torchvision.models.resnet18(), 0),
+    "resnet34_ibn_a": (lambda: torchvision.models.resnet34(), 0),
+    "resnet50_ibn_a": (lambda: torchvision.models.resnet50(), 0),
+    "resnet101_ibn_a": (lambda: torchvision.models.resnet101(), 0),
+    "resnet152_ibn_a": (lambda: torchvision.models.resnet152(), 0),
+    "resnext50_ibn_a": (lambda: torchvision.models.resnext50_32x4d(), 0),
+    "resnext101_ibn_a": (lambda: timm.create_model("resnext101_32x4d"), 0),
+    "resnext152_ibn_a": (_timm_resnext152_32x4d, 0),
+    "se_resnet50_ibn_a": (lambda: timm.create_model("legacy_seresnet50"), _se_biases((3, 4, 6, 3)),
+                          lambda: torchvision.models.resnet50(), _se_macs((3, 4, 6, 3))),
+    "se_resnet101_ibn_a": (lambda: timm.create_model("legacy_seresnet101"), _se_biases((3, 4, 23, 3)),
+                           lambda: torchvision.models.resnet101(), _se_macs((3, 4, 23, 3))),
+    "se_resnet152_ibn_a": (lambda: timm.create_model("legacy_seresnet152"), _se_biases((3, 8, 36, 3)),
+                           lambda: torchvision.models.resnet152(), _se_macs((3, 8, 36, 3))),
+    "densenet121_ibn_a": (lambda: torchvision.models.densenet121(), 0),
+    "densenet169_ibn_a": (lambda: torchvision.models.densenet169(), 0),
+    "densenet161_ibn_a": (lambda: torchvision.models.densenet161(), 0),
+    "densenet201_ibn_a": (lambda: torchvision.models.densenet201(), 0),
+}
+
+
+@pytest.mark.claim(paper=37, artefact="resnet18_ibn_a",
+                   claim="IBN-a adds no parameter and no MAC: counts equal the torchvision / timm baseline's (less timm's SE biases)")
+@pytest.mark.claim(paper=37, artefact="resnet34_ibn_a",
+                   claim="IBN-a adds no parameter and no MAC: counts equal the torchvision / timm baseline's (less timm's SE biases)")
+@pytest.mark.claim(paper=37, artefact="resnet50_ibn_a",
+                   claim="IBN-a adds no parameter and no MAC: counts equal the torchvision / timm baseline's (less timm's SE biases)")
+@pytest.mark.claim(paper=37, artefact="resnet101_ibn_a",
+                   claim="IBN-a adds no parameter and no MAC: counts equal the torchvision / timm baseline's (less timm's SE biases)")
+@pytest.mark.claim(paper=37, artefact="resnet152_ibn_a",
+                   claim="IBN-a adds no parameter and no MAC: counts equal the torchvision / timm baseline's (less timm's SE biases)")
+@pytest.mark.claim(paper=37, artefact="resnext50_ibn_a",
+                   claim="IBN-a adds no parameter and no MAC: counts equal the torchvision / timm baseline's (less timm's SE biases)")
+@pytest.mark.claim(paper=37, artefact="resnext101_ibn_a",
+                   claim="IBN-a adds no parameter and no MAC: counts equal the torchvision / timm baseline's (less timm's SE biases)")
+@pytest.mark.claim(paper=37, artefact="resnext152_ibn_a",
+                   claim="IBN-a adds no parameter and no MAC: counts equal the torchvision / timm baseline's (less timm's SE biases)")
+@pytest.mark.claim(paper=37, artefact="se_resnet50_ibn_a",
+                   claim="IBN-a adds no parameter and no MAC: counts equal the torchvision / timm baseline's (less timm's SE biases)")
+@pytest.mark.claim(paper=37, artefact="se_resnet101_ibn_a",
+                   claim="IBN-a adds no parameter and no MAC: counts equal the torchvision / timm baseline's (less timm's SE biases)")
+@pytest.mark.claim(paper=37, artefact="se_resnet152_ibn_a",
+                   claim="IBN-a adds no parameter and no MAC: counts equal the torchvision / timm baseline's (less timm's SE biases)")
+@pytest.mark.claim(paper=37, artefact="densenet121_ibn_a",
+                   claim="IBN-a adds no parameter and no MAC: counts equal the torchvision / timm baseline's (less timm's SE biases)")
+@pytest.mark.claim(paper=37, artefact="densenet169_ibn_a",
+                   claim="IBN-a adds no parameter and no MAC: counts equal the torchvision / timm baseline's (less timm's SE biases)")
+@pytest.mark.claim(paper=37, artefact="densenet161_ibn_a",
+                   claim="IBN-a adds no parameter and no MAC: counts equal the torchvision / timm baseline's (less timm's SE biases)")
+@pytest.mark.claim(paper=37, artefact="densenet201_ibn_a",
+                   claim="IBN-a adds no parameter and no MAC: counts equal the torchvision / timm baseline's (less timm's SE biases)")
+@pytest.mark.parametrize("name", sorted(BASELINES))
+def test_ibn_a_has_the_params_and_macs_of_its_reference_baseline(name):
+    build, se_biases, build_macs, se_macs = (*BASELINES[name], None, 0)[:4]
+    with torch.device("meta"):
+        ref = build()
+        ref_macs = _macs(build_macs()) if build_macs else _macs(ref)
+    assert _se_biases((3, 4, 6, 3)) == 16_048 and _se_biases((3, 4, 23, 3)) == 34_544  # as the sheet notes
+    assert count_params(_meta(name)) == count_params(ref) - se_biases
+    assert _model_macs(name) == ref_macs + se_macs
 
 
 @pytest.mark.claim(paper=37, artefact="densenet121_ibn_a",
-                   claim="IBN (ratio 0.4, BN part first) in every third layer of dense blocks 1-3; adds 0 params over torchvision")
+                   claim="IBN (ratio 0.4, BN part first) in every third layer of dense blocks 1-3 (official densenet_ibn.py); adds 0 params over torchvision")
 @pytest.mark.claim(paper=37, artefact="densenet169_ibn_a",
-                   claim="IBN (ratio 0.4, BN part first) in every third layer of dense blocks 1-3; adds 0 params over torchvision")
-@pytest.mark.parametrize("depth", [121, 169])
+                   claim="IBN (ratio 0.4, BN part first) in every third layer of dense blocks 1-3 (official densenet_ibn.py); adds 0 params over torchvision")
+@pytest.mark.claim(paper=37, artefact="densenet161_ibn_a",
+                   claim="IBN (ratio 0.4, BN part first) in every third layer of dense blocks 1-3 (official densenet_ibn.py); adds 0 params over torchvision")
+@pytest.mark.claim(paper=37, artefact="densenet201_ibn_a",
+                   claim="IBN (ratio 0.4, BN part first) in every third layer of dense blocks 1-3 (official densenet_ibn.py); adds 0 params over torchvision")
+@pytest.mark.parametrize("depth", [121, 169, 161, 201])
 def test_densenet_ibn_a_in_every_third_layer_of_blocks_1_to_3_and_adds_nothing(depth):
     model = _meta(f"densenet{depth}_ibn_a")
     for b in range(4):
@@ -197,6 +339,22 @@ def test_densenet_ibn_a_in_every_third_layer_of_blocks_1_to_3_and_adds_nothing(d
             assert isinstance(layer.norm1, IBN) == (b < 3 and i % 3 == 0), (b, i)
     with torch.device("meta"):
         assert count_params(model) == count_params(getattr(torchvision.models, f"densenet{depth}")())
+    # official builders: DenseNet-161 k = 48, stem 96; the others k = 32, stem 64
+    assert (model.body.conv0.out_channels, model.body.denseblock1.denselayer1.conv2.out_channels) == \
+        ((96, 48) if depth == 161 else (64, 32))
+
+
+@pytest.mark.claim(paper=37, artefact="resnext152_ibn_a", claim="full-size forward: finite (2, 10) logits")
+@pytest.mark.claim(paper=37, artefact="se_resnet152_ibn_a", claim="full-size forward: finite (2, 10) logits")
+@pytest.mark.claim(paper=37, artefact="densenet161_ibn_a", claim="full-size forward: finite (2, 10) logits")
+@pytest.mark.claim(paper=37, artefact="densenet201_ibn_a", claim="full-size forward: finite (2, 10) logits")
+@pytest.mark.parametrize("name", ["resnext152_ibn_a", "se_resnet152_ibn_a", "densenet161_ibn_a", "densenet201_ibn_a"])
+def test_full_size_forward_of_the_deepest_variants(name):
+    torch.manual_seed(0)
+    model = convzoo.create_model(name, num_classes=10).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 32, 32))
+    assert out.shape == (2, 10) and torch.isfinite(out).all()
 
 
 @pytest.mark.claim(paper=37, artefact="resnet18_ibn_a",
@@ -276,7 +434,7 @@ def _torchvision_with_ibn(arch: str, ibn: str) -> nn.Module:
 def test_parity_with_torchvision_with_the_same_layers_replaced(name, arch):
     torch.manual_seed(0)
     ours = _randomise_norms(convzoo.create_model(name, zero_init_last=False)).eval()
-    ref = _torchvision_with_ibn(arch, IBN_CFGS[name][0]["ibn"]).eval()
+    ref = _torchvision_with_ibn(arch, name[-1]).eval()
     ref.load_state_dict(ours.state_dict(), strict=True)  # the official keys are torchvision's + IBN's
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():

@@ -8,8 +8,9 @@ Implemented here, on the ResNet skeleton of :mod:`convzoo.models.resnet` (torchv
 - IBN-a (Sec. 3.2, Fig. 3(b)): the first norm of every residual block (after ``conv1``) in stages
   conv2_x - conv4_x (``layer1..3``) is an :class:`~convzoo.layers.ibn.IBN` layer (half InstanceNorm,
   half BatchNorm); ``layer4`` keeps BatchNorm, since "the last stage should stay discriminative".
-  ResNet-18/34/50/101/152, ResNeXt-50/101 (32x4d, IBN on the D*C channels of the grouped bottleneck)
-  and SE-ResNet-50/101 (bias-free SE, reduction 16, after the last BN as in SENet). Zero extra
+  ResNet-18/34/50/101/152, ResNeXt-50/101/152 (32x4d, IBN on the D*C channels of the grouped
+  bottleneck) and SE-ResNet-50/101/152 (bias-free SE, reduction 16, after the last BN as in SENet):
+  every builder of the official ``resnet_ibn.py``, ``resnext_ibn.py`` and ``se_resnet_ibn.py``. Zero extra
   parameters and MACs (the abstract's "without increasing computational cost").
 - IBN-b (Sec. 3.2, Fig. 3(c)): InstanceNorm (affine) replaces the stem's BN and is added after the
   residual addition, before the ReLU, of the LAST block of ``layer1`` and ``layer2`` (the official code;
@@ -17,8 +18,8 @@ Implemented here, on the ResNet skeleton of :mod:`convzoo.models.resnet` (torchv
   2 * (256 + 512) = 1,536 (bottleneck) parameters.
 
 Placement is data (:data:`IBN_CFGS`): ``ibn="a" | "b"``, ``ibn_ratio`` (0.5), and any variant can be
-built with other stages via ``ibn_stages``. Parameter counts equal the fact sheet's (measured with the
-official code, G1a "Paper 37" Sec. 3) and torchvision's ResNets for IBN-a.
+built with other stages via ``ibn_stages``. Parameter and MAC counts equal those of the official code
+(counted on it; the cards name the files) and, for IBN-a, those of the torchvision / timm baselines.
 
 Departures from the official code, none in the forward function at 224 px: the head pools with a
 global mean instead of the official fixed ``AvgPool2d(7)`` (same result at 224 px, any size works);
@@ -30,11 +31,13 @@ SE ``layerX.Y.se.fc.0.weight``), so the released hub checkpoints load by name.
 - DenseNet-IBN-a (official ``densenet_ibn.py``; DenseNet-BC, Huang et al. 2017, torchvision layout):
   the first norm of every third dense layer (index % 3 == 0) of dense blocks 1-3 is an IBN with ratio
   0.4 in the official code's order (BatchNorm on the first 60 % of the channels, InstanceNorm on the
-  last 40 %). DenseNet-121/169, zero extra parameters. Its body is ``body.*`` here (the official and
+  last 40 %). DenseNet-121/169/201 (k = 32, stem 64) and DenseNet-161 (k = 48, stem 96), the four
+  builders of the official file; zero extra parameters. Its body is ``body.*`` here (the official and
   torchvision ``features.*``: ``features`` is the backbone contract's method); :func:`remap_state_dict`
   renames checkpoints.
 
-The segmentation / domain-generalisation experiments and the appearance analysis are later work.
+The appearance-invariance and feature-divergence analyses of Sec. 3.1 are in
+:mod:`convzoo.analysis.appearance`; the segmentation / domain-generalisation experiments are later work.
 """
 
 from __future__ import annotations
@@ -190,47 +193,61 @@ _R50, _R101 = dict(block="bottleneck", layers=(3, 4, 6, 3)), dict(block="bottlen
 _R152 = dict(block="bottleneck", layers=(3, 8, 36, 3))
 _X32x4d, _SE = dict(groups=32, base_width=4), dict(se_reduction=16)
 
-# name: (architecture, params (official code), MACs @224 in G (sheet, 3 decimals), ImageNet top-1/top-5 error
-# of the official README (IBN-a re-implementation), the torchvision/timm baseline it equals or extends)
+# name: (architecture, params, MACs @224 -- both counted on the official code, XingangPan/IBN-Net d167338
+# ``ibnnet/*.py`` built with its defaults, 1000 classes: sum of numel and torch FlopCounterMode (convs + linears;
+# the fact sheet G1a "Paper 37" Sec. 3 gives the same figures to 3 decimals of G) --, ImageNet top-1/top-5
+# error of the official README (IBN-a re-implementation), the torchvision/timm baseline it equals or extends)
+_D161 = dict(net="densenet", ibn="a", growth_rate=48, num_init_features=96, block_config=(6, 12, 36, 24))
 IBN_CFGS = {
-    "resnet18_ibn_a": ({**_R18, "ibn": "a"}, 11_689_512, 1.814, "29.17/10.24", "torchvision resnet18"),
-    "resnet34_ibn_a": ({**_R34, "ibn": "a"}, 21_797_672, 3.664, "25.78/8.19", "torchvision resnet34"),
-    "resnet50_ibn_a": ({**_R50, "ibn": "a"}, 25_557_032, 4.089, "22.54/6.32", "torchvision resnet50"),
-    "resnet101_ibn_a": ({**_R101, "ibn": "a"}, 44_549_160, 7.801, "21.39/5.59", "torchvision resnet101"),
-    "resnet152_ibn_a": ({**_R152, "ibn": "a"}, 60_192_808, 11.514, None, "torchvision resnet152"),
-    "resnet18_ibn_b": ({**_R18, "ibn": "b"}, 11_689_896, 1.814, None, "torchvision resnet18 + 384"),
-    "resnet34_ibn_b": ({**_R34, "ibn": "b"}, 21_798_056, 3.664, None, "torchvision resnet34 + 384"),
-    "resnet50_ibn_b": ({**_R50, "ibn": "b"}, 25_558_568, 4.089, None, "torchvision resnet50 + 1,536"),
-    "resnet101_ibn_b": ({**_R101, "ibn": "b"}, 44_550_696, 7.801, None, "torchvision resnet101 + 1,536"),
-    "resnet152_ibn_b": ({**_R152, "ibn": "b"}, 60_194_344, 11.514, None, "torchvision resnet152 + 1,536"),
-    "resnext50_ibn_a": ({**_R50, **_X32x4d, "ibn": "a"}, 25_028_904, 4.230, None, "torchvision resnext50_32x4d"),
-    "resnext101_ibn_a": ({**_R101, **_X32x4d, "ibn": "a"}, 44_177_704, 7.970, "20.88/5.42",
+    "resnet18_ibn_a": ({**_R18, "ibn": "a"}, 11_689_512, 1_814_073_344, "29.17/10.24", "torchvision resnet18"),
+    "resnet34_ibn_a": ({**_R34, "ibn": "a"}, 21_797_672, 3_663_761_408, "25.78/8.19", "torchvision resnet34"),
+    "resnet50_ibn_a": ({**_R50, "ibn": "a"}, 25_557_032, 4_089_184_256, "22.54/6.32", "torchvision resnet50"),
+    "resnet101_ibn_a": ({**_R101, "ibn": "a"}, 44_549_160, 7_801_405_440, "21.39/5.59", "torchvision resnet101"),
+    "resnet152_ibn_a": ({**_R152, "ibn": "a"}, 60_192_808, 11_513_626_624, None, "torchvision resnet152"),
+    "resnet18_ibn_b": ({**_R18, "ibn": "b"}, 11_689_896, 1_814_073_344, None, "torchvision resnet18 + 384"),
+    "resnet34_ibn_b": ({**_R34, "ibn": "b"}, 21_798_056, 3_663_761_408, None, "torchvision resnet34 + 384"),
+    "resnet50_ibn_b": ({**_R50, "ibn": "b"}, 25_558_568, 4_089_184_256, None, "torchvision resnet50 + 1,536"),
+    "resnet101_ibn_b": ({**_R101, "ibn": "b"}, 44_550_696, 7_801_405_440, None, "torchvision resnet101 + 1,536"),
+    "resnet152_ibn_b": ({**_R152, "ibn": "b"}, 60_194_344, 11_513_626_624, None, "torchvision resnet152 + 1,536"),
+    "resnext50_ibn_a": ({**_R50, **_X32x4d, "ibn": "a"}, 25_028_904, 4_230_479_872, None,
+                        "torchvision resnext50_32x4d"),
+    "resnext101_ibn_a": ({**_R101, **_X32x4d, "ibn": "a"}, 44_177_704, 7_969_996_800, "20.88/5.42",
                          "timm resnext101_32x4d"),
-    "se_resnet50_ibn_a": ({**_R50, **_SE, "ibn": "a"}, 28_071_976, 4.092, None,
+    "resnext152_ibn_a": ({**_R152, **_X32x4d, "ibn": "a"}, 59_951_400, 11_709_513_728, None,
+                         "timm ResNet(Bottleneck, [3, 8, 36, 3], cardinality=32, base_width=4)"),
+    "se_resnet50_ibn_a": ({**_R50, **_SE, "ibn": "a"}, 28_071_976, 4_091_699_200, None,
                           "timm legacy_seresnet50 less its 16,048 SE biases"),
-    "se_resnet101_ibn_a": ({**_R101, **_SE, "ibn": "a"}, 49_292_328, 7.806, "21.25/5.51",
+    "se_resnet101_ibn_a": ({**_R101, **_SE, "ibn": "a"}, 49_292_328, 7_806_148_608, "21.25/5.51",
                            "timm legacy_seresnet101 less its 34,544 SE biases"),
-    "densenet121_ibn_a": ({"net": "densenet", "ibn": "a", "block_config": (6, 12, 24, 16)}, 7_978_856, 2.834,
-                          "24.47/7.25", "torchvision densenet121"),
-    "densenet169_ibn_a": ({"net": "densenet", "ibn": "a", "block_config": (6, 12, 32, 32)}, 14_149_480, 3.360,
-                          "23.25/6.51", "torchvision densenet169"),
+    "se_resnet152_ibn_a": ({**_R152, **_SE, "ibn": "a"}, 66_770_984, 11_520_204_800, None,
+                           "timm legacy_seresnet152 less its 50,864 SE biases"),
+    "densenet121_ibn_a": ({"net": "densenet", "ibn": "a", "block_config": (6, 12, 24, 16)}, 7_978_856,
+                          2_834_161_664, "24.47/7.25", "torchvision densenet121"),
+    "densenet169_ibn_a": ({"net": "densenet", "ibn": "a", "block_config": (6, 12, 32, 32)}, 14_149_480,
+                          3_359_843_328, "23.25/6.51", "torchvision densenet169"),
+    "densenet201_ibn_a": ({"net": "densenet", "ibn": "a", "block_config": (6, 12, 48, 32)}, 20_013_928,
+                          4_291_365_888, None, "torchvision densenet201"),
+    "densenet161_ibn_a": (_D161, 28_681_000, 7_727_907_072, None, "torchvision densenet161"),
 }
 
+_OFFICIAL = {"": "XingangPan/IBN-Net d167338 ibnnet/resnet_ibn.py, resnext_ibn.py, se_resnet_ibn.py",
+             "densenet": "XingangPan/IBN-Net d167338 ibnnet/densenet_ibn.py"}
 _CAPS = frozenset({"features", "compile", "onnx", "channels_last", "bf16"})
 
 
 def _card(name: str) -> ModelCard:
-    arch, params, gmacs, err, base = IBN_CFGS[name]
+    arch, params, macs, err, base = IBN_CFGS[name]
     kind = "IBN-a (IBN after conv1 of every block of layer1-3)" if arch["ibn"] == "a" else \
         "IBN-b (stem InstanceNorm; InstanceNorm after the add of the last block of layer1 and layer2)"
     if arch.get("net") == "densenet":
         kind = "IBN-a (IBN, ratio 0.4, BN part first, in norm1 of every third dense layer of blocks 1-3)"
     return ModelCard(
         name=name, paper=37, family="ibnnet", task="classification", params=params,
-        params_source=f"sum of numel, 1000 classes, official IBN-Net code (fact sheet G1a Paper 37 Sec. 3); = {base}",
-        macs=round(gmacs * 1e9), macs_rtol=5e-4,
-        macs_source=("fact sheet G1a Paper 37 Sec. 3 (official code, 224 px, convs + linear, 3 decimals); "
-                     "norms are not counted"),
+        params_source=f"sum of numel, 1000 classes, official IBN-Net code ({_OFFICIAL[arch.get('net', '')]}); = {base}",
+        macs=macs, macs_rtol=0.0,
+        macs_source=(f"official IBN-Net code ({_OFFICIAL[arch.get('net', '')]}) at 224 px counted with torch "
+                     "FlopCounterMode (convs + linears, norms not counted; fact sheet G1a Paper 37 Sec. 3 to 3 "
+                     "decimals); IBN-a / IBN-b change no conv or linear, so this is also the baseline's count"),
         reference=None, capabilities=_CAPS, test_size=(64, 64),
         source="paper Sec. 3.2 / Fig. 3; official ibnnet/*.py",
         recipes=("resnet50_ibn_a_imagenet_paper",) if name == "resnet50_ibn_a" else
