@@ -20,10 +20,12 @@ What is implemented
   with the pre-refactor layout (dropout only after pools) — SimpleNet_Pytorch issue #7.
 
 Where paper and official code differ (each available as an option)
-- 1x1 convs: the paper's Caffe nets use padding 0; the official PyTorch code pads *every* conv by 1,
-  so each 1x1 conv grows the map by 2 pixels (MACs and the final map size change, parameters do not).
-  ``pad_1x1`` selects it. The CIFAR variants default to the paper (0); the ImageNet variants and
-  ``simplenet_cifar_5m_extra_pool`` exist only as PyTorch-trained weights, so they default to 1.
+- 1x1 convs are unpadded, as in the paper's Caffe nets, the 2018 PyTorch CIFAR code that trained the
+  released CIFAR weights (``models/simplenet.py``) and the official code since commit 7457947
+  (2023-04-11: "these weights are trained with no padding on conv1x1", the released ImageNet
+  weights). Only the interim refactor of February 2023 padded every conv by 1 (each 1x1 conv then
+  grows the map by 2 pixels: more MACs, same parameters); its ImageNet weights were replaced.
+  ``pad_1x1=1`` rebuilds that interim layout.
 - ``simplenet_cifar_5m_extra_pool``: the early PyTorch port put a redundant max-pool after the 10th
   conv (issue #5, not in the paper or Caffe). The released CIFAR-10/100 weights (95.51% / 78.37%) were
   trained with it, so this variant exists only to load them; ``simplenet_cifar_5m`` is the paper's net.
@@ -63,8 +65,7 @@ NETWORKS: dict[str, str] = {
     "cifar_5m_extra_pool": "64 128 128 128* p 128 128 256* p 256 256* p 512 p 2048k1 256k1* p 256*",
 }
 NETWORK_IDX = tuple(NETWORKS)  # the official ``network_idx`` order (0 = imagenet_5m ... 5 = extra pool)
-PAD_1X1 = {"imagenet_5m": 1, "imagenet_9m": 1, "cifar_310k": 0, "cifar_460k": 0, "cifar_5m": 0,
-           "cifar_5m_extra_pool": 1}  # see the module docstring: paper (0) vs official PyTorch (1)
+
 
 # Stride modes (official ``self.strides``): table index -> stride, for 224-px inputs.
 STRIDE_MODES: dict[int, dict[int, int]] = {
@@ -133,20 +134,21 @@ class SimpleNet(Backbone):
         mode: stride mode 0-4 (:data:`STRIDE_MODES`).
         drop_rates: ``{table index: Dropout2d rate}``; pools count as layers (official semantics).
         drop_rate: dropout after the global pool; None = official ``drop_rates.get(15, 0.0)``.
-        pad_1x1: padding of the 1x1 convs; None = the network's default (:data:`PAD_1X1`).
+        pad_1x1: padding of the 1x1 convs: 0 (paper, official code and weights), 1 (the February 2023
+            interim official layout).
         layers: a custom token table (overrides ``network_idx``).
     """
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, scale: float = 1.0,
                  network_idx: int | str = 0, mode: int = 2, drop_rates: Mapping[int, float] | None = None,
-                 drop_rate: float | None = None, pad_1x1: int | None = None, layers: str | None = None):
+                 drop_rate: float | None = None, pad_1x1: int = 0, layers: str | None = None):
         super().__init__()
         if mode not in STRIDE_MODES:
             raise ConvzooError(f"SimpleNet stride mode must be one of {sorted(STRIDE_MODES)}, got {mode!r}")
         network = None if layers else _resolve_network(network_idx)
         self.table = parse_table(layers or NETWORKS[network])
         self.network, self.scale, self.mode = network, scale, mode
-        self.pad_1x1 = (PAD_1X1[network] if network else 1) if pad_1x1 is None else pad_1x1
+        self.pad_1x1 = pad_1x1
         drop_rates = {int(k): float(v) for k, v in (drop_rates or {}).items()}
         strides = STRIDE_MODES[mode]
 
@@ -298,23 +300,23 @@ def load_official_state_dict(model: SimpleNet, checkpoint) -> SimpleNet:
 _SRC = "paper 1608.06037 Sec. 3; layer tables of the official Coderx7/SimpleNet_Pytorch"
 _PARAMS_SRC = ("sum of parameter numel (BN running stats excluded) of the official PyTorch model; "
                "fact sheet G1a, paper 32 §3 (measured with the official code); README {readme}")
-_MACS_SRC = ("FlopCounterMode on this implementation at input_size, conv+linear MACs; {pad}")
-_PAD0 = "1x1 convs unpadded as in the paper's Caffe nets (equals the sheet's count)"
-_PAD1 = "1x1 convs padded by 1 as in the official PyTorch code that trained the released weights"
+_MACS_CLOSED = ("closed form (conv + linear multiply-adds of the official layer table, 1x1 convs unpadded), "
+                "tests/models/test_simplenet.py::test_macs_closed_form")
+_MACS_BENCH = ("; equals the official benchmark CSV infer_gmacs {csv} G (imagenet/training_scripts/imagenet_training/"
+               "results/bench_infer_GTX1080_fp32_*.csv: fvcore, BN counted, 2 decimals; "
+               "tests/models/test_simplenet.py::test_macs_match_official_benchmark)")
 
 
-def _card(name: str, params: int, macs: int, *, imagenet: bool, readme: str = "-", sheet_macs: str = "",
+def _card(name: str, params: int, macs: int, *, imagenet: bool, readme: str = "-", csv_gmacs: str = "",
           num_classes: int | None = None, notes: str = "", recipes: tuple[str, ...] = ()) -> ModelCard:
-    pad1 = imagenet or name.endswith("extra_pool")
     return ModelCard(
         name=name, paper=32, family="simplenet", task="classification", in_chans=3,
         num_classes=num_classes or (1000 if imagenet else 10),
         input_size=(224, 224) if imagenet else (32, 32), test_size=(32, 32),
-        params=params, params_source=_PARAMS_SRC.format(readme=readme), macs=macs,
-        macs_source=_MACS_SRC.format(pad=(_PAD1 + (f" (the sheet's {sheet_macs} counts them unpadded)"
-                                                    if sheet_macs else "")) if pad1 else _PAD0),
+        params=params, params_source=_PARAMS_SRC.format(readme=readme), macs=macs, macs_rtol=0.0,
+        macs_source=_MACS_CLOSED + (_MACS_BENCH.format(csv=csv_gmacs) if csv_gmacs else ""),
         reference=None,  # not in timm / torchvision
-        capabilities=frozenset({"compile", "onnx"} | (set() if pad1 else {"features"})),
+        capabilities=frozenset({"compile", "onnx", "features"}),
         recipes=recipes, source=_SRC, notes=notes)
 
 
@@ -353,56 +355,57 @@ def simplenet_cifar_5m(num_classes: int = 10, in_chans: int = 3, **kw) -> Simple
     return _build(num_classes, in_chans, "cifar_5m", **kw)
 
 
-@register_model(_card("simplenet_cifar_5m_extra_pool", 5_498_378, 665_586_176, imagenet=False,
+@register_model(_card("simplenet_cifar_5m_extra_pool", 5_498_378, 631_507_456, imagenet=False,
                       notes="early PyTorch port with a redundant max-pool after the "
-                      "10th conv (issue #5); only for the released CIFAR weights (95.51% / 78.37%)"))
+                      "10th conv (issue #5); only for the released CIFAR weights (95.51% / 78.37%), which that "
+                      "2018 code trained with unpadded 1x1 convs"))
 def simplenet_cifar_5m_extra_pool(num_classes: int = 10, in_chans: int = 3, **kw) -> SimpleNet:
     return _build(num_classes, in_chans, "cifar_5m_extra_pool", **kw)
 
 
-@register_model(_card("simplenetv1_small_m1_05", 1_506_792, 369_366_016, imagenet=True,
-                      readme="1.51M, top-1 61.122", sheet_macs="0.341G"))
+@register_model(_card("simplenetv1_small_m1_05", 1_506_792, 340_923_392, imagenet=True,
+                      readme="1.51M, top-1 61.122", csv_gmacs="0.34"))
 def simplenetv1_small_m1_05(num_classes: int = 1000, in_chans: int = 3, **kw) -> SimpleNet:
     return _build(num_classes, in_chans, "imagenet_5m", scale=0.5, mode=1, **kw)
 
 
-@register_model(_card("simplenetv1_small_m2_05", 1_506_792, 456_070_144, imagenet=True,
-                      readme="1.5M, top-1 61.67", sheet_macs="0.428G"))
+@register_model(_card("simplenetv1_small_m2_05", 1_506_792, 427_627_520, imagenet=True,
+                      readme="1.5M, top-1 61.67", csv_gmacs="0.43"))
 def simplenetv1_small_m2_05(num_classes: int = 1000, in_chans: int = 3, **kw) -> SimpleNet:
     return _build(num_classes, in_chans, "imagenet_5m", scale=0.5, mode=2, **kw)
 
 
-@register_model(_card("simplenetv1_small_m1_075", 3_287_272, 822_849_024, imagenet=True,
-                      readme="3.29M, top-1 67.784", sheet_macs="0.759G"))
+@register_model(_card("simplenetv1_small_m1_075", 3_287_272, 758_853_120, imagenet=True,
+                      readme="3.29M, top-1 67.784", csv_gmacs="0.76"))
 def simplenetv1_small_m1_075(num_classes: int = 1000, in_chans: int = 3, **kw) -> SimpleNet:
     return _build(num_classes, in_chans, "imagenet_5m", scale=0.75, mode=1, **kw)
 
 
-@register_model(_card("simplenetv1_small_m2_075", 3_287_272, 1_017_933_312, imagenet=True,
-                      readme="3M, top-1 68.506", sheet_macs="0.954G"))
+@register_model(_card("simplenetv1_small_m2_075", 3_287_272, 953_937_408, imagenet=True,
+                      readme="3M, top-1 68.506", csv_gmacs="0.96"))
 def simplenetv1_small_m2_075(num_classes: int = 1000, in_chans: int = 3, **kw) -> SimpleNet:
     return _build(num_classes, in_chans, "imagenet_5m", scale=0.75, mode=2, **kw)
 
 
-@register_model(_card("simplenetv1_5m_m1", 5_752_808, 1_455_532_032, imagenet=True,
-                      readme="5.75M, top-1 71.548", sheet_macs="1.342G"))
+@register_model(_card("simplenetv1_5m_m1", 5_752_808, 1_341_761_536, imagenet=True,
+                      readme="5.75M, top-1 71.548", csv_gmacs="1.35"))
 def simplenetv1_5m_m1(num_classes: int = 1000, in_chans: int = 3, **kw) -> SimpleNet:
     return _build(num_classes, in_chans, "imagenet_5m", mode=1, **kw)
 
 
-@register_model(_card("simplenetv1_5m_m2", 5_752_808, 1_802_348_544, imagenet=True,
-                      readme="5.7M, top-1 72.03", sheet_macs="1.689G"))
+@register_model(_card("simplenetv1_5m_m2", 5_752_808, 1_688_578_048, imagenet=True,
+                      readme="5.7M, top-1 72.03", csv_gmacs="1.69"))
 def simplenetv1_5m_m2(num_classes: int = 1000, in_chans: int = 3, **kw) -> SimpleNet:
     return _build(num_classes, in_chans, "imagenet_5m", mode=2, **kw)
 
 
-@register_model(_card("simplenetv1_9m_m1", 9_508_968, 2_952_016_384, imagenet=True,
-                      readme="9.51M, top-1 73.792", sheet_macs="2.774G"))
+@register_model(_card("simplenetv1_9m_m1", 9_508_968, 2_774_249_984, imagenet=True,
+                      readme="9.51M, top-1 73.792", csv_gmacs="2.78"))
 def simplenetv1_9m_m1(num_classes: int = 1000, in_chans: int = 3, **kw) -> SimpleNet:
     return _build(num_classes, in_chans, "imagenet_9m", mode=1, **kw)
 
 
-@register_model(_card("simplenetv1_9m_m2", 9_508_968, 3_732_353_536, imagenet=True,
-                      readme="9.5M, top-1 74.23", sheet_macs="3.555G"))
+@register_model(_card("simplenetv1_9m_m2", 9_508_968, 3_554_587_136, imagenet=True,
+                      readme="9.5M, top-1 74.23", csv_gmacs="3.56"))
 def simplenetv1_9m_m2(num_classes: int = 1000, in_chans: int = 3, **kw) -> SimpleNet:
     return _build(num_classes, in_chans, "imagenet_9m", mode=2, **kw)
