@@ -14,7 +14,8 @@ import torch
 
 import convzoo
 from convzoo.errors import ConvzooError
-from convzoo.models.inception_resnet import IR_BLOCKS, InceptionResNetBlock
+from convzoo.models.inception_resnet import InceptionResNetBlock
+from convzoo.models.inception_v4 import Conv
 from convzoo.registry import count_params
 from convzoo.weights.from_timm import from_timm
 
@@ -57,51 +58,6 @@ def test_params_match_timm_count(name):
     assert count_params(_meta(name)) == TIMM_COUNTS[base]
 
 
-def _conv(cin, cout, kh, kw=None):  # Conv (no bias) + BN (gamma, beta)
-    return cin * cout * kh * (kh if kw is None else kw) + 2 * cout
-
-
-def _lin(cin, cout):  # "1x1 Conv (Linear)": weights + bias
-    return cin * cout + cout
-
-
-def _figure_count_ir(version: int) -> tuple[int, tuple[int, int, int]]:
-    """Parameters of the paper's IR-v1 / IR-v2 summed from the figures' conv widths, 1000 classes."""
-    if version == 1:  # Fig. 14 stem -> 256
-        stem = (_conv(3, 32, 3) + _conv(32, 32, 3) + _conv(32, 64, 3) + _conv(64, 80, 1) + _conv(80, 192, 3)
-                + _conv(192, 256, 3))
-        c_a = 256
-        block_a = (_conv(c_a, 32, 1) + _conv(c_a, 32, 1) + _conv(32, 32, 3) + _conv(c_a, 32, 1) + _conv(32, 32, 3)
-                   + _conv(32, 32, 3) + _lin(96, c_a))  # Fig. 10
-        k, l, m, n = 192, 192, 256, 384
-    else:  # Fig. 3 stem -> 384
-        stem = (_conv(3, 32, 3) + _conv(32, 32, 3) + _conv(32, 64, 3) + _conv(64, 96, 3)
-                + _conv(160, 64, 1) + _conv(64, 96, 3) + _conv(160, 64, 1) + 2 * _conv(64, 64, 1, 7)
-                + _conv(64, 96, 3) + _conv(192, 192, 3))
-        c_a = 384
-        block_a = (_conv(c_a, 32, 1) + _conv(c_a, 32, 1) + _conv(32, 32, 3) + _conv(c_a, 32, 1) + _conv(32, 48, 3)
-                   + _conv(48, 64, 3) + _lin(128, c_a))  # Fig. 16
-        k, l, m, n = 256, 256, 384, 384
-    red_a = _conv(c_a, n, 3) + _conv(c_a, k, 1) + _conv(k, l, 3) + _conv(l, m, 3)  # Fig. 7
-    c_b = c_a + n + m
-    if version == 1:
-        block_b = _conv(c_b, 128, 1) + _conv(c_b, 128, 1) + 2 * _conv(128, 128, 1, 7) + _lin(256, c_b)  # Fig. 11
-        red_b = (_conv(c_b, 256, 1) + _conv(256, 384, 3) + _conv(c_b, 256, 1) + _conv(256, 256, 3)
-                 + _conv(c_b, 256, 1) + 2 * _conv(256, 256, 3))  # Fig. 12
-        c_c = c_b + 384 + 256 + 256
-        block_c = _conv(c_c, 192, 1) + _conv(c_c, 192, 1) + 2 * _conv(192, 192, 1, 3) + _lin(384, c_c)  # Fig. 13
-    else:
-        block_b = (_conv(c_b, 192, 1) + _conv(c_b, 128, 1) + _conv(128, 160, 1, 7) + _conv(160, 192, 7, 1)
-                   + _lin(384, c_b))  # Fig. 17
-        red_b = (_conv(c_b, 256, 1) + _conv(256, 384, 3) + _conv(c_b, 256, 1) + _conv(256, 288, 3)
-                 + _conv(c_b, 256, 1) + _conv(256, 288, 3) + _conv(288, 320, 3))  # Fig. 18
-        c_c = c_b + 384 + 288 + 320
-        block_c = (_conv(c_c, 192, 1) + _conv(c_c, 192, 1) + _conv(192, 224, 1, 3) + _conv(224, 256, 3, 1)
-                   + _lin(448, c_c))  # Fig. 19
-    total = stem + 5 * block_a + red_a + 10 * block_b + red_b + 5 * block_c + _lin(c_c, 1000)  # Fig. 15
-    return total, (c_a, c_b, c_c)
-
-
 @pytest.mark.claim(paper=33, artefact="inception_resnet_v2",
                    claim="paper-figure layout counted independently from the figure widths")
 @pytest.mark.claim(paper=33, artefact="inception_resnet_v1",
@@ -111,12 +67,144 @@ def _figure_count_ir(version: int) -> tuple[int, tuple[int, int, int]]:
     ("inception_resnet_v2_paper", 2, (384, 1152, 2144)),  # 384 printed in Fig. 3; 1152, 2144 = sums
 ])
 def test_paper_layout_count_from_figures(name, version, depths):
-    total, chans = _figure_count_ir(version)
-    assert chans == depths
+    total = _figure_ir(version).params  # the ledger below, summed from the figures' widths
     model = _meta(name)
     assert count_params(model) == total
     assert convzoo.get_card(name).params == total  # the card states the figure-derived count exactly
     assert [model.feature_info[i]["num_chs"] for i in (2, 3, 4)] == list(depths)
+
+
+# --- multiply-accumulates at 299 px, summed layer by layer from the figures -------------------------------
+
+class _Ledger:
+    """Conv/FC layers of a figure: parameters (conv no bias + BN; linear 1x1 conv and FC with bias) and
+    MACs = cin * cout * kh * kw * out_h * out_w (what FlopCounterMode / 2 counts: convolutions and the FC;
+    pooling, BN, residual additions and scalings carry no multiply-accumulate of a conv/FC)."""
+
+    def __init__(self):
+        self.params = self.macs = 0
+
+    def conv(self, cin, cout, k, out, bn=True):  # k: int or (kh, kw); out: output side
+        kh, kw = (k, k) if isinstance(k, int) else k
+        self.params += cin * cout * kh * kw + (2 * cout if bn else cout)
+        self.macs += cin * cout * kh * kw * out * out
+        return cout
+
+    def fc(self, cin, cout):
+        self.params += cin * cout + cout
+        self.macs += cin * cout
+
+
+def _stem_v4(g: _Ledger, cin=3) -> int:
+    """Fig. 3, 299 -> 35x35x384 ("V" = valid: (n - k) / s + 1)."""
+    g.conv(cin, 32, 3, 149), g.conv(32, 32, 3, 147), g.conv(32, 64, 3, 147)
+    g.conv(64, 96, 3, 73)  # 3x3/2 V beside the 3x3/2 max-pool -> 160
+    g.conv(160, 64, 1, 73), g.conv(64, 96, 3, 71)
+    g.conv(160, 64, 1, 73), g.conv(64, 64, (7, 1), 73), g.conv(64, 64, (1, 7), 73), g.conv(64, 96, 3, 71)
+    g.conv(192, 192, 3, 35)  # 3x3/2 V beside the max-pool -> 384
+    return 384
+
+
+def _reduction_a(g: _Ledger, c, k, l, m, n) -> int:  # Fig. 7, 35 -> 17
+    g.conv(c, n, 3, 17), g.conv(c, k, 1, 35), g.conv(k, l, 3, 35), g.conv(l, m, 3, 17)
+    return c + n + m
+
+
+def _figure_v4() -> _Ledger:
+    """Inception-v4, Fig. 9 with Figs. 3-8 (the widths of fact sheet G1a Paper 33 Sec. 3)."""
+    g = _Ledger()
+    c = _stem_v4(g)
+    for _ in range(4):  # Inception-A, Fig. 4, 35x35
+        g.conv(c, 96, 1, 35), g.conv(c, 96, 1, 35), g.conv(c, 64, 1, 35), g.conv(64, 96, 3, 35)
+        g.conv(c, 64, 1, 35), g.conv(64, 96, 3, 35), g.conv(96, 96, 3, 35)
+    c = _reduction_a(g, c, 192, 224, 256, 384)
+    for _ in range(7):  # Inception-B, Fig. 5, 17x17
+        g.conv(c, 128, 1, 17), g.conv(c, 384, 1, 17)
+        g.conv(c, 192, 1, 17), g.conv(192, 224, (1, 7), 17), g.conv(224, 256, (7, 1), 17)
+        g.conv(c, 192, 1, 17), g.conv(192, 192, (1, 7), 17), g.conv(192, 224, (7, 1), 17)
+        g.conv(224, 224, (1, 7), 17), g.conv(224, 256, (7, 1), 17)
+    g.conv(c, 192, 1, 17), g.conv(192, 192, 3, 8)  # Reduction-B, Fig. 8
+    g.conv(c, 256, 1, 17), g.conv(256, 256, (1, 7), 17), g.conv(256, 320, (7, 1), 17), g.conv(320, 320, 3, 8)
+    c = c + 192 + 320
+    for _ in range(3):  # Inception-C, Fig. 6, 8x8
+        g.conv(c, 256, 1, 8), g.conv(c, 256, 1, 8)
+        g.conv(c, 384, 1, 8), g.conv(384, 256, (1, 3), 8), g.conv(384, 256, (3, 1), 8)
+        g.conv(c, 384, 1, 8), g.conv(384, 448, (1, 3), 8), g.conv(448, 512, (3, 1), 8)
+        g.conv(512, 256, (1, 3), 8), g.conv(512, 256, (3, 1), 8)
+    g.fc(c, 1000)
+    return g
+
+
+def _figure_ir(version: int) -> _Ledger:
+    """Inception-ResNet-v1 (Figs. 14, 10, 7, 11, 12, 13, 15) / -v2 (Figs. 3, 16, 7, 17, 18, 19, 15) at 299."""
+    g = _Ledger()
+    if version == 1:  # Fig. 14
+        g.conv(3, 32, 3, 149), g.conv(32, 32, 3, 147), g.conv(32, 64, 3, 147)  # then 3x3/2 max-pool -> 73
+        g.conv(64, 80, 1, 73), g.conv(80, 192, 3, 71), g.conv(192, 256, 3, 35)
+        c, a, kmln = 256, (32, 32, 32, 32, 32, 32), (192, 192, 256, 384)
+    else:
+        c, a, kmln = _stem_v4(g), (32, 32, 32, 32, 48, 64), (256, 256, 384, 384)
+    for _ in range(5):  # Inception-ResNet-A (Fig. 10 / 16), 35x35, linear 1x1 back to c
+        g.conv(c, a[0], 1, 35), g.conv(c, a[1], 1, 35), g.conv(a[1], a[2], 3, 35)
+        g.conv(c, a[3], 1, 35), g.conv(a[3], a[4], 3, 35), g.conv(a[4], a[5], 3, 35)
+        g.conv(a[0] + a[2] + a[5], c, 1, 35, bn=False)
+    c = _reduction_a(g, c, *kmln)
+    for _ in range(10):  # Inception-ResNet-B (Fig. 11 / 17), 17x17
+        if version == 1:
+            g.conv(c, 128, 1, 17), g.conv(c, 128, 1, 17), g.conv(128, 128, (1, 7), 17), g.conv(128, 128, (7, 1), 17)
+            g.conv(256, c, 1, 17, bn=False)
+        else:
+            g.conv(c, 192, 1, 17), g.conv(c, 128, 1, 17), g.conv(128, 160, (1, 7), 17), g.conv(160, 192, (7, 1), 17)
+            g.conv(384, c, 1, 17, bn=False)
+    r = (384, 256, 256, 256) if version == 1 else (384, 288, 288, 320)  # Reduction-B, Fig. 12 / 18
+    g.conv(c, 256, 1, 17), g.conv(256, r[0], 3, 8)
+    g.conv(c, 256, 1, 17), g.conv(256, r[1], 3, 8)
+    g.conv(c, 256, 1, 17), g.conv(256, r[2], 3, 17), g.conv(r[2], r[3], 3, 8)
+    c = c + r[0] + r[1] + r[3]
+    for _ in range(5):  # Inception-ResNet-C (Fig. 13 / 19), 8x8
+        if version == 1:
+            g.conv(c, 192, 1, 8), g.conv(c, 192, 1, 8), g.conv(192, 192, (1, 3), 8), g.conv(192, 192, (3, 1), 8)
+            g.conv(384, c, 1, 8, bn=False)
+        else:
+            g.conv(c, 192, 1, 8), g.conv(c, 192, 1, 8), g.conv(192, 224, (1, 3), 8), g.conv(224, 256, (3, 1), 8)
+            g.conv(448, c, 1, 8, bn=False)
+    g.fc(c, 1000)
+    return g
+
+
+def _flop_macs(model, size=299) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.empty(1, 3, size, size, device="meta"))
+    return counter.get_total_flops() // 2
+
+
+@pytest.mark.claim(paper=33, artefact="inception_resnet_v1",
+                   claim="MACs at 299 px = closed form summed layer by layer from Figs. 7, 10-15 (6,206,361,696)")
+@pytest.mark.claim(paper=33, artefact="inception_resnet_v2",
+                   claim="paper-figure layout: MACs at 299 px = closed form from Figs. 3, 7, 15-19 (9,257,953,632)")
+@pytest.mark.claim(paper=33, artefact="inception_v4",
+                   claim="MACs at 299 px = closed form from Figs. 3-9 (12,253,974,624; fact sheet: 12.254 G, timm)")
+@pytest.mark.parametrize("name,ledger", [
+    ("inception_resnet_v1", lambda: _figure_ir(1)), ("inception_resnet_v2_paper", lambda: _figure_ir(2)),
+    ("inception_v4", _figure_v4), ("inception_v4_paper", _figure_v4)])
+def test_macs_closed_form_from_figures(name, ledger):
+    g = ledger()
+    card = convzoo.get_card(name)
+    model = _meta(name).eval()
+    assert _flop_macs(model) == g.macs == card.macs and card.macs_rtol == 0.0
+    assert count_params(model) == g.params == card.params
+    if name.startswith("inception_v4"):  # the outside figures: timm's count, the sheet's 12.254 GMACs
+        assert g.params == TIMM_COUNTS["inception_v4"] and round(g.macs / 1e9, 3) == 12.254
+
+
+@pytest.mark.claim(paper=33, artefact="inception_resnet_v2",
+                   claim="13.156 GMACs at 299 px (fact sheet: timm inception_resnet_v2, 3 decimals)")
+def test_tf_slim_ir_v2_macs_match_timm_figure():
+    card = convzoo.get_card("inception_resnet_v2")
+    assert card.macs == 13_156_000_000 and card.macs_rtol == pytest.approx(0.0005 / 13.156)
+    assert round(_flop_macs(_meta("inception_resnet_v2")) / 1e9, 3) == 13.156
 
 
 # --- grid sizes (Figs. 3, 9, 14, 15) ----------------------------------------------------------------------
@@ -179,7 +267,8 @@ def test_factorisation_order_paper_vs_tf_slim():
                    claim="residuals scaled by 0.1-0.3 before the addition (Sec. 3.3)")
 @pytest.mark.parametrize("scale", [0.0, 0.1, 0.3])
 def test_residual_block_scales_the_residual(scale):
-    block = InceptionResNetBlock(24, IR_BLOCKS["ir_v2_a"], scale).eval()
+    fig16 = [[Conv(32)], [Conv(32), Conv(32, 3)], [Conv(32), Conv(48, 3), Conv(64, 3)]]  # Fig. 16 branches
+    block = InceptionResNetBlock(24, fig16, scale).eval()
     _randomise_bn(block)
     x = torch.randn(2, 24, 9, 9)
     with torch.no_grad():

@@ -222,15 +222,19 @@ register_timm_rules("inception_resnet_v2", [
     (r"^classif\.", "head.fc."),
 ])
 
-# (params, params_source, macs @299 (FlopCounterMode, batch 1), reference)
+# (params, params_source, macs @299 (conv + FC multiply-accumulates, batch 1), macs_source, macs_rtol, reference)
 _PAPER_COUNT = ("sum of numel at 1000 classes of this figure-defined layout (Figs. 10-19 widths, linear 1x1 "
                 "convs with bias); the paper reports no parameter count and no public implementation exists, so "
                 "this is re-derived independently from the figure widths in tests/models/test_inception.py")
+_PAPER_MACS = ("closed form, tests/models/test_inception.py::test_macs_closed_form_from_figures (conv and FC "
+               "multiply-accumulates summed layer by layer from the figures at 299 px); the paper gives no count")
 _SHEET = {
-    "inception_resnet_v1": (22_756_328, _PAPER_COUNT, 6_206_361_696, None),
-    "inception_resnet_v2_paper": (32_433_928, _PAPER_COUNT, 9_257_953_632, None),
+    "inception_resnet_v1": (22_756_328, _PAPER_COUNT, 6_206_361_696, _PAPER_MACS, 0.0, None),
+    "inception_resnet_v2_paper": (32_433_928, _PAPER_COUNT, 9_257_953_632, _PAPER_MACS, 0.0, None),
     "inception_resnet_v2": (55_843_464, ("sum of numel at 1000 classes of timm 1.0.31 inception_resnet_v2 "
-                            "(TF-slim layout), fact sheet G1a Paper 33 Sec. 2"), 13_155_794_016,
+                            "(TF-slim layout), fact sheet G1a Paper 33 Sec. 2"), 13_156_000_000,
+                            "timm 1.0.31 inception_resnet_v2 at 299 px: 13.156 GMACs (fact sheet G1a Paper 33 Sec. 2; "
+                            "3 decimals, hence macs_rtol = 0.0005 / 13.156)", 0.0005 / 13.156,
                             "timm:inception_resnet_v2"),
 }
 _RESULTS = {  # ImageNet val top-1/top-5 error, single crop / 12 crops / 144 crops (paper Tables 2-4, recalled)
@@ -241,13 +245,11 @@ _RESULTS = {  # ImageNet val top-1/top-5 error, single crop / 12 crops / 144 cro
 
 
 def _card(name: str, source: str, notes: str) -> ModelCard:
-    params, params_source, macs, reference = _SHEET[name]
+    params, params_source, macs, macs_source, macs_rtol, reference = _SHEET[name]
     return ModelCard(
         name=name, paper=33, family="inception_resnet", task="classification", input_size=(299, 299),
-        test_size=(75, 75), params=params, params_source=params_source, macs=macs,
-        macs_source=("torch FlopCounterMode @299, batch 1" + (" (fact sheet: 13.156 G for timm inception_resnet_v2)"
-                                                            if reference else "; measured here, not in the paper")),
-        reference=reference, capabilities=CAPS, source=source,
+        test_size=(75, 75), params=params, params_source=params_source, macs=macs, macs_source=macs_source,
+        macs_rtol=macs_rtol, reference=reference, capabilities=CAPS, source=source,
         notes=(f"ImageNet val top-1/top-5 error {_RESULTS[name]} (single / 12 / 144 crops). Residual scales "
                f"0.17/0.10/0.20 (A/B/C; ``scales=``). Valid-padded: smallest input 75x75. {notes}"),
     )

@@ -306,7 +306,7 @@ V4_CFGS = {
 
 CAPS = frozenset({"features", "compile", "onnx", "channels_last", "bf16"})
 _V4_PARAMS = 42_679_816  # timm 1.0.31 inception_v4 at 1000 classes (fact sheet G1a Paper 33 Sec. 2)
-_V4_MACS = 12_253_974_624  # FlopCounterMode @299 (sheet: 12.254 GMACs, timm); equal for both orders
+_V4_MACS = 12_253_974_624  # conv + FC multiply-accumulates @299, equal for both orders
 _V4_NOTES = ("ImageNet val top-1/top-5 error 20.0/5.0 single crop, 18.7/4.2 with 12 crops, 17.7/3.8 with "
              "144 crops (paper Tables 2-4, recalled in the fact sheet). Valid-padded: 299 -> 8x8 final map; "
              "smallest input 75x75.")
@@ -318,7 +318,9 @@ def _v4_card(name: str, source: str, notes: str, reference: str | None) -> Model
         test_size=(75, 75), params=_V4_PARAMS,
         params_source=("sum of numel at 1000 classes of timm 1.0.31 inception_v4 (TF-slim layout), fact sheet G1a "
                        "Paper 33 Sec. 2; the paper reports no count. The paper's factorisation order has the same count"),
-        macs=_V4_MACS, macs_source="torch FlopCounterMode @299, batch 1 (fact sheet: 12.254 G for timm inception_v4)",
+        macs=_V4_MACS, macs_rtol=0.0,
+        macs_source=("closed form, tests/models/test_inception.py::test_macs_closed_form_from_figures (summed layer "
+                     "by layer from Figs. 3-9 at 299 px); agrees with the fact sheet's 12.254 GMACs for timm inception_v4"),
         reference=reference, capabilities=CAPS, source=source,
         recipes=("inception_v4_digits", "inception_v4_imagenet_paper") if name == "inception_v4" else (),
         notes=f"{notes} {_V4_NOTES}",
