@@ -15,11 +15,12 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 import convzoo
 from convzoo.errors import ConvzooError
 from convzoo.layers.ese import EffectiveSE
-from convzoo.models.vovnet import VOVNET_CFGS, OSABlock, VoVNet, remap_state_dict
+from convzoo.models.vovnet import OSABlock, VoVNet, remap_state_dict
 from convzoo.registry import count_params
 from convzoo.testing import batch_norms, deploy_outputs, randomise_bn
 
@@ -41,11 +42,53 @@ SHEET = {
     "eca_vovnet39b": 22_600_316,
 }
 WIDE = (256, 512, 768, 1024)
+# the timm network each variant equals (fact sheet G1a "Paper 53" Sec. 2; V1 paper = timm "a")
+TIMM_NAMES = {
+    "vovnet39": "vovnet39a", "vovnet57": "vovnet57a", "vovnet39a": "vovnet39a", "vovnet57a": "vovnet57a",
+    "ese_vovnet19b_slim_dw": "ese_vovnet19b_slim_dw", "ese_vovnet19b_dw": "ese_vovnet19b_dw",
+    "ese_vovnet19b_slim": "ese_vovnet19b_slim", "ese_vovnet19b": None,  # timm defines, does not register
+    "ese_vovnet39b": "ese_vovnet39b", "ese_vovnet57b": "ese_vovnet57b", "ese_vovnet99b": "ese_vovnet99b",
+    "eca_vovnet39b": "eca_vovnet39b",
+}
+# V1 paper Table 1 (and the official VoVNet.pytorch specs): stage_ch, concat_ch, OSA modules per stage
+V1_TABLE1 = {
+    "vovnet27_slim": ((64, 80, 96, 112), (128, 256, 384, 512), (1, 1, 1, 1)),
+    "vovnet39": ((128, 160, 192, 224), WIDE, (1, 1, 2, 2)),
+    "vovnet57": ((128, 160, 192, 224), WIDE, (1, 1, 4, 3)),
+}
 
 
 def _meta(name: str, **kwargs) -> VoVNet:
     with torch.device("meta"):
         return convzoo.create_model(name, **kwargs)
+
+
+def _macs(model: torch.nn.Module, size: int = 224) -> int:
+    with torch.device("meta"), FlopCounterMode(display=False) as fc:
+        model.eval()(torch.empty(1, 3, size, size))
+    return fc.get_total_flops() // 2
+
+
+def v1_macs(stage_ch, concat_ch, blocks, layers: int = 5, size: int = 224, classes: int = 1000) -> int:
+    """Conv + linear multiply-adds of a V1 VoVNet, layer by layer from Table 1 (stem 3x3/2 3->64,
+    3x3 64->64, 3x3/2 64->128; OSA: 3x3 in->mid, (n-1) 3x3 mid->mid, 1x1 (in + n mid)->concat;
+    3x3/2 ceil-mode max-pool before stages 3-5; GAP; linear)."""
+    def conv(side, k, cin, cout):
+        return side * side * k * k * cin * cout
+
+    side = (size - 1) // 2 + 1  # 3x3/2, padding 1
+    macs = conv(side, 3, 3, 64) + conv(side, 3, 64, 64)
+    side = (side - 1) // 2 + 1
+    macs += conv(side, 3, 64, 128)
+    cin = 128
+    for i, (mid, out, n) in enumerate(zip(stage_ch, concat_ch, blocks)):
+        if i:
+            side = -(-(side - 3) // 2) + 1  # ceil mode
+        for _ in range(n):
+            macs += conv(side, 3, cin, mid) + (layers - 1) * conv(side, 3, mid, mid) \
+                + conv(side, 1, cin + layers * mid, out)
+            cin = out
+    return macs + cin * classes
 
 
 
@@ -155,6 +198,37 @@ def test_osa_concat_contains_input_and_every_layer():
 @pytest.mark.parametrize("name", list(SHEET))
 def test_params_match_sheet(name):
     assert count_params(_meta(name)) == SHEET[name] == convzoo.get_card(name).params
+
+
+@pytest.mark.claim(paper=53, artefact="vovnet27_slim", claim="MACs equal the closed form of Table 1")
+@pytest.mark.claim(paper=53, artefact="vovnet39", claim="MACs equal the closed form of Table 1")
+@pytest.mark.claim(paper=53, artefact="vovnet57", claim="MACs equal the closed form of Table 1")
+@pytest.mark.parametrize("name", sorted(V1_TABLE1))
+def test_v1_macs_closed_form(name):
+    card = convzoo.get_card(name)
+    assert card.macs == v1_macs(*V1_TABLE1[name]) == _macs(_meta(name)) and card.macs_rtol == 0.0
+
+
+@pytest.mark.claim(paper=53, artefact="vovnet39a", claim="MACs equal timm's model counted the same way")
+@pytest.mark.claim(paper=53, artefact="vovnet57a", claim="MACs equal timm's model counted the same way")
+@pytest.mark.claim(paper=53, artefact="ese_vovnet19b_slim_dw", claim="MACs equal timm's model counted the same way")
+@pytest.mark.claim(paper=53, artefact="ese_vovnet19b_dw", claim="MACs equal timm's model counted the same way")
+@pytest.mark.claim(paper=53, artefact="ese_vovnet19b_slim", claim="MACs equal timm's model counted the same way")
+@pytest.mark.claim(paper=53, artefact="ese_vovnet19b", claim="MACs equal timm's model counted the same way")
+@pytest.mark.claim(paper=53, artefact="ese_vovnet39b", claim="MACs equal timm's model counted the same way")
+@pytest.mark.claim(paper=53, artefact="ese_vovnet57b", claim="MACs equal timm's model counted the same way")
+@pytest.mark.claim(paper=53, artefact="ese_vovnet99b", claim="MACs equal timm's model counted the same way")
+@pytest.mark.claim(paper=53, artefact="eca_vovnet39b", claim="MACs equal timm's model counted the same way")
+@pytest.mark.parity
+@pytest.mark.parametrize("name", sorted(TIMM_NAMES))
+def test_macs_match_timm(name):
+    import timm
+    from timm.models import vovnet as timm_vovnet
+    with torch.device("meta"):
+        ref = (timm.create_model(TIMM_NAMES[name]) if TIMM_NAMES[name]
+               else timm_vovnet.VovNet(timm_vovnet.model_cfgs["ese_vovnet19b"]))
+    card = convzoo.get_card(name)
+    assert card.macs == _macs(ref) == _macs(_meta(name)) and card.macs_rtol == 0.0
 
 
 @pytest.mark.parity
@@ -287,10 +361,23 @@ def _official_keys(cfg: dict, detectron2: bool) -> set[str]:
     return {pre + k for k in keys}
 
 
+# stage specs of the official code (VoVNet.pytorch vovnet.py; vovnet-detectron2 vovnet.py _STAGE_SPECS)
+OFFICIAL_SPECS = {
+    "vovnet27_slim": dict(stem_chs=(64, 64, 128), stage_chs=(64, 80, 96, 112), concat_chs=(128, 256, 384, 512),
+                          blocks=(1, 1, 1, 1), layers=5, depthwise=False),
+    "vovnet57": dict(stem_chs=(64, 64, 128), stage_chs=(128, 160, 192, 224), concat_chs=WIDE, blocks=(1, 1, 4, 3),
+                     layers=5, depthwise=False),
+    "ese_vovnet19b_slim_dw": dict(stem_chs=(64, 64, 64), stage_chs=(64, 80, 96, 112),
+                                  concat_chs=(112, 256, 384, 512), blocks=(1, 1, 1, 1), layers=3, depthwise=True),
+    "ese_vovnet39b": dict(stem_chs=(64, 64, 128), stage_chs=(128, 160, 192, 224), concat_chs=WIDE,
+                          blocks=(1, 1, 2, 2), layers=5, depthwise=False),
+}
+
+
 @pytest.mark.parametrize("name, detectron2", [("vovnet27_slim", False), ("vovnet57", False),
                                               ("ese_vovnet19b_slim_dw", True), ("ese_vovnet39b", True)])
 def test_remap_official_checkpoint_keys(name, detectron2):
-    official = {k: i for i, k in enumerate(sorted(_official_keys(VOVNET_CFGS[name], detectron2)))}
+    official = {k: i for i, k in enumerate(sorted(_official_keys(OFFICIAL_SPECS[name], detectron2)))}
     kwargs = {"attn_placement": "block", "num_classes": 0} if detectron2 else {"residual": True}
     ours = _meta(name, **kwargs).state_dict()
     remapped = remap_state_dict(official)
