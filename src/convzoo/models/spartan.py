@@ -196,11 +196,12 @@ _CARDS = {
         test_size=(64, 64), params=3_820_296,
         params_source="official henry-pay/SpaRTAN spartan.py built with src/config/model/spartan.yaml, sum of "
                       "numel at 1000 classes (fact sheet G1a Paper 21); the paper's '3.8M'",
-        macs=1_044_000_000, macs_rtol=0.0005,
-        macs_source="fact sheet G1a Paper 21: 1.044 G at 256 px (0.800 G at 224), conv + linear MACs only as "
-                    "FlopCounterMode counts them (complex multiply, gathers, norms, activations, pools "
-                    "uncounted); the paper's 'approximately 1.0 GFLOPs' at its 256-px train/test size. "
-                    "Tolerance = half a unit of the sheet's last digit",
+        macs=1_044_147_968, macs_rtol=0.0,
+        macs_source="official henry-pay/SpaRTAN 1715a43 src/model/spartan.py built with src/config/model/spartan.yaml "
+                    "at 256 px, counted with torch FlopCounterMode: conv + linear MACs only (complex multiply, "
+                    "gathers, norms, activations, pools uncounted); = closed form, "
+                    "tests/models/test_spartan.py::test_macs_match_sheet; fact sheet G1a Paper 21 1.044 G (0.800 G "
+                    "at 224); the paper's 'approximately 1.0 GFLOPs' at its 256-px train/test size",
         capabilities=frozenset({"features", "compile", "onnx", "channels_last", "bf16"}),
         recipes=("spartan_digits", "spartan_imagenet_paper"),
         source="paper Sec. 3 (SMixer, CMixer, block, network) and official src/model/spartan.py + "
