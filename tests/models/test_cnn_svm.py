@@ -142,12 +142,32 @@ def test_cnn_svm_params_and_init():
     assert count_params(model) == 3_274_634
     layers = (model.conv1, model.conv2, model.head.fc1, model.head.fc)
     parts = [sum(p.numel() for p in m.parameters()) for m in layers]
-    assert parts == [832, 51_264, 3_212_288, 10_250]
+    # paper Sec. 2.2 (the TF "Deep MNIST" net): 5x5x1 -> 32, 5x5x32 -> 64, 7*7*64 -> 1024, 1024 -> 10, all with bias
+    assert parts == [5 * 5 * 1 * 32 + 32, 5 * 5 * 32 * 64 + 64, 7 * 7 * 64 * 1024 + 1024, 1024 * 10 + 10]
+    assert parts == [832, 51_264, 3_212_288, 10_250]  # the fact sheet's sum (G2 section 40)
     for m in (model.conv1, model.conv2, model.head.fc1, model.head.fc):
         assert m.weight.abs().max() <= 0.2 and torch.all(m.bias == 0.1)  # truncated normal, std 0.1
         if m.weight.numel() > 10_000:
             assert 0.07 < m.weight.std().item() < 0.095  # std of N(0, 0.1) truncated at 2 std = 0.088
     assert model.get_classifier() is model.head.fc and model.num_features == 1024
+
+
+@pytest.mark.claim(paper=40, artefact="cnn_svm_mnist",
+                   claim="MACs at 28x28 = 13,883,904, a closed form from the paper's layers (Sec. 2.2); = FlopCounterMode's count and the card's, exactly")
+def test_cnn_svm_macs_closed_form():
+    """Paper Sec. 2.2: conv 5x5 1 -> 32 SAME on 28x28, max-pool 2, conv 5x5 32 -> 64 SAME on 14x14, max-pool 2,
+    fc 7*7*64 -> 1024, fc 1024 -> 10. MACs of a conv = output pixels x out channels x k*k x in channels (bias adds
+    and pooling are not multiply-adds), of a linear = in x out."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    closed = 28 * 28 * 32 * 5 * 5 * 1 + 14 * 14 * 64 * 5 * 5 * 32 + 7 * 7 * 64 * 1024 + 1024 * 10
+    assert closed == 13_883_904  # the fact sheet's "13.88M" (G2 section 40)
+    with torch.device("meta"):
+        model, x = convzoo.create_model("cnn_svm_mnist").eval(), torch.empty(1, 1, 28, 28)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    card = convzoo.get_card("cnn_svm_mnist")
+    assert counter.get_total_flops() // 2 == closed == card.macs and card.macs_rtol == 0.0
 
 
 @pytest.mark.claim(paper=40, artefact="cnn_svm_mnist", claim="28x28 input; other sizes are a one-line error")

@@ -105,7 +105,9 @@ class CnnSvmNet(Backbone):
     input_size=(28, 28), test_size=(28, 28), params=3_274_634,
     params_source="paper Sec. 2.2 network, by arithmetic 832 + 51,264 + 3,212,288 + 10,250 "
                   "(fact sheet G2 §40; the paper prints no count)",
-    macs=13_883_904, macs_source="FlopCounterMode at 28x28, conv+linear MACs (fact sheet G2 §40: 13.88M)",
+    macs=13_883_904, macs_rtol=0.0,
+    macs_source="closed form, tests/models/test_cnn_svm.py::test_cnn_svm_macs_closed_form (paper Sec. 2.2 layers at "
+                "28x28: 28*28*32*25 + 14*14*64*25*32 + 3136*1024 + 1024*10; fact sheet G2 §40: 13.88M)",
     reference=None, capabilities=frozenset({"features", "compile", "onnx"}),
     recipes=("cnn_svm_digits", "cnn_softmax_digits", "cnn_svm_mnist_paper"),
     source="paper Sec. 2.2-2.3 / official model/cnn_svm.py (network, init); "
