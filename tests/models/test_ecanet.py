@@ -1,15 +1,21 @@
 """Paper 43, ECA-Net (arXiv 1910.03151): the ECA layer, ECA-ResNet-18..152 and ECA-MobileNetV2.
 
-Checks Eq. 12 (adaptive kernel size), the layer against timm and against an explicit reference, the
-parameter counts of the released configurations and their deltas over torchvision (the abstract's
-"+80 parameters"), the paper's 2^20 parameter units, numerical parity of ECA-ResNet-50 with timm's
-construction, and the official state-dict layout. Full-size models are built on the meta device.
+Checks Eq. 12 (adaptive kernel size), the layer against timm and against an explicit reference, ECA-NS
+(the non-shared variant of Table 2) against its closed form, the parameter counts of the released
+configurations and their deltas over torchvision (the abstract's "+80 parameters"), the paper's 2^20
+parameter units, the MACs against a closed form of the layer tables, numerical parity with timm's
+ResNet on the released kernel tables and on the adaptive one, the official state-dict layout, and the
+ECA-MobileNetV2 ImageNet recipe against the paper's numbers. Every expected value is written here from
+the paper, the official code (BangguWu/ECANet), timm or torchvision. Full-size models are built on the
+meta device.
 """
 
 from __future__ import annotations
 
 import itertools
 
+import closed_form_macs
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -18,7 +24,8 @@ import torchvision
 import convzoo
 from convzoo.errors import ConvzooError
 from convzoo.layers.eca import ECA, eca_kernel_size
-from convzoo.models.ecanet import ECA_RESNET_CFGS, remap_state_dict
+from convzoo.bench import count_macs
+from convzoo.models.ecanet import remap_state_dict
 from convzoo.registry import count_params
 from convzoo.testing import batch_norms, deploy_outputs, randomise_bn
 
@@ -36,6 +43,18 @@ SHEET = {
     "eca_resnet152": (60_193_042, 234, 57.41),
     "eca_mobilenetv2": (3_504_903, 31, 3.34),
 }
+# He et al. 2016 Table 1: block type and blocks per stage; official README / checkpoint names
+# (eca_resnet18_k3577, ..._k3357, ..._k3557): the kernel size k of each stage's ECA layers
+RESNETS = {
+    "eca_resnet18": ("basic", (2, 2, 2, 2), (3, 5, 7, 7)),
+    "eca_resnet34": ("basic", (3, 4, 6, 3), (3, 3, 5, 7)),
+    "eca_resnet50": ("bottleneck", (3, 4, 6, 3), (3, 5, 5, 7)),
+    "eca_resnet101": ("bottleneck", (3, 4, 23, 3), (3, 3, 5, 7)),
+    "eca_resnet152": ("bottleneck", (3, 8, 36, 3), (3, 3, 5, 7)),
+}
+# torchvision's published GFLOPS of the plain networks (weights meta "_ops"; 3 decimals)
+TORCHVISION_GFLOPS = {"resnet18": 1.814, "resnet34": 3.664, "resnet50": 4.089, "resnet101": 7.801,
+                      "resnet152": 11.514, "mobilenet_v2": 0.301}
 
 
 def _meta(fn, *args, **kwargs):
@@ -111,6 +130,63 @@ def test_eca_matches_timm(k):
     x = torch.randn(3, 40, 6, 5)
     assert (ours(x) - ref(x)).abs().max().item() <= 1e-6
     assert ECA(2048).k_size == timm_layers.EcaModule(2048).conv.kernel_size[0] == 7  # same psi
+
+
+# --- ECA-NS: one kernel per channel (Table 2's non-shared variant, official models/eca_ns.py) -------
+
+def _eca_ns_closed_form(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """w_i = sigmoid(sum_j w[i, j] * y[i + j - (k-1)/2]) with y zero outside the channels, by loops."""
+    c, k = w.shape
+    y = x.flatten(2).mean(-1)  # (B, C)
+    gate = torch.zeros_like(y)
+    for i in range(c):
+        for j in range(k):
+            n = i + j - (k - 1) // 2
+            if 0 <= n < c:
+                gate[:, i] += w[i, j] * y[:, n]
+    return x * torch.sigmoid(gate).reshape(*gate.shape, *([1] * (x.dim() - 2)))
+
+
+@pytest.mark.claim(paper=43, artefact="ECA",
+                   claim="ECA-NS (shared=False): a kernel per channel, k*C parameters, equals its closed form "
+                         "written in the test; the official eca_ns.py weight layout (C, 1, k)")
+@pytest.mark.parametrize("k", [1, 3, 5])
+@pytest.mark.parametrize("shape", [(2, 12, 5, 7), (2, 6, 9)], ids=["2d", "1d"])
+def test_eca_ns_matches_closed_form(k, shape):
+    torch.manual_seed(0)
+    c = shape[1]
+    layer = ECA(c, k_size=k, shared=False).double()
+    torch.nn.init.normal_(layer.conv.weight)
+    assert count_params(layer) == k * c and tuple(layer.conv.weight.shape) == (c, 1, k)
+    x = torch.randn(shape, dtype=torch.float64)
+    expected = _eca_ns_closed_form(x, layer.conv.weight.detach()[:, 0, :])
+    torch.testing.assert_close(layer(x), expected, atol=1e-12, rtol=1e-12)
+
+
+def test_eca_ns_with_equal_rows_is_eca():
+    torch.manual_seed(0)
+    shared, ns = ECA(k_size=5).double(), ECA(20, k_size=5, shared=False).double()
+    torch.nn.init.normal_(shared.conv.weight)
+    with torch.no_grad():
+        ns.conv.weight.copy_(shared.conv.weight.expand(20, 1, 5))
+    x = torch.randn(2, 20, 4, 6, dtype=torch.float64)
+    torch.testing.assert_close(ns(x), shared(x), atol=1e-12, rtol=1e-12)
+    with pytest.raises(ConvzooError, match="channel count"):
+        ECA(k_size=3, shared=False)
+    with pytest.raises(ConvzooError, match="built for 20 channels"):
+        ns(torch.randn(1, 8, 2, 2, dtype=torch.float64))
+
+
+@pytest.mark.claim(paper=43, artefact="eca_resnet50",
+                   claim="shared=False builds ECA-NS in every block: torchvision's count + sum of k*C "
+                         "(closed form over He et al. Table 1 widths and the released k table)")
+def test_eca_ns_resnet50_params():
+    model = _meta(convzoo.create_model, "eca_resnet50", shared=False)
+    base = count_params(_meta(torchvision.models.resnet50))
+    _, blocks = closed_form_macs.resnet("bottleneck", (3, 4, 6, 3))
+    ks = RESNETS["eca_resnet50"][2]
+    assert count_params(model) - base == sum(b["out"] * ks[b["stage"]] for b in blocks) \
+        == 3 * 256 * 3 + 4 * 512 * 5 + 6 * 1024 * 5 + 3 * 2048 * 7  # 86,272
 
 
 # --- parameter counts ---------------------------------------------------------------------------
@@ -213,6 +289,88 @@ def test_eca_resnet50_parity_with_timm():
                 - ref.forward_head(ref.forward_features(x), pre_logits=True)).abs().max().item() <= 1e-5
 
 
+# --- MACs: closed form of the layer tables + the ECA 1-D convs ----------------------------------------
+
+@pytest.mark.claim(paper=43, artefact="eca_resnet18",
+                   claim="MACs @224 = closed form (He et al. Table 1 conv+FC, = torchvision's published 1.814 "
+                         "GFLOPS) + sum C*k of the ECA convs; exact")
+@pytest.mark.claim(paper=43, artefact="eca_resnet34",
+                   claim="MACs @224 = closed form (He et al. Table 1 conv+FC, = torchvision's published 3.664 "
+                         "GFLOPS) + sum C*k of the ECA convs; exact")
+@pytest.mark.claim(paper=43, artefact="eca_resnet50",
+                   claim="MACs @224 = closed form (He et al. Table 1 conv+FC, = torchvision's published 4.089 "
+                         "GFLOPS) + sum C*k of the ECA convs; exact")
+@pytest.mark.claim(paper=43, artefact="eca_resnet101",
+                   claim="MACs @224 = closed form (He et al. Table 1 conv+FC, = torchvision's published 7.801 "
+                         "GFLOPS) + sum C*k of the ECA convs; exact")
+@pytest.mark.claim(paper=43, artefact="eca_resnet152",
+                   claim="MACs @224 = closed form (He et al. Table 1 conv+FC, = torchvision's published 11.514 "
+                         "GFLOPS) + sum C*k of the ECA convs; exact")
+@pytest.mark.claim(paper=43, artefact="eca_mobilenetv2",
+                   claim="MACs @224 = closed form (Sandler et al. Table 2 conv+FC, = torchvision's published "
+                         "0.301 GFLOPS) + sum C*k of the ECA convs (k=1 below 96 channels, else 3); exact")
+@pytest.mark.parametrize("name", list(SHEET))
+def test_macs_closed_form(name):
+    if name == "eca_mobilenetv2":
+        base, blocks = closed_form_macs.mobilenetv2()
+        eca = sum(b["out"] * (1 if b["out"] < 96 else 3) for b in blocks)  # official eca_mobilenetv2.py rule
+    else:
+        block, layers, ks = RESNETS[name]
+        base, blocks = closed_form_macs.resnet(block, layers)
+        eca = sum(b["out"] * ks[b["stage"]] for b in blocks)  # Conv1d(1, 1, k) over C positions: C * k
+    assert round(base / 1e9, 3) == TORCHVISION_GFLOPS[TORCHVISION[name]]
+    with torch.device("meta"):
+        model, x = convzoo.create_model(name).eval(), torch.empty(1, 3, 224, 224)
+    assert count_macs(model, x) == base + eca == convzoo.get_card(name).macs
+    assert convzoo.get_card(name).macs_rtol == 0.0
+
+
+# --- numerical parity with timm on the released (registered) kernel tables ---------------------------
+
+def _timm_resnet_with_k_table(block: str, layers, ks):
+    """timm's ResNet with its EcaModule in every block (``attn_layer='eca'``), each stage's kernel set to
+    the released table: timm picks the adaptive psi(C) from the channels, so the 1-D convs are replaced
+    by Conv1d(1, 1, k, padding (k-1)/2, no bias), the layer timm's EcaModule builds for kernel_size=k."""
+    from timm.models import resnet as timm_resnet
+
+    ref = timm_resnet.ResNet(block=timm_resnet.BasicBlock if block == "basic" else timm_resnet.Bottleneck,
+                             layers=list(layers), block_args=dict(attn_layer="eca"))
+    for stage, k in enumerate(ks):
+        for blk in getattr(ref, f"layer{stage + 1}"):
+            blk.se.conv = torch.nn.Conv1d(1, 1, k, padding=(k - 1) // 2, bias=False)
+    return ref
+
+
+@pytest.mark.claim(paper=43, artefact="eca_resnet18",
+                   claim="numerical parity (fp64, <= 1e-6) with timm's ResNet + EcaModule on the released k table "
+                         "3,5,7,7, copied weights")
+@pytest.mark.claim(paper=43, artefact="eca_resnet50",
+                   claim="numerical parity (fp64, <= 1e-6) with timm's ResNet + EcaModule on the released k table "
+                         "3,5,5,7, copied weights")
+@pytest.mark.parity
+@pytest.mark.parametrize("name", ["eca_resnet18", "eca_resnet50"])
+def test_parity_with_timm_on_released_k_table(name):
+    block, layers, ks = RESNETS[name]
+    torch.manual_seed(0)
+    ref = _timm_resnet_with_k_table(block, layers, ks).double().eval()
+    randomise_bn(ref)
+    with torch.no_grad():
+        for m in ref.modules():
+            if isinstance(m, torch.nn.Conv1d):
+                torch.nn.init.normal_(m.weight)  # the kernels matter: not their default init
+    ours = convzoo.create_model(name).double().eval()  # registered default: the released table
+    assert [getattr(ours, f"layer{i + 1}")[0].eca.k_size for i in range(4)] == list(ks)
+    missing, unexpected = ours.load_state_dict(remap_state_dict(ref.state_dict()), strict=True)
+    assert not missing and not unexpected
+    x = torch.randn(2, 3, 64, 80, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert (ours(x) - ref(x)).abs().max().item() <= 1e-6
+        assert (ours.forward_features(x) - ref.forward_features(x)).abs().max().item() <= 1e-6
+    # timm's own adaptive choice differs from the released table: the patch above is what makes them agree
+    from timm.layers import EcaModule
+    assert [EcaModule(c).conv.kernel_size[0] for c in (256, 512, 1024, 2048)] == [5, 5, 5, 7]
+
+
 # --- checkpoint layout ---------------------------------------------------------------------------
 
 @pytest.mark.claim(paper=43, artefact="eca_resnet18",
@@ -228,9 +386,8 @@ def test_official_state_dict_layout(name):
     base = _meta(getattr(torchvision.models, TORCHVISION[name])).state_dict()
     eca = {k: v for k, v in ours.items() if k not in base}
     assert {k: v.shape for k, v in ours.items() if k in base} == {k: v.shape for k, v in base.items()}
-    cfg = ECA_RESNET_CFGS[name]
-    expected = {f"layer{i + 1}.{j}.eca.conv.weight": (1, 1, cfg["k_size"][i])
-                for i, n in enumerate(cfg["layers"]) for j in range(n)}
+    _, layers, ks = RESNETS[name]
+    expected = {f"layer{i + 1}.{j}.eca.conv.weight": (1, 1, ks[i]) for i, n in enumerate(layers) for j in range(n)}
     assert {k: tuple(v.shape) for k, v in eca.items()} == expected
 
 
@@ -305,3 +462,51 @@ def test_tiny_training_on_digits_lowers_loss():
         opt.step()
         losses.append(loss.item())
     assert sum(losses[-4:]) < 0.8 * sum(losses[:4]), losses
+
+
+# --- the ECA-MobileNetV2 ImageNet recipe ------------------------------------------------------------
+
+@pytest.mark.claim(paper=43, artefact="eca_mobilenetv2_imagenet_paper",
+                   claim="the recipe holds the paper's MobileNetV2 setting (Sec. 4.1 / official light_main.py: SGD "
+                         "momentum 0.9, wd 4e-5, batch 96, lr 0.045 x 0.98 per epoch, 400 epochs, RandomResizedCrop "
+                         "+ flip) and runs it: optimizer steps, the lr decays by 0.98 per epoch")
+def test_mobilenetv2_recipe_is_the_papers_and_runs(tmp_path):
+    from PIL import Image
+
+    from convzoo.engine import load_recipe, train
+    from convzoo.engine.build import build_data
+    from convzoo.engine.optim import build_optimizer
+
+    r = load_recipe("eca_mobilenetv2_imagenet_paper")
+    assert r["paper"] == 43 and r["model"]["name"] == "eca_mobilenetv2"
+    assert "eca_mobilenetv2_imagenet_paper" in convzoo.get_card("eca_mobilenetv2").recipes
+    assert (r["optimizer"]["name"], r["optimizer"]["lr"], r["optimizer"]["weight_decay"]) == ("sgd", 0.045, 4e-5)
+    assert r["optimizer"]["kwargs"] == {"momentum": 0.9} and r["optimizer"]["decay_1d"] is True
+    assert r["schedule"]["name"] == "exponential" and r["schedule"]["kwargs"] == {"gamma": 0.98}
+    assert r["schedule"]["warmup_epochs"] == 0 and r["schedule"]["interval"] == "epoch"
+    assert (r["epochs"], r["batch_size"], r["data"]["kwargs"]["size"]) == (400, 96, 224)
+    assert r["data"]["kwargs"]["augment"] == ["RandomResizedCrop", "RandomHorizontalFlip"]
+    with torch.device("meta"):
+        opt = build_optimizer(convzoo.create_model("eca_mobilenetv2"), r["optimizer"])
+    assert isinstance(opt, torch.optim.SGD) and len(opt.param_groups) == 1  # every parameter decays
+    assert {k: opt.param_groups[0][k] for k in ("lr", "momentum", "weight_decay")} == \
+        {"lr": 0.045, "momentum": 0.9, "weight_decay": 4e-5}
+
+    # run the recipe as written for 3 short epochs on a tiny ImageFolder tree (place, size, batch changed)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 8), ("val", 2), ("test", 2)):
+        for cls in ("a", "b"):
+            (tmp_path / "data" / split / cls).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(
+                    tmp_path / "data" / split / cls / f"{i}.png")
+    values = {"data.root": str(tmp_path / "data"), "data.kwargs.size": 32, "data.num_workers": 0,
+              "batch_size": 8, "eval_batch_size": 8, "epochs": 3}
+    train_set = build_data(load_recipe("eca_mobilenetv2_imagenet_paper", values=values), "train")
+    assert train_set.info.extra["augment"] == ["RandomResizedCrop", "RandomHorizontalFlip"]
+    torch.manual_seed(0)
+    res = train("eca_mobilenetv2_imagenet_paper", values=values, out_dir=tmp_path / "runs", run_name="r",
+                progress=False)
+    lrs = [row["lr"] for row in res.history]
+    assert lrs == pytest.approx([0.045, 0.045 * 0.98, 0.045 * 0.98 ** 2], rel=1e-12)
+    assert all(np.isfinite(row["train_loss"]) for row in res.history)

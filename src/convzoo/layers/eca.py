@@ -16,9 +16,19 @@ and round an even t *up* (C = 128 gives t = 4, k = 5; issue BangguWu/ECANet#12),
 :func:`eca_kernel_size` follows. Unlike timm's ``EcaModule`` it does not clamp k to >= 3: the paper's
 formula gives k = 1 for C <= 4.
 
-The state dict holds a single tensor ``conv.weight`` of shape (1, 1, k), the official
-``eca_layer`` layout, so the released ECA-Net checkpoints load unchanged. The layer pools over all
-trailing dims, so it works on 1-D (B, C, L), 2-D (B, C, H, W) and 3-D (B, C, D, H, W) maps.
+ECA-NS (``shared=False``, Sec. 3.2 "Local Cross-Channel Interaction" and the ECA-NS row of Table 2):
+the same k-neighbourhood of every channel, but each channel i has its own k weights w_i (the banded
+matrix W_k with k * C parameters) instead of one kernel shared by all channels:
+
+    w_i = sigmoid( sum_j  w_i^j * y_(i + j - (k-1)/2) ),   j = 0..k-1,  y zero outside 1..C
+
+so the layer has k * C parameters and needs ``channels``. The weights sit in ``conv.weight`` of shape
+(C, 1, k), a depth-wise Conv1d applied to the k-windows of the descriptor, as in the official
+``models/eca_ns.py``, whose checkpoints would load by name. With every row w_i equal it is ECA.
+
+The state dict of the shared layer holds a single tensor ``conv.weight`` of shape (1, 1, k), the
+official ``eca_layer`` layout, so the released ECA-Net checkpoints load unchanged. The layer pools
+over all trailing dims, so it works on 1-D (B, C, L), 2-D (B, C, H, W) and 3-D (B, C, D, H, W) maps.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from convzoo.errors import ConvzooError
@@ -45,13 +56,15 @@ class ECA(nn.Module):
     """ECA module (Sec. 3.3, Fig. 2): GAP -> Conv1d(1, 1, k, pad (k-1)//2, no bias) -> sigmoid -> rescale.
 
     Args:
-        channels: channels of the input; only used to pick k by Eq. 12 when ``k_size`` is None.
+        channels: channels of the input; picks k by Eq. 12 when ``k_size`` is None (and sizes ECA-NS).
         k_size: odd kernel size of the 1-D convolution across channels; None = adaptive psi(C).
         gamma, b: parameters of the mapping psi (paper: gamma=2, b=1).
+        shared: True = ECA (one kernel for all channels, k parameters); False = ECA-NS (a kernel per
+            channel, k * C parameters; see the module docstring).
     """
 
     def __init__(self, channels: int | None = None, k_size: int | None = None, gamma: float = 2,
-                 b: float = 1):
+                 b: float = 1, shared: bool = True):
         super().__init__()
         if k_size is None:
             if channels is None:
@@ -59,16 +72,32 @@ class ECA(nn.Module):
             k_size = eca_kernel_size(channels, gamma, b)
         if int(k_size) != k_size or k_size < 1 or k_size % 2 == 0:
             raise ConvzooError(f"ECA k_size must be a positive odd integer, got {k_size!r}")
-        self.channels, self.k_size = channels, int(k_size)
-        self.conv = nn.Conv1d(1, 1, kernel_size=self.k_size, padding=(self.k_size - 1) // 2, bias=False)
+        if not shared and (channels is None or channels < 1):
+            raise ConvzooError(f"ECA-NS (shared=False) needs the channel count: one kernel per channel; "
+                               f"got channels={channels!r}")
+        self.channels, self.k_size, self.shared = channels, int(k_size), shared
+        if shared:
+            self.conv = nn.Conv1d(1, 1, kernel_size=self.k_size, padding=(self.k_size - 1) // 2, bias=False)
+        else:  # ECA-NS: (C, 1, k), one depth-wise kernel per channel over its k-window
+            self.conv = nn.Conv1d(channels, channels, kernel_size=self.k_size, groups=channels, bias=False)
+
+    def _interact(self, y: torch.Tensor) -> torch.Tensor:
+        # y: (B, C) -> (B, C), each channel mixed with its k neighbours (zero padding at both ends)
+        if self.shared:
+            return self.conv(y.unsqueeze(1)).squeeze(1)  # (B, 1, C) -> (B, C)
+        if y.shape[1] != self.channels:
+            raise ConvzooError(f"ECA-NS was built for {self.channels} channels, got {y.shape[1]}")
+        pad = (self.k_size - 1) // 2
+        windows = F.pad(y, (pad, pad)).unfold(1, self.k_size, 1)  # (B, C, k): window of channel i
+        return self.conv(windows).squeeze(-1)  # (B, C, 1) -> (B, C), channel i's own kernel
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, C, *spatial)
         spatial = tuple(range(2, x.dim()))
         y = x.mean(spatial)  # (B, C)              channel descriptor (GAP)
-        y = self.conv(y.unsqueeze(1))  # (B, 1, C)  interaction of each channel with its k neighbours
-        y = torch.sigmoid(y).view(x.shape[0], x.shape[1], *(1 for _ in spatial))  # (B, C, 1, ..)
-        return x * y
+        y = torch.sigmoid(self._interact(y))  # (B, C)  gates in (0, 1)
+        return x * y.view(x.shape[0], x.shape[1], *(1 for _ in spatial))  # (B, C, 1, ..) broadcast
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}, k_size={self.k_size}"
+        ns = "" if self.shared else ", shared=False (ECA-NS)"
+        return f"channels={self.channels}, k_size={self.k_size}{ns}"

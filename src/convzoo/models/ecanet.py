@@ -92,15 +92,17 @@ class ECAResNet(ResNet):
         zero_init_last: initialise the last BN weight of every residual branch to 0 (Goyal et al. 2017;
             timm's default). The paper gives no initialisation; the official code uses 1
             (``zero_init_last=False``, which the ``_paper`` recipe sets). See the module docstring.
+        shared: False builds ECA-NS in every block (Table 2's non-shared variant, k * C parameters per
+            layer; :class:`~convzoo.layers.eca.ECA`), True the paper's ECA.
     """
 
     def __init__(self, block: str = "bottleneck", layers: Sequence[int] = (3, 4, 6, 3),
                  k_size="adaptive", num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0,
-                 zero_init_last: bool = True):
+                 zero_init_last: bool = True, shared: bool = True):
         ks = resolve_k_sizes(k_size)
 
         def eca_in_every_block(stage: int, index: int, num_blocks: int) -> dict:
-            return dict(attn=lambda c, k=ks[stage]: ECA(c, k), attn_name="eca")
+            return dict(attn=lambda c, k=ks[stage]: ECA(c, k, shared=shared), attn_name="eca")
 
         super().__init__(block, layers, num_classes, in_chans, drop_rate, zero_init_last,
                          block_args=eca_in_every_block)
@@ -242,8 +244,9 @@ ECA_RESNET_CFGS = {
 }
 
 # sum of numel at 1000 classes with the checkpoint k tables (measured on the official model code,
-# fact sheet G1a "Paper 43" Sec. 3), MACs @224 by FlopCounterMode (sheet: 1.814 / 3.664 / 4.089 /
-# 7.802 / 11.514 / 0.3008 G), the paper's params in 2^20 units, ImageNet top-1
+# fact sheet G1a "Paper 43" Sec. 3); MACs @224 of the convs and the FC (torchvision's published
+# GFLOPS 1.814 / 3.664 / 4.089 / 7.801 / 11.514 / 0.301 plus sum(C * k) over the ECA layers, exact by
+# the closed form in the test); the paper's params in 2^20 units; ImageNet top-1
 _SHEET = {
     "eca_resnet18": (11_689_556, 1_814_085_760, "11.15M", "70.92"),
     "eca_resnet34": (21_797_744, 3_663_781_952, "20.79M", "74.21"),
@@ -265,12 +268,14 @@ def _card(name: str, source: str, notes: str) -> ModelCard:
         params_source=(f"sum of numel, 1000 classes, released-checkpoint k table (official code, fact sheet "
                        f"G1a Paper 43); the paper reports {paper_params} in units of 2^20 "
                        f"(e.g. ResNet-50 25,557,032 / 2^20 = 24.37)"),
-        macs=macs,
-        macs_source=("torch FlopCounterMode @224 (fact sheet G1a Paper 43 Sec. 3); the paper's FLOPs use "
-                     "other units"),
+        macs=macs, macs_rtol=0.0,
+        macs_source=("closed form, tests/models/test_ecanet.py::test_macs_closed_form: conv + FC MACs @224 "
+                     "summed over the layer table (He et al. 2016 Table 1 / Sandler et al. 2018 Table 2), "
+                     "equal to torchvision's published GFLOPS to its 3 decimals, plus C * k per ECA layer; "
+                     "the paper's FLOPs use other units"),
         reference=None, capabilities=_CAPS, source=source,
-        recipes=("eca_resnet18_digits",) if name == "eca_resnet18" else
-        ("eca_resnet50_imagenet_paper",) if name == "eca_resnet50" else (),
+        recipes={"eca_resnet18": ("eca_resnet18_digits",), "eca_resnet50": ("eca_resnet50_imagenet_paper",),
+                 "eca_mobilenetv2": ("eca_mobilenetv2_imagenet_paper",)}.get(name, ()),
         notes=f"ImageNet top-1 {top1}% (paper / official README). {notes}",
     )
 
