@@ -74,3 +74,18 @@ def few_labels(split: str, root=None, *, of: str, labels_per_class: int, seed: i
     if not base.info.num_classes:
         raise ConvzooError(f"few_labels needs a classification data set with classes; '{of}' has none")
     return LabelledSubset(base, k_per_class(labels_of(base), int(labels_per_class), seed), int(labels_per_class))
+
+
+class Head(Subset):
+    """The first ``n`` items of a data set, passing its attributes through (``info``; ``names`` cut to
+    the same items, and ``targets``): what a run limited by ``limit_eval_batches`` draws its pictures and report from."""
+
+    def __init__(self, dataset, n: int):
+        super().__init__(dataset, list(range(min(n, len(dataset)))))
+
+    def __getattr__(self, name: str):
+        if name in ("dataset", "indices"):  # not yet set (unpickling)
+            raise AttributeError(name)
+        value = getattr(self.dataset, name)
+        return value[: len(self.indices)] if name in ("names", "targets") else value
+

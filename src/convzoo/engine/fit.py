@@ -463,6 +463,10 @@ def _report(run: _Run, dataset, result: RunResult) -> None:
     write_results(run.run_dir, results)
     pictures, lines = [], []
     model = run.eval_method.export_model()
+    if dataset is not None and run.cfg["limit_eval_batches"] is not None:
+        from convzoo.data.subset import Head
+
+        dataset = Head(dataset, run.cfg["limit_eval_batches"] * run.cfg["eval_batch_size"])
     if dataset is not None:
         # tasks draw with float32 inputs; a model trained at "bf16-true"/"64-true" is drawn as a float32 copy
         pic_model = model

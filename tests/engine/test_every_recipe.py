@@ -1,0 +1,246 @@
+"""Every packaged recipe runs as written: its optimizer, parameter groups, schedule, accumulation,
+per-sample augmentation and batch transform take real optimizer steps through the engine.
+
+Each recipe is loaded from its file and trained with ``train()`` for one shortened epoch
+(``limit_train_batches`` = two accumulated optimizer steps, ``limit_eval_batches`` = 1). Only what a CPU
+test cannot hold is changed: the data's place (fixture files in the set's real on-disk format, written
+by tests/fixture_files.py, for the sets that cannot be downloaded here), ImageNet-size inputs (the card's
+small test size), the batch (at most 4), ``epochs`` (1), workers (0) and fp16 autocast (not on a CPU).
+The model, method, optimizer, schedule, accumulation, augmentation and batch transform are the recipe's.
+
+What must hold after the run, for every recipe: the batches seen and the optimizer steps taken are the
+ones the limits ask for; the trained weights moved; every parameter group carries the recipe's
+optimizer settings (its ``optimizer.kwargs``, its lr multipliers and weight decays: the recipe's value,
+a group's own value, or 0 for the no-decay rule); and the per-sample augmentation the data set built is
+the list the recipe names. The fidelity of a paper recipe's *values* (the paper's lr, batch, epochs) is
+proven where each family writes the paper's numbers (e.g. tests/models/test_rotnet.py,
+tests/tasks/test_detection.py, tests/engine/test_paper_recipe_values.py).
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+from fixture_files import (write_cifar10, write_coco_folder, write_deepforest_files, write_jpeg, write_mnist,
+                           write_tree, write_voc_xml)
+from safetensors.torch import load_file
+
+import convzoo
+from convzoo.engine import list_recipes, load_recipe, train
+from convzoo.engine.build import build_data
+from convzoo.engine.checkpoint import load_state
+
+# which optimizer each torch class is, told by a setting only it keeps in its param groups
+OPTIMIZER_KEY = {"sgd": "nesterov", "adam": "amsgrad", "adamw": "amsgrad", "adadelta": "rho", "rmsprop": "centered"}
+
+
+# --- fixture data in each set's real format ---------------------------------------------------------
+def _voc(root):
+    """VOC2007 + VOC2012 folders with the paper's image sets (trainval / test), four images each."""
+    for year in ("VOC2007", "VOC2012"):
+        ids = [f"{year[-2:]}{i:04d}" for i in range(4)]
+        for i, stem in enumerate(ids):
+            write_jpeg(root / year / "JPEGImages" / f"{stem}.jpg", 60 + 4 * i, 50)
+            write_voc_xml(root / year / "Annotations" / f"{stem}.xml", 60 + 4 * i, 50,
+                          [("dog", (5, 5, 30 + i, 40), 0), ("cat", (32, 10, 58, 45), 0)])
+        (root / year / "ImageSets" / "Main").mkdir(parents=True)
+        for name in ("trainval", "test"):
+            (root / year / "ImageSets" / "Main" / f"{name}.txt").write_text("\n".join(ids) + "\n")
+
+
+def _coco(root):
+    """COCO val2017 fixture, copied as train2017 (four copies of each image so a batch of 2 fits twice)."""
+    write_coco_folder(root)
+    ann = (root / "annotations" / "instances_val2017.json").read_text()
+    (root / "annotations" / "instances_train2017.json").write_text(ann)
+    shutil.copytree(root / "val2017", root / "train2017")
+
+
+def _imagefolder(root):
+    for split, n in (("train", 16), ("val", 2), ("test", 2)):
+        write_tree(root, split, {c: n for c in ("n01", "n02", "n03", "n04")}, seed=len(split))
+
+
+WRITERS = {
+    "imagefolder": _imagefolder,
+    "cifar10": write_cifar10,
+    "mnist": write_mnist,
+    "voc": _voc,
+    "coco": _coco,
+    "deepforest": write_deepforest_files,
+}
+
+
+@pytest.fixture(scope="module")
+def data_roots(tmp_path_factory):
+    roots = {}
+    for name, write in WRITERS.items():
+        roots[name] = tmp_path_factory.mktemp(name)
+        write(roots[name])
+    return roots
+
+
+def smoke_values(cfg: dict, roots: dict) -> dict:
+    """The few settings a CPU test changes (see the module docstring); all else is the recipe's."""
+    data, acc = cfg["data"], cfg["accumulate"]
+    values = {"epochs": 1, "batch_size": min(cfg["batch_size"], 4), "eval_batch_size": min(cfg["eval_batch_size"], 2),
+              "data.num_workers": 0,
+              "limit_train_batches": 2 * acc, "limit_eval_batches": 1}
+    if data["name"] in roots:
+        values["data.root"] = str(roots[data["name"]])
+    if data["kwargs"].get("val_size"):  # a hold-out sized for the real set, larger than the fixture
+        values["data.kwargs.val_size"] = 8
+    if data["name"] in ("voc", "coco", "deepforest"):
+        values["batch_size"] = 2
+    if data["name"] == "imagefolder":  # ImageNet-size inputs: the card's small test size
+        values["data.kwargs.size"] = convzoo.get_card(cfg["model"]["name"]).test_size[0]
+    if data["name"] == "deepforest":
+        values["data.kwargs.size"] = values["data.kwargs.tile"] = 100
+    if cfg["precision"] == "16-mixed":
+        values["precision"] = "32-true"
+    if "pretext" in cfg["method"]["kwargs"]:  # a frozen probe starts from random weights here
+        values["method.kwargs.pretext"] = None
+    return values
+
+
+class Watch:
+    def on_train_start(self, method, **_):
+        self.before = {k: v.detach().clone() for k, v in method.export_model().state_dict().items()}
+        self.batches = 0
+
+    def on_train_batch_end(self, step, **_):
+        self.batches = step + 1
+
+
+def _augment_steps(cfg: dict) -> list | None:
+    augment = cfg["data"]["kwargs"].get("augment")
+    return [next(iter(s)) if isinstance(s, dict) else s for s in augment] if isinstance(augment, list) else None
+
+
+def check_run_as_written(name: str, roots: dict, tmp_path) -> None:
+    cfg = load_recipe(name)
+    values = smoke_values(cfg, roots)
+    watch = Watch()
+    torch.manual_seed(0)
+    res = train(name, values=values, out_dir=tmp_path, run_name="r", progress=False, callbacks=[watch])
+    assert res.epochs == 1 and watch.batches == values["limit_train_batches"]
+    # the weights moved
+    after = load_file(str(res.run_dir / "last.safetensors"))
+    moved = [k for k, v in watch.before.items() if v.is_floating_point() and k in after
+             and not torch.equal(after[k].to(v.dtype), v)]
+    assert moved, "no weight changed"
+    # the recipe's optimizer, groups and settings
+    state = load_state(res.run_dir / "state.pt")
+    opt = cfg["optimizer"]
+    groups = state["optimizers"][0]["param_groups"]
+    assert all(OPTIMIZER_KEY[opt["name"]] in g for g in groups)
+    for key, value in opt["kwargs"].items():
+        for g in groups:
+            assert g[key] == (tuple(value) if isinstance(value, list) else value), (key, g[key], value)
+    own = [pg for pg in opt["param_groups"]]
+    assert {g.get("lr_mult", 1.0) for g in groups} <= {1.0} | {pg.get("lr_mult", 1.0) for pg in own}
+    decays = {opt["weight_decay"], 0.0} | {pg["weight_decay"] for pg in own if pg.get("weight_decay") is not None}
+    assert {g["weight_decay"] for g in groups} <= decays
+    base = [g for g in groups if g.get("lr_mult", 1.0) == 1.0]
+    for g in groups:  # every group's lr is the base lr times its multiplier
+        assert g["lr"] == pytest.approx(base[0]["lr"] * g.get("lr_mult", 1.0), rel=1e-9) if base else True
+    # the per-sample augmentation the recipe names
+    steps = _augment_steps(cfg)
+    if steps is not None:
+        assert build_data(load_recipe(name, values=values), "train").info.extra["augment"] == steps
+
+
+PAPER_RECIPE = "the recipe runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps"
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param("bignas_digits", marks=pytest.mark.claim(paper=56, artefact="bignas_digits", claim=PAPER_RECIPE)),
+    pytest.param("cnn_softmax_digits",
+                 marks=pytest.mark.claim(paper=40, artefact="cnn_softmax_digits", claim=PAPER_RECIPE)),
+    pytest.param("cnn_svm_digits", marks=pytest.mark.claim(paper=40, artefact="cnn_svm_digits", claim=PAPER_RECIPE)),
+    pytest.param("cnn_svm_mnist_paper",
+                 marks=pytest.mark.claim(paper=40, artefact="cnn_svm_mnist_paper", claim=PAPER_RECIPE)),
+    pytest.param("convnext_dcls_digits",
+                 marks=pytest.mark.claim(paper=39, artefact="convnext_dcls_digits", claim=PAPER_RECIPE)),
+    pytest.param("eca_resnet18_digits",
+                 marks=pytest.mark.claim(paper=43, artefact="eca_resnet18_digits", claim=PAPER_RECIPE)),
+    pytest.param("ela_resnet18_digits",
+                 marks=pytest.mark.claim(paper=10, artefact="ela_resnet18_digits", claim=PAPER_RECIPE)),
+    pytest.param("espcn_x2_photos", marks=pytest.mark.claim(paper=41, artefact="espcn_x2_photos", claim=PAPER_RECIPE)),
+    pytest.param("espcn_x3_imagenet_paper",
+                 marks=pytest.mark.claim(paper=41, artefact="espcn_x3_imagenet_paper", claim=PAPER_RECIPE)),
+    pytest.param("espcn_x3_photos", marks=pytest.mark.claim(paper=41, artefact="espcn_x3_photos", claim=PAPER_RECIPE)),
+    pytest.param("espcn_x4_photos", marks=pytest.mark.claim(paper=41, artefact="espcn_x4_photos", claim=PAPER_RECIPE)),
+    pytest.param("ibnnet_digits", marks=pytest.mark.claim(paper=37, artefact="ibnnet_digits", claim=PAPER_RECIPE)),
+    pytest.param("inception_v4_digits",
+                 marks=pytest.mark.claim(paper=33, artefact="inception_v4_digits", claim=PAPER_RECIPE)),
+    pytest.param("lsnet_digits", marks=pytest.mark.claim(paper=18, artefact="lsnet_digits", claim=PAPER_RECIPE)),
+    pytest.param("pulsedl_pulses", marks=pytest.mark.claim(paper=3, artefact="pulsedl_pulses", claim=PAPER_RECIPE)),
+    pytest.param("rotnet_nin4_digits",
+                 marks=pytest.mark.claim(paper=20, artefact="rotnet_nin4_digits", claim=PAPER_RECIPE)),
+    pytest.param("rotnet_probe_digits",
+                 marks=pytest.mark.claim(paper=20, artefact="rotnet_probe_digits", claim=PAPER_RECIPE)),
+    pytest.param("rotnet_nin4_cifar10_paper",
+                 marks=pytest.mark.claim(paper=20, artefact="rotnet_nin4_cifar10_paper", claim=PAPER_RECIPE)),
+    pytest.param("rotnet_probe_cifar10_paper",
+                 marks=pytest.mark.claim(paper=20, artefact="rotnet_probe_cifar10_paper", claim=PAPER_RECIPE)),
+    pytest.param("simplenet_digits", marks=pytest.mark.claim(paper=32, artefact="simplenet_digits", claim=PAPER_RECIPE)),
+    pytest.param("simplenet_cifar10_paper",
+                 marks=pytest.mark.claim(paper=32, artefact="simplenet_cifar10_paper", claim=PAPER_RECIPE)),
+    pytest.param("spartan_digits", marks=pytest.mark.claim(paper=21, artefact="spartan_digits", claim=PAPER_RECIPE)),
+    pytest.param("ssd_deepforest", marks=pytest.mark.claim(paper=27, artefact="ssd_deepforest", claim=PAPER_RECIPE)),
+    pytest.param("ssd_scenes", marks=pytest.mark.claim(paper=27, artefact="ssd_scenes", claim=PAPER_RECIPE)),
+    pytest.param("unireplknet_digits",
+                 marks=pytest.mark.claim(paper=13, artefact="unireplknet_digits", claim=PAPER_RECIPE)),
+    pytest.param("vovnet_digits", marks=pytest.mark.claim(paper=53, artefact="vovnet_digits", claim=PAPER_RECIPE)),
+])
+def test_small_recipe_runs_as_written(name, data_roots, tmp_path):
+    check_run_as_written(name, data_roots, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [
+    pytest.param("bignas_imagenet_paper",
+                 marks=pytest.mark.claim(paper=56, artefact="bignas_imagenet_paper", claim=PAPER_RECIPE)),
+    pytest.param("convnext_dcls_tiny_imagenet_paper",
+                 marks=pytest.mark.claim(paper=39, artefact="convnext_dcls_tiny_imagenet_paper", claim=PAPER_RECIPE)),
+    pytest.param("eca_resnet50_imagenet_paper",
+                 marks=pytest.mark.claim(paper=43, artefact="eca_resnet50_imagenet_paper", claim=PAPER_RECIPE)),
+    pytest.param("inception_v4_imagenet_paper",
+                 marks=pytest.mark.claim(paper=33, artefact="inception_v4_imagenet_paper", claim=PAPER_RECIPE)),
+    pytest.param("lsnet_t_imagenet_paper", marks=pytest.mark.claim(paper=18, artefact="lsnet_in1k", claim=PAPER_RECIPE)),
+    pytest.param("replknet_31b_imagenet_paper",
+                 marks=pytest.mark.claim(paper=11, artefact="replknet_31b_in1k", claim=PAPER_RECIPE)),
+    pytest.param("resnet50_ibn_a_imagenet_paper",
+                 marks=pytest.mark.claim(paper=37, artefact="ibnnet_in1k", claim=PAPER_RECIPE)),
+    pytest.param("spartan_imagenet_paper", marks=pytest.mark.claim(paper=21, artefact="spartan_in1k", claim=PAPER_RECIPE)),
+    pytest.param("ssd300_coco_paper", marks=pytest.mark.claim(paper=27, artefact="ssd300_coco_paper", claim=PAPER_RECIPE)),
+    pytest.param("ssd300_voc_paper", marks=pytest.mark.claim(paper=27, artefact="ssd300_voc_paper", claim=PAPER_RECIPE)),
+    pytest.param("unireplknet_a_imagenet_paper",
+                 marks=pytest.mark.claim(paper=13, artefact="unireplknet_in1k", claim=PAPER_RECIPE)),
+    pytest.param("vovnet39_imagenet_paper",
+                 marks=pytest.mark.claim(paper=53, artefact="vovnet39_imagenet_paper", claim=PAPER_RECIPE)),
+])
+def test_full_size_recipe_runs_as_written(name, data_roots, tmp_path):
+    check_run_as_written(name, data_roots, tmp_path)
+
+
+LISTED = {"bignas_digits", "cnn_softmax_digits", "cnn_svm_digits", "cnn_svm_mnist_paper", "convnext_dcls_digits",
+          "eca_resnet18_digits", "ela_resnet18_digits", "espcn_x2_photos", "espcn_x3_imagenet_paper",
+          "espcn_x3_photos", "espcn_x4_photos", "ibnnet_digits", "inception_v4_digits", "lsnet_digits",
+          "pulsedl_pulses", "rotnet_nin4_digits", "rotnet_probe_digits", "rotnet_nin4_cifar10_paper",
+          "rotnet_probe_cifar10_paper", "simplenet_digits", "simplenet_cifar10_paper", "spartan_digits",
+          "ssd_deepforest", "ssd_scenes", "unireplknet_digits", "vovnet_digits", "bignas_imagenet_paper",
+          "convnext_dcls_tiny_imagenet_paper", "eca_resnet50_imagenet_paper", "inception_v4_imagenet_paper",
+          "lsnet_t_imagenet_paper", "replknet_31b_imagenet_paper", "resnet50_ibn_a_imagenet_paper",
+          "spartan_imagenet_paper", "ssd300_coco_paper", "ssd300_voc_paper", "unireplknet_a_imagenet_paper",
+          "vovnet39_imagenet_paper"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(set(list_recipes()) - LISTED))
+def test_newer_recipe_runs_as_written(name, data_roots, tmp_path):
+    """Recipes added after the lists above run the same check (give them a claim in the lists)."""
+    check_run_as_written(name, data_roots, tmp_path)
