@@ -29,6 +29,11 @@ Pipeline (paper Sec. 3.1, and common SR practice where the paper is silent):
    - ``degradation="bicubic"`` (the common SR benchmark degradation): antialiased bicubic resize,
      Keys kernel ``a = -0.5`` widened by ``r`` (``F.interpolate(..., antialias=True)``, as MATLAB
      ``imresize`` / PIL).
+   - ``degradation="mixed"`` (not the paper's; what the shipped default weights are trained on): every
+     photo under each distinct member of :data:`MIXTURE` -- bicubic, Gaussian sigma 1, Gaussian sigma
+     r / 2 (the same as sigma 1 at x2, so x2 has two members) -- so a
+     train patch draws its degradation uniformly along with its photo (one network for sharp and
+     blurred inputs), and val/test hold every photo once per degradation (named ``photo/degradation``).
 4. Train items: ``patches_per_epoch`` random aligned pairs, LR ``(C, patch, patch)`` / HR
    ``(C, r patch, r patch)`` (paper: 17 x 17 LR), one photo drawn uniformly then a uniform position;
    item ``i`` is drawn from ``numpy.random.default_rng((seed, e, i))`` with ``e`` the epoch given to
@@ -100,7 +105,9 @@ SPLIT_PHOTOS: dict[str, tuple[str, ...]] = {
     "train": ("china", "flower", "motorcycle_left", "motorcycle_right", "hubble_deep_field", "retina",
               "brick", "grass", "gravel", "moon", "page", "text", "cell"),
 }
-DEGRADATIONS = ("gaussian", "bicubic")
+DEGRADATIONS = ("gaussian", "bicubic", "mixed")
+# degradation="mixed": (kind, sigma) of each member; sigma None = the default r / 2
+MIXTURE: tuple[tuple[str, float | None], ...] = (("bicubic", None), ("gaussian", 1.0), ("gaussian", None))
 COLOURS = ("y", "rgb")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -160,8 +167,8 @@ def degrade(hr: torch.Tensor, scale: int, kind: str = "gaussian", sigma: float |
 
     ``sigma``: the Gaussian's standard deviation in HR pixels for ``kind="gaussian"`` (default r / 2).
     """
-    if kind not in DEGRADATIONS:
-        raise ConvzooError(f"unknown degradation '{kind}'; expected one of {', '.join(DEGRADATIONS)}")
+    if kind not in ("gaussian", "bicubic"):
+        raise ConvzooError(f"unknown degradation '{kind}'; expected 'gaussian' or 'bicubic'")
     lead, (c, hh, ww) = hr.shape[:-3], hr.shape[-3:]
     x = hr.reshape(-1, c, hh, ww)
     size = (hh // scale, ww // scale)
@@ -175,6 +182,16 @@ def degrade(hr: torch.Tensor, scale: int, kind: str = "gaussian", sigma: float |
         x = gaussian_blur(x, [k, k], [sigma, sigma]) if sigma > 0 else x
         lr = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=False)
     return lr.reshape(*lead, c, *size)
+
+
+def mixture_members(scale: int) -> tuple[tuple[str, float | None], ...]:
+    """The distinct (kind, sigma) of :data:`MIXTURE` at ``scale``, sigma in HR pixels (at x2, r / 2 = 1)."""
+    out = []
+    for kind, sig in MIXTURE:
+        member = (kind, None if kind == "bicubic" else gaussian_sigma(scale) if sig is None else float(sig))
+        if member not in out:
+            out.append(member)
+    return tuple(out)
 
 
 def bicubic_upscale(lr: torch.Tensor, scale: int) -> torch.Tensor:
@@ -293,10 +310,15 @@ def photos(split: str, root: str | None = None, scale: int = 3, patch: int = 17,
     names = list(loaders)
     if sigma is not None and (degradation != "gaussian" or not sigma >= 0):
         raise ConvzooError(f"photos: sigma={sigma!r} needs degradation 'gaussian' and a value >= 0")
+    members = mixture_members(scale) if degradation == "mixed" else ((degradation, sigma),)
     if root is None:  # bundled photos: built once per process and configuration
-        pairs = [_bundled_pair(n, scale, degradation, colour, sigma) for n in names]
+        pairs = [_bundled_pair(n, scale, kind, colour, sig) for n in names for kind, sig in members]
     else:
-        pairs = [make_pair(to_rgb_tensor(loaders[n]()), scale, degradation, colour, sigma) for n in names]
+        rgbs = {n: to_rgb_tensor(loaders[n]()) for n in names}
+        pairs = [make_pair(rgbs[n], scale, kind, colour, sig) for n in names for kind, sig in members]
+    if degradation == "mixed":  # photo-major: a uniform draw over pairs = uniform photo, uniform degradation
+        names = [f"{n}/{kind}" + ("" if sig is None else f"_sigma{sig:g}")
+                 for n in names for kind, sig in members]
     c = 1 if colour == "y" else 3
     info = DataInfo(
         name="photos", task="super_resolution", in_chans=c,
@@ -304,7 +326,8 @@ def photos(split: str, root: str | None = None, scale: int = 3, patch: int = 17,
         extra={"scale": scale, "degradation": degradation, "colour": colour, "photos": tuple(names),
                "eval_batch_size": 1, "patch": patch, "source": source,
                "sigma": (None if degradation != "gaussian" else gaussian_sigma(scale) if sigma is None
-                         else sigma)},
+                         else sigma),
+               "mixture": mixture_members(scale) if degradation == "mixed" else None},
     )
     if split == "train":
         return PhotoPatches(names, pairs, info, patch=patch, length=patches_per_epoch, seed=seed)

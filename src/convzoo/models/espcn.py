@@ -79,29 +79,46 @@ ESPCN_CFGS = {
     "espcn_x3": {"scale": 3, "params": 22_729, "lr_1080p": (360, 640), "macs": 5_212_569_600},
     "espcn_x4": {"scale": 4, "params": 24_752, "lr_1080p": (270, 480), "macs": 3_193_344_000},
 }
+# Two sets of shipped weights per scale, one registered name each (``pretrained=True`` loads
+# ``convzoo/weights/<name>.safetensors``); the network is the same (Sec. 3.1), only the training LR differs:
+# * ``espcn_x{r}`` (default): trained on a uniform mixture of bicubic downscaling, Gaussian blur sigma 1
+#   and Gaussian blur sigma r/2 (recipe ``espcn_x{r}_mixed``; not the paper's), so it beats bicubic
+#   interpolation on sharp (benchmark-style bicubic) and on blurred LR photos alike;
+# * ``espcn_x{r}_paper``: the paper's protocol (Sec. 3.1, blur + sub-sample; sigma r/2 here, the paper
+#   gives none), recipe ``espcn_x{r}_photos``: best on that blur, over-sharpens sharper inputs.
+WEIGHTS = {
+    "": ("mixed", ("a uniform mixture of bicubic downscaling (torch, antialiased), Gaussian blur sigma 1 "
+                   "and Gaussian blur sigma r/2, each + decimation (not the paper's protocol)")),
+    "_paper": ("photos", ("the paper's protocol, Gaussian blur (sigma r/2) + decimation only; on sharper "
+                          "inputs (e.g. bicubic-downscaled photos) they over-sharpen and lose to bicubic "
+                          "interpolation -- use espcn_x{r} for those")),
+}
+MACS_TEST = "tests/models/test_espcn.py::test_espcn_params_and_macs_from_the_paper_layers"
 
 
-def _card(name: str) -> ModelCard:
-    cfg = ESPCN_CFGS[name]
+def _card(base: str, suffix: str) -> ModelCard:
+    cfg, (recipe, trained_on) = ESPCN_CFGS[base], WEIGHTS[suffix]
     r, (h, w) = cfg["scale"], cfg["lr_1080p"]
+    name = base + suffix
     return ModelCard(
-        name=name, paper=41, family="espcn", task="super_resolution", dims=2, in_chans=1, num_classes=0, scale=r,
+        name=name, paper=41, family="espcn", task="super_resolution", dims=2, in_chans=1, num_classes=0,
+        scale=r,
         input_size=(h, w), test_size=(16, 16),
         params=cfg["params"],
-        params_source=("local count of the paper's Sec. 3.1 architecture (5x5x64, 3x3x32, 3x3xr^2, C=1, with "
-                       "biases): 1,664 + 18,464 + (288+1) r^2; the paper states no count"),
-        macs=cfg["macs"],
-        macs_source=(f"local: (1,600 + 18,432 + 288 r^2) MACs per LR pixel x {h}x{w} LR pixels = one "
-                     f"1920x1080 Y frame at x{r} (paper Sec. 3.4 real-time 1080p claim); biases not counted"),
+        params_source=("closed form of the paper's Sec. 3.1 architecture (5x5x64, 3x3x32, 3x3xr^2, C=1, with "
+                       f"biases): 1,664 + 18,464 + (288+1) r^2, {MACS_TEST}; the paper states no count"),
+        macs=cfg["macs"], macs_rtol=0.0,
+        macs_source=(f"closed form, {MACS_TEST}: (1,600 + 18,432 + 288 r^2) MACs per LR pixel (paper "
+                     f"Sec. 3.1 layer sizes) x {h}x{w} LR pixels = one 1920x1080 Y frame at x{r} (paper "
+                     "Sec. 3.4 real-time 1080p claim); biases not counted"),
         reference=None,
         capabilities=frozenset({"compile", "onnx", "channels_last", "bf16"}),
-        recipes=(f"{name}_photos",) + (("espcn_x3_imagenet_paper",) if r == 3 else ()),
+        recipes=(f"espcn_x{r}_{recipe}",) + (("espcn_x3_imagenet_paper",) if suffix and r == 3 else ()),
         source="paper Sec. 2.2 (Eq. 4, sub-pixel convolution), Sec. 3.1 (l=3, (f,n) = (5,64),(3,32),3; tanh)",
         notes=("Y channel only (in_chans=1); chroma upsampled bicubically by upscale_image. Shipped weights "
-               f"(pretrained=True) were trained a few CPU minutes on bundled photos (recipe {name}_photos), "
-               "not on ImageNet, for LR made by Gaussian blur (sigma r/2) + decimation: on sharper inputs "
-               "(e.g. bicubic-downscaled photos) they over-sharpen; train with "
-               "data.kwargs.degradation=bicubic for those."),
+               "(pretrained=True) were trained a few CPU minutes on bundled photos (recipe "
+               f"espcn_x{r}_{recipe}, scripts/train_espcn_weights.py), not on ImageNet, for LR made by "
+               f"{trained_on.format(r=r)}."),
     )
 
 
@@ -110,16 +127,31 @@ def _espcn(name: str, **kwargs) -> ESPCN:
     return ESPCN(**kwargs)
 
 
-@register_model(_card("espcn_x2"))
+@register_model(_card("espcn_x2", ""))
 def espcn_x2(**kwargs) -> ESPCN:
     return _espcn("espcn_x2", **kwargs)
 
 
-@register_model(_card("espcn_x3"))
+@register_model(_card("espcn_x3", ""))
 def espcn_x3(**kwargs) -> ESPCN:
     return _espcn("espcn_x3", **kwargs)
 
 
-@register_model(_card("espcn_x4"))
+@register_model(_card("espcn_x4", ""))
 def espcn_x4(**kwargs) -> ESPCN:
+    return _espcn("espcn_x4", **kwargs)
+
+
+@register_model(_card("espcn_x2", "_paper"))
+def espcn_x2_paper(**kwargs) -> ESPCN:
+    return _espcn("espcn_x2", **kwargs)
+
+
+@register_model(_card("espcn_x3", "_paper"))
+def espcn_x3_paper(**kwargs) -> ESPCN:
+    return _espcn("espcn_x3", **kwargs)
+
+
+@register_model(_card("espcn_x4", "_paper"))
+def espcn_x4_paper(**kwargs) -> ESPCN:
     return _espcn("espcn_x4", **kwargs)
