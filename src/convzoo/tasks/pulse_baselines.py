@@ -3,12 +3,17 @@
 Seed paper 3 (PulseDL-II, arXiv 2209.00884) compares its network against no named algorithm in the
 abstract; the standard references in nuclear electronics are used here, on the same waveforms:
 
-* Time - digital constant-fraction discrimination (CFD): the leading-edge crossing of
-  ``fraction x amplitude`` (amplitude from the parabolic peak), located by linear interpolation
-  between the two samples that bracket it. The fraction is tuned once on calibration pulses.
+* Time - constant-fraction discrimination (CFD), two digital forms, each tuned once on calibration
+  pulses: the classic delay-line CFD (Gedcke & McDonald, NIM 58 (1968) 253): the bipolar signal
+  ``s(n) = v(n - D) - f v(n)`` (the input delayed by D, minus an attenuated copy, i.e. delayed plus
+  attenuated-inverted), whose zero crossing after its minimum is located by linear interpolation
+  (:func:`cfd_delay_line`); and the amplitude-referenced form: the leading-edge crossing of
+  ``fraction x amplitude`` (amplitude from the parabolic peak), interpolated likewise (:func:`cfd_time`).
 * Energy - pulse height (the peak of a parabola through the three samples around the maximum,
   after baseline subtraction) and the trapezoidal shaper of Jordanov & Knoll (NIM A 345 (1994) 337,
-  recursive form with pole-zero correction ``M = 1 / (exp(T / tau_d) - 1)``), flat top averaged.
+  recursive form with pole-zero correction ``M = 1 / (exp(T / tau_d) - 1)``, :func:`trapezoid`; the
+  equivalent direct form, a pole-zero deconvolution then two moving sums, is
+  :func:`trapezoid_moving_sum`), flat top averaged; the rise time is tuned on calibration pulses.
 * Bound - the Cramer-Rao lower bound on (t0, A) for white Gaussian noise and the known template
   (cf. Ai et al., JINST 2021, on NN timing vs the CRLB): no unbiased estimator does better.
 
@@ -70,6 +75,51 @@ def cfd_time(w: np.ndarray, *, sample_period_ns: float, fraction: float = 0.3, b
     return (k + frac) * sample_period_ns
 
 
+def cfd_delay_line(w: np.ndarray, *, sample_period_ns: float, fraction: float = 0.3, delay: int = 2,
+                   baseline: float | None = 0.0, n_pre: int = 4) -> np.ndarray:
+    """Delay-line CFD: time (ns from sample 0) of the zero crossing of ``s(n) = v(n - delay) - fraction v(n)``.
+
+    ``delay`` is in samples (samples before the window count as baseline). The crossing is the first
+    sample pair (k, k+1) at or after the minimum of ``s`` with s_k < 0 <= s_{k+1}, interpolated
+    linearly: t = (k + s_k / (s_k - s_{k+1})) * T. On a linear leading edge starting at t0 the crossing
+    is ``t0 + delay * T / (1 - fraction)`` whatever the amplitude (the walk-free property of CFD).
+    """
+    if not 0 < fraction < 1 or delay < 1:
+        from convzoo.errors import ConvzooError
+
+        raise ConvzooError(f"delay-line CFD needs 0 < fraction < 1 and delay >= 1 sample, got {fraction}, {delay}")
+    v = _baseline_subtract(w, baseline, n_pre)
+    n, L = v.shape
+    s = np.pad(v, ((0, 0), (delay, 0)))[:, :L] - fraction * v  # (n, L) bipolar signal
+    kmin = s.argmin(1)
+    idx = np.arange(L - 1)[None, :]
+    cross = (s[:, :-1] < 0) & (s[:, 1:] >= 0) & (idx >= kmin[:, None])
+    k = np.where(cross.any(1), np.argmax(cross, 1), L - 2)  # first crossing after the minimum
+    rows = np.arange(n)
+    s0, s1 = s[rows, k], s[rows, k + 1]
+    frac = np.clip(s0 / np.where(s0 - s1 == 0, -1.0, s0 - s1), 0.0, 1.0)
+    return (k + frac) * sample_period_ns
+
+
+def trapezoid_moving_sum(w: np.ndarray, *, sample_period_ns: float, decay_ns: float | None, rise: int,
+                         flat: int, baseline: float | None = 0.0, n_pre: int = 4) -> np.ndarray:
+    """The trapezoid in direct form, (n, L): pole-zero deconvolution, then two moving sums.
+
+    y(n) = v(n) + (1 - exp(-T / tau_d)) sum_{j<n} v(j) turns an exponential decay into a step
+    (``decay_ns=None``: no correction, for step inputs); out(n) = (sum_{j=n-k+1..n} y(j) -
+    sum_{j=n-l-k+1..n-l} y(j)) / k with l = k + flat. Equal to :func:`trapezoid`.
+    """
+    v = _baseline_subtract(w, baseline, n_pre)
+    y = v if decay_ns is None else v + -np.expm1(-sample_period_ns / decay_ns) * (np.cumsum(v, 1) - v)
+    k, l = rise, rise + flat
+    c = np.cumsum(np.pad(y, ((0, 0), (l + k, 0))), 1)  # c[:, i] = sum of y up to sample i - l - k
+
+    def window_sum(end):  # sum of y over (end - k, end], end = n - shift, for every n in the window
+        return c[:, l + k + end: l + k + end + v.shape[1]] - c[:, l + end: l + end + v.shape[1]]
+
+    return (window_sum(0) - window_sum(-l)) / k
+
+
 def trapezoid(w: np.ndarray, *, sample_period_ns: float, decay_ns: float, rise: int, flat: int,
               baseline: float | None = 0.0, n_pre: int = 4) -> np.ndarray:
     """Jordanov-Knoll trapezoidal shaper (rise ``rise`` samples, flat top ``flat`` samples), (n, L).
@@ -100,18 +150,24 @@ def fit_linear(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 @dataclass
 class ClassicEstimators:
-    """CFD time, pulse-height energy and trapezoid energy, calibrated once on labelled pulses.
+    """CFD times, pulse-height energy and trapezoid energy, calibrated once on labelled pulses.
 
-    ``fit(w, t0, E)`` tunes the CFD fraction over ``fractions`` (smallest std of the time error) and
-    fits the linear calibrations; ``predict(w)`` returns ``{"time_cfd", "energy_height",
-    "energy_trapezoid"}`` arrays in ns and energy units.
+    ``fit(w, t0, E)`` tunes, on those pulses, the amplitude-referenced CFD fraction over ``fractions``,
+    the delay-line CFD (fraction, delay) over ``fractions`` x ``delays`` (smallest std of the time
+    error) and the trapezoid rise over ``trap_rises_ns`` (smallest std of the relative energy error
+    after calibration), then fits the linear calibrations; ``predict(w)`` returns ``{"time_cfd",
+    "time_cfd_delay", "energy_height", "energy_trapezoid"}`` arrays in ns and energy units.
     """
 
     cfg: PulseConfig = field(default_factory=PulseConfig)
     fraction: float = 0.3
     fractions: tuple[float, ...] = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7)
+    delay_fraction: float = 0.3  # delay-line CFD: attenuation and delay (samples)
+    delay: int = 2
+    delays: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 8, 10, 12)
     trap_rise_ns: float = 48.0  # trapezoid rise k*T and flat top
     trap_flat_ns: float = 24.0
+    trap_rises_ns: tuple[float, ...] = (16.0, 24.0, 32.0, 48.0, 64.0)
     cal: dict = field(default_factory=dict)
 
     def _trap_energy(self, w: np.ndarray, peak_index: np.ndarray) -> np.ndarray:
@@ -131,10 +187,13 @@ class ClassicEstimators:
 
     def raw(self, w: np.ndarray, fraction: float | None = None) -> dict[str, np.ndarray]:
         c = self.cfg
-        t = cfd_time(w, sample_period_ns=c.sample_period_ns, fraction=fraction or self.fraction,
-                     baseline=c.baseline)
+        T = c.sample_period_ns
+        t = cfd_time(w, sample_period_ns=T, fraction=fraction or self.fraction, baseline=c.baseline)
+        td = cfd_delay_line(w, sample_period_ns=T, fraction=self.delay_fraction, delay=self.delay,
+                            baseline=c.baseline)
         h, kpk = pulse_height(w, baseline=c.baseline)
-        return {"time_cfd": t, "energy_height": h, "energy_trapezoid": self._trap_energy(w, kpk)}
+        return {"time_cfd": t, "time_cfd_delay": td, "energy_height": h,
+                "energy_trapezoid": self._trap_energy(w, kpk)}
 
     def fit(self, w: np.ndarray, t0_ns: np.ndarray, energy: np.ndarray,
             tune: bool = True) -> ClassicEstimators:
@@ -142,10 +201,20 @@ class ClassicEstimators:
         if tune:
             self.fraction = min(self.fractions, key=lambda f: np.std(
                 cfd_time(w, sample_period_ns=T, fraction=f, baseline=base) - t0_ns))
+            self.delay_fraction, self.delay = min(
+                ((f, d) for f in self.fractions for d in self.delays), key=lambda fd: np.std(
+                    cfd_delay_line(w, sample_period_ns=T, fraction=fd[0], delay=fd[1], baseline=base) - t0_ns))
+            _, kpk = pulse_height(w, baseline=base)
+
+            def trap_res(rise):
+                self.trap_rise_ns = rise
+                e = self._trap_energy(w, kpk)
+                a, b = fit_linear(e, energy)
+                return np.std((a * e + b) / energy - 1)
+
+            self.trap_rise_ns = min(self.trap_rises_ns, key=trap_res)
         r = self.raw(w)
-        self.cal = {"time_cfd": fit_linear(r["time_cfd"], t0_ns),
-                    "energy_height": fit_linear(r["energy_height"], energy),
-                    "energy_trapezoid": fit_linear(r["energy_trapezoid"], energy)}
+        self.cal = {k: fit_linear(v, t0_ns if k.startswith("time") else energy) for k, v in r.items()}
         return self
 
     def predict(self, w: np.ndarray) -> dict[str, np.ndarray]:
