@@ -16,6 +16,7 @@ import logging
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 import convzoo
 from convzoo.errors import ConvzooError
@@ -572,3 +573,120 @@ def test_engine_calls_clamp_and_repulsion_hooks(tmp_path):
     assert any((p.abs() == 4).any() for p in positions)  # some were clamped on the edge
     # initial positions ~ N(0, 0.5): many closer than 1 pixel, so 1000 * rep^2 >> the ~2.3 of cross-entropy
     assert first_losses[0] > 10
+
+
+# --- ResNet-50-dcls (the paper's first experiment) ---------------------------------------------------------
+
+# torchvision ResNet-50 (models.ResNet50_Weights.IMAGENET1K_V1 meta num_params) and its bottleneck 3x3 convs:
+# (blocks, width, output side at 224) per stage, from He et al. Table 1 (v1.5: stride on the 3x3 conv)
+TV_RESNET50_PARAMS = 25_557_032
+RESNET50_3X3 = [(3, 64, 56), (4, 128, 28), (6, 256, 14), (3, 512, 7)]
+DCLS_KC, DCLS_S = 5, 7  # official timm/models/resnet_dcls.py + train.py defaults (dcls_kernel_count, dcls_kernel_size)
+
+
+def _tv_resnet50_macs() -> int:
+    import torchvision
+
+    with torch.device("meta"):
+        ref, x = torchvision.models.resnet50().eval(), torch.empty(1, 3, 224, 224)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        ref(x)
+    return counter.get_total_flops() // 2
+
+
+@pytest.mark.claim(paper=39, artefact="resnet50_dcls",
+                   claim="params and MACs equal closed forms from torchvision resnet50 (25,557,032 params; its FlopCounterMode MACs) with every 3x3 conv replaced by a 7x7-window DCLS conv, Kc 5, positions shared per stage")
+def test_resnet50_dcls_counts_closed_form():
+    import torchvision
+
+    assert torchvision.models.ResNet50_Weights.IMAGENET1K_V1.meta["num_params"] == TV_RESNET50_PARAMS
+    pairs = sum(n * w * w for n, w, _ in RESNET50_3X3)  # (out, in) channel pairs of all 3x3 convs
+    stage_pairs = sum(w * w for _, w, _ in RESNET50_3X3)
+    shared = TV_RESNET50_PARAMS - 9 * pairs + DCLS_KC * pairs + 2 * DCLS_KC * stage_pairs
+    per_conv = TV_RESNET50_PARAMS - 9 * pairs + 3 * DCLS_KC * pairs  # Kc weights + 2 Kc positions per pair
+    assert (shared, per_conv) == (24_008_744, 33_101_864)
+    assert count_params(_meta("resnet50_dcls")) == shared == convzoo.get_card("resnet50_dcls").params
+    assert count_params(_meta("resnet50_dcls", dcls_shared_positions=False)) == per_conv
+    # MACs: the constructed S x S kernel is dense, so each 3x3 conv costs S^2 / 9 times as much
+    macs = _tv_resnet50_macs() + sum((DCLS_S ** 2 - 9) * n * w * w * h * h for n, w, h in RESNET50_3X3)
+    model = _meta("resnet50_dcls").eval()
+    with torch.device("meta"):
+        x = torch.empty(1, 3, 224, 224)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    assert counter.get_total_flops() // 2 == macs == convzoo.get_card("resnet50_dcls").macs
+    card = convzoo.get_card("resnet50_dcls")
+    assert card.macs_rtol == 0.0 and "closed form" in card.params_source and "closed form" in card.macs_source
+
+
+def _resnet50_dcls_from_torchvision(positions: list[tuple[int, int]], dilation: int = 1):
+    """resnet50_dcls (one block per stage: the DCLS kernel construction is costly on a CPU) whose Kc = 9
+    elements sit on the integer offsets ``positions``, weights copied from a random torchvision ResNet of
+    the same layout, whose 3x3 convs get ``dilation``."""
+    import torchvision
+
+    torch.manual_seed(0)
+    ref = torchvision.models.resnet.ResNet(torchvision.models.resnet.Bottleneck, [1, 1, 1, 1], num_classes=10).eval()
+    for m in ref.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):  # non-trivial statistics and affine parameters
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+            m.weight.data.uniform_(0.5, 1.0)
+            m.bias.data.uniform_(-0.1, 0.1)
+        if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3):
+            m.dilation, m.padding = (dilation, dilation), (dilation, dilation)
+    ref.fc.weight.data.mul_(30.0)  # logits of order 1
+    ours = convzoo.create_model("resnet50_dcls", num_classes=10, dcls_kernel_count=9, layers=(1, 1, 1, 1)).eval()
+    state = ref.state_dict()
+    grid = torch.tensor(positions, dtype=torch.float32).T  # (2, 9): row, column offsets
+    for s in range(1, 5):
+        stage = getattr(ours, f"layer{s}")
+        w = stage.P.shape[1]
+        state[f"layer{s}.P"] = grid[:, None, None, :].expand(2, w, w, 9).clone()
+        for b in range(len(stage)):
+            key = f"layer{s}.{b}.conv2.weight"
+            state[key] = state[key].flatten(2)  # (out, in, 3, 3) -> (out, in, 9) in row-major tap order
+    ours.load_state_dict(state, strict=True)
+    return ours, ref
+
+
+@pytest.mark.claim(paper=39, artefact="resnet50_dcls",
+                   claim="with integer positions on the 3x3 grid it equals torchvision's ResNet bottleneck network, and on the dilation-2 grid the same with dilated 3x3 convs (copied weights, one block per stage); every other key is torchvision's")
+@pytest.mark.parity
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_resnet50_dcls_integer_positions_equal_torchvision(dilation):
+    offsets = [(dilation * (r - 1), dilation * (c - 1)) for r in range(3) for c in range(3)]
+    ours, ref = _resnet50_dcls_from_torchvision(offsets, dilation)
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        a, b = ours(x), ref(x)
+    assert a.abs().max() > 0.1 and (a - b).abs().max().item() <= 1e-4 * b.abs().max().item()
+    for m in ref.modules():  # the other placement differs: the test tells placements apart
+        if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3):
+            m.dilation = m.padding = (3 - dilation,) * 2
+    with torch.no_grad():
+        assert (ref(x) - a).abs().max() > 1e-2
+
+
+@pytest.mark.claim(paper=39, artefact="resnet50_dcls",
+                   claim="forward/backward at a small size; the stage's shared positions receive gradients and are clamped into the 7x7 window by the engine hook")
+def test_resnet50_dcls_forward_backward_and_clamp():
+    torch.manual_seed(0)
+    model = convzoo.create_model("resnet50_dcls", num_classes=7, in_chans=1, layers=(1, 1, 1, 1), zero_init_last=False,
+                                 dcls_kernel_count=2)  # the kernel construction of 512-wide convs is costly on a CPU
+    x = torch.randn(2, 1, 32, 32)
+    out = model(x)
+    assert out.shape == (2, 7)
+    out.sum().backward()
+    assert all(getattr(model, f"layer{s}").P.grad.abs().sum() > 0 for s in range(1, 5))
+    with torch.no_grad():
+        assert [f.shape[1:] for f in model.features(x)] == [(256, 8, 8), (512, 4, 4), (1024, 2, 2), (2048, 1, 1)]
+    assert {n for n, _ in model.named_parameters() if n.endswith(".P")} == {f"layer{s}.P" for s in range(1, 5)}
+    with torch.no_grad():
+        model.layer3.P.mul_(100.0)
+    for m in model.modules():  # what the engine does after every optimizer step
+        if hasattr(m, "post_optimizer_step"):
+            m.post_optimizer_step()
+    assert model.layer3.P.abs().max() == 3  # +-(S // 2)
+    with pytest.raises(ConvzooError):
+        convzoo.create_model("resnet50_dcls", dcls_kernel_count=0)
