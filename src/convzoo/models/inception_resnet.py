@@ -233,8 +233,8 @@ _SHEET = {
     "inception_resnet_v2_paper": (32_433_928, _PAPER_COUNT, 9_257_953_632, _PAPER_MACS, 0.0, None),
     "inception_resnet_v2": (55_843_464, ("sum of numel at 1000 classes of timm 1.0.31 inception_resnet_v2 "
                             "(TF-slim layout), fact sheet G1a Paper 33 Sec. 2"), 13_156_000_000,
-                            "timm 1.0.31 inception_resnet_v2 at 299 px: 13.156 GMACs (fact sheet G1a Paper 33 Sec. 2; "
-                            "3 decimals, hence macs_rtol = 0.0005 / 13.156)", 0.0005 / 13.156,
+                            ("timm 1.0.31 inception_resnet_v2 at 299 px: 13.156 GMACs (fact sheet G1a Paper 33 "
+                             "Sec. 2; 3 decimals, hence macs_rtol = 0.0005 / 13.156)"), 0.0005 / 13.156,
                             "timm:inception_resnet_v2"),
 }
 _RESULTS = {  # ImageNet val top-1/top-5 error, single crop / 12 crops / 144 crops (paper Tables 2-4, recalled)
@@ -250,7 +250,8 @@ def _card(name: str, source: str, notes: str) -> ModelCard:
         name=name, paper=33, family="inception_resnet", task="classification", input_size=(299, 299),
         test_size=(75, 75), params=params, params_source=params_source, macs=macs, macs_source=macs_source,
         macs_rtol=macs_rtol, reference=reference, capabilities=CAPS, source=source,
-        notes=(f"ImageNet val top-1/top-5 error {_RESULTS[name]} (single / 12 / 144 crops). Residual scales "
+        notes=(f"ImageNet val top-1/top-5 error {_RESULTS[name]} (single / 12 / 144 crops: `convzoo eval RUN "
+               f"--crops 12|144`). Residual scales "
                f"0.17/0.10/0.20 (A/B/C; ``scales=``). Valid-padded: smallest input 75x75. {notes}"),
     )
 

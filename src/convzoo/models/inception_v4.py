@@ -308,7 +308,8 @@ CAPS = frozenset({"features", "compile", "onnx", "channels_last", "bf16"})
 _V4_PARAMS = 42_679_816  # timm 1.0.31 inception_v4 at 1000 classes (fact sheet G1a Paper 33 Sec. 2)
 _V4_MACS = 12_253_974_624  # conv + FC multiply-accumulates @299, equal for both orders
 _V4_NOTES = ("ImageNet val top-1/top-5 error 20.0/5.0 single crop, 18.7/4.2 with 12 crops, 17.7/3.8 with "
-             "144 crops (paper Tables 2-4, recalled in the fact sheet). Valid-padded: 299 -> 8x8 final map; "
+             "144 crops (paper Tables 2-4, recalled in the fact sheet; `convzoo eval RUN --crops 12|144 "
+             "[--ensemble RUN ...]` runs those protocols). Valid-padded: 299 -> 8x8 final map; "
              "smallest input 75x75.")
 
 
