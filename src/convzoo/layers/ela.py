@@ -41,7 +41,7 @@ from torch import nn
 
 from convzoo.errors import ConvzooError
 
-__all__ = ["ELA", "ELA_VARIANTS", "ela_param_count"]
+__all__ = ["ELA", "ELA_VARIANTS"]
 
 # the paper's variant table: kernel size k, input channels per conv group (1 = depth-wise, 8 = C/8
 # groups), GroupNorm groups
@@ -51,12 +51,6 @@ ELA_VARIANTS: dict[str, dict[str, int]] = {
     "S": dict(kernel_size=5, group_width=8, gn_groups=16),
     "L": dict(kernel_size=7, group_width=8, gn_groups=16),
 }
-
-
-def ela_param_count(channels: int, variant: str) -> int:
-    """Parameters of one ELA module: C * group_width * k (conv) + 2C (GN affine) = 7C/9C/42C/58C."""
-    cfg = ELA_VARIANTS[variant]
-    return channels * cfg["group_width"] * cfg["kernel_size"] + 2 * channels
 
 
 class ELA(nn.Module):
