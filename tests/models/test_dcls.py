@@ -30,7 +30,7 @@ from convzoo.layers.dcls import (
     position_parameters,
     repulsion_loss,
 )
-from convzoo.models.convnext_dcls import CONVNEXT_CFGS, ConvNeXt, ConvNeXtStage, remap_state_dict
+from convzoo.models.convnext_dcls import ConvNeXt, ConvNeXtStage, remap_state_dict
 from convzoo.registry import count_params
 
 pytestmark = pytest.mark.paper(39)
@@ -44,6 +44,17 @@ SHEET = {
     "convnext_dcls_small": 50_217_064,
     "convnext_dcls_base": 88_582_632,
 }
+# depths / dims (Liu et al. Table 9) and Kc (DCLS README / official convnext_dcls.py; fact sheet G1a Sec. 3)
+PAPER_CFGS = {
+    "convnext_tiny": {"depths": (3, 3, 9, 3), "dims": (96, 192, 384, 768)},
+    "convnext_small": {"depths": (3, 3, 27, 3), "dims": (96, 192, 384, 768)},
+    "convnext_base": {"depths": (3, 3, 27, 3), "dims": (128, 256, 512, 1024)},
+    "convnext_dcls_tiny": {"depths": (3, 3, 9, 3), "dims": (96, 192, 384, 768), "dcls_kernel_count": 34},
+    "convnext_dcls_small": {"depths": (3, 3, 27, 3), "dims": (96, 192, 384, 768), "dcls_kernel_count": 40},
+    "convnext_dcls_base": {"depths": (3, 3, 27, 3), "dims": (128, 256, 512, 1024), "dcls_kernel_count": 40},
+}
+# fact sheet G1a "Paper 39" Sec. 3: MACs @224 in G, 3 decimals (timm ConvNeXt / official ConvNeXt-dcls + dcls 0.1.1)
+SHEET_GMACS = {"tiny": (4.456, 4.970), "small": (8.684, 9.524), "base": (15.355, 16.475)}
 LAYERS = {1: Dcls1d, 2: Dcls2d, 3: Dcls3d}
 VERSIONS = ["bilinear", "v1", "gauss", "max"]
 PKG_VERSION = {"bilinear": "v0", "v1": "v1", "gauss": "gauss", "max": "max"}
@@ -360,13 +371,46 @@ def test_params_match_sheet(name):
 @pytest.mark.claim(paper=39, artefact="convnext_dcls_base", claim="parameter count equals the sheet")
 @pytest.mark.parametrize("size", ["tiny", "small", "base"])
 def test_iso_parameters_through_shared_positions(size):
-    cfg = CONVNEXT_CFGS[f"convnext_dcls_{size}"]
+    cfg = PAPER_CFGS[f"convnext_dcls_{size}"]
     kc, dims, depths = cfg["dcls_kernel_count"], cfg["dims"], cfg["depths"]
     # per block: C*Kc + C (DCLS weights, bias) instead of C*49 + C; per stage: one 2*C*Kc position tensor
     delta = sum(d * (c * kc - c * 49) + 2 * c * kc for c, d in zip(dims, depths))
     assert SHEET[f"convnext_dcls_{size}"] - SHEET[f"convnext_{size}"] == delta
     per_block = count_params(_meta(f"convnext_dcls_{size}", dcls_shared_positions=False))
     assert per_block - SHEET[f"convnext_dcls_{size}"] == sum((d - 1) * 2 * c * kc for c, d in zip(dims, depths))
+
+
+def _macs_224(model) -> int:
+    with torch.device("meta"):
+        x = torch.empty(1, 3, 224, 224)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model.eval()(x)
+    return counter.get_total_flops() // 2
+
+
+@pytest.mark.claim(paper=39, artefact="convnext_tiny", claim="MACs @224 equal timm's convnext_tiny (FlopCounterMode), the card's exact figure")
+@pytest.mark.claim(paper=39, artefact="convnext_small", claim="MACs @224 equal timm's convnext_small (FlopCounterMode), the card's exact figure")
+@pytest.mark.claim(paper=39, artefact="convnext_base", claim="MACs @224 equal timm's convnext_base (FlopCounterMode), the card's exact figure")
+@pytest.mark.claim(paper=39, artefact="convnext_dcls_tiny",
+                   claim="MACs @224 = timm ConvNeXt-T + (17^2 - 7^2) C H W per block (closed form), = the card, = the sheet's 4.970 G")
+@pytest.mark.claim(paper=39, artefact="convnext_dcls_small", claim="MACs @224 closed form from timm ConvNeXt-S, = the card and the sheet's 9.524 G")
+@pytest.mark.claim(paper=39, artefact="convnext_dcls_base", claim="MACs @224 closed form from timm ConvNeXt-B, = the card and the sheet's 16.475 G")
+@pytest.mark.parametrize("size", ["tiny", "small", "base"])
+def test_macs_closed_form_from_timm(size):
+    """timm's ConvNeXt is the reference; the DCLS model only widens each depth-wise kernel from 7x7 to the
+    dense 17x17 constructed one, so it adds (17^2 - 7^2) C H W multiply-adds per block (maps 56/28/14/7)."""
+    import timm
+
+    with torch.device("meta"):
+        ref = timm.create_model(f"convnext_{size}")
+    plain = _macs_224(ref)
+    cfg = PAPER_CFGS[f"convnext_dcls_{size}"]
+    dcls = plain + sum(d * (17 ** 2 - 7 ** 2) * c * h * h for d, c, h in zip(cfg["depths"], cfg["dims"], (56, 28, 14, 7)))
+    for name, expected, sheet in ((f"convnext_{size}", plain, SHEET_GMACS[size][0]),
+                                  (f"convnext_dcls_{size}", dcls, SHEET_GMACS[size][1])):
+        card = convzoo.get_card(name)
+        assert _macs_224(_meta(name)) == expected == card.macs and card.macs_rtol == 0.0
+        assert round(expected / 1e9, 3) == sheet
 
 
 @pytest.mark.claim(paper=39, artefact="convnext_dcls_tiny",
@@ -478,13 +522,13 @@ def _official_keys(cfg: dict) -> dict[str, tuple[int, ...]]:
 def test_official_checkpoint_keys(name):
     """Full-size key sets: the official names map one-to-one (P once per stage) onto ours."""
     official, shared = {}, {}
-    for k, shape in _official_keys(CONVNEXT_CFGS[name]).items():
+    for k, shape in _official_keys(PAPER_CFGS[name]).items():
         t = torch.empty(shape, device="meta")
         official[k] = shared.setdefault(k.split(".")[1], t) if k.endswith("dwconv.P") else t
     ours = {k: tuple(v.shape) for k, v in _meta(name).state_dict().items()}
     remapped = {k: tuple(v.shape) for k, v in remap_state_dict(official).items()}
     assert remapped == ours  # same keys, same shapes
-    assert len(official) - len(remapped) == (sum(CONVNEXT_CFGS[name]["depths"]) - 4 if "dcls" in name else 0)
+    assert len(official) - len(remapped) == (sum(PAPER_CFGS[name]["depths"]) - 4 if "dcls" in name else 0)
 
 
 @pytest.mark.claim(paper=39, artefact="convnext_dcls_tiny",
@@ -494,7 +538,7 @@ def test_official_checkpoint_keys(name):
 @pytest.mark.parametrize("name", ["convnext_dcls_tiny", "convnext_tiny"])
 def test_remap_official_checkpoint_loads(name):
     torch.manual_seed(0)
-    cfg = {**CONVNEXT_CFGS[name], "depths": (1, 2, 2, 1), "dims": (8, 16, 24, 32)}  # narrow copy: cheap
+    cfg = {**PAPER_CFGS[name], "depths": (1, 2, 2, 1), "dims": (8, 16, 24, 32)}  # narrow copy: cheap
     ours = ConvNeXt(**cfg)
     official, shared = {}, {}
     for k, shape in _official_keys(cfg).items():
