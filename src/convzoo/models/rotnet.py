@@ -223,8 +223,11 @@ def _nin_card(name: str, blocks: int) -> ModelCard:
         name=name, paper=20, family="rotnet", task="rotation", in_chans=3, num_classes=4,
         input_size=(32, 32), test_size=(32, 32), params=params,
         params_source=("official architectures/NetworkInNetwork.py with config/CIFAR10_RotNet_NIN4blocks.py options "
-                       f"(num_stages={blocks}, use_avg_on_conv3=False, 4-way head), counted from its layer list"),
-        macs=macs, macs_source="conv + linear multiply-adds at 32x32 (BN, pooling not counted), closed form",
+                       f"(num_stages={blocks}, use_avg_on_conv3=False, 4-way head), counted from its layer list: "
+                       "closed form, tests/models/test_rotnet.py::test_nin_counts_match_official_layer_list"),
+        macs=macs, macs_rtol=0.0,
+        macs_source=("conv + linear multiply-adds at 32x32 (BN, pooling not counted): closed form of the official "
+                     "layer list, tests/models/test_rotnet.py::test_nin_counts_match_official_layer_list"),
         capabilities=frozenset({"features", "compile", "onnx", "channels_last", "bf16"}),
         recipes=RECIPES if blocks == 4 else (),
         source=f"paper Sec. 3.1 and Table 1 (RotNet with {blocks} conv. blocks); official NetworkInNetwork.py",
@@ -250,8 +253,11 @@ rotnet_nin5 = _nin_factory("rotnet_nin5", 5)
     name="rotnet_alexnet", paper=20, family="rotnet", task="rotation", in_chans=3, num_classes=4,
     input_size=(224, 224), test_size=(224, 224), params=ALEXNET_COUNTS[0],
     params_source="official architectures/AlexNet.py (BN after every conv and hidden fc, 4-way head), "
-                  "counted from its layer list",
-    macs=ALEXNET_COUNTS[1], macs_source="conv + linear multiply-adds at 224x224 (BN, pooling not counted)",
+                  "counted from its layer list: closed form, tests/models/test_rotnet.py::"
+                  "test_alexnet_counts_match_official_layer_list",
+    macs=ALEXNET_COUNTS[1], macs_rtol=0.0,
+    macs_source=("conv + linear multiply-adds at 224x224 (BN, pooling not counted): closed form of the official "
+                 "layer list, tests/models/test_rotnet.py::test_alexnet_counts_match_official_layer_list"),
     capabilities=frozenset({"features", "compile", "onnx", "channels_last"}),
     source="paper Sec. 3.2 (RotNet AlexNet for ImageNet / Places / PASCAL); official AlexNet.py",
     notes="BatchNorm1d in the fc layers: train-mode batches need more than one image",
