@@ -450,9 +450,12 @@ def _supernet_card() -> ModelCard:
     return ModelCard(
         name="bignas_supernet", paper=56, family="bignas", task="classification", input_size=(320, 320),
         test_size=(64, 64), params=params,
-        params_source="the largest child of Table 1's space: closed form written from Table 1 in "
-                      "tests/models/test_bignas.py (the paper reports no supernet count)",
-        macs=macs, macs_rtol=0.0, macs_source="the largest child at 320 px, convs + linear, closed form from Table 1",
+        params_source="the largest child of Table 1's space: closed form written from Table 1, "
+                      "tests/models/test_bignas.py::test_table1_smallest_and_largest_children (the paper reports "
+                      "no supernet count)",
+        macs=macs, macs_rtol=0.0,
+        macs_source="the largest child at 320 px, convs + linear: closed form written from Table 1, "
+                    "tests/models/test_bignas.py::test_table1_smallest_and_largest_children",
         capabilities=_CAPS, recipes=("bignas_digits", "bignas_imagenet_paper"), source=_SRC,
         notes="the full supernet = its largest child; feed children images of cfg.resolution (resize_to)",
     )
