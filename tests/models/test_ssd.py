@@ -478,3 +478,109 @@ def test_small_ssd_overfits_synthetic_boxes():
     for det, t in zip(dets, targets):
         iou = box_iou(det["boxes"][:1], t["boxes"])[0]
         assert iou.max() > 0.5 and det["labels"][0] == t["labels"][iou.argmax()], (det["boxes"][:1], t)
+
+
+# --- other backbones (VoVNet paper 53, ECA-Net paper 43, ELA paper 10) ---------------------------------
+# SSD300's heads (4, 6, 6, 6, 4, 4 boxes) on a backbone's stride-8/16/32 maps + SSD300's last three extras
+BACKBONE_EXTRAS = SSD300_EXTRAS[1:]
+RESNET50_FC = 2048 * 1000 + 1000  # torchvision resnet50's classifier, removed by FeatureTaps
+# VoVNet V1 Table 1 (stage_ch, concat_ch, modules per stage; 5 layers per module); fact sheet params at
+# 1000 classes (official V1 code / timm vovnet39a) to check the closed form first
+V1 = {"vovnet27_slim": ((64, 80, 96, 112), (128, 256, 384, 512), (1, 1, 1, 1), 3_525_736),
+      "vovnet39": ((128, 160, 192, 224), (256, 512, 768, 1024), (1, 1, 2, 2), 22_600_296)}
+ECA50_K = (3, 5, 5, 7)  # released ECA-Net50 kernel sizes per stage (official eca_resnet.py; sheet G1a Paper 43)
+
+
+def _ssd_additions(channels, num_classes=21):
+    """Params of the extras (1x1 reduce + kxk, with biases) and of the 3x3 loc/conf heads on each source."""
+    params, cin, sources = 0, channels[-1], list(channels)
+    for reduce, out, k, _, _ in BACKBONE_EXTRAS:
+        params += cin * reduce + reduce + k * k * reduce * out + out
+        sources.append(out)
+        cin = out
+    for c, r in zip(sources, SSD300_RATIOS):
+        boxes = 2 + 2 * len(r)
+        params += (9 * c + 1) * boxes * (4 + num_classes)
+    return params
+
+
+def _v1_trunk_params(stage_ch, concat_ch, blocks, layers=5):
+    """VoVNet V1 without classifier: conv weights (no bias) + BN weight and bias, layer by layer."""
+    def cbr(k, cin, cout):
+        return k * k * cin * cout + 2 * cout
+
+    params, cin = cbr(3, 3, 64) + cbr(3, 64, 64) + cbr(3, 64, 128), 128
+    for mid, out, n in zip(stage_ch, concat_ch, blocks):
+        for _ in range(n):
+            params += cbr(3, cin, mid) + (layers - 1) * cbr(3, mid, mid) + cbr(1, cin + layers * mid, out)
+            cin = out
+    return params
+
+
+@pytest.mark.claim(paper=53, artefact="ssd_vovnet27_slim",
+                   claim="params = closed form of V1 Table 1 trunk + SSD300 extras and heads (21 classes)")
+@pytest.mark.claim(paper=53, artefact="ssd_vovnet39",
+                   claim="params = closed form of V1 Table 1 trunk + SSD300 extras and heads (21 classes)")
+@pytest.mark.parametrize("name", ["vovnet27_slim", "vovnet39"])
+def test_backbone_ssd_params_vovnet(name):
+    stage, concat, blocks, sheet = V1[name]
+    trunk = _v1_trunk_params(stage, concat, blocks)
+    assert trunk + concat[-1] * 1000 + 1000 == sheet  # the closed form reproduces the sheet's classifier count
+    expected = trunk + _ssd_additions(concat[1:])
+    with torch.device("meta"):
+        model = convzoo.create_model(f"ssd_{name}")
+    assert count_params(model) == expected == convzoo.get_card(f"ssd_{name}").params
+
+
+@pytest.mark.claim(paper=43, artefact="ssd_eca_resnet50",
+                   claim="params = torchvision resnet50 trunk + ECA k per block + SSD300 extras and heads")
+@pytest.mark.parity
+def test_backbone_ssd_params_eca():
+    import torchvision
+
+    with torch.device("meta"):
+        trunk = count_params(torchvision.models.resnet50()) - RESNET50_FC
+        model = convzoo.create_model("ssd_eca_resnet50")
+    eca = sum(k * n for k, n in zip(ECA50_K, (3, 4, 6, 3)))  # one bias-free Conv1d(1, 1, k) per bottleneck
+    expected = trunk + eca + _ssd_additions((512, 1024, 2048))
+    assert count_params(model) == expected == convzoo.get_card("ssd_eca_resnet50").params
+
+
+@pytest.mark.claim(paper=10, artefact="ssd_ela_resnet50",
+                   claim="params = ELA-ResNet-50 card count without classifier + SSD300 extras and heads")
+def test_backbone_ssd_params_ela():
+    """The backbone count is the ela_resnet50 card's (proven against the paper in test_ela.py)."""
+    expected = convzoo.get_card("ela_resnet50").params - RESNET50_FC + _ssd_additions((512, 1024, 2048))
+    with torch.device("meta"):
+        model = convzoo.create_model("ssd_ela_resnet50")
+    assert count_params(model) == expected == convzoo.get_card("ssd_ela_resnet50").params
+
+
+@pytest.mark.claim(paper=53, artefact="ssd_vovnet27_slim",
+                   claim="forward, SSD loss and one SGD step on a small input; default boxes match the maps")
+@pytest.mark.claim(paper=43, artefact="ssd_eca_resnet50",
+                   claim="forward, SSD loss and one SGD step on a small input; default boxes match the maps")
+@pytest.mark.claim(paper=10, artefact="ssd_ela_resnet50",
+                   claim="forward, SSD loss and one SGD step on a small input; default boxes match the maps")
+@pytest.mark.parametrize("name, side, maps", [
+    ("ssd_vovnet27_slim", 288, [36, 18, 9, 5, 3, 1]),  # 3x3/2 stem convs, then ceil-mode 3x3/2 pools
+    ("ssd_eca_resnet50", 260, [33, 17, 9, 5, 3, 1]),  # 7x7/2, 3x3/2 pool, stride-2 3x3 convs (pad 1)
+    ("ssd_ela_resnet50", 260, [33, 17, 9, 5, 3, 1]),
+])
+def test_backbone_ssd_trains_a_step(name, side, maps):
+    torch.manual_seed(0)
+    model = convzoo.create_model(name, num_classes=3).train()
+    assert convzoo.get_card(name).test_size == (side, side)
+    x = torch.randn(1, 3, side, side)
+    raw = model(x)
+    priors = sum(m * m * a for m, a in zip(maps, (4, 6, 6, 6, 4, 4)))
+    assert raw.shape == (1, priors, 4 + 3) and model.anchors((side, side)).shape == (priors, 4)
+    target = [{"boxes": torch.tensor([[20.0, 30, 120, 160]]), "labels": torch.tensor([2])}]
+    loss = model.loss(raw, target)["loss"]
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    opt.zero_grad()
+    loss.backward()
+    head = model.conf[0].weight
+    before = head.detach().clone()
+    opt.step()
+    assert torch.isfinite(loss) and loss > 0 and not torch.equal(head, before)

@@ -363,14 +363,15 @@ def _official_keys(cfg: dict, detectron2: bool) -> set[str]:
 
 # stage specs of the official code (VoVNet.pytorch vovnet.py; vovnet-detectron2 vovnet.py _STAGE_SPECS)
 OFFICIAL_SPECS = {
-    "vovnet27_slim": dict(stem_chs=(64, 64, 128), stage_chs=(64, 80, 96, 112), concat_chs=(128, 256, 384, 512),
-                          blocks=(1, 1, 1, 1), layers=5, depthwise=False),
-    "vovnet57": dict(stem_chs=(64, 64, 128), stage_chs=(128, 160, 192, 224), concat_chs=WIDE, blocks=(1, 1, 4, 3),
-                     layers=5, depthwise=False),
-    "ese_vovnet19b_slim_dw": dict(stem_chs=(64, 64, 64), stage_chs=(64, 80, 96, 112),
-                                  concat_chs=(112, 256, 384, 512), blocks=(1, 1, 1, 1), layers=3, depthwise=True),
-    "ese_vovnet39b": dict(stem_chs=(64, 64, 128), stage_chs=(128, 160, 192, 224), concat_chs=WIDE,
-                          blocks=(1, 1, 2, 2), layers=5, depthwise=False),
+    "vovnet27_slim": {"stem_chs": (64, 64, 128), "stage_chs": (64, 80, 96, 112),
+                      "concat_chs": (128, 256, 384, 512), "blocks": (1, 1, 1, 1), "layers": 5, "depthwise": False},
+    "vovnet57": {"stem_chs": (64, 64, 128), "stage_chs": (128, 160, 192, 224), "concat_chs": WIDE,
+                 "blocks": (1, 1, 4, 3), "layers": 5, "depthwise": False},
+    "ese_vovnet19b_slim_dw": {"stem_chs": (64, 64, 64), "stage_chs": (64, 80, 96, 112),
+                              "concat_chs": (112, 256, 384, 512), "blocks": (1, 1, 1, 1), "layers": 3,
+                              "depthwise": True},
+    "ese_vovnet39b": {"stem_chs": (64, 64, 128), "stage_chs": (128, 160, 192, 224), "concat_chs": WIDE,
+                      "blocks": (1, 1, 2, 2), "layers": 5, "depthwise": False},
 }
 
 

@@ -45,6 +45,16 @@ Departures and choices:
 - ``ssd_tiny`` (not in the paper): the same VGG-16 layer layout at a quarter of the widths, fc6 of
   dilation 3, three stride-2 extra layers, 5 sources (16 ... 1 at 128 px), scales from
   ``caffe_scales(20, 90, 5, 10)`` and centres by the paper's rule, for CPU-scale scenes.
+
+Other backbones (:data:`BACKBONE_SSD_CFGS`; not in the SSD paper): a registered classification backbone's
+stride-8/16/32 maps (:class:`FeatureTaps`) take the places of conv4_3, fc7 and conv8_2, then SSD300's
+last three extra layers (1x1 to 128, 3x3/2 pad 1 to 256, then two 3x3 valid) and its heads, box counts
+(4, 6, 6, 6, 4, 4 per cell) and VOC scales; centres by the paper's (i + 0.5)/|f_k| (a ResNet gives
+38/19/10/5/3/1 maps at 300 px, a VoVNet's ceil-mode pools 37/18/9/5/3/1). ``ssd_vovnet27_slim`` and
+``ssd_vovnet39`` carry the backbones VoVNet (arXiv 1904.09730, seed paper 53) Sec. 4 puts under DSOD
+and RefineDet, with SSD's own head instead of those detectors' heads; ``ssd_eca_resnet50`` and
+``ssd_ela_resnet50`` the ECA-Net (arXiv 1910.03151, paper 43) and ELA (arXiv 2403.01123, paper 10)
+ResNet-50s. No backbone weights are bundled (``backbone_kwargs`` go to the backbone's constructor).
 """
 
 from __future__ import annotations
@@ -63,6 +73,7 @@ from convzoo.layers.l2norm import L2Norm
 from convzoo.registry import ModelCard, register_model
 
 __all__ = [
+    "BACKBONE_SSD_CFGS",
     "SSD",
     "SSD_CFGS",
     "FeatureTaps",
@@ -529,11 +540,13 @@ SSD_CFGS = {
         "scales": {"voc": caffe_scales(20, 90, 6, 10), "coco": caffe_scales(15, 90, 6, 7)},
         "card": {
             "params": 26_285_486,
-            "params_source": ("torchvision ssd300_vgg16(num_classes=21), the official layer graph; "
+            "params_source": ("torchvision ssd300_vgg16(num_classes=21), the official layer graph "
+                              "(tests/models/test_ssd.py::test_ssd300_params_equal_torchvision); "
                               "the paper gives no count"),
             "macs": 31_373_537_792,
             "macs_source": ("torchvision SSD300_VGG16_Weights meta 34.858 GMACs (91 classes) minus 70 classes "
-                            "of conf-head MACs (closed form in tests/models/test_ssd.py)"),
+                            "of conf-head MACs (closed form, tests/models/test_ssd.py::"
+                            "test_ssd300_macs_equal_torchvision)"),
             "reference": "torchvision:ssd300_vgg16",
             "recipes": ("ssd300_voc_paper", "ssd300_coco_paper"),
             "notes": _NOTES + ("scales='voc' (default) or 'coco' (official COCO min_ratio 15). "
@@ -551,10 +564,11 @@ SSD_CFGS = {
         "card": {
             "params": 27_188_676,
             "params_source": ("closed form of the official ssd_pascal_512 layer list (VGG-16 reduced, "
-                              "conv6..conv10 extras, 7 heads of 4,6,6,6,6,4,4 boxes), 21 classes; "
-                              "the paper gives no count"),
+                              "conv6..conv10 extras, 7 heads of 4,6,6,6,6,4,4 boxes), 21 classes: closed form, "
+                              "tests/models/test_ssd.py::test_ssd512_counts_closed_form; the paper gives no count"),
             "macs": 90_207_908_864,
-            "macs_source": "closed form of the same layer list at 512 px (conv MACs, tests/models/test_ssd.py)",
+            "macs_source": ("closed form of the same layer list at 512 px (conv MACs), "
+                            "tests/models/test_ssd.py::test_ssd512_counts_closed_form"),
             "capabilities": frozenset({"compile", "channels_last"}),
             "notes": _NOTES + ("scales='voc' (default) or 'coco' (official COCO min_ratio 10). The layers of "
                                "ssd300 plus a 4x4 conv: ONNX export is proven on ssd300, not repeated here to "
@@ -570,10 +584,11 @@ SSD_CFGS = {
         "scales": {"voc": caffe_scales(20, 90, 5, 10)},
         "card": {
             "params": 2_164_776,
-            "params_source": ("closed form of this layer list, 21 classes (tests/models/test_ssd.py); "
-                              "not in the paper"),
+            "params_source": ("closed form of this layer list, 21 classes, "
+                              "tests/models/test_ssd.py::test_ssd_tiny_counts_closed_form; not in the paper"),
             "macs": 398_630_144,
-            "macs_source": "closed form of this layer list at 128 px (conv MACs, tests/models/test_ssd.py)",
+            "macs_source": ("closed form of this layer list at 128 px (conv MACs), "
+                            "tests/models/test_ssd.py::test_ssd_tiny_counts_closed_form"),
             "test_size": (64, 64),
             "recipes": ("ssd_scenes",),
             "notes": _NOTES + ("Not in the paper: the VGG-16 SSD layout at 1/4 width, fc6 dilation 3, 5 sources "
@@ -620,3 +635,71 @@ def ssd512(**kwargs) -> SSD:
 @register_model(_card("ssd_tiny"))
 def ssd_tiny(**kwargs) -> SSD:
     return _ssd("ssd_tiny", **kwargs)
+
+
+# --- other backbones (not in the SSD paper) -----------------------------------------------------------
+BACKBONE_SSD_CFGS = {  # registered name -> (backbone, seed paper it serves, where that paper uses it)
+    "ssd_vovnet27_slim": ("vovnet27_slim", 53, "VoVNet Sec. 4.1: the DSOD backbone (PASCAL VOC, from scratch)"),
+    "ssd_vovnet39": ("vovnet39", 53, "VoVNet Sec. 4: the RefineDet / Mask R-CNN backbone"),
+    "ssd_eca_resnet50": ("eca_resnet50", 43, "ECA-Net Sec. 4.3: ECA-Net50 as a detection backbone"),
+    "ssd_ela_resnet50": ("ela_resnet50", 10, "ELA: ELA-ResNet-50 as a detection backbone"),
+}
+_TAPS = (1, 2, 3)  # feature_info entries at strides 8, 16, 32
+_BACKBONE_EXTRAS = SSD_CFGS["ssd300"]["extras"][1:]  # conv9_2 (3x3/2), conv10_2, conv11_2 (3x3 valid)
+_BACKBONE_COUNTS = {  # params at 21 classes: closed forms in tests/models/test_ssd.py::test_backbone_ssd_params
+    "ssd_vovnet27_slim": 6_276_846,
+    "ssd_vovnet39": 26_344_942,
+    "ssd_eca_resnet50": 30_136_830,
+    "ssd_ela_resnet50": 30_170_734,  # with the ela_resnet50 card's count: update both together
+}
+
+
+def _backbone_card(name: str) -> ModelCard:
+    backbone, paper, where = BACKBONE_SSD_CFGS[name]
+    params = _BACKBONE_COUNTS[name]
+    return ModelCard(
+        name=name, paper=paper, family="ssd", task="detection", dims=2, in_chans=3, num_classes=21,
+        input_size=(300, 300),  # test_size: a small side at which the last 3x3 valid map still exists
+        test_size=(288, 288) if backbone.startswith("vovnet") else (260, 260),
+        params=params, params_source=(
+            f"closed form: the {backbone} backbone without its classifier plus SSD300's last three extra "
+            f"layers and six heads at 21 classes, tests/models/test_ssd.py::test_backbone_ssd_params_"
+            f"{'vovnet' if backbone.startswith('vovnet') else backbone.split('_')[0]}"),
+        capabilities=frozenset({"channels_last"}),  # compile works as for ssd300; not claimed, to keep CI short
+        source=(f"{where}; SSD (arXiv 1512.02325) Sec. 2.2-3 extra layers, heads, default boxes and loss "
+                "on the backbone's stride-8/16/32 maps"),
+        notes=_NOTES + f"Backbone: {backbone} (random init; no weights bundled), maps at strides 8/16/32 via FeatureTaps.")
+
+
+def _backbone_ssd(name: str, num_classes: int = 21, in_chans: int = 3, scales: str | Sequence[float] = "voc",
+                  backbone_kwargs: dict | None = None, **kwargs) -> SSD:
+    from convzoo.registry import create_model
+
+    if isinstance(scales, str):
+        if scales not in SSD_CFGS["ssd300"]["scales"]:
+            raise ConvzooError(f"{name}: scales must be 'voc', 'coco' or a list, got {scales!r}")
+        scales = SSD_CFGS["ssd300"]["scales"][scales]
+    base = FeatureTaps(create_model(BACKBONE_SSD_CFGS[name][0], in_chans=in_chans, **(backbone_kwargs or {})), _TAPS)
+    kwargs.setdefault("steps", None)
+    return SSD(base, base.out_channels, _BACKBONE_EXTRAS, SSD_CFGS["ssd300"]["aspect_ratios"], scales,
+               num_classes=num_classes, input_size=(300, 300), **kwargs)
+
+
+@register_model(_backbone_card("ssd_vovnet27_slim"))
+def ssd_vovnet27_slim(**kwargs) -> SSD:
+    return _backbone_ssd("ssd_vovnet27_slim", **kwargs)
+
+
+@register_model(_backbone_card("ssd_vovnet39"))
+def ssd_vovnet39(**kwargs) -> SSD:
+    return _backbone_ssd("ssd_vovnet39", **kwargs)
+
+
+@register_model(_backbone_card("ssd_eca_resnet50"))
+def ssd_eca_resnet50(**kwargs) -> SSD:
+    return _backbone_ssd("ssd_eca_resnet50", **kwargs)
+
+
+@register_model(_backbone_card("ssd_ela_resnet50"))
+def ssd_ela_resnet50(**kwargs) -> SSD:
+    return _backbone_ssd("ssd_ela_resnet50", **kwargs)
