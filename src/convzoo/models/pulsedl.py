@@ -18,8 +18,11 @@ body was not available to us), so this file is **PulseDL-II-like**, not the pape
   with ReLU and a dense output of ``num_classes`` = 2 regression targets (t0, energy).
 * defaults chosen by measurement on the simulated pulses (``pulsedl_pulses`` recipe, 30 epochs):
   average pooling and no BN. Train-mode BN statistics act as a multiplicative noise on the
-  features, which limits the energy estimate (0.36 % vs 0.16 % at 47.4 dB with the same recipe);
-  ``bn=True`` is kept for nets that need it and folds away exactly at deployment.
+  features, which limits the energy estimate (0.36 % vs 0.16 % at 47.4 dB with the earlier, unweighted
+  recipe); ``bn=True`` is kept for nets that need it and folds away exactly at deployment.
+* shipped weights (``pretrained=True``, ``convzoo/weights/pulsedl2_cnn.safetensors``): the
+  ``pulsedl_pulses`` recipe (energy weighted 10x in the loss, 25-52 dB): 35.3 ps and 0.131 % on its
+  47.4 dB test split (paper: 60 ps, 0.40 % on its own bench; a different experiment).
 
 Variants are data (``VARIANTS``): ``pulsedl2_cnn`` (the documented default) and
 ``pulsedl2_cnn_tiny`` (a smaller network of the size a small accelerator holds).
