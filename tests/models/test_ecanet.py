@@ -22,9 +22,9 @@ import torch.nn.functional as F
 import torchvision
 
 import convzoo
+from convzoo.bench import count_macs
 from convzoo.errors import ConvzooError
 from convzoo.layers.eca import ECA, eca_kernel_size
-from convzoo.bench import count_macs
 from convzoo.models.ecanet import remap_state_dict
 from convzoo.registry import count_params
 from convzoo.testing import batch_norms, deploy_outputs, randomise_bn
