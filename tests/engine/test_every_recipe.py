@@ -19,6 +19,7 @@ tests/tasks/test_detection.py, tests/engine/test_paper_recipe_values.py).
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -51,10 +52,13 @@ def _voc(root):
 
 
 def _coco(root):
-    """COCO val2017 fixture, copied as train2017 (four copies of each image so a batch of 2 fits twice)."""
+    """COCO val2017 fixture; train2017 holds its images twice (four entries, so a batch of 2 fits twice)."""
     write_coco_folder(root)
-    ann = (root / "annotations" / "instances_val2017.json").read_text()
-    (root / "annotations" / "instances_train2017.json").write_text(ann)
+    ann = json.loads((root / "annotations" / "instances_val2017.json").read_text())
+    twice = {**ann, "images": ann["images"] + [{**im, "id": im["id"] + 100} for im in ann["images"]],
+             "annotations": ann["annotations"] + [{**a, "id": a["id"] + 100, "image_id": a["image_id"] + 100}
+                                                  for a in ann["annotations"]]}
+    (root / "annotations" / "instances_train2017.json").write_text(json.dumps(twice))
     shutil.copytree(root / "val2017", root / "train2017")
 
 

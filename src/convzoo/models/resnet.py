@@ -9,7 +9,8 @@ networks from it and supply only what their paper changes, through per-block opt
 
 - ``attn`` (a factory ``channels -> module``) and ``attn_name`` (its state-dict key, e.g. ``eca``,
   ``ela``, ``se``): attention after the last BN of the residual branch, before the add (the
-  position of SE, ECA and ELA);
+  position of SE and ECA, and of ELA in basic blocks; ELA's bottleneck re-weights the 3x3 conv's
+  output instead: ``ela.py``);
 - ``norm1`` (a factory): the norm after the first conv of the block (IBN-a's IBN layer);
 - ``post_norm`` (a factory, key ``IN``): a norm after the residual add, before the final ReLU
   (IBN-b's InstanceNorm);
