@@ -15,8 +15,8 @@ import functools
 import types
 
 import pytest
-import torch
 import timm
+import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn

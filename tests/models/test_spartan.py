@@ -18,13 +18,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
+from torchvision.ops import StochasticDepth
 
 import convzoo
 from convzoo.errors import ConvzooError
 from convzoo.layers import spartan_mixers
 from convzoo.layers.spartan_mixers import CMixer, SMixer, complex_multiply
-from torchvision.ops import StochasticDepth
-
 from convzoo.models.spartan import SpaRTAN, no_weight_decay_names
 from convzoo.registry import count_params
 from convzoo.testing import batch_norms, deploy_outputs, randomise_bn

@@ -147,13 +147,13 @@ class DenseNetIBN(Backbone):
                 for i in range(n)))
             c += n * growth_rate
             if b < len(block_config) - 1:  # (B, c, H', W') -> (B, c/2, H'/2, W'/2)
-                self.feature_info.append(dict(num_chs=c, reduction=4 * 2 ** b, module=f"body.denseblock{b + 1}"))
+                self.feature_info.append({"num_chs": c, "reduction": 4 * 2 ** b, "module": f"body.denseblock{b + 1}"})
                 body[f"transition{b + 1}"] = nn.Sequential(OrderedDict([
                     ("norm", nn.BatchNorm2d(c)), ("relu", nn.ReLU(inplace=True)),
                     ("conv", nn.Conv2d(c, c // 2, 1, bias=False)), ("pool", nn.AvgPool2d(2, 2))]))
                 c //= 2
         body["norm5"] = nn.BatchNorm2d(c)
-        self.feature_info.append(dict(num_chs=c, reduction=4 * 2 ** (len(block_config) - 1), module="body.norm5"))
+        self.feature_info.append({"num_chs": c, "reduction": 4 * 2 ** (len(block_config) - 1), "module": "body.norm5"})
         self.body = nn.Sequential(body)
         self.num_features = c
         self.head = ClassifierHead(c, num_classes, drop_rate=drop_rate)
@@ -188,16 +188,16 @@ def remap_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 # --- variants (official hubconf / resnet_ibn.py etc.; counts: fact sheet G1a "Paper 37" Sec. 3) ----------
 
-_R18, _R34 = dict(block="basic", layers=(2, 2, 2, 2)), dict(block="basic", layers=(3, 4, 6, 3))
-_R50, _R101 = dict(block="bottleneck", layers=(3, 4, 6, 3)), dict(block="bottleneck", layers=(3, 4, 23, 3))
-_R152 = dict(block="bottleneck", layers=(3, 8, 36, 3))
-_X32x4d, _SE = dict(groups=32, base_width=4), dict(se_reduction=16)
+_R18, _R34 = {"block": "basic", "layers": (2, 2, 2, 2)}, {"block": "basic", "layers": (3, 4, 6, 3)}
+_R50, _R101 = {"block": "bottleneck", "layers": (3, 4, 6, 3)}, {"block": "bottleneck", "layers": (3, 4, 23, 3)}
+_R152 = {"block": "bottleneck", "layers": (3, 8, 36, 3)}
+_X32x4d, _SE = {"groups": 32, "base_width": 4}, {"se_reduction": 16}
 
 # name: (architecture, params, MACs @224 -- both counted on the official code, XingangPan/IBN-Net d167338
 # ``ibnnet/*.py`` built with its defaults, 1000 classes: sum of numel and torch FlopCounterMode (convs + linears;
 # the fact sheet G1a "Paper 37" Sec. 3 gives the same figures to 3 decimals of G) --, ImageNet top-1/top-5
 # error of the official README (IBN-a re-implementation), the torchvision/timm baseline it equals or extends)
-_D161 = dict(net="densenet", ibn="a", growth_rate=48, num_init_features=96, block_config=(6, 12, 36, 24))
+_D161 = {"net": "densenet", "ibn": "a", "growth_rate": 48, "num_init_features": 96, "block_config": (6, 12, 36, 24)}
 IBN_CFGS = {
     "resnet18_ibn_a": ({**_R18, "ibn": "a"}, 11_689_512, 1_814_073_344, "29.17/10.24", "torchvision resnet18"),
     "resnet34_ibn_a": ({**_R34, "ibn": "a"}, 21_797_672, 3_663_761_408, "25.78/8.19", "torchvision resnet34"),
