@@ -42,7 +42,7 @@ class ModelCard:
     params_rtol: float = 0.0  # 0 = exact; else the paper's rounding (e.g. 0.005 for "5.48M")
     params_source: str = ""  # where the count comes from, and its convention
     macs: int | None = None  # multiply-accumulates at input_size
-    macs_rtol: float = 0.02
+    macs_rtol: float = 0.0  # 0 = exact; else the source's rounding (e.g. 0.0005 for "4.089 G")
     macs_source: str = ""
     reference: str | None = None  # "timm:NAME", "torchvision:NAME" or "package:NAME"
     capabilities: frozenset[str] = field(default_factory=lambda: frozenset({"compile", "onnx"}))
