@@ -24,8 +24,15 @@ import shutil
 
 import pytest
 import torch
-from fixture_files import (write_cifar10, write_coco_folder, write_deepforest_files, write_jpeg, write_mnist,
-                           write_tree, write_voc_xml)
+from fixture_files import (
+    write_cifar10,
+    write_coco_folder,
+    write_deepforest_files,
+    write_jpeg,
+    write_mnist,
+    write_tree,
+    write_voc_xml,
+)
 from safetensors.torch import load_file
 
 import convzoo
@@ -156,49 +163,46 @@ def check_run_as_written(name: str, roots: dict, tmp_path) -> None:
         assert build_data(load_recipe(name, values=values), "train").info.extra["augment"] == steps
 
 
-PAPER_RECIPE = "the recipe runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps"
-
-
 @pytest.mark.parametrize("name", [
-    pytest.param("bignas_digits", marks=pytest.mark.claim(paper=56, artefact="bignas_digits", claim=PAPER_RECIPE)),
+    pytest.param("bignas_digits", marks=pytest.mark.claim(paper=56, artefact="bignas_digits", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
     pytest.param("cnn_softmax_digits",
-                 marks=pytest.mark.claim(paper=40, artefact="cnn_softmax_digits", claim=PAPER_RECIPE)),
-    pytest.param("cnn_svm_digits", marks=pytest.mark.claim(paper=40, artefact="cnn_svm_digits", claim=PAPER_RECIPE)),
+                 marks=pytest.mark.claim(paper=40, artefact="cnn_softmax_digits", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("cnn_svm_digits", marks=pytest.mark.claim(paper=40, artefact="cnn_svm_digits", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
     pytest.param("cnn_svm_mnist_paper",
-                 marks=pytest.mark.claim(paper=40, artefact="cnn_svm_mnist_paper", claim=PAPER_RECIPE)),
+                 marks=pytest.mark.claim(paper=40, artefact="cnn_svm_mnist_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
     pytest.param("convnext_dcls_digits",
-                 marks=pytest.mark.claim(paper=39, artefact="convnext_dcls_digits", claim=PAPER_RECIPE)),
+                 marks=pytest.mark.claim(paper=39, artefact="convnext_dcls_digits", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
     pytest.param("eca_resnet18_digits",
-                 marks=pytest.mark.claim(paper=43, artefact="eca_resnet18_digits", claim=PAPER_RECIPE)),
+                 marks=pytest.mark.claim(paper=43, artefact="eca_resnet18_digits", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
     pytest.param("ela_resnet18_digits",
-                 marks=pytest.mark.claim(paper=10, artefact="ela_resnet18_digits", claim=PAPER_RECIPE)),
-    pytest.param("espcn_x2_photos", marks=pytest.mark.claim(paper=41, artefact="espcn_x2_photos", claim=PAPER_RECIPE)),
+                 marks=pytest.mark.claim(paper=10, artefact="ela_resnet18_digits", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("espcn_x2_photos", marks=pytest.mark.claim(paper=41, artefact="espcn_x2_photos", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
     pytest.param("espcn_x3_imagenet_paper",
-                 marks=pytest.mark.claim(paper=41, artefact="espcn_x3_imagenet_paper", claim=PAPER_RECIPE)),
-    pytest.param("espcn_x3_photos", marks=pytest.mark.claim(paper=41, artefact="espcn_x3_photos", claim=PAPER_RECIPE)),
-    pytest.param("espcn_x4_photos", marks=pytest.mark.claim(paper=41, artefact="espcn_x4_photos", claim=PAPER_RECIPE)),
-    pytest.param("ibnnet_digits", marks=pytest.mark.claim(paper=37, artefact="ibnnet_digits", claim=PAPER_RECIPE)),
+                 marks=pytest.mark.claim(paper=41, artefact="espcn_x3_imagenet_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("espcn_x3_photos", marks=pytest.mark.claim(paper=41, artefact="espcn_x3_photos", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("espcn_x4_photos", marks=pytest.mark.claim(paper=41, artefact="espcn_x4_photos", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("ibnnet_digits", marks=pytest.mark.claim(paper=37, artefact="ibnnet_digits", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
     pytest.param("inception_v4_digits",
-                 marks=pytest.mark.claim(paper=33, artefact="inception_v4_digits", claim=PAPER_RECIPE)),
-    pytest.param("lsnet_digits", marks=pytest.mark.claim(paper=18, artefact="lsnet_digits", claim=PAPER_RECIPE)),
-    pytest.param("pulsedl_pulses", marks=pytest.mark.claim(paper=3, artefact="pulsedl_pulses", claim=PAPER_RECIPE)),
+                 marks=pytest.mark.claim(paper=33, artefact="inception_v4_digits", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("lsnet_digits", marks=pytest.mark.claim(paper=18, artefact="lsnet_digits", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("pulsedl_pulses", marks=pytest.mark.claim(paper=3, artefact="pulsedl_pulses", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
     pytest.param("rotnet_nin4_digits",
-                 marks=pytest.mark.claim(paper=20, artefact="rotnet_nin4_digits", claim=PAPER_RECIPE)),
+                 marks=pytest.mark.claim(paper=20, artefact="rotnet_nin4_digits", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
     pytest.param("rotnet_probe_digits",
-                 marks=pytest.mark.claim(paper=20, artefact="rotnet_probe_digits", claim=PAPER_RECIPE)),
+                 marks=pytest.mark.claim(paper=20, artefact="rotnet_probe_digits", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
     pytest.param("rotnet_nin4_cifar10_paper",
-                 marks=pytest.mark.claim(paper=20, artefact="rotnet_nin4_cifar10_paper", claim=PAPER_RECIPE)),
+                 marks=pytest.mark.claim(paper=20, artefact="rotnet_nin4_cifar10_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
     pytest.param("rotnet_probe_cifar10_paper",
-                 marks=pytest.mark.claim(paper=20, artefact="rotnet_probe_cifar10_paper", claim=PAPER_RECIPE)),
-    pytest.param("simplenet_digits", marks=pytest.mark.claim(paper=32, artefact="simplenet_digits", claim=PAPER_RECIPE)),
+                 marks=pytest.mark.claim(paper=20, artefact="rotnet_probe_cifar10_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("simplenet_digits", marks=pytest.mark.claim(paper=32, artefact="simplenet_digits", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
     pytest.param("simplenet_cifar10_paper",
-                 marks=pytest.mark.claim(paper=32, artefact="simplenet_cifar10_paper", claim=PAPER_RECIPE)),
-    pytest.param("spartan_digits", marks=pytest.mark.claim(paper=21, artefact="spartan_digits", claim=PAPER_RECIPE)),
-    pytest.param("ssd_deepforest", marks=pytest.mark.claim(paper=27, artefact="ssd_deepforest", claim=PAPER_RECIPE)),
-    pytest.param("ssd_scenes", marks=pytest.mark.claim(paper=27, artefact="ssd_scenes", claim=PAPER_RECIPE)),
+                 marks=pytest.mark.claim(paper=32, artefact="simplenet_cifar10_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("spartan_digits", marks=pytest.mark.claim(paper=21, artefact="spartan_digits", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("ssd_deepforest", marks=pytest.mark.claim(paper=27, artefact="ssd_deepforest", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("ssd_scenes", marks=pytest.mark.claim(paper=27, artefact="ssd_scenes", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
     pytest.param("unireplknet_digits",
-                 marks=pytest.mark.claim(paper=13, artefact="unireplknet_digits", claim=PAPER_RECIPE)),
-    pytest.param("vovnet_digits", marks=pytest.mark.claim(paper=53, artefact="vovnet_digits", claim=PAPER_RECIPE)),
+                 marks=pytest.mark.claim(paper=13, artefact="unireplknet_digits", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("vovnet_digits", marks=pytest.mark.claim(paper=53, artefact="vovnet_digits", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
 ])
 def test_small_recipe_runs_as_written(name, data_roots, tmp_path):
     check_run_as_written(name, data_roots, tmp_path)
@@ -207,25 +211,25 @@ def test_small_recipe_runs_as_written(name, data_roots, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", [
     pytest.param("bignas_imagenet_paper",
-                 marks=pytest.mark.claim(paper=56, artefact="bignas_imagenet_paper", claim=PAPER_RECIPE)),
+                 marks=pytest.mark.claim(paper=56, artefact="bignas_imagenet_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
     pytest.param("convnext_dcls_tiny_imagenet_paper",
-                 marks=pytest.mark.claim(paper=39, artefact="convnext_dcls_tiny_imagenet_paper", claim=PAPER_RECIPE)),
+                 marks=pytest.mark.claim(paper=39, artefact="convnext_dcls_tiny_imagenet_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
     pytest.param("eca_resnet50_imagenet_paper",
-                 marks=pytest.mark.claim(paper=43, artefact="eca_resnet50_imagenet_paper", claim=PAPER_RECIPE)),
+                 marks=pytest.mark.claim(paper=43, artefact="eca_resnet50_imagenet_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
     pytest.param("inception_v4_imagenet_paper",
-                 marks=pytest.mark.claim(paper=33, artefact="inception_v4_imagenet_paper", claim=PAPER_RECIPE)),
-    pytest.param("lsnet_t_imagenet_paper", marks=pytest.mark.claim(paper=18, artefact="lsnet_in1k", claim=PAPER_RECIPE)),
+                 marks=pytest.mark.claim(paper=33, artefact="inception_v4_imagenet_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("lsnet_t_imagenet_paper", marks=pytest.mark.claim(paper=18, artefact="lsnet_in1k", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
     pytest.param("replknet_31b_imagenet_paper",
-                 marks=pytest.mark.claim(paper=11, artefact="replknet_31b_in1k", claim=PAPER_RECIPE)),
+                 marks=pytest.mark.claim(paper=11, artefact="replknet_31b_in1k", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
     pytest.param("resnet50_ibn_a_imagenet_paper",
-                 marks=pytest.mark.claim(paper=37, artefact="ibnnet_in1k", claim=PAPER_RECIPE)),
-    pytest.param("spartan_imagenet_paper", marks=pytest.mark.claim(paper=21, artefact="spartan_in1k", claim=PAPER_RECIPE)),
-    pytest.param("ssd300_coco_paper", marks=pytest.mark.claim(paper=27, artefact="ssd300_coco_paper", claim=PAPER_RECIPE)),
-    pytest.param("ssd300_voc_paper", marks=pytest.mark.claim(paper=27, artefact="ssd300_voc_paper", claim=PAPER_RECIPE)),
+                 marks=pytest.mark.claim(paper=37, artefact="ibnnet_in1k", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("spartan_imagenet_paper", marks=pytest.mark.claim(paper=21, artefact="spartan_in1k", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("ssd300_coco_paper", marks=pytest.mark.claim(paper=27, artefact="ssd300_coco_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("ssd300_voc_paper", marks=pytest.mark.claim(paper=27, artefact="ssd300_voc_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
     pytest.param("unireplknet_a_imagenet_paper",
-                 marks=pytest.mark.claim(paper=13, artefact="unireplknet_in1k", claim=PAPER_RECIPE)),
+                 marks=pytest.mark.claim(paper=13, artefact="unireplknet_in1k", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
     pytest.param("vovnet39_imagenet_paper",
-                 marks=pytest.mark.claim(paper=53, artefact="vovnet39_imagenet_paper", claim=PAPER_RECIPE)),
+                 marks=pytest.mark.claim(paper=53, artefact="vovnet39_imagenet_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
 ])
 def test_full_size_recipe_runs_as_written(name, data_roots, tmp_path):
     check_run_as_written(name, data_roots, tmp_path)
