@@ -252,8 +252,9 @@ def upscale_image(model, image: np.ndarray) -> np.ndarray:
 
     A Y-channel model (``in_chans=1``) super-resolves the 8-bit luma Y (BT.601) and the chroma Cb/Cr
     is upscaled bicubically (paper Sec. 3.1); an RGB model (``in_chans=3``) gets RGB directly. A
-    network restores the degradation it was trained on: the shipped ESPCN weights expect LR images
-    that look like ``convzoo.data.photos``' Gaussian-blurred ones and over-sharpen sharper inputs.
+    network restores the degradation it was trained on: the default shipped ESPCN weights
+    (``espcn_x{r}``) were trained on bicubic-downscaled and Gaussian-blurred LR alike, the paper-protocol
+    ones (``espcn_x{r}_paper``) only on Gaussian blur (sigma r/2), and over-sharpen sharper inputs.
     """
     scale = _scale_of(model)
     param = next(model.parameters())
