@@ -19,7 +19,8 @@ statistics fixed by the training domain, keeps them. Two measurements follow the
    before the usual ImageNet normalisation. :func:`appearance_invariance` reports, for each transform
    and each stage of ``model.features``, the feature divergence between the images and their
    transformed versions and the mean cosine similarity of each image's feature map with its
-   transformed version's.
+   transformed version's. :func:`ibn_layer_divergence` compares, inside each IBN layer, the divergence of
+   the instance-normalised channels with that of the batch-normalised ones (the paper's IN-vs-BN argument).
 
 The paper measures trained networks. With random weights the statistics of every BatchNorm must come
 from some "training domain": :func:`calibrate_batch_norm` sets them to the exact averages over given
@@ -41,7 +42,8 @@ from torch import nn
 from convzoo.errors import ConvzooError
 
 __all__ = ["APPEARANCE_TRANSFORMS", "IMAGENET_MEAN", "IMAGENET_STD", "AppearanceReport", "appearance_invariance",
-           "calibrate_batch_norm", "feature_divergence", "gaussian_kl", "instance_norm_invariance_gap",
+           "calibrate_batch_norm", "feature_divergence", "gaussian_kl", "ibn_layer_divergence",
+           "instance_norm_invariance_gap",
            "stage_features"]
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -178,6 +180,45 @@ def appearance_invariance(model: nn.Module, images: torch.Tensor,
         moved = stage_features(model, transform(images), batch_size, mean, std)
         report.divergence[name] = [feature_divergence(a, b) for a, b in zip(clean, moved)]
         report.similarity[name] = [_cosine(a, b) for a, b in zip(clean, moved)]
+    return report
+
+
+@torch.no_grad()
+def ibn_layer_divergence(model: nn.Module, images: torch.Tensor,
+                         transforms: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] | None = None,
+                         batch_size: int = 16, mean=IMAGENET_MEAN,
+                         std=IMAGENET_STD) -> dict[str, list[tuple[str, float, float]]]:
+    """The paper's IN-versus-BN comparison (Sec. 3.1) inside a network with IBN layers: for each transform and
+    each :class:`~convzoo.layers.ibn.IBN` layer, the feature divergence between the images and their transformed
+    versions over the layer's instance-normalised output channels and over its batch-normalised ones.
+    Returns ``{transform: [(layer name, IN divergence, BN divergence), ...]}`` in module order."""
+    from convzoo.layers.ibn import IBN
+
+    layers = {name: m for name, m in model.named_modules() if isinstance(m, IBN)}
+    if not layers:
+        raise ConvzooError(f"{type(model).__name__} has no IBN layer")
+
+    def outputs(imgs: torch.Tensor) -> dict[str, torch.Tensor]:
+        seen: dict[str, list[torch.Tensor]] = {n: [] for n in layers}
+        hooks = [m.register_forward_hook(lambda mod, args, out, n=n: seen[n].append(out)) for n, m in layers.items()]
+        try:
+            stage_features(model, imgs, batch_size, mean, std)
+        finally:
+            for h in hooks:
+                h.remove()
+        return {n: torch.cat(v) for n, v in seen.items()}
+
+    transforms = APPEARANCE_TRANSFORMS if transforms is None else transforms
+    clean, report = outputs(images), {}
+    for tname, transform in transforms.items():
+        moved = outputs(transform(images))
+        rows = []
+        for n, m in layers.items():
+            a, b = clean[n], moved[n]  # the IN part is channels [:half] (official order) or [half:] (in_first=False)
+            inst = slice(0, m.half) if m.in_first else slice(m.half, None)
+            bat = slice(m.half, None) if m.in_first else slice(0, m.half)
+            rows.append((n, feature_divergence(a[:, inst], b[:, inst]), feature_divergence(a[:, bat], b[:, bat])))
+        report[tname] = rows
     return report
 
 
