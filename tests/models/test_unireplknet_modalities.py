@@ -160,8 +160,8 @@ def test_point_cloud_files_projection_and_forward(tmp_path):
     pts = _dem_points()
     np.save(tmp_path / "dem.npy", pts)
     np.savetxt(tmp_path / "dem.xyz", pts)
-    (tmp_path / "dem.ply").write_text("ply\nformat ascii 1.0\nelement vertex %d\nproperty float x\nproperty float y\n"
-                                      "property float z\nend_header\n" % len(pts)
+    (tmp_path / "dem.ply").write_text(f"ply\nformat ascii 1.0\nelement vertex {len(pts)}\nproperty float x\n"
+                                      "property float y\nproperty float z\nend_header\n"
                                       + "".join(f"{a} {b} {c}\n" for a, b, c in pts))
     ref = torch.from_numpy(pts)
     for name in ("dem.npy", "dem.xyz", "dem.ply"):

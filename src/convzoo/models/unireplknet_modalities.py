@@ -301,8 +301,7 @@ class PointCloudProjector(nn.Module):
     def forward(self, pts: torch.Tensor) -> torch.Tensor:
         if pts.dim() != 3 or pts.shape[-1] != 3:
             raise ConvzooError(f"expected points (B, N, 3), got shape {tuple(pts.shape)}")
-        b, n, _ = pts.shape
-        v, s = self.num_views, self.img_size
+        b, v, s = pts.shape[0], self.num_views, self.img_size
         feats = self.point_features(pts).repeat_interleave(v, 0)  # (B V, N, C)
         rotated = torch.einsum("bnj,vij->bvni", pts, self.rotations).flatten(0, 1)  # (B V, N, 3)
         idx = self.pixel_indices(rotated[..., :2])  # (B V, 9N)
