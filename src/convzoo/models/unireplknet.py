@@ -31,8 +31,9 @@ re-parameterised ones into ``deploy=True``).
 Departures from the official code: no iGEMM CUDA large-kernel implementation and no gradient
 checkpointing (``with_cp``) or SyncBN switches (same parameters and outputs); the channels-first
 LayerNorm uses ``F.layer_norm`` on a permuted tensor instead of a hand-written mean/variance (equal up
-to float rounding); an unknown kernel size raises instead of asserting. The audio / time-series uses
-of the paper are the same backbone with ``in_chans=1`` (tested).
+to float rounding); an unknown kernel size raises instead of asserting. The audio, time-series, point-cloud
+and video uses of the paper (the same backbone behind modality adapters) are in
+:mod:`convzoo.models.unireplknet_modalities`.
 """
 
 from __future__ import annotations
