@@ -3,8 +3,8 @@ appearance changes, on real photos.
 
 The photos are the RGB ones bundled with scikit-image / scikit-learn (``convzoo.data.photos.PHOTOS``; nothing is
 downloaded), resized to 96 px, with their mirror images. The networks are ResNet-18 with random weights: the
-IBN-a and IBN-b networks and the plain ResNet share every conv and linear weight (the same seed builds the same
-convs; checked), every BatchNorm's statistics are set to the exact averages over the clean photos (the "training
+IBN-a and IBN-b networks and the plain ResNet (torchvision's resnet18, the reference) share every conv and linear
+weight (copied; checked), every BatchNorm's statistics are set to the exact averages over the clean photos (the "training
 domain"), so what differs is only where per-image normalisation happens. Expected values are not measured on
 the code: they are closed-form invariances (an IN'd channel ignores a positive gain and any offset of its input)
 or the paper's comparison (IBN against the plain ResNet with the same weights) with a margin.
@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import torchvision
 from torch import nn
 
 from convzoo.analysis.appearance import (
@@ -65,18 +66,45 @@ def _photos(size: int = 96) -> torch.Tensor:
     return torch.cat((x, x.flip(-1)))
 
 
+class _TorchvisionStages(nn.Module):
+    """torchvision's ResNet with the multi-scale ``features`` the analysis reads (layer1..layer4 outputs)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        n, out = self.net, []
+        x = n.maxpool(n.relu(n.bn1(n.conv1(x))))
+        for layer in (n.layer1, n.layer2, n.layer3, n.layer4):
+            x = layer(x)
+            out.append(x)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
 @functools.cache
 def _networks() -> dict[str, nn.Module]:
-    """ResNet-18 plain / IBN-a / IBN-a with IN in layer4 only (a wrong placement) / IBN-b: the same conv and
-    linear weights, the official init of the norms (weight 1, bias 0), BN statistics of the clean photos."""
+    """IBN-a / IBN-a with IN in layer4 only (a wrong placement) / IBN-b ResNet-18, and the plain ResNet-18 of
+    torchvision (the reference): the same conv and linear weights, the official init of the norms (weight 1,
+    bias 0), BN statistics of the clean photos."""
     nets = {}
-    for name, kw in (("plain", {"ibn": "a", "ibn_stages": ()}), ("ibn_a", {"ibn": "a"}),
-                     ("ibn_a_layer4", {"ibn": "a", "ibn_stages": (3,)}), ("ibn_b", {"ibn": "b"})):
+    for name, kw in (("ibn_a", {"ibn": "a"}), ("ibn_a_layer4", {"ibn": "a", "ibn_stages": (3,)}),
+                     ("ibn_b", {"ibn": "b"})):
         torch.manual_seed(0)
-        nets[name] = calibrate_batch_norm(IBNResNet("basic", (2, 2, 2, 2), zero_init_last=False, **kw), _photos())
-    convs = {k: v for k, v in nets["plain"].state_dict().items() if v.dim() > 1}  # conv and linear weights
+        nets[name] = IBNResNet("basic", (2, 2, 2, 2), zero_init_last=False, **kw)
+    weights = {k: v for k, v in nets["ibn_a"].state_dict().items() if v.dim() > 1 or k == "fc.bias"}
+    plain = torchvision.models.resnet18()
+    missing, unexpected = plain.load_state_dict(weights, strict=False)
+    norms = {n for n, m in plain.named_modules() if isinstance(m, nn.BatchNorm2d)}
+    assert not unexpected and all(k.rsplit(".", 1)[0] in norms for k in missing)  # only norms keep their init
+    nets["plain"] = _TorchvisionStages(plain)
     for net in nets.values():
-        assert all(torch.equal(net.state_dict()[k], v) for k, v in convs.items())
+        calibrate_batch_norm(net, _photos())
+        sd = {k.removeprefix("net."): v for k, v in net.state_dict().items()}
+        assert all(torch.equal(sd[k], v) for k, v in weights.items())
     return nets
 
 
