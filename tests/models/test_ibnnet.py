@@ -2,8 +2,9 @@
 
 The IBN layer against the functional definition (IN on the first int(C * ratio) channels, BN on the
 rest) and its core property (the IN half is invariant to per-channel affine appearance changes, the BN
-half is not); IBN-a / IBN-b placement as in the official code; parameter counts of every variant
-against the fact sheet and against the torchvision baselines (+0 for IBN-a, +384 / +1,536 for IBN-b);
+half is not); IBN-a / IBN-b placement as in the official code; parameter and MAC counts of every variant
+against the official code's (written literally below, with the commit and files they were counted on) and against
+the torchvision / timm baselines (+0 for IBN-a, +384 / +1,536 for IBN-b);
 numerical parity with torchvision's ResNet / ResNeXt in which the same layers are replaced (weights
 copied by name: the official checkpoint keys); the official state-dict key names.
 """

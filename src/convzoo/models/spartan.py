@@ -194,8 +194,9 @@ _CARDS = {
     "spartan_t": ModelCard(
         name="spartan_t", paper=21, family="spartan", task="classification", input_size=(256, 256),
         test_size=(64, 64), params=3_820_296,
-        params_source="official henry-pay/SpaRTAN spartan.py built with src/config/model/spartan.yaml, sum of "
-                      "numel at 1000 classes (fact sheet G1a Paper 21); the paper's '3.8M'",
+        params_source="official henry-pay/SpaRTAN 1715a43 src/model/spartan.py built with "
+                      "src/config/model/spartan.yaml, sum of numel at 1000 classes (fact sheet G1a Paper 21); "
+                      "the paper's '3.8M'",
         macs=1_044_147_968, macs_rtol=0.0,
         macs_source="official henry-pay/SpaRTAN 1715a43 src/model/spartan.py built with src/config/model/spartan.yaml "
                     "at 256 px, counted with torch FlopCounterMode: conv + linear MACs only (complex multiply, "
