@@ -55,6 +55,7 @@ fast path of the package is not used (native convolution only); the default vers
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 
@@ -110,17 +111,11 @@ def _limits(size: int) -> tuple[int, int]:
 # --- kernel construction ---------------------------------------------------------------------------
 
 def _factor(p: torch.Tensor, sig: torch.Tensor | None, size: int, version: str) -> torch.Tensor:
-    """One-dimensional interpolation weights of every element on the grid of one axis.
+    """One-dimensional interpolation weights of every element on the grid of one axis ("v1", "max", "gauss").
 
     p, sig: (out, in/groups, Kc) centred positions and width parameters -> (out, in/groups, Kc, size).
     """
     grid = torch.arange(size, device=p.device, dtype=p.dtype) - size // 2  # centred integer coordinates
-    if version == "bilinear":
-        lo = p.detach().floor()  # floor has no gradient: d/dp flows through the fraction only
-        frac = (p - lo).unsqueeze(-1)  # (O, I, Kc, 1)
-        at_lo = (grid == lo.unsqueeze(-1)).to(p.dtype)
-        at_hi = (grid == lo.unsqueeze(-1) + 1).to(p.dtype)
-        return at_lo * (1 - frac) + at_hi * frac
     x = grid - p.unsqueeze(-1)  # (O, I, Kc, size): signed distance of each grid point to the element
     if version == "v1":
         return (1 - x.abs()).relu()
@@ -130,14 +125,43 @@ def _factor(p: torch.Tensor, sig: torch.Tensor | None, size: int, version: str) 
     return torch.exp(-0.5 * (x / sigma) ** 2)  # gauss
 
 
+def _bilinear_kernel(weight: torch.Tensor, P: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
+    """The bilinear ("v0") kernel by accumulating each element's 2^n corner taps into the window.
+
+    The same values as the separable product of :func:`_factor` (a corner outside the window is
+    dropped, as there), without its (O, I, Kc, S_0, ..., S_n-1) intermediate: O I Kc 2^n taps are
+    added with one ``index_add`` (no multiply-add a FLOP counter would see).
+    """
+    n, (O, I, Kc) = len(sizes), weight.shape
+    lo = P.detach().floor()  # floor has no gradient: d/dp flows through the fraction only
+    frac = P - lo
+    lo = lo.long()
+    total = math.prod(sizes)
+    base = (torch.arange(O * I, device=weight.device) * total).view(O, I, 1)  # start of each (o, i) window
+    index, values = [], []
+    for corner in itertools.product((0, 1), repeat=n):
+        flat, value, inside = base, weight, None
+        for d, bit in enumerate(corner):
+            idx = lo[d] + (sizes[d] // 2 + bit)  # window index of this corner along dim d
+            ok = (idx >= 0) & (idx < sizes[d])
+            inside = ok if inside is None else inside & ok
+            flat = flat + idx.clamp(0, sizes[d] - 1) * math.prod(sizes[d + 1:])
+            value = value * (frac[d] if bit else 1 - frac[d])
+        index.append(flat.reshape(-1))
+        values.append(torch.where(inside, value, torch.zeros_like(value)).reshape(-1))
+    kernel = weight.new_zeros(O * I * total).index_add(0, torch.cat(index), torch.cat(values))
+    return kernel.view(O, I, *sizes)
+
+
 def construct_kernel(weight: torch.Tensor, P: torch.Tensor, dilated_kernel_size: Sequence[int],
                      version: str = "bilinear", SIG: torch.Tensor | None = None) -> torch.Tensor:
     """The dense DCLS kernel: ``weight`` (O, I, Kc) spread at positions ``P`` (n, O, I, Kc).
 
     Returns (O, I, *dilated_kernel_size). ``P[d]`` is the offset from the window centre
     (``S_d // 2``) along kernel dim ``d``; ``SIG`` (n, O, I, Kc) is needed by "gauss" and "max".
-    Elementwise products and a sum over Kc only (no matmul), so FLOP counters see the convolution
-    alone, as with the official implementation.
+    Elementwise products and sums only (no matmul), so FLOP counters see the convolution alone, as
+    with the official implementation. "bilinear" adds each element's 2^n taps (:func:`_bilinear_kernel`);
+    the other versions spread over the whole window and take the separable product.
     """
     version = _version(version)
     n = len(dilated_kernel_size)
@@ -146,6 +170,8 @@ def construct_kernel(weight: torch.Tensor, P: torch.Tensor, dilated_kernel_size:
                            f"in {n} dims")
     if version in _SIGMA_OFFSET and SIG is None:
         raise ConvzooError(f"DCLS version {version!r} needs SIG (learnable widths)")
+    if version == "bilinear":
+        return _bilinear_kernel(weight, P, [int(s) for s in dilated_kernel_size])
     factors = [_factor(P[d], None if SIG is None else SIG[d], int(dilated_kernel_size[d]), version)
                for d in range(n)]  # each (O, I, Kc, S_d)
     scale = weight
