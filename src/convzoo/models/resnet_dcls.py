@@ -27,7 +27,8 @@ layout and keys):
 
 Departures: the paper's ResNet-50 table (its exact Kc / S and counts) was not available to us, so the
 variant follows the official code's defaults; the paper's training recipe for it is not provided
-(ConvNeXt-dcls's is). The conv+BN after each DCLS conv is not folded by ``reparameterize()``
+(ConvNeXt-dcls's is); the official ResNet code leaves the repulsion loss off by default (``--use_loss_rep``), so
+no ``regularization_loss`` here. The conv+BN after each DCLS conv is not folded by ``reparameterize()``
 (the 1x1 conv+BN pairs and the stem are).
 """
 
