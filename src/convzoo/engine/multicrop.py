@@ -142,7 +142,7 @@ def evaluate_views(fabric, models, loader, task, dataset, n_crops: int = 1) -> d
     Same outputs as :func:`convzoo.engine.evaluate.evaluate_loader` (which it equals for one model and
     one crop, up to the loss being computed from log-probabilities). Classification tasks only.
     """
-    if task.name != "classification" or getattr(task, "loss_name", "ce") != "ce":
+    if not task.averages_views:
         raise ConvzooError(f"multi-crop and ensemble evaluation average softmax outputs: they need a "
                            f"classification task with the 'ce' loss, got task '{task.name}'")
     metrics = task.metrics(dataset).to(fabric.device)

@@ -40,6 +40,12 @@ class Task:
     contract_checks: frozenset[str] = CONTRACT_CHECKS
     input_suffixes: tuple[str, ...] = IMAGE_SUFFIXES + (".npy",)
 
+    @property
+    def averages_views(self) -> bool:
+        """Whether evaluation over several views of an input (crops, models of an ensemble:
+        :mod:`convzoo.engine.multicrop`) may average this task's outputs as class probabilities."""
+        return False
+
     def __init__(self, **options: Any):
         self.options = options
 

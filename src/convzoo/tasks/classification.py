@@ -24,6 +24,10 @@ class Classification(Task):
     monitor = "acc"
     monitor_mode = "max"
 
+    @property
+    def averages_views(self) -> bool:  # softmax outputs average over crops and models (not the SVM's)
+        return self.loss_name == "ce"
+
     def __init__(self, loss: str = "ce", label_smoothing: float = 0.0, svm_c: float = 1.0,
                  decision: str = "argmax"):
         super().__init__(loss=loss, label_smoothing=label_smoothing, svm_c=svm_c, decision=decision)
