@@ -47,7 +47,12 @@ def _torchvision_teacher(name: str, num_classes: int, in_chans: int, kwargs: dic
 
     if in_chans != 3:
         raise ConvzooError(f"torchvision teacher '{name}' takes 3-channel images, the batches have {in_chans}")
-    return torchvision.models.get_model(name, **{"num_classes": num_classes, **kwargs})
+    try:
+        return torchvision.models.get_model(name, **{"num_classes": num_classes, **kwargs})
+    except OSError as e:  # the weights are fetched into the torch hub cache on first use
+        raise ConvzooError(f"cannot fetch the weights {kwargs.get('weights')!r} of torchvision teacher '{name}' "
+                           f"({e}): put them in the torch hub cache, or set teacher_kwargs.weights to null and give "
+                           f"teacher_weights (a safetensors file)") from None
 
 
 @register_method("distillation")
