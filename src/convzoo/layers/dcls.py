@@ -17,7 +17,9 @@ the native convolution (``F.conv1d/2d/3d``, no dilation: the window already is t
   ``f = floor(p)``, ``r = p - f`` a weight goes to ``f`` with ``1 - r`` and to ``f + 1`` with ``r``;
   not normalised. Computed from floor/frac as the official code does, so the derivative w.r.t. a
   position is the right-sided one also at integer positions (a clamped position on the window edge
-  still receives a gradient). With integer positions the kernel is exactly sparse.
+  still receives a gradient). With integer positions the kernel is exactly sparse. The 2^n taps of
+  each element are added into the window with one ``index_add`` (on CUDA an atomic sum: run-to-run
+  differences at float rounding unless ``torch.use_deterministic_algorithms(True)``).
 * ``"v1"``: triangle ``(1 - |x|)+``, normalised over the window to sum 1 (per element).
 * ``"max"``: triangle of learnable half-width ``sigma = |SIG| + 1``, ``(sigma - |x|)+``, normalised.
 * ``"gauss"`` (follow-up, Sec. 3): ``exp(-x^2 / (2 sigma^2))`` with learnable
