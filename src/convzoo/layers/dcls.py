@@ -130,28 +130,25 @@ def _factor(p: torch.Tensor, sig: torch.Tensor | None, size: int, version: str) 
 def _bilinear_kernel(weight: torch.Tensor, P: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
     """The bilinear ("v0") kernel by accumulating each element's 2^n corner taps into the window.
 
-    The same values as the separable product of :func:`_factor` (a corner outside the window is
-    dropped, as there), without its (O, I, Kc, S_0, ..., S_n-1) intermediate: O I Kc 2^n taps are
-    added with one ``index_add`` (no multiply-add a FLOP counter would see).
+    The values of the separable product ``prod_d (1 - |x_d - p_d|)+`` (a corner outside the window is
+    dropped), without an (O, I, Kc, S_0, ..., S_n-1) intermediate: the O I Kc 2^n taps are added with
+    one ``index_add`` (no multiply-add that a FLOP counter would see). All corners at once, so that
+    ``torch.compile`` sees a few ops per layer.
     """
     n, (O, I, Kc) = len(sizes), weight.shape
     lo = P.detach().floor()  # floor has no gradient: d/dp flows through the fraction only
-    frac = P - lo
-    lo = lo.long()
-    total = math.prod(sizes)
-    base = (torch.arange(O * I, device=weight.device) * total).view(O, I, 1)  # start of each (o, i) window
-    index, values = [], []
-    for corner in itertools.product((0, 1), repeat=n):
-        flat, value, inside = base, weight, None
-        for d, bit in enumerate(corner):
-            idx = lo[d] + (sizes[d] // 2 + bit)  # window index of this corner along dim d
-            ok = (idx >= 0) & (idx < sizes[d])
-            inside = ok if inside is None else inside & ok
-            flat = flat + idx.clamp(0, sizes[d] - 1) * math.prod(sizes[d + 1:])
-            value = value * (frac[d] if bit else 1 - frac[d])
-        index.append(flat.reshape(-1))
-        values.append(torch.where(inside, value, torch.zeros_like(value)).reshape(-1))
-    kernel = weight.new_zeros(O * I * total).index_add(0, torch.cat(index), torch.cat(values))
+    frac = P - lo  # (n, O, I, Kc)
+    shape = (1, n, 1, 1, 1)
+    bits = torch.tensor(list(itertools.product((0, 1), repeat=n)), device=P.device).view(2 ** n, *shape[1:])
+    size = torch.tensor(list(sizes), device=P.device).view(shape)
+    stride = torch.tensor([math.prod(sizes[d + 1:]) for d in range(n)], device=P.device).view(shape)
+    idx = lo.long().unsqueeze(0) + size // 2 + bits  # (2^n, n, O, I, Kc): window index of each corner
+    inside = ((idx >= 0) & (idx < size)).all(1)  # (2^n, O, I, Kc)
+    base = (torch.arange(O * I, device=P.device) * math.prod(sizes)).view(1, O, I, 1)  # each (o, i) window
+    flat = base + (torch.minimum(idx.clamp_min(0), size - 1) * stride).sum(1)
+    share = torch.where(bits.bool(), frac.unsqueeze(0), 1 - frac.unsqueeze(0)).prod(1)  # (2^n, O, I, Kc)
+    values = torch.where(inside, weight * share, torch.zeros_like(share))
+    kernel = weight.new_zeros(O * I * math.prod(sizes)).index_add(0, flat.reshape(-1), values.reshape(-1))
     return kernel.view(O, I, *sizes)
 
 
