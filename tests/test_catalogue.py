@@ -127,15 +127,22 @@ def test_scan_reads_every_place_a_claim_may_stand(tmp_path):
 
             def test_d(self):
                 pass
+
+        CASES = [pytest.param(3, marks=pytest.mark.claim(paper=1, artefact="q", claim="named list")), 4]
+
+        @pytest.mark.parametrize("k", CASES)
+        def test_e(k):
+            pass
     ''')
     got = {(c["paper"], c["artefact"], c["claim"], c["pin"]): c["proofs"] for c in claims}
     f = "tests/test_x.py"
     assert got == {
-        (1, "m", "whole module", False): [f"{f}::TestC::test_d", f"{f}::test_a", f"{f}::test_b"],
+        (1, "m", "whole module", False): [f"{f}::TestC::test_d", f"{f}::test_a", f"{f}::test_b", f"{f}::test_e"],
         (1, "m", "count", False): [f"{f}::test_a"],
         (1, "n", "count", True): [f"{f}::test_a"],
         (1, "m", "one case", False): [f"{f}::test_b"],
         (2, "p", "class", False): [f"{f}::TestC::test_d"],
+        (1, "q", "named list", False): [f"{f}::test_e"],
     }
 
 

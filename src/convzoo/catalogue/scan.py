@@ -15,7 +15,8 @@ Keywords (literals only, so the scan needs neither pytest nor the test's imports
 Where a marker may stand:
   * on a test function or method (several markers on one test are several claims);
   * in a class's or module's ``pytestmark`` (every test of the class/module proves it);
-  * on one case: ``pytest.param(..., marks=pytest.mark.claim(...))`` inside ``@pytest.mark.parametrize``.
+  * on one case: ``pytest.param(..., marks=pytest.mark.claim(...))`` inside ``@pytest.mark.parametrize``,
+    or in a module-level list literal that the decorator names (``CASES = [pytest.param(...), ...]``).
 
 The proof id is ``file::function`` (or ``file::Class::function``): a parametrized test's claim is proven
 by all of its cases (or, for a claim on a ``pytest.param``, by that case; its id is still the function's).
@@ -104,13 +105,22 @@ def scan_file(path: Path, rel: str) -> list[tuple[dict, str]]:
         for c in _claims_in(node, where):
             found.append((c, proof))
 
+    # module-level lists of pytest.param(...) that a parametrize decorator names (``SMALL = [...]``)
+    lists = {t.id: stmt.value for stmt in tree.body if isinstance(stmt, ast.Assign)
+             and isinstance(stmt.value, ast.List | ast.Tuple) for t in stmt.targets if isinstance(t, ast.Name)}
+
+    def take_decorator(dec, proof):
+        take(dec, rel, proof)
+        for name in {n.id for n in ast.walk(dec) if isinstance(n, ast.Name) and n.id in lists}:
+            take(lists[name], rel, proof)
+
     module_marks = _pytestmark(tree.body)
     for node in tree.body:
         if _is_test(node):
             proof = f"{rel}::{node.name}"
             take(module_marks, rel, proof)
             for dec in node.decorator_list:
-                take(dec, rel, proof)
+                take_decorator(dec, proof)
         elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
             class_marks = _pytestmark(node.body)
             for item in node.body:
@@ -119,7 +129,7 @@ def scan_file(path: Path, rel: str) -> list[tuple[dict, str]]:
                     take(module_marks, rel, proof)
                     take(class_marks, rel, proof)
                     for dec in [*node.decorator_list, *item.decorator_list]:
-                        take(dec, rel, proof)
+                        take_decorator(dec, proof)
     stray = [n for n in ast.walk(tree) if _is_claim_call(n) and id(n) not in seen]
     if stray:
         raise ClaimSyntaxError(f"{rel}:{stray[0].lineno}: a claim marker must decorate a test function "
