@@ -186,3 +186,12 @@ def test_data_list_and_fetch_errors(capsys, tmp_path, monkeypatch):
     assert_one_line_error(code, err, "deepforst", "deepforest")
     code, _, err = run(capsys, "data", "fetch")
     assert_one_line_error(code, err, "needs a set name")
+
+
+def test_analyse_efficiency_and_unknown_analysis(capsys):
+    code = main(["analyse", "efficiency", "--counts-only", "--size", "32", "--json", "vovnet27_slim"])
+    out, _ = capsys.readouterr()
+    assert code == 0 and json.loads(out)[0]["model"] == "vovnet27_slim"
+    code = main(["analyse", "efficency"])
+    _, err = capsys.readouterr()
+    assert_one_line_error(code, err, "efficency", "efficiency")

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from convzoo.errors import ConvzooError
+from convzoo.errors import ConvzooError, UnknownNameError
 
 
 def _print_json(obj) -> None:
@@ -138,7 +138,22 @@ def cmd_predict(a) -> None:
         print(line)
 
 
-# --- bench / export --------------------------------------------------------------------------
+# --- analyse / bench / export ------------------------------------------------------------------
+ANALYSES = {  # name -> module with main(argv) -> exit code
+    "efficiency": "convzoo.analysis.efficiency",  # VoVNet's efficiency measures against DenseNet / ResNet (paper 53)
+}
+
+
+def cmd_analyse(a) -> None:
+    import importlib
+
+    if a.name not in ANALYSES:
+        raise UnknownNameError("analysis", a.name, list(ANALYSES))
+    code = importlib.import_module(ANALYSES[a.name]).main(a.args)
+    if code:
+        raise SystemExit(code)
+
+
 def cmd_bench(a) -> None:
     from convzoo.bench import MODES, bench, format_bench
 
@@ -276,6 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--compare", metavar="timm:NAME")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=cmd_bench)
+
+    s = sub.add_parser("analyse", help="paper analyses: efficiency (convzoo analyse efficiency --help)")
+    s.add_argument("name", help="one of: " + ", ".join(ANALYSES))
+    s.add_argument("args", nargs=argparse.REMAINDER, help="the analysis's own arguments")
+    s.set_defaults(fn=cmd_analyse)
 
     s = sub.add_parser("export", help="export to ONNX or a torch.export program")
     s.add_argument("model", help="registered model name or run folder")
