@@ -385,3 +385,14 @@ def test_photos_degradations_match_outside_code(scale):
             assert diff.max() <= 1 / 255 + 1e-6 and diff.mean() < 0.01 / 255, (photo, degradation)
             k = distinct.index(degradation) if degradation in distinct else distinct.index("gaussian_sigma1")
             assert torch.equal(mixed[i * len(distinct) + k][0], got_lr)
+
+
+def test_mixed_degradation_draws_members_by_weight():
+    """degradation="mixed": train patches draw photo, then member (uniform or by mixture_weights)."""
+    from convzoo.errors import ConvzooError
+
+    ds = build_dataset("photos", "train", scale=4, degradation="mixed", mixture_weights=[1, 2, 1])
+    assert ds.info.extra["mixture"] == (("bicubic", None), ("gaussian", 1.0), ("gaussian", 2.0))
+    assert np.allclose(ds.probs.reshape(-1, 3).sum(0), [0.25, 0.5, 0.25])
+    with pytest.raises(ConvzooError, match="mixture_weights"):
+        build_dataset("photos", "train", scale=2, degradation="gaussian", mixture_weights=[1, 1])

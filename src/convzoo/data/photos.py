@@ -34,6 +34,7 @@ Pipeline (paper Sec. 3.1, and common SR practice where the paper is silent):
      r / 2 (the same as sigma 1 at x2, so x2 has two members) -- so a
      train patch draws its degradation uniformly along with its photo (one network for sharp and
      blurred inputs), and val/test hold every photo once per degradation (named ``photo/degradation``).
+     ``mixture_weights`` (one per member) draws the members of train patches unevenly.
 4. Train items: ``patches_per_epoch`` random aligned pairs, LR ``(C, patch, patch)`` / HR
    ``(C, r patch, r patch)`` (paper: 17 x 17 LR), one photo drawn uniformly then a uniform position;
    item ``i`` is drawn from ``numpy.random.default_rng((seed, e, i))`` with ``e`` the epoch given to
@@ -233,8 +234,9 @@ class PhotoPairs(Dataset):
 class PhotoPatches(Dataset):
     """Random aligned patch pairs (paper Sec. 3.1: 17 x 17 LR / 17r x 17r HR), reproducible per epoch."""
 
-    def __init__(self, names, pairs, info: DataInfo, patch: int, length: int, seed: int = 0):
-        self.names, self.pairs, self.info = list(names), pairs, info
+    def __init__(self, names, pairs, info: DataInfo, patch: int, length: int, seed: int = 0,
+                 probs: np.ndarray | None = None):
+        self.names, self.pairs, self.info, self.probs = list(names), pairs, info, probs
         self.patch, self.length, self.seed, self.epoch = patch, length, seed, None
         self.scale = info.extra["scale"]
         small = [n for n, (lr, _) in zip(self.names, pairs) if min(lr.shape[-2:]) < patch]
@@ -251,7 +253,8 @@ class PhotoPatches(Dataset):
     def __getitem__(self, i: int):
         epoch = torch.initial_seed() if self.epoch is None else self.epoch
         rng = np.random.default_rng((self.seed, epoch, int(i)))
-        lr, hr = self.pairs[int(rng.integers(len(self.pairs)))]
+        k = rng.integers(len(self.pairs)) if self.probs is None else rng.choice(len(self.pairs), p=self.probs)
+        lr, hr = self.pairs[int(k)]
         p, r = self.patch, self.scale
         y = int(rng.integers(lr.shape[-2] - p + 1))
         x = int(rng.integers(lr.shape[-1] - p + 1))
@@ -289,6 +292,7 @@ def _read_folder(folder: Path) -> dict[str, Callable[[], np.ndarray]]:
 @register_dataset("photos")
 def photos(split: str, root: str | None = None, scale: int = 3, patch: int = 17,
            patches_per_epoch: int = 8192, degradation: str = "gaussian", sigma: float | None = None,
+           mixture_weights: list[float] | None = None,
            colour: str = "y", seed: int = 0) -> Dataset:
     """Super-resolution pairs from bundled photos (or the images under ``root``); see the module docstring."""
     if int(scale) != scale or not 2 <= scale <= 8:
@@ -327,8 +331,16 @@ def photos(split: str, root: str | None = None, scale: int = 3, patch: int = 17,
                "eval_batch_size": 1, "patch": patch, "source": source,
                "sigma": (None if degradation != "gaussian" else gaussian_sigma(scale) if sigma is None
                          else sigma),
-               "mixture": mixture_members(scale) if degradation == "mixed" else None},
+               "mixture": mixture_members(scale) if degradation == "mixed" else None,
+               "mixture_weights": mixture_weights},
     )
     if split == "train":
-        return PhotoPatches(names, pairs, info, patch=patch, length=patches_per_epoch, seed=seed)
+        probs = None
+        if mixture_weights is not None:  # photo uniform, then member k with probability w_k / sum(w)
+            w = np.asarray(mixture_weights, dtype=np.float64)
+            if degradation != "mixed" or w.shape != (len(members),) or not (w >= 0).all() or not w.sum() > 0:
+                raise ConvzooError(f"photos: mixture_weights needs degradation 'mixed' and {len(members)} "
+                                   f"weights >= 0 (one per {members}), got {mixture_weights!r}")
+            probs = np.tile(w / w.sum(), len(names) // len(members)) / (len(names) // len(members))
+        return PhotoPatches(names, pairs, info, patch=patch, length=patches_per_epoch, seed=seed, probs=probs)
     return PhotoPairs(names, pairs, info)
