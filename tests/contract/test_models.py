@@ -96,6 +96,9 @@ def test_registry_not_empty():
 @pytest.mark.claim(paper=53, artefact="ese_vovnet19b_slim", claim="model contract")
 @pytest.mark.claim(paper=53, artefact="ese_vovnet19b_slim_dw", claim="model contract")
 @pytest.mark.claim(paper=53, artefact="ese_vovnet57b", claim="model contract")
+@pytest.mark.claim(paper=41, artefact="espcn_x2_paper", claim="model contract")
+@pytest.mark.claim(paper=41, artefact="espcn_x3_paper", claim="model contract")
+@pytest.mark.claim(paper=41, artefact="espcn_x4_paper", claim="model contract")
 @pytest.mark.parametrize("name", MODELS)
 def test_card_is_complete(name):
     card = convzoo.get_card(name)
