@@ -5,6 +5,8 @@ Two sets of weights per scale r, one registered model name each (``pretrained=Tr
 
 * ``espcn_x{r}`` (default) from recipe ``espcn_x{r}_mixed``: LR patches drawn from a uniform mixture of
   bicubic downscaling, Gaussian blur sigma 1 and Gaussian blur sigma r/2 (``photos`` degradation "mixed");
+  at x4 the train split also holds every 10th frame of the real ``video_clips`` (``extra_train``; run
+  ``convzoo data fetch video_clips`` first): 13 small photos alone leave sigma-1 LR at +0.23 dB;
 * ``espcn_x{r}_paper`` (``--paper``) from recipe ``espcn_x{r}_photos``: the paper's protocol, Gaussian
   blur (sigma r/2) + decimation only.
 

