@@ -33,18 +33,22 @@ def _to_float(t: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate_loader(fabric, method, loader, task, dataset, channels_last: bool = False,
-                    limit: int | None = None) -> dict[str, float]:
+                    limit: int | None = None, step=None) -> dict[str, float]:
     """Mean loss and the task's metrics over ``loader`` (all processes together; the first ``limit``
     batches when given).
 
     ``method`` is a :class:`~convzoo.methods.Method` (its ``validation_step`` gives outputs and
-    targets) or a bare model (``task.evaluation_forward`` is used).
+    targets) or a bare model (``task.evaluation_forward`` is used); or ``step``, a function
+    ``batch -> (outputs, targets)`` of models already in eval mode (``method`` None: multi-crop and
+    ensemble evaluation, :mod:`convzoo.engine.multicrop`).
     """
     from convzoo.methods import Method
 
     metrics = task.metrics(dataset).to(fabric.device)
-    method.eval()
-    step = method.validation_step if isinstance(method, Method) else (lambda b: task.evaluation_forward(method, b))
+    if step is None:
+        method.eval()
+        step = (method.validation_step if isinstance(method, Method)
+                else (lambda b: task.evaluation_forward(method, b)))
     loss_sum = torch.zeros((), dtype=torch.float64, device=fabric.device)
     n = torch.zeros((), dtype=torch.float64, device=fabric.device)
     precision = fabric.strategy.precision  # what Fabric's module wrapper does around forward

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from lightning_utilities.core.apply_func import apply_to_collection
 from torchvision.transforms.v2 import functional as TF
 
 from convzoo.errors import ConvzooError
@@ -137,33 +136,22 @@ def mean_softmax(models, images: torch.Tensor, n_crops: int = 1, crop: int | Non
 
 @torch.no_grad()
 def evaluate_views(fabric, models, loader, task, dataset, n_crops: int = 1) -> dict[str, float]:
-    """Mean loss and the task's metrics with the softmax averaged over ``models`` and ``n_crops`` crops.
-
-    Same outputs as :func:`convzoo.engine.evaluate.evaluate_loader` (which it equals for one model and
-    one crop, up to the loss being computed from log-probabilities). Classification tasks only.
+    """Mean loss and the task's metrics with the softmax averaged over ``models`` and ``n_crops`` crops:
+    :func:`convzoo.engine.evaluate.evaluate_loader` with a step whose outputs are the log of the averaged
+    probabilities (which equals the plain evaluation for one model and one crop, up to the loss being
+    computed from log-probabilities). Classification tasks only.
     """
+    from convzoo.engine.evaluate import evaluate_loader
+
     if not task.averages_views:
         raise ConvzooError(f"multi-crop and ensemble evaluation average softmax outputs: they need a "
                            f"classification task with the 'ce' loss, got task '{task.name}'")
-    metrics = task.metrics(dataset).to(fabric.device)
     for m in models:
         m.eval()
-    loss_sum, n = 0.0, 0
-    precision = fabric.strategy.precision
-    for batch in loader:
-        images, targets = precision.convert_input(fabric.to_device(batch))
-        with precision.forward_context():
-            probs = mean_softmax(models, images, n_crops)
-        outputs = probs.clamp_min(torch.finfo(probs.dtype).tiny).log()  # log of the averaged probabilities
-        targets = apply_to_collection(targets, torch.Tensor, lambda t: t.float() if t.is_floating_point() else t)
-        k = task.batch_size(targets)
-        loss_sum += float(task.loss(outputs, targets)) * k
-        n += k
-        task.update_metrics(metrics, outputs, targets)
-    values = metrics.compute()
-    metrics.reset()
-    out = {"loss": loss_sum / max(n, 1)}
-    for k, v in values.items():
-        if (isinstance(v, torch.Tensor) and v.numel() == 1) or isinstance(v, (int, float)):
-            out[k] = float(v)
-    return out
+
+    def step(batch):
+        images, targets = batch
+        probs = mean_softmax(models, images, n_crops)
+        return probs.clamp_min(torch.finfo(probs.dtype).tiny).log(), targets  # log of the averaged probabilities
+
+    return evaluate_loader(fabric, None, loader, task, dataset, step=step)
