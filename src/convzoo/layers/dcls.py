@@ -74,6 +74,7 @@ __all__ = [
     "Dcls1d",
     "Dcls2d",
     "Dcls3d",
+    "SharedPositions",
     "clamp_positions_",
     "construct_kernel",
     "dcls_param_groups",
@@ -202,6 +203,25 @@ def clamp_positions_(P: torch.Tensor, dilated_kernel_size: Sequence[int]) -> tor
         lo, hi = _limits(int(size))
         P[d].clamp_(lo, hi)
     return P
+
+
+class SharedPositions:
+    """Mixin for a network stage whose DCLS convs share one position tensor ``P`` (the official
+    ``--dcls_sync``): :meth:`init_shared_positions` creates ``P`` inside the window (or registers none), and
+    the engine's ``post_optimizer_step`` hook clamps it back into the window after every optimizer step."""
+
+    def init_shared_positions(self, shape: Sequence[int] | None, window: tuple[int, int] | None) -> None:
+        self.window = window
+        if shape is None:
+            self.register_parameter("P", None)
+        else:
+            self.P = nn.Parameter(init_positions_(torch.empty(*shape), window))
+
+    @torch.no_grad()
+    def post_optimizer_step(self) -> None:
+        """Engine hook: clamp the shared positions into the window after every optimizer step."""
+        if self.P is not None:
+            clamp_positions_(self.P, self.window)
 
 
 def repulsion_loss(positions: torch.Tensor | Iterable[torch.Tensor]) -> torch.Tensor:

@@ -48,7 +48,7 @@ from torch import nn
 from torchvision.ops import StochasticDepth
 
 from convzoo.errors import ConvzooError
-from convzoo.layers.dcls import Dcls2d, clamp_positions_, init_positions_, position_parameters, repulsion_loss
+from convzoo.layers.dcls import Dcls2d, SharedPositions, position_parameters, repulsion_loss
 from convzoo.layers.head import StagedBackbone
 from convzoo.registry import ModelCard, register_model
 
@@ -115,7 +115,7 @@ class ConvNeXtBlock(nn.Module):
         return shortcut + self.drop_path(x.permute(0, 3, 1, 2))
 
 
-class ConvNeXtStage(nn.Module):
+class ConvNeXtStage(SharedPositions, nn.Module):
     """[LN + 2x2/2 conv] -> ``depth`` blocks; with shared DCLS positions, the stage owns ``P``."""
 
     def __init__(self, in_dim: int, dim: int, depth: int, downsample: bool, drop_paths: Sequence[float],
@@ -123,13 +123,10 @@ class ConvNeXtStage(nn.Module):
         super().__init__()
         self.downsample = nn.Sequential(LayerNorm2d(in_dim), nn.Conv2d(in_dim, dim, 2, stride=2)) \
             if downsample else nn.Identity()
-        self.window = None
-        if dcls is not None and dcls["shared"]:
-            self.window = (dcls["dilated_kernel_size"],) * 2
-            # one (2, C, 1, Kc) position tensor for every depth-wise DCLS conv of the stage
-            self.P = nn.Parameter(init_positions_(torch.empty(2, dim, 1, dcls["kernel_count"]), self.window))
-        else:
-            self.register_parameter("P", None)
+        shared = dcls is not None and dcls["shared"]
+        # one (2, C, 1, Kc) position tensor for every depth-wise DCLS conv of the stage
+        self.init_shared_positions((2, dim, 1, dcls["kernel_count"]) if shared else None,
+                                   (dcls["dilated_kernel_size"],) * 2 if shared else None)
         self.blocks = nn.Sequential(*[ConvNeXtBlock(dim, drop_paths[j], ls_init_value, kernel_size, dcls)
                                       for j in range(depth)])
 
@@ -139,12 +136,6 @@ class ConvNeXtStage(nn.Module):
         for block in self.blocks:
             x = block(x, self.P)
         return x
-
-    @torch.no_grad()
-    def post_optimizer_step(self) -> None:
-        """Engine hook: clamp the shared positions into the window after every optimizer step."""
-        if self.P is not None:
-            clamp_positions_(self.P, self.window)
 
 
 class NormHead(nn.Module):

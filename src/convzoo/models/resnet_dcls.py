@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from convzoo.errors import ConvzooError
-from convzoo.layers.dcls import Dcls2d, clamp_positions_, init_positions_
+from convzoo.layers.dcls import Dcls2d, SharedPositions
 from convzoo.models.resnet import Bottleneck, ResNet, fold_bn_pairs
 from convzoo.registry import ModelCard, register_model
 
@@ -69,29 +69,19 @@ class DclsBottleneck(Bottleneck):
         fold_bn_pairs(self, [("conv1", "bn1"), ("conv3", "bn3")])  # the DCLS kernel is rebuilt each call
 
 
-class DclsStage(nn.Sequential):
+class DclsStage(SharedPositions, nn.Sequential):
     """The blocks of one stage (torchvision keys ``layerN.B``) and, when shared, their positions ``P``."""
 
     def __init__(self, blocks: Sequence[DclsBottleneck], width: int, kernel_count: int, window: int,
                  shared: bool):
         super().__init__(*blocks)
-        self.window = (window, window)
-        if shared:
-            # one (2, width, width, Kc) tensor for the DCLS conv of every block (official --dcls_sync)
-            self.P = nn.Parameter(init_positions_(torch.empty(2, width, width, kernel_count), self.window))
-        else:
-            self.register_parameter("P", None)
+        # one (2, width, width, Kc) tensor for the DCLS conv of every block (official --dcls_sync)
+        self.init_shared_positions((2, width, width, kernel_count) if shared else None, (window, window))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for block in self:
             x = block(x, self.P)
         return x
-
-    @torch.no_grad()
-    def post_optimizer_step(self) -> None:
-        """Engine hook: clamp the shared positions into the window after every optimizer step."""
-        if self.P is not None:
-            clamp_positions_(self.P, self.window)
 
 
 class ResNetDcls(ResNet):
