@@ -20,6 +20,7 @@ tests/tasks/test_detection.py, tests/engine/test_paper_recipe_values.py).
 from __future__ import annotations
 
 import json
+import math
 import shutil
 
 import pytest
@@ -139,6 +140,7 @@ def check_run_as_written(name: str, roots: dict, tmp_path) -> None:
     torch.manual_seed(0)
     res = train(name, values=values, out_dir=tmp_path, run_name="r", progress=False, callbacks=[watch])
     assert res.epochs == 1 and watch.batches == values["limit_train_batches"]
+    assert math.isfinite(res.history[0]["train_loss"])
     # the weights moved
     after = load_file(str(res.run_dir / "last.safetensors"))
     moved = [k for k, v in watch.before.items() if v.is_floating_point() and k in after
@@ -148,6 +150,8 @@ def check_run_as_written(name: str, roots: dict, tmp_path) -> None:
     state = load_state(res.run_dir / "state.pt")
     opt = cfg["optimizer"]
     groups = state["optimizers"][0]["param_groups"]
+    if cfg["schedule"]["interval"] == "step":  # the per-step schedule counted the accumulated optimizer steps
+        assert state["schedules"][0]["inner"]["last_epoch"] == values["limit_train_batches"] // cfg["accumulate"]
     assert all(OPTIMIZER_KEY[opt["name"]] in g for g in groups)
     for key, value in opt["kwargs"].items():
         for g in groups:
