@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import os
 import pkgutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import torch.nn as nn
 
-from convzoo.errors import UnknownNameError
+from convzoo.errors import ConvzooError, UnknownNameError
 
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CAPABILITIES = ("features", "reparam", "compile", "onnx", "torch_export", "channels_last", "bf16")
 
 
@@ -47,6 +50,11 @@ class ModelCard:
     reference: str | None = None  # "timm:NAME", "torchvision:NAME" or "package:NAME"
     capabilities: frozenset[str] = field(default_factory=lambda: frozenset({"compile", "onnx"}))
     recipes: tuple[str, ...] = ()
+    # preprocessing the weights expect (timm's pretrained_cfg): ImageNet statistics unless the family says otherwise
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    interpolation: str = "bilinear"  # resize interpolation at evaluation: bilinear | bicubic | nearest
+    crop_pct: float = 0.875  # centre-crop fraction at evaluation (resize to input_size / crop_pct, then crop)
     source: str = ""  # paper section/table the implementation follows
     notes: str = ""
 
@@ -104,12 +112,16 @@ def _entry(name: str) -> _Entry:
 
 
 def create_model(name: str, *, num_classes: int | None = None, in_chans: int | None = None,
-                 pretrained: bool = False, **overrides) -> nn.Module:
-    """Build the registered model ``name``.
+                 pretrained: bool | str | os.PathLike = False, pretrained_cfg_overlay: dict | None = None,
+                 features_only: bool = False, out_indices: Sequence[int] | None = None, **overrides) -> nn.Module:
+    """Build the registered model ``name``, with timm's arguments.
 
     ``num_classes``/``in_chans`` default to the card's; other keyword arguments go to the family's
-    constructor (e.g. ``k_size=(3, 5, 5, 7)``, ``drop_rate=0.1``). ``pretrained=True`` loads the
-    weights shipped inside the package where the card lists them.
+    constructor (e.g. ``k_size=(3, 5, 5, 7)``, ``drop_rate=0.1``, ``drop_path_rate=0.1``, ``global_pool``).
+    ``pretrained`` is True (the weights shipped inside the package) or a checkpoint file (timm's or the
+    authors' key layout, ``.safetensors`` / ``.pth`` / ``.bin``); timm's spelling
+    ``pretrained_cfg_overlay=dict(file=PATH)`` names the file too. ``features_only=True`` returns the
+    stage maps listed by ``out_indices`` (default: all) with their ``feature_info``.
     """
     entry = _entry(name)
     card = entry.card
@@ -119,11 +131,27 @@ def create_model(name: str, *, num_classes: int | None = None, in_chans: int | N
     kw["in_chans"] = card.in_chans if in_chans is None else in_chans
     model = entry.factory(**kw)
     model.card = card
-    if pretrained:
-        from convzoo.weights import load_bundled
+    file = (pretrained_cfg_overlay or {}).get("file")
+    if pretrained or file:
+        from convzoo.weights import load_pretrained
 
-        load_bundled(model, name)
+        load_pretrained(model, card, file or pretrained)
+    if features_only:
+        from convzoo.layers.features import FeatureListNet
+
+        model = FeatureListNet(model, out_indices)
+        model.card = card
     return model
+
+
+def data_config(model_or_name: "nn.Module | str") -> dict:
+    """The preprocessing a model's weights expect, as timm's ``resolve_data_config`` returns it:
+    ``input_size`` (C, H, W), ``interpolation``, ``mean``, ``std``, ``crop_pct``, ``crop_mode``."""
+    card = get_card(model_or_name) if isinstance(model_or_name, str) else getattr(model_or_name, "card", None)
+    if card is None:
+        raise ConvzooError("data_config needs a registered model name or a model built by convzoo.create_model")
+    return {"input_size": (card.in_chans, *card.input_size), "interpolation": card.interpolation,
+            "mean": tuple(card.mean), "std": tuple(card.std), "crop_pct": card.crop_pct, "crop_mode": "center"}
 
 
 def get_card(name: str) -> ModelCard:

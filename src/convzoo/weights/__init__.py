@@ -71,3 +71,13 @@ def load_bundled(model: nn.Module, name: str) -> nn.Module:
         raise ConvzooError(f"no weights ship with convzoo for '{name}' (looked for {path.name}); "
                            "train them with `convzoo train` and load the run")
     return load_weights(model, path)
+
+
+def load_pretrained(model: nn.Module, card, source) -> nn.Module:
+    """``create_model(pretrained=...)``: True loads the shipped weights; a path loads that checkpoint.
+
+    Interim: only safetensors files in convzoo's own layout (issue 9 adds timm's and the authors' layouts).
+    """
+    if source is True:
+        return load_bundled(model, card.name)
+    return load_weights(model, source)
