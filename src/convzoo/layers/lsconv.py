@@ -43,17 +43,19 @@ class Conv2dBN(nn.Sequential):
     """Conv (no bias) -> BN; keys ``c`` and ``bn`` as the official ``Conv2d_BN``.
 
     ``bn_weight_init`` = 0 makes a residual branch start as the identity (official FFN / attention
-    projection). ``convzoo.deploy`` folds the pair into one conv with bias (``bn`` becomes Identity).
+    projection). ``convzoo.deploy`` folds the pair into one conv with bias (``bn`` becomes Identity);
+    ``deploy=True`` builds that folded form directly (keys ``c.weight``, ``c.bias``).
     """
 
     def __init__(self, cin: int, cout: int, kernel_size: int = 1, stride: int = 1, padding: int = 0,
-                 groups: int = 1, bn_weight_init: float = 1.0):
+                 groups: int = 1, bn_weight_init: float = 1.0, deploy: bool = False):
         super().__init__(OrderedDict(
-            c=nn.Conv2d(cin, cout, kernel_size, stride, padding, groups=groups, bias=False),
-            bn=nn.BatchNorm2d(cout),
+            c=nn.Conv2d(cin, cout, kernel_size, stride, padding, groups=groups, bias=deploy),
+            bn=nn.Identity() if deploy else nn.BatchNorm2d(cout),
         ))
-        nn.init.constant_(self.bn.weight, bn_weight_init)
-        nn.init.zeros_(self.bn.bias)
+        if not deploy:
+            nn.init.constant_(self.bn.weight, bn_weight_init)
+            nn.init.zeros_(self.bn.bias)
 
 
 def ska(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -100,18 +102,19 @@ class LKP(nn.Module):
         lks: large depth-wise kernel (7 in LSNet).
         sks: small dynamic kernel (3).
         groups: G, the number of channels that share one dynamic kernel (8).
+        deploy: build the Conv-BN pairs folded (as ``convzoo.deploy`` leaves them).
     """
 
-    def __init__(self, dim: int, lks: int = 7, sks: int = 3, groups: int = 8):
+    def __init__(self, dim: int, lks: int = 7, sks: int = 3, groups: int = 8, deploy: bool = False):
         super().__init__()
         if dim % groups or dim % 2 or lks % 2 == 0:
             raise ConvzooError(f"LKP needs dim divisible by groups={groups} and by 2 and an odd lks, "
                                f"got dim={dim}, lks={lks}")
         half, self.dim, self.sks, self.groups = dim // 2, dim, sks, groups
-        self.cv1 = Conv2dBN(dim, half)
+        self.cv1 = Conv2dBN(dim, half, deploy=deploy)
         self.act = nn.ReLU()
-        self.cv2 = Conv2dBN(half, half, lks, padding=(lks - 1) // 2, groups=half)
-        self.cv3 = Conv2dBN(half, half)
+        self.cv2 = Conv2dBN(half, half, lks, padding=(lks - 1) // 2, groups=half, deploy=deploy)
+        self.cv3 = Conv2dBN(half, half, deploy=deploy)
         self.cv4 = nn.Conv2d(half, sks * sks * dim // groups, 1)
         self.norm = nn.GroupNorm(dim // groups, sks * sks * dim // groups)
 
@@ -124,11 +127,12 @@ class LKP(nn.Module):
 
 
 class LSConv(nn.Module):
-    """LS convolution: ``BN(SKA(x, LKP(x))) + x`` (paper Eq. 3-5; official ``LSConv``)."""
+    """LS convolution: ``BN(SKA(x, LKP(x))) + x`` (paper Eq. 3-5; official ``LSConv``). The BN stays in
+    the deployed form (SKA's kernels are shared across channels, so no conv can absorb it)."""
 
-    def __init__(self, dim: int, lks: int = 7, sks: int = 3, groups: int = 8):
+    def __init__(self, dim: int, lks: int = 7, sks: int = 3, groups: int = 8, deploy: bool = False):
         super().__init__()
-        self.lkp = LKP(dim, lks, sks, groups)
+        self.lkp = LKP(dim, lks, sks, groups, deploy=deploy)
         self.ska = SKA()
         self.bn = nn.BatchNorm2d(dim)
 

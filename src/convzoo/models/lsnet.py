@@ -35,7 +35,9 @@ Departures from the official code, and why:
   extent (exact for smaller maps, nearest offset for larger). Nothing is cached.
 - The construction resolution follows the real stem arithmetic ((r - 1) // 2 + 1 three times) rather
   than ``img_size // 8``; both give 28 at 224.
-- Drop path is not implemented: the official ``Residual`` supports it but the model never sets it.
+- ``drop_path_rate`` (default 0, as the official model) drives the official ``Residual``'s per-sample
+  drop on the FFN and attention branches, linear from 0 over all blocks; ``drop_rate`` adds dropout
+  inside the head (official: none). ``deploy=True`` builds the folded structure directly.
 
 State-dict keys equal the official ones (``patch_embed.0.c``, ``blocks2.0.c`` / ``blocks2.1.c`` for the
 downsampling, ``blocks2.2.mixer.conv.c`` (RepVGGDW), ``blocks2.3.mixer.lkp.cv1.c`` (LSConv),
@@ -51,6 +53,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.ops import StochasticDepth
 
 from convzoo.errors import ConvzooError
 from convzoo.layers.fuse import fuse_conv_bn
@@ -96,12 +99,16 @@ class SqueezeExcite(nn.Module):
 
 
 class RepVGGDW(nn.Module):
-    """3x3 DW Conv-BN + 1x1 DW Conv-BN + identity; ``reparameterize`` makes it one 3x3 DW conv."""
+    """3x3 DW Conv-BN + 1x1 DW Conv-BN + identity; ``reparameterize`` makes it one 3x3 DW conv
+    (``deploy=True`` builds that conv directly: key ``conv``, ``conv1`` None)."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, deploy: bool = False):
         super().__init__()
-        self.conv = Conv2dBN(dim, dim, 3, 1, 1, groups=dim)
-        self.conv1 = Conv2dBN(dim, dim, 1, 1, 0, groups=dim)
+        if deploy:
+            self.conv, self.conv1 = nn.Conv2d(dim, dim, 3, 1, 1, groups=dim), None
+        else:
+            self.conv = Conv2dBN(dim, dim, 3, 1, 1, groups=dim)
+            self.conv1 = Conv2dBN(dim, dim, 1, 1, 0, groups=dim)
         self.dim = dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -122,10 +129,13 @@ class RepVGGDW(nn.Module):
 
 
 class BNLinear(nn.Sequential):
-    """BN1d -> Linear (official ``BN_Linear``: keys ``bn``, ``l``; trunc-normal(0.02) weight, zero bias)."""
+    """BN1d -> dropout -> Linear (official ``BN_Linear``: keys ``bn``, ``l``; trunc-normal(0.02) weight, zero
+    bias). The dropout (timm's ``drop_rate``, official: none) sits where timm's LeViT ``NormLinear`` has it;
+    ``deploy=True`` builds the BN folded away (``bn`` Identity)."""
 
-    def __init__(self, cin: int, cout: int, std: float = 0.02):
-        super().__init__(OrderedDict(bn=nn.BatchNorm1d(cin), l=nn.Linear(cin, cout)))
+    def __init__(self, cin: int, cout: int, std: float = 0.02, drop: float = 0.0, deploy: bool = False):
+        super().__init__(OrderedDict(bn=nn.Identity() if deploy else nn.BatchNorm1d(cin), drop=nn.Dropout(drop),
+                                     l=nn.Linear(cin, cout)))
         nn.init.trunc_normal_(self.l.weight, std=std)
         nn.init.zeros_(self.l.bias)
 
@@ -144,24 +154,26 @@ class BNLinear(nn.Sequential):
 
 
 class Residual(nn.Module):
-    """x + m(x) (official ``Residual``; key ``m``)."""
+    """x + DropPath(m(x)) (official ``Residual``; key ``m``). The official ``drop`` is the same per-sample
+    stochastic depth (kept samples scaled by 1 / (1 - p)); the official model leaves it at 0."""
 
-    def __init__(self, m: nn.Module):
+    def __init__(self, m: nn.Module, drop_path: float = 0.0):
         super().__init__()
         self.m = m
+        self.drop_path = StochasticDepth(drop_path, "row") if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.m(x)
+        return x + self.drop_path(self.m(x))
 
 
 class FFN(nn.Module):
     """1x1 Conv-BN (C -> h) -> ReLU -> 1x1 Conv-BN (h -> C, BN weight 0 at init)."""
 
-    def __init__(self, dim: int, hidden: int):
+    def __init__(self, dim: int, hidden: int, deploy: bool = False):
         super().__init__()
-        self.pw1 = Conv2dBN(dim, hidden)
+        self.pw1 = Conv2dBN(dim, hidden, deploy=deploy)
         self.act = nn.ReLU()
-        self.pw2 = Conv2dBN(hidden, dim, bn_weight_init=0.0)
+        self.pw2 = Conv2dBN(hidden, dim, bn_weight_init=0.0, deploy=deploy)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pw2(self.act(self.pw1(x)))
@@ -189,16 +201,17 @@ class Attention(nn.Module):
     softmax, then ReLU -> 1x1 Conv-BN (nh d -> C, BN weight 0 at init). ``d = int(attn_ratio * kd)``.
     """
 
-    def __init__(self, dim: int, key_dim: int, num_heads: int, attn_ratio: float, resolution: int):
+    def __init__(self, dim: int, key_dim: int, num_heads: int, attn_ratio: float, resolution: int,
+                 deploy: bool = False):
         super().__init__()
         self.num_heads, self.key_dim, self.scale = num_heads, key_dim, key_dim ** -0.5
         self.nh_kd = key_dim * num_heads
         self.d = int(attn_ratio * key_dim)
         self.dh = self.d * num_heads
         self.resolution = resolution
-        self.qkv = Conv2dBN(dim, self.dh + 2 * self.nh_kd)
-        self.proj = nn.Sequential(nn.ReLU(), Conv2dBN(self.dh, dim, bn_weight_init=0.0))
-        self.dw = Conv2dBN(self.nh_kd, self.nh_kd, 3, 1, 1, groups=self.nh_kd)
+        self.qkv = Conv2dBN(dim, self.dh + 2 * self.nh_kd, deploy=deploy)
+        self.proj = nn.Sequential(nn.ReLU(), Conv2dBN(self.dh, dim, bn_weight_init=0.0, deploy=deploy))
+        self.dw = Conv2dBN(self.nh_kd, self.nh_kd, 3, 1, 1, groups=self.nh_kd, deploy=deploy)
         self.attention_biases = nn.Parameter(torch.zeros(num_heads, resolution * resolution))
         self.register_buffer("attention_bias_idxs", relative_position_index(resolution, resolution, resolution))
 
@@ -227,19 +240,22 @@ class Attention(nn.Module):
 # --- block and network --------------------------------------------------------------------------------
 
 class Block(nn.Module):
-    """mixer -> SE -> residual FFN; the mixer is chosen by the block index ``depth`` and ``stage``."""
+    """mixer -> SE -> residual FFN; the mixer is chosen by the block index ``depth`` and ``stage``.
+    ``drop_path`` acts on the official ``Residual`` wrappers (FFN, attention); RepVGGDW and LSConv hold
+    their identity inside and are not dropped."""
 
     def __init__(self, dim: int, key_dim: int, num_heads: int, attn_ratio: float, resolution: int,
-                 stage: int, depth: int, lks: int = 7, sks: int = 3, groups: int = 8):
+                 stage: int, depth: int, lks: int = 7, sks: int = 3, groups: int = 8, drop_path: float = 0.0,
+                 deploy: bool = False):
         super().__init__()
         if depth % 2 == 0:
-            self.mixer = RepVGGDW(dim)
+            self.mixer = RepVGGDW(dim, deploy=deploy)
             self.se = SqueezeExcite(dim, 0.25)
         else:
             self.se = nn.Identity()
-            self.mixer = (Residual(Attention(dim, key_dim, num_heads, attn_ratio, resolution)) if stage == 3
-                          else LSConv(dim, lks, sks, groups))
-        self.ffn = Residual(FFN(dim, 2 * dim))
+            self.mixer = (Residual(Attention(dim, key_dim, num_heads, attn_ratio, resolution, deploy), drop_path)
+                          if stage == 3 else LSConv(dim, lks, sks, groups, deploy=deploy))
+        self.ffn = Residual(FFN(dim, 2 * dim, deploy=deploy), drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (B, C, H, W) -> (B, C, H, W); RepVGGDW and LSConv hold their own identity
@@ -259,12 +275,18 @@ class LSNet(Backbone):
         distillation: add the DeiT-style distillation head ``head_dist``.
         num_classes: 0 gives the pooled ``embed_dim[-1]`` embedding.
         in_chans: input channels.
+        drop_rate: dropout between the head's BN and Linear (official: none).
+        drop_path_rate: stochastic depth on the residual FFN / attention branches, linear from 0 over all
+            blocks (as timm and DeiT; the official ``Residual`` supports it, the official model sets 0).
+        deploy: build the structure ``convzoo.deploy`` leaves (Conv-BN and BN-Linear folded, RepVGGDW one
+            conv), so the deployed state dict loads key for key.
     """
 
     def __init__(self, embed_dim: Sequence[int] = (64, 128, 256, 384), depth: Sequence[int] = (0, 2, 8, 10),
                  num_heads: Sequence[int] = (3, 3, 3, 4), key_dim: Sequence[int] = (16, 16, 16, 16),
                  img_size: int = 224, lks: int = 7, sks: int = 3, groups: int = 8, distillation: bool = False,
-                 num_classes: int = 1000, in_chans: int = 3):
+                 num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0, drop_path_rate: float = 0.0,
+                 deploy: bool = False):
         super().__init__()
         embed_dim, depth, num_heads, key_dim = map(tuple, (embed_dim, depth, num_heads, key_dim))
         if not all(len(s) == 4 for s in (embed_dim, depth, num_heads, key_dim)):
@@ -273,12 +295,16 @@ class LSNet(Backbone):
                 or min(depth) < 0 or min(key_dim) < 1:
             raise ConvzooError(f"LSNet widths {embed_dim} must be divisible by groups={groups} and 2 "
                                f"(embed_dim[0] by 4), heads/key_dim >= 1 and depths >= 0")
+        if not 0.0 <= drop_path_rate < 1.0 or not 0.0 <= drop_rate < 1.0:
+            raise ConvzooError(f"drop_rate and drop_path_rate must be in [0, 1), got {drop_rate!r}, {drop_path_rate!r}")
         self.num_classes, self.distillation, self.num_features = num_classes, distillation, embed_dim[-1]
+        self.drop_rate, self.deploy = drop_rate, deploy
         # stem: (B, in_chans, H, W) -> (B, C0, H/8, W/8)
         c0 = embed_dim[0]
-        self.patch_embed = nn.Sequential(Conv2dBN(in_chans, c0 // 4, 3, 2, 1), nn.ReLU(),
-                                         Conv2dBN(c0 // 4, c0 // 2, 3, 2, 1), nn.ReLU(),
-                                         Conv2dBN(c0 // 2, c0, 3, 2, 1))
+        self.patch_embed = nn.Sequential(Conv2dBN(in_chans, c0 // 4, 3, 2, 1, deploy=deploy), nn.ReLU(),
+                                         Conv2dBN(c0 // 4, c0 // 2, 3, 2, 1, deploy=deploy), nn.ReLU(),
+                                         Conv2dBN(c0 // 2, c0, 3, 2, 1, deploy=deploy))
+        rates = iter(torch.linspace(0, drop_path_rate, max(sum(depth), 1), device="cpu").tolist())
         resolution = img_size
         for _ in range(3):
             resolution = (resolution - 1) // 2 + 1
@@ -288,12 +314,12 @@ class LSNet(Backbone):
         for i, (dim, n, nh, kd) in enumerate(zip(embed_dim, depth, num_heads, key_dim)):
             if i > 0:  # downsampling opens the stage: (B, C_{i-1}, H, W) -> (B, C_i, H/2, W/2)
                 prev = embed_dim[i - 1]
-                stages[i].append(Conv2dBN(prev, prev, 3, 2, 1, groups=prev))
-                stages[i].append(Conv2dBN(prev, dim, 1))
+                stages[i].append(Conv2dBN(prev, prev, 3, 2, 1, groups=prev, deploy=deploy))
+                stages[i].append(Conv2dBN(prev, dim, 1, deploy=deploy))
                 resolution = (resolution - 1) // 2 + 1
             for d in range(n):
                 stages[i].append(Block(dim, kd, nh, dim / (kd * nh), resolution, stage=i, depth=d,
-                                       lks=lks, sks=sks, groups=groups))
+                                       lks=lks, sks=sks, groups=groups, drop_path=next(rates), deploy=deploy))
             self.feature_info.append({"num_chs": dim, "reduction": 8 * 2 ** i, "module": f"blocks{i + 1}"})
         self.reset_classifier(num_classes)
 
@@ -342,7 +368,8 @@ class LSNet(Backbone):
 
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
-        make = lambda: BNLinear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        make = lambda: (BNLinear(self.num_features, num_classes, drop=self.drop_rate, deploy=self.deploy)
+                        if num_classes > 0 else nn.Identity())
         self.head = make()
         if self.distillation:
             self.head_dist = make()
@@ -391,6 +418,9 @@ def _card(name: str, distill: bool) -> ModelCard:
                      f"branches (LSNet-B: 1.2409 G, which rounds off the sheet), so the count is checked on "
                      f"convzoo.deploy(model) with torch FlopCounterMode in tests/models/test_lsnet.py"),
         reference=None, capabilities=_CAPS | ({"compile"} if "distill" not in name else set()), test_size=(64, 64), source=_SRC,
+        # official data/datasets.py build_transform (eval): Resize(int(256 / 224 * 224), bicubic), CenterCrop(224),
+        # ImageNet mean/std (the card's default)
+        interpolation="bicubic", crop_pct=224 / 256,
         recipes=(("lsnet_t_distill_imagenet_paper",) if name == "lsnet_t_distill" else
                  ("lsnet_digits", "lsnet_t_imagenet_paper") if name == "lsnet_t" else ()),
         notes=(f"ImageNet-1K top-1 (README) plain / distilled: {top1}. " +
