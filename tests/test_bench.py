@@ -9,7 +9,16 @@ import torch
 from torch import nn
 
 import convzoo
-from convzoo.bench import MODES, TIMM_ALIASES, _parse_size, bench, count_macs, format_bench
+from convzoo.bench import (
+    MODES,
+    TIMM_ALIASES,
+    _parse_size,
+    bench,
+    count_macs,
+    deploy_peer,
+    fold_conv_bn,
+    format_bench,
+)
 from convzoo.errors import ConvzooError
 from convzoo.registry import ModelCard, count_params
 
@@ -54,13 +63,15 @@ def test_compare_with_timm(result):
     cmp = result["compare"]
     assert cmp["name"] == "timm:test_resnet"
     assert cmp["params"] == count_params(timm.create_model("test_resnet"))
-    assert list(cmp["modes"]) == ["eager", "channels_last", "bf16"]  # no deploy for the peer
+    assert list(cmp["modes"]) == list(FAST_MODES)  # the peer runs every mode, deploy included
     ratios = cmp["ratios"]
     ours, ref = result["modes"], cmp["modes"]
     assert ratios["eager"] == pytest.approx(ours["eager"]["throughput"] / ref["eager"]["throughput"],
                                             rel=1e-2, abs=1e-3)  # ratios are kept to 3 decimals
+    assert ratios["deploy"] == pytest.approx(ours["deploy"]["throughput"] / ref["deploy"]["throughput"],
+                                             rel=1e-2, abs=1e-3)
     best_ours = max(ours[m]["throughput"] for m in ("eager", "channels_last", "deploy"))
-    best_ref = max(ref[m]["throughput"] for m in ("eager", "channels_last"))
+    best_ref = max(ref[m]["throughput"] for m in ("eager", "channels_last", "deploy"))
     assert ratios["best"] == pytest.approx(best_ours / best_ref, rel=1e-2, abs=1e-3)  # ratios kept to 3 decimals
     assert ratios["best_ours_mode"] in ("eager", "channels_last", "deploy")
     assert ratios["bf16"] == pytest.approx(ours["bf16"]["throughput"] / ref["bf16"]["throughput"], rel=1e-2,
@@ -71,10 +82,102 @@ def test_compare_with_timm(result):
     assert ratios["cpu_best_ours_mode"] in ("eager", "channels_last", "deploy")
 
 
+def test_peer_deploy_is_fused_like_ours(result):
+    """Like with like: in deploy mode timm's model is re-parameterised and BN-folded too, and says so."""
+    ref = result["compare"]["modes"]["deploy"]
+    assert ref["deploy"] == "timm.utils.reparameterize_model + conv+BN folded"
+    assert ref["bn_left"] == 0 and ref["max_rel_diff"] < 1e-4
+    assert result["modes"]["deploy"]["bn_left"] == 0  # ours: convzoo.deploy folds every BN of eca_resnet18
+    lines = format_bench(result, plain=True).splitlines()
+    assert "deploy ours: convzoo.deploy (reparameterize() + conv+BN folding); BatchNorm left: 0" in lines
+    assert ("deploy peer timm:test_resnet: timm.utils.reparameterize_model + conv+BN folded; BatchNorm left: 0"
+            in lines)
+
+
+def _random_bn_stats(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Running statistics and affine maps far from identity, so a wrong fold shows in the outputs."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                c = m.num_features
+                m.running_mean.copy_(0.2 * torch.randn(c, generator=g))
+                m.running_var.copy_(0.5 + torch.rand(c, generator=g))
+                if m.affine:
+                    m.weight.copy_(0.5 + torch.rand(c, generator=g))
+                    m.bias.copy_(0.2 * torch.randn(c, generator=g))
+    return model.eval()
+
+
+def _timm_peer(name: str) -> nn.Module:
+    import timm
+    from timm.models.byobnet import ByoBlockCfg, ByobNet, ByoModelCfg
+
+    if name == "repvgg_mobileone":  # timm's RepVGG ("rep") and MobileOne ("one") blocks, at test size
+        cfg = ByoModelCfg(blocks=(ByoBlockCfg(type="rep", d=2, c=16, s=2, gs=0, br=1.0),
+                                  ByoBlockCfg(type="one", d=2, c=32, s=2, gs=0, br=1.0)),
+                          stem_type="rep", stem_chs=8, num_features=0)
+        return ByobNet(cfg, num_classes=5)
+    return timm.create_model(name, num_classes=5)
+
+
+@pytest.mark.parametrize("name", ["test_resnet",        # conv1/bn1 attribute pairs, downsample Sequential
+                                  "test_efficientnet",  # timm BatchNormAct2d (BN + act in one module)
+                                  "repvgg_mobileone"])  # branches that only reparameterize_model merges
+def test_peer_in_deploy_mode_has_no_batchnorm_and_the_same_outputs(name):
+    torch.manual_seed(0)
+    peer = _random_bn_stats(_timm_peer(name))
+    n_bn = sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in peer.modules())
+    assert n_bn > 0
+    fused, how = deploy_peer(peer)
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in fused.modules())
+    assert how["bn_left"] == [] and how["how"] == "timm.utils.reparameterize_model + conv+BN folded"
+    assert any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in peer.modules())  # the peer is kept
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        want, got = peer(x), fused(x)
+    assert (got - want).abs().max() <= 1e-4 * want.abs().max()
+
+
+class _SharedConvOutput(nn.Module):
+    """conv -> bn, and the conv's output also feeds the sum: folding the BN would change that path."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(3, 3, 3, padding=1), nn.BatchNorm2d(3)
+        self.conv2, self.bn2 = nn.Conv2d(3, 4, 1, bias=False), nn.BatchNorm2d(4)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return self.bn2(self.conv2(self.bn(y) + y))
+
+
+class _Untraceable(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)
+
+    def forward(self, x):
+        if x.sum() > 0:  # data-dependent control flow: torch.fx cannot trace it
+            x = -x
+        return self.bn(self.conv(x))
+
+
+def test_fold_conv_bn_folds_only_what_is_exact():
+    model = _random_bn_stats(_SharedConvOutput())
+    x = torch.randn(2, 3, 8, 8)
+    want = model(x)
+    info = fold_conv_bn(model)
+    assert info["folded"] == 1 and info["bn_left"] == ["bn"]  # conv2+bn2 folded, the shared conv kept
+    torch.testing.assert_close(model(x), want, rtol=1e-5, atol=1e-5)
+    info = fold_conv_bn(_random_bn_stats(_Untraceable()))
+    assert info["folded"] == 0 and info["bn_left"] == ["bn"] and "torch.fx cannot trace" in info["why"]
+
+
 def test_format_bench(result):
     plain = format_bench(result, plain=True)
     assert "eca_resnet18" in plain and "timm:test_resnet" in plain and "best fp32" in plain
-    assert len(plain.splitlines()) == 3 + 1 + 4 + 3 + 4  # header, column names, 7 rows, 4 tail lines
+    assert len(plain.splitlines()) == 3 + 1 + 8 + 6  # header, column names, 8 rows, 6 tail lines
     fancy = format_bench(result)
     for mode in FAST_MODES:
         assert mode in fancy

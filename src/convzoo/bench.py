@@ -30,10 +30,13 @@ channels_last). Modes that do not apply
 interleaved round by round, so a burst of load from another process hits all of them alike.
 
 ``compare="timm:NAME"`` (or ``"torchvision:NAME"``) builds the peer in the same process without
-weights and measures eager, channels_last, compile and bf16 for it in the same interleaved rounds;
-:data:`TIMM_ALIASES` names timm constructions that have no registered timm name (e.g. the plain
-ECA-ResNet-50 of paper 43). Ratios are throughput ratios: ours eager / peer eager, our best fp32 mode /
-the peer's best fp32 mode, ours bf16 / peer bf16 (and the same ratios of items per CPU-second).
+weights and measures it in the same modes, in the same interleaved rounds; like with like, its deploy
+modes are fused as ours are (:func:`deploy_peer`: ``timm.utils.reparameterize_model``, then every
+conv+BN pair folded on a torch.fx trace), and the table's footnotes say how each deploy row was fused and
+how many BatchNorms it kept. :data:`TIMM_ALIASES` names timm constructions that have no registered timm
+name (e.g. the plain ECA-ResNet-50 of paper 43). Ratios are throughput ratios: ours eager / peer eager,
+ours deploy / peer deploy, our best fp32 mode / the peer's best fp32 mode, ours bf16 / peer bf16 (and the
+same ratios of items per CPU-second).
 
 Input shapes come from the model card (dims, in_chans, input_size); ``size`` overrides the spatial
 size (an int, "S", or "HxW"). For a super-resolution card ``size`` is the *output* size (HxW) and the
@@ -59,18 +62,19 @@ from torch import nn
 
 from convzoo.errors import ConvzooError
 
-__all__ = ["DEFAULT_MODES", "MODES", "REF_MODES", "TIMM_ALIASES", "bench", "format_bench", "gemm_peak"]
+__all__ = ["DEFAULT_MODES", "MODES", "REF_MODES", "TIMM_ALIASES", "bench", "deploy_peer", "fold_conv_bn",
+           "format_bench", "gemm_peak"]
 
 MODES = ("eager", "channels_last", "compile", "deploy", "deploy_compile", "bf16")
 DEFAULT_MODES = ("eager", "channels_last", "compile", "deploy", "bf16")
-REF_MODES = ("eager", "channels_last", "compile", "bf16")  # what a peer is measured in
+REF_MODES = MODES  # a peer is measured in every mode; its deploy is timm's re-parameterisation + BN folding
 FP32_MODES = ("eager", "channels_last", "compile", "deploy", "deploy_compile")
 
 
 def _timm_eca_resnet50():
     from timm.models.resnet import Bottleneck, ResNet
 
-    return ResNet(block=Bottleneck, layers=[3, 4, 6, 3], block_args=dict(attn_layer="eca"))
+    return ResNet(block=Bottleneck, layers=[3, 4, 6, 3], block_args={"attn_layer": "eca"})
 
 
 # timm constructions without a registered timm name: "timm:<alias>" builds them
@@ -252,10 +256,16 @@ def _prepare(who: str, mode: str, model: nn.Module, x1: torch.Tensor, xn: torch.
         return _Runner(who, mode, model, x1, xn)
     if mode == "compile":
         return _Runner(who, mode, torch.compile(model, dynamic=False), x1, xn)
+    info = {}
     if mode in ("deploy", "deploy_compile"):
-        from convzoo.layers.fuse import deploy
+        if who == "ours":
+            from convzoo.layers.fuse import deploy
 
-        model = deploy(copy.deepcopy(model))
+            model = deploy(copy.deepcopy(model))
+        else:  # the peer is fused as ours is (like with like)
+            model, how = deploy_peer(model)
+            info["deploy"] = how["how"]
+        info["bn_left"] = _bn_count(model)
     else:
         model = copy.deepcopy(model)
     if fmt is not None:
@@ -272,7 +282,132 @@ def _prepare(who: str, mode: str, model: nn.Module, x1: torch.Tensor, xn: torch.
 
         def context():  # weights become constants: folded, and pre-packed for oneDNN on a CPU
             return inductor_config.patch(freezing=True)
-    return _Runner(who, mode, model, x1, xn, context)
+    runner = _Runner(who, mode, model, x1, xn, context)
+    runner.info.update(info)
+    return runner
+
+
+# --- the peer in deploy mode: re-parameterised and BN-folded as ours is --------------------------------
+
+_PLAIN_CONV_FORWARDS = {nn.Conv1d.forward, nn.Conv2d.forward, nn.Conv3d.forward}
+_SAME_PAD_CONVS = {"Conv2dSame", "Conv2dSameExport"}  # timm: pads, then F.conv2d(x, weight, bias)
+
+
+def _foldable_conv(m: nn.Module) -> bool:
+    """A conv whose forward is conv(x; weight, bias), so folding a BN into its weight and bias is exact."""
+    return (isinstance(m, nn.modules.conv._ConvNd) and not isinstance(m, nn.modules.conv._ConvTransposeNd)
+            and (type(m).forward in _PLAIN_CONV_FORWARDS or type(m).__name__ in _SAME_PAD_CONVS))
+
+
+def _after_bn(bn: nn.Module) -> nn.Module | None:
+    """What a BN module does after normalising (its replacement once folded), or None when unknown."""
+    if type(bn) in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm):
+        return nn.Identity()
+    if type(bn).__name__ == "BatchNormAct2d" and hasattr(bn, "act") and hasattr(bn, "drop"):  # timm
+        return nn.Sequential(bn.drop, bn.act)  # its forward: batch_norm, then drop, then act
+    return None
+
+
+def _fx_graph(model: nn.Module):
+    """A torch.fx graph of ``model`` with convs, BNs and timm's no-trace modules and functions as leaves."""
+    import torch.fx
+
+    leaf_types: tuple = (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm)
+    functions: tuple = ()
+    try:
+        from timm.layers import get_notrace_functions, get_notrace_modules
+
+        leaf_types += tuple(get_notrace_modules())
+        functions = tuple(f for f in get_notrace_functions() if callable(f))
+    except ImportError:
+        pass
+
+    class Tracer(torch.fx.Tracer):
+        def is_leaf_module(self, m, qualname):
+            return isinstance(m, leaf_types) or super().is_leaf_module(m, qualname)
+
+    return Tracer(autowrap_functions=functions).trace(model)
+
+
+@torch.no_grad()
+def fold_conv_bn(model: nn.Module) -> dict:
+    """Fold, in place, every eval-mode BatchNorm whose only input is a conv output that nothing else uses.
+
+    The pairs are found on a torch.fx trace (so attribute pairs such as timm's ``conv1``/``bn1`` are found,
+    not only ``nn.Sequential`` neighbours): the conv takes W' = W gamma / sqrt(var + eps) and
+    b' = beta + (b - mean) gamma / sqrt(var + eps) (:func:`convzoo.layers.fuse.fuse_bn_tensors`), and the
+    BN module becomes what it does after normalising (Identity; timm's ``BatchNormAct2d``: its drop and
+    act). Returns ``{"folded": n, "bn_left": [names], "why": ...}``; a model torch.fx cannot trace is
+    left as it is (``why`` says so).
+    """
+    from convzoo.layers.fuse import fuse_bn_tensors
+
+    bns = [n for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return {"folded": 0, "bn_left": [], "why": "no BatchNorm"}
+    try:
+        graph = _fx_graph(model)
+    except Exception as e:  # noqa: BLE001  (data-dependent control flow: reported, not fatal)
+        return {"folded": 0, "bn_left": bns,
+                "why": f"not folded: torch.fx cannot trace it ({type(e).__name__}: {str(e).splitlines()[0][:120]})"}
+    calls: dict[str, int] = {}
+    for node in graph.nodes:
+        if node.op == "call_module":
+            calls[node.target] = calls.get(node.target, 0) + 1
+    folded = 0
+    for node in graph.nodes:
+        if node.op != "call_module" or len(node.users) != 1:
+            continue
+        conv = model.get_submodule(node.target)
+        user = next(iter(node.users))
+        if user.op != "call_module" or user.args != (node,) or user.kwargs:
+            continue
+        bn = model.get_submodule(user.target)
+        if not (_foldable_conv(conv) and isinstance(bn, nn.modules.batchnorm._BatchNorm)
+                and calls[node.target] == calls[user.target] == 1 and not bn.training
+                and bn.running_mean is not None and bn.num_features == conv.out_channels):
+            continue
+        tail = _after_bn(bn)
+        if tail is None:
+            continue
+        bn_affine = bn if bn.affine else _AffineView(bn)
+        w, b = fuse_bn_tensors(conv.weight, conv.bias, bn_affine)
+        conv.weight.copy_(w)
+        conv.bias = nn.Parameter(b.to(conv.weight.dtype))
+        parent, _, leaf = user.target.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, leaf, tail)
+        folded += 1
+    left = [n for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    why = "every BatchNorm folded" if not left else f"{len(left)} BatchNorm not after a foldable conv"
+    return {"folded": folded, "bn_left": left, "why": why}
+
+
+class _AffineView:
+    """A non-affine BN seen as an affine one (gamma = 1, beta = 0) by :func:`fuse_bn_tensors`."""
+
+    def __init__(self, bn):
+        self.running_mean, self.running_var, self.eps = bn.running_mean, bn.running_var, bn.eps
+        self.weight, self.bias = torch.ones_like(bn.running_mean), torch.zeros_like(bn.running_mean)
+
+
+def deploy_peer(model: nn.Module) -> tuple[nn.Module, dict]:
+    """A deploy copy of a reference model, fused as :func:`convzoo.deploy` fuses ours: timm's
+    ``reparameterize_model`` (every ``fuse()`` / ``reparameterize()`` / ``switch_to_deploy()``), then
+    :func:`fold_conv_bn`. Returns (the copy in eval mode, what was done)."""
+    model = copy.deepcopy(model).eval()
+    try:
+        from timm.utils import reparameterize_model
+    except ImportError:  # a torchvision peer without timm installed: BN folding only
+        how = "conv+BN folded"
+    else:
+        model = reparameterize_model(model, inplace=True).eval()
+        how = "timm.utils.reparameterize_model + conv+BN folded"
+    info = fold_conv_bn(model)
+    return model, {"how": how, **info}
+
+
+def _bn_count(model: nn.Module) -> int:
+    return sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
 def _build_reference(compare: str, card, device: torch.device) -> nn.Module:
@@ -281,7 +416,7 @@ def _build_reference(compare: str, card, device: torch.device) -> nn.Module:
         raise ConvzooError(f"bench --compare expects timm:NAME or torchvision:NAME, got {compare!r}")
     kw = {}
     if card is not None and card.num_classes:
-        kw = dict(num_classes=card.num_classes)
+        kw = {"num_classes": card.num_classes}
     if kind == "timm":
         try:
             import timm
@@ -447,8 +582,9 @@ def _ratios(ours: dict, ref: dict) -> dict:
         if om and rm:
             out.update({prefix + "best": round(ov / rv, 3), prefix + "best_ours_mode": om,
                         prefix + "best_ref_mode": rm})
-        if ours.get("bf16", {}).get(key) and ref.get("bf16", {}).get(key):
-            out[prefix + "bf16"] = round(ours["bf16"][key] / ref["bf16"][key], 3)
+        for mode in ("deploy", "bf16"):  # deploy: both re-parameterised and BN-folded
+            if ours.get(mode, {}).get(key) and ref.get(mode, {}).get(key):
+                out[prefix + mode] = round(ours[mode][key] / ref[mode][key], 3)
     return out
 
 
@@ -515,6 +651,8 @@ def format_bench(result: dict, plain: bool = False) -> str:
         parts = []
         if "eager" in r:
             parts.append(f"eager {r['eager']:.2f}x")
+        if "deploy" in r:
+            parts.append(f"deploy {r['deploy']:.2f}x")
         if "best" in r:
             parts.append(f"best fp32 {r['best']:.2f}x ({r['best_ours_mode']} vs {r['best_ref_mode']})")
         if "bf16" in r:
@@ -522,12 +660,15 @@ def format_bench(result: dict, plain: bool = False) -> str:
         tail.append("throughput ours / reference: " + ", ".join(parts))
         if "cpu_eager" in r:
             parts = [f"eager {r['cpu_eager']:.2f}x"]
+            if "cpu_deploy" in r:
+                parts.append(f"deploy {r['cpu_deploy']:.2f}x")
             if "cpu_best" in r:
                 parts.append(f"best fp32 {r['cpu_best']:.2f}x "
                              f"({r['cpu_best_ours_mode']} vs {r['cpu_best_ref_mode']})")
             if "cpu_bf16" in r:
                 parts.append(f"bf16 {r['cpu_bf16']:.2f}x")
             tail.append("per CPU-second: " + ", ".join(parts))
+    tail += _deploy_notes(result)
     tail.append(f"memory: {result['memory_source']}")
     tail.append(("trusted: " if result["trust"]["ok"] else "NOT trusted: ") + result["trust"]["why"])
     cols = ["model"] + [c.format(unit=result["unit"]) for _, c in _COLUMNS]
@@ -540,6 +681,20 @@ def format_bench(result: dict, plain: bool = False) -> str:
     lines = head + ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
     return "\n".join(lines + tail)
+
+
+def _deploy_notes(result: dict) -> list[str]:
+    """Footnotes saying how each deploy row was fused, and how many BatchNorms it kept."""
+    notes = []
+    for label, modes, how in (("ours", result["modes"], "convzoo.deploy (reparameterize() + conv+BN folding)"),
+                              (result.get("compare", {}).get("name"), result.get("compare", {}).get("modes", {}),
+                               None)):
+        rows = [v for m, v in modes.items() if m.startswith("deploy") and "skipped" not in v]
+        if rows:
+            left = rows[0].get("bn_left")
+            notes.append(f"deploy {'ours' if how else 'peer ' + label}: {how or rows[0].get('deploy', '?')}"
+                         + (f"; BatchNorm left: {left}" if left is not None else ""))
+    return notes
 
 
 def _rich_table(head: list[str], cols: list[str], rows: list[list[str]], tail: list[str]) -> str:
