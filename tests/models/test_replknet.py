@@ -84,7 +84,9 @@ def _official_count(cfg: dict, deploy: bool, in_chans: int = 3, num_classes: int
                    claim="train-time and re-parameterised parameter counts equal a closed-form count of the official layer list; README '335M' truncated")
 @pytest.mark.parametrize("v", list(OFFICIAL))
 def test_params_match_official_layer_list(v):
-    train, deploy = count_params(_meta(v)), count_params(_meta(v, deploy=True))
+    merged = _meta(v)
+    merged.structural_reparam()  # official small_kernel_merged structure (deploy=True also folds the conv-BN pairs)
+    train, deploy = count_params(_meta(v)), count_params(merged)
     assert train == _official_count(OFFICIAL[v], False) == convzoo.get_card(f"replknet_{v}").params
     assert deploy == _official_count(OFFICIAL[v], True)
     # README "#params" (79M / 172M / 335M): whole millions, truncated (79.86M train / 79.53M deploy for 31B)
@@ -180,13 +182,15 @@ def test_narrow_model_deploy_keeps_outputs_and_loads_into_deploy_structure():
     assert not any("lkb_origin" in k or "small_conv" in k for k in keys)
     assert sum(k.endswith("large_kernel.lkb_reparam.weight") for k in keys) == sum(TINY["layers"])
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.stem.modules())
-    # the deploy=True constructor (official small_kernel_merged=True) holds exactly these tensors
-    deployed = RepLKNet(**TINY, deploy=True).eval()
-    deployed.load_state_dict(merged.state_dict(), strict=True)
-    assert count_params(deployed) == count_params(merged) == _official_count({**OFFICIAL["31b"], **TINY},
-                                                                            True, num_classes=10)
-    with torch.no_grad():
-        assert torch.equal(deployed(x), out_merged)
+    assert count_params(merged) == _official_count({**OFFICIAL["31b"], **TINY}, True, num_classes=10)
+    # the deploy=True constructor holds exactly convzoo.deploy's tensors, and the official merged layout
+    # (small_kernel_merged=True: conv-BN pairs unfolded) loads into it too, folded on load
+    for state in (fused.state_dict(), merged.state_dict()):
+        deployed = RepLKNet(**TINY, deploy=True).eval()
+        deployed.load_state_dict(state, strict=True)
+        assert count_params(deployed) == count_params(fused)
+        with torch.no_grad():
+            assert _rel(ref, deployed(x)) <= 1e-5
 
 
 # --- official key names (replknet.py) ---------------------------------------------------------------------
@@ -217,7 +221,11 @@ def _official_keys(cfg: dict, deploy: bool) -> set[str]:
                    claim="official state-dict key names (no small_conv, depth-wise width 1.5 C)")
 @pytest.mark.parametrize("v, deploy", [("31b", False), ("31b", True), ("xl", False)])
 def test_official_state_dict_keys(v, deploy):
-    ours = _meta(v, deploy=deploy).state_dict()
+    model = _meta(v)
+    if deploy:  # the official small_kernel_merged structure; it loads into deploy=True (pairs folded on load)
+        model.structural_reparam()
+        _meta(v, deploy=True).load_state_dict(model.state_dict(), strict=True)
+    ours = model.state_dict()
     assert set(ours) == _official_keys(OFFICIAL[v], deploy)
     assert ours["stages.0.blocks.0.large_kernel.lkb_reparam.weight" if deploy else
                 "stages.0.blocks.0.large_kernel.lkb_origin.conv.weight"].shape[-1] == OFFICIAL[v]["large_kernel_sizes"][0]

@@ -29,6 +29,10 @@ State-dict keys are the official ones (``stem.i.conv/bn``, ``stages.i.blocks.j.p
 the released train-time checkpoints load with ``load_state_dict`` and the re-parameterised ones into
 ``deploy=True`` (the official ``small_kernel_merged=True``).
 
+``deploy=True`` builds what ``convzoo.deploy`` leaves (merged large kernels AND every conv-BN pair folded);
+the official merged checkpoints, whose conv-BN pairs are unfolded, still load into it (folded on load).
+``drop_rate`` adds dropout before the classifier (official: none).
+
 Departures from the official code: BatchNorm2d instead of the SyncBatchNorm the official constructor
 switches on (same parameters, buffers and eval outputs); no iGEMM CUDA large-kernel convolution (plain
 ``nn.Conv2d``, same function); the downstream ``out_indices`` mode is replaced by ``features(x)``; the
@@ -60,20 +64,37 @@ __all__ = ["REPLKNET_CFGS", "ConvFFN", "RepLKBlock", "RepLKNet", "RepLKNetStage"
 # --- conv-BN(-ReLU) units (official keys: conv, bn, nonlinear) -----------------------------------------
 
 class ConvBN(nn.Sequential):
-    """k x k conv (no bias) -> BN; ``convzoo.deploy`` folds the pair."""
+    """k x k conv (no bias) -> BN; ``convzoo.deploy`` folds the pair. ``deploy=True`` builds the folded
+    form (conv with bias, ``bn`` Identity), which also loads the official re-parameterised checkpoints
+    (``small_kernel_merged``: these pairs unfolded): their ``conv.weight`` + ``bn.*`` are folded on load."""
 
-    def __init__(self, cin: int, cout: int, kernel_size: int, stride: int = 1, groups: int = 1):
+    def __init__(self, cin: int, cout: int, kernel_size: int, stride: int = 1, groups: int = 1,
+                 deploy: bool = False):
         super().__init__(OrderedDict(
-            conv=nn.Conv2d(cin, cout, kernel_size, stride, kernel_size // 2, groups=groups, bias=False),
-            bn=nn.BatchNorm2d(cout),
+            conv=nn.Conv2d(cin, cout, kernel_size, stride, kernel_size // 2, groups=groups, bias=deploy),
+            bn=nn.Identity() if deploy else nn.BatchNorm2d(cout),
         ))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        bn = {k: f"{prefix}bn.{k}" for k in ("weight", "bias", "running_mean", "running_var")}
+        if isinstance(self.bn, nn.Identity) and all(v in state_dict for v in bn.values()) \
+                and f"{prefix}conv.bias" not in state_dict:
+            # an unfolded pair into the folded structure: W' = W s, b' = beta - mean s, s = gamma / sqrt(var + eps)
+            g, beta, mean, var = (state_dict.pop(bn[k]) for k in ("weight", "bias", "running_mean", "running_var"))
+            state_dict.pop(f"{prefix}bn.num_batches_tracked", None)
+            s = g / torch.sqrt(var + 1e-5)  # nn.BatchNorm2d's eps, as the official BN
+            w = state_dict[f"{prefix}conv.weight"]
+            state_dict[f"{prefix}conv.weight"] = w * s.reshape(-1, 1, 1, 1).to(w.dtype)
+            state_dict[f"{prefix}conv.bias"] = (beta - mean * s).to(w.dtype)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 class ConvBNReLU(ConvBN):
     """k x k conv (no bias) -> BN -> ReLU."""
 
-    def __init__(self, cin: int, cout: int, kernel_size: int, stride: int = 1, groups: int = 1):
-        super().__init__(cin, cout, kernel_size, stride, groups)
+    def __init__(self, cin: int, cout: int, kernel_size: int, stride: int = 1, groups: int = 1,
+                 deploy: bool = False):
+        super().__init__(cin, cout, kernel_size, stride, groups, deploy)
         self.add_module("nonlinear", nn.ReLU())
 
 
@@ -105,7 +126,7 @@ class ReparamLargeKernelConv(nn.Module):
         if small_kernel is not None and (small_kernel < 1 or small_kernel % 2 == 0 or small_kernel > kernel_size):
             raise ConvzooError(f"small_kernel must be odd and <= kernel_size {kernel_size}, got {small_kernel!r}")
         self.kernel_size, self.small_kernel = kernel_size, small_kernel
-        if deploy:
+        if deploy:  # (official ``small_kernel_merged``)
             self.lkb_reparam = nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2,
                                          groups=groups, bias=True)
         else:
@@ -179,11 +200,11 @@ class RepLKBlock(nn.Module):
                  drop_path: float = 0.0, deploy: bool = False):
         super().__init__()
         self.prelkb_bn = nn.BatchNorm2d(in_channels)
-        self.pw1 = ConvBNReLU(in_channels, dw_channels, 1)
+        self.pw1 = ConvBNReLU(in_channels, dw_channels, 1, deploy=deploy)
         self.large_kernel = ReparamLargeKernelConv(dw_channels, dw_channels, kernel_size, small_kernel,
                                                    deploy=deploy)
         self.lk_nonlinear = nn.ReLU()
-        self.pw2 = ConvBN(dw_channels, in_channels, 1)
+        self.pw2 = ConvBN(dw_channels, in_channels, 1, deploy=deploy)
         self.drop_path = _drop_path(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -196,12 +217,12 @@ class RepLKBlock(nn.Module):
 class ConvFFN(nn.Module):
     """BN -> 1x1 conv-BN (C -> hidden) -> GELU -> 1x1 conv-BN (hidden -> C) -> DropPath -> + x."""
 
-    def __init__(self, in_channels: int, internal_channels: int, drop_path: float = 0.0):
+    def __init__(self, in_channels: int, internal_channels: int, drop_path: float = 0.0, deploy: bool = False):
         super().__init__()
         self.preffn_bn = nn.BatchNorm2d(in_channels)
-        self.pw1 = ConvBN(in_channels, internal_channels, 1)
+        self.pw1 = ConvBN(in_channels, internal_channels, 1, deploy=deploy)
         self.nonlinear = nn.GELU()
-        self.pw2 = ConvBN(internal_channels, in_channels, 1)
+        self.pw2 = ConvBN(internal_channels, in_channels, 1, deploy=deploy)
         self.drop_path = _drop_path(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -222,7 +243,7 @@ class RepLKNetStage(nn.Module):
         for i in range(num_blocks):  # both blocks of a pair get the same drop-path rate (official)
             blocks.append(RepLKBlock(channels, int(channels * dw_ratio), kernel_size, small_kernel,
                                      drop_path[i], deploy))
-            blocks.append(ConvFFN(channels, int(channels * ffn_ratio), drop_path[i]))
+            blocks.append(ConvFFN(channels, int(channels * ffn_ratio), drop_path[i], deploy))
         self.blocks = nn.ModuleList(blocks)
         self.norm = nn.BatchNorm2d(channels) if norm_intermediate_features else nn.Identity()
 
@@ -251,15 +272,18 @@ class RepLKNet(Backbone):
         drop_path_rate: stochastic depth, linear from 0 over the ``sum(layers)`` pairs.
         in_chans, num_classes: input channels; classes (0: pooled embedding after the final BN).
         use_checkpoint: gradient checkpointing of every block while training (saves memory).
-        deploy: build the re-parameterised large-kernel convs directly (official ``small_kernel_merged``).
+        deploy: build the structure ``convzoo.deploy`` leaves: merged large-kernel convs (official
+            ``small_kernel_merged``) and every conv-BN pair folded; the official merged checkpoints
+            (pairs unfolded) load too, folded on load.
         norm_intermediate_features: a BN on each stage output in ``features`` (official XL downstream).
+        drop_rate: dropout before the classifier (official: none).
     """
 
     def __init__(self, large_kernel_sizes: Sequence[int] = (31, 29, 27, 13), layers: Sequence[int] = (2, 2, 18, 2),
                  channels: Sequence[int] = (128, 256, 512, 1024), small_kernel: int | None = 5,
                  dw_ratio: float = 1.0, ffn_ratio: float = 4.0, drop_path_rate: float = 0.0, in_chans: int = 3,
                  num_classes: int = 1000, use_checkpoint: bool = False, deploy: bool = False,
-                 norm_intermediate_features: bool = False):
+                 norm_intermediate_features: bool = False, drop_rate: float = 0.0):
         super().__init__()
         kernels, layers, channels = (tuple(int(v) for v in s) for s in (large_kernel_sizes, layers, channels))
         n = len(layers)
@@ -268,14 +292,16 @@ class RepLKNet(Backbone):
                                f"got {kernels}, {layers}, {channels}")
         if dw_ratio <= 0 or ffn_ratio <= 0:
             raise ConvzooError(f"dw_ratio and ffn_ratio must be positive, got {dw_ratio!r}, {ffn_ratio!r}")
-        if not 0.0 <= drop_path_rate < 1.0:
-            raise ConvzooError(f"drop_path_rate must be in [0, 1), got {drop_path_rate!r}")
+        if not 0.0 <= drop_path_rate < 1.0 or not 0.0 <= drop_rate < 1.0:
+            raise ConvzooError(f"drop_rate and drop_path_rate must be in [0, 1), got {drop_rate!r}, {drop_path_rate!r}")
         self.large_kernel_sizes, self.layers, self.channels = kernels, layers, channels
         self.num_classes, c0 = num_classes, channels[0]
 
         # stem: (B, in, H, W) -> (B, C0, H/2, W/2) -> DW 3x3 -> 1x1 -> DW 3x3/2 -> (B, C0, H/4, W/4)
-        self.stem = nn.ModuleList([ConvBNReLU(in_chans, c0, 3, 2), ConvBNReLU(c0, c0, 3, 1, groups=c0),
-                                   ConvBNReLU(c0, c0, 1), ConvBNReLU(c0, c0, 3, 2, groups=c0)])
+        self.stem = nn.ModuleList([ConvBNReLU(in_chans, c0, 3, 2, deploy=deploy),
+                                   ConvBNReLU(c0, c0, 3, 1, groups=c0, deploy=deploy),
+                                   ConvBNReLU(c0, c0, 1, deploy=deploy),
+                                   ConvBNReLU(c0, c0, 3, 2, groups=c0, deploy=deploy)])
         rates = torch.linspace(0, drop_path_rate, sum(layers), device="cpu").tolist()
         self.stages, self.transitions, self.feature_info = nn.ModuleList(), nn.ModuleList(), []
         for i in range(n):
@@ -285,11 +311,12 @@ class RepLKNet(Backbone):
                                              deploy, norm_intermediate_features))
             self.feature_info.append({"num_chs": channels[i], "reduction": 4 * 2 ** i, "module": f"stages.{i}"})
             if i < n - 1:  # (B, C_i, h, w) -> (B, C_i+1, h/2, w/2)
-                self.transitions.append(nn.Sequential(ConvBNReLU(channels[i], channels[i + 1], 1),
+                self.transitions.append(nn.Sequential(ConvBNReLU(channels[i], channels[i + 1], 1, deploy=deploy),
                                                       ConvBNReLU(channels[i + 1], channels[i + 1], 3, 2,
-                                                                 groups=channels[i + 1])))
+                                                                 groups=channels[i + 1], deploy=deploy)))
         self.num_features = channels[-1]
         self.norm = nn.BatchNorm2d(channels[-1])
+        self.head_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(channels[-1], num_classes) if num_classes > 0 else nn.Identity()
 
     # -- forward ------------------------------------------------------------------------------------------
@@ -318,7 +345,7 @@ class RepLKNet(Backbone):
         return out
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.norm(x).mean((-2, -1))  # (B, C, h, w) -> BN -> (B, C)
+        x = self.head_drop(self.norm(x).mean((-2, -1)))  # (B, C, h, w) -> BN -> (B, C)
         return x if pre_logits else self.head(x)
 
     def get_classifier(self) -> nn.Module:
@@ -390,6 +417,11 @@ def _card(v: str) -> ModelCard:
         source="paper Sec. 4.1 (Fig. 4) and Table 5; official DingXiaoH/RepLKNet-pytorch replknet.py + README.md",
         capabilities=frozenset(caps),
         recipes=("replknet_31b_imagenet_paper",) if v == "31b" else (),
+        # official datasets.py build_transform (eval): bicubic; below 384 px Resize(size / (224 / 256)) +
+        # CenterCrop, at 384 px and above a warp to the size (crop 1.0); README "Evaluation": XL used the
+        # inception mean/std (0.5, 0.5, 0.5), 31B/L ImageNet's
+        interpolation="bicubic", crop_pct=1.0 if size >= 384 else 224 / 256,
+        **({"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)} if v == "xl" else {}),
     )
 
 
