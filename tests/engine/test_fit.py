@@ -66,8 +66,8 @@ def test_run_folder_contents(base):
 
 
 def test_evaluate_and_load_run_reproduce_the_run(base):
-    assert evaluate(base.run_dir) == pytest.approx(base.metrics, abs=1e-6)
-    val = evaluate(base.run_dir, split="val")
+    assert evaluate(base.run_dir, which="last") == pytest.approx(base.metrics, abs=1e-6)
+    val = evaluate(base.run_dir, split="val", which="last")
     assert val["acc"] == base.history[-1]["val_acc"] and val["loss"] == pytest.approx(base.history[-1]["val_loss"])
     best = evaluate(base.run_dir / "best.safetensors", split="val")
     assert best["acc"] == base.best["acc"]
@@ -86,7 +86,7 @@ def test_missing_and_corrupt_runs_are_one_line_errors(base, tmp_path):
     shutil.copytree(base.run_dir, bad)
     (bad / "last.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(ConvzooError, match=r"corrupt or unreadable checkpoint .*last.safetensors") as e:
-        evaluate(bad)
+        evaluate(bad, which="last")
     assert "\n" not in str(e.value)
     (bad / "state.pt").write_bytes(b"\x00garbage")
     with pytest.raises(ConvzooError, match=r"corrupt or unreadable training state .*state.pt"):
@@ -122,7 +122,7 @@ def test_bf16_mixed_trains(tiny, base, tmp_path):
     assert all(torch.isfinite(torch.tensor(v)) for v in res.metrics.values())
     assert res.history[-1]["train_loss"] < res.history[0]["train_loss"] + 0.05
     assert not same(weights(res.run_dir), weights(base.run_dir))  # the precision was applied
-    assert evaluate(res.run_dir) == pytest.approx(res.metrics, abs=1e-6)
+    assert evaluate(res.run_dir, which="last") == pytest.approx(res.metrics, abs=1e-6)
 
 
 class Watch:
@@ -150,7 +150,7 @@ def test_ema_is_what_gets_evaluated_and_does_not_change_training(tiny, base, tmp
     assert not same(saved, raw)
     for k in saved:
         torch.testing.assert_close(saved[k], watch.ema[k], rtol=1e-5, atol=1e-6)
-    assert res.metrics != base.metrics and evaluate(res.run_dir) == pytest.approx(res.metrics, abs=1e-6)
+    assert res.metrics != base.metrics and evaluate(res.run_dir, which="last") == pytest.approx(res.metrics, abs=1e-6)
 
 
 def test_gradient_clipping_bounds_the_step(tiny, tmp_path):
@@ -266,7 +266,7 @@ def test_fast_mode_trains_channels_last_bf16_compiled(tiny, tmp_path):
     cfg = load_recipe(res.run_dir / "config.yaml")
     assert cfg["fast"] and cfg["precision"] == "32-true"  # fast turns fp32 into bf16 autocast at run time
     assert res.history[-1]["train_loss"] < res.history[0]["train_loss"] + 0.05
-    assert evaluate(res.run_dir) == pytest.approx(res.metrics, abs=1e-2)
+    assert evaluate(res.run_dir, which="last") == pytest.approx(res.metrics, abs=1e-2)
 
 
 def test_manual_optimisation_two_optimizers_resume_exactly(tiny, tmp_path):

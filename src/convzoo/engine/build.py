@@ -17,6 +17,26 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from convzoo.errors import ConvzooError
 
 
+def available_accelerators() -> list[str]:
+    """The Fabric accelerator names that can run on this machine."""
+    names = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        names += ["cuda", "gpu"]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        names += ["mps"] + ([] if "gpu" in names else ["gpu"])
+    return names
+
+
+def check_accelerator(accelerator) -> str:
+    """``accelerator`` when this machine has it, else a one-line error naming what it has."""
+    known = available_accelerators()
+    if not isinstance(accelerator, str) or accelerator not in known:
+        raise ConvzooError(f"accelerator {accelerator!r} is not available on this machine; available: "
+                           f"{', '.join(known)}")
+    return accelerator
+
+
 def build_data(cfg: dict, split: str) -> Dataset:
     """One split of the recipe's data set (``data.kwargs`` go to the builder)."""
     from convzoo.data import build_dataset

@@ -11,14 +11,19 @@ A run folder holds, after every epoch::
     metrics.csv         one row per epoch
 
 ``state.pt`` is written last, atomically, and alone decides where a resumed run continues, so a run
-killed at any instant resumes consistently. It holds tensors, numbers, strings, lists and dicts only
+killed at any instant resumes consistently. With ``checkpoint_every_n_steps: N`` it is also written every
+N optimizer steps inside an epoch (``step`` > 0: the epoch in progress, with its partial sums); the weights
+files and ``metrics.csv`` stay those of the last finished epoch. It holds tensors, numbers, strings, lists and dicts only
 and is read with ``torch.load(weights_only=True)``: no pickled code runs when a checkpoint is read.
 
 Random streams: every epoch starts by seeding torch, numpy and ``random`` from
 ``(seed, epoch, rank)`` (:func:`seed_epoch`), and the samplers shuffle with ``seed + epoch``
 (``DistributedSampler``). Data order, augmentation and dropout of epoch ``e`` therefore depend only
 on the recipe's seed, ``e`` and the rank, never on what ran before: a run resumed at an epoch
-boundary draws exactly the numbers an uninterrupted run draws. The RNG states at the end of the last
+boundary draws exactly the numbers an uninterrupted run draws. After a mid-epoch checkpoint every RNG
+is re-seeded from ``(seed, epoch, rank, step)`` (:func:`seed_step`); a run resumed there skips the
+batches already done (the loader still reads them, so data-loader workers draw as before), re-seeds the
+same way and continues at that step exactly. The RNG states at the end of the last
 epoch are stored in ``state.pt`` as well, for inspection.
 """
 
@@ -94,6 +99,16 @@ def seed_epoch(seed: int, epoch: int, rank: int) -> int:
     random.seed(s)
     np.random.seed(s)
     torch.manual_seed(s)  # also seeds every CUDA device
+    return s
+
+
+def seed_step(seed: int, epoch: int, step: int, rank: int) -> int:
+    """Seed every RNG after optimizer step ``step`` of ``epoch`` (where a mid-epoch checkpoint was written),
+    so that a run resumed from that checkpoint draws what the uninterrupted run draws."""
+    s = int(np.random.SeedSequence([seed, epoch, rank, step, 1]).generate_state(1)[0])
+    random.seed(s)
+    np.random.seed(s)
+    torch.manual_seed(s)
     return s
 
 

@@ -81,30 +81,39 @@ def evaluate_loader(fabric, method, loader, task, dataset, channels_last: bool =
 
 
 # --- run folders -------------------------------------------------------------------------------
-def _resolve(run_or_checkpoint, weights: str | None) -> tuple[Path, Path]:
-    """(run folder, weights file) for a run folder or a ``.safetensors`` file inside one."""
+def _resolve(run_or_checkpoint, which: str | None) -> tuple[Path, Path]:
+    """(run folder, weights file) for a run folder (``which``: "best", the default, or "last") or a
+    ``.safetensors`` file next to its run folder's ``config.yaml``."""
     path = Path(run_or_checkpoint).expanduser()
     if path.suffix == ".safetensors":
         if not path.is_file():
             raise ConvzooError(f"checkpoint not found: {path}")
         return run_folder(path.parent), path
     run_dir = run_folder(path)
-    if weights not in (None, "last", "best"):
-        raise ConvzooError(f"weights must be 'last' or 'best', got {weights!r}")
-    return run_dir, run_dir / (BEST if weights == "best" else LAST)
+    if which not in (None, "last", "best"):
+        raise ConvzooError(f"which weights: 'best' or 'last', got {which!r}")
+    wfile = run_dir / (LAST if which == "last" else BEST)
+    if not wfile.is_file():
+        raise ConvzooError(f"{run_dir} has no {wfile.name} yet (no epoch has finished)")
+    return run_dir, wfile
 
 
-def load_run(run_dir, weights: str = "last", device: str | torch.device = "cpu"):
+def _which(which: str | None, weights: str | None) -> str:
+    return weights if weights is not None and which is None else (which or "best")
+
+
+def load_run(run_dir, which: str | None = None, device: str | torch.device = "cpu", weights: str | None = None):
     """``(model, recipe, task, data_info)`` of a finished or running run, ready for prediction.
 
-    ``weights`` is "last" (the final weights; the EMA when the recipe set ``ema``), "best" (best
-    validation epoch), or ``run_dir`` may name a ``.safetensors`` file inside a run folder. The
-    model (the method's ``export_model()``) is in eval mode on ``device``. The data set itself is not
-    needed (its DataInfo is saved in the run folder).
+    ``which`` is "best" (default: the epoch with the best validation ``task.monitor``) or "last" (the final
+    weights; the EMA when the recipe set ``ema``); ``run_dir`` may also name a ``.safetensors`` file next
+    to its run folder's ``config.yaml``. ``weights`` is the older name of ``which``. The model (the method's
+    ``export_model()``) is in eval mode on ``device``. The data set itself is not needed (its DataInfo is
+    saved in the run folder).
     """
     from convzoo.weights import load_weights
 
-    run_dir, wfile = _resolve(run_dir, weights)
+    run_dir, wfile = _resolve(run_dir, _which(which, weights))
     cfg = load_recipe(run_dir / CONFIG)
     info = load_data_info(run_dir) or build_data(cfg, cfg["data"]["test_split"] or "test").info
     task = build_task_for(cfg, info)
@@ -113,29 +122,54 @@ def load_run(run_dir, weights: str = "last", device: str | torch.device = "cpu")
     return model.to(device).eval(), cfg, task, info
 
 
+def check_fits(info, trained, data: str, run_dir: Path) -> None:
+    """A one-line error when the data set ``info`` cannot go through the model trained on ``trained``."""
+    if trained is None:
+        return
+    facts = [(what, getattr(info, attr), getattr(trained, attr))
+             for what, attr in (("task", "task"), ("classes", "num_classes"), ("input channels", "in_chans"))]
+    bad = [(w, a, b) for w, a, b in facts if a != b and not (w == "task" and (a is None or b is None))]
+    if bad:
+        here = ", ".join(f"{w} {a}" for w, a, _ in bad)
+        there = ", ".join(f"{w} {b}" for w, _, b in bad)
+        raise ConvzooError(f"data set '{data}' does not fit the run {run_dir.name}: it has {here}; the model was "
+                           f"trained on '{trained.name}' with {there} (fine-tune it on this data with train --init "
+                           f"{run_dir})")
+
+
 def evaluate(run_or_checkpoint, data: str | None = None, split: str = "test", overrides=(),
-             weights: str | None = None, accelerator: str = "auto", values: dict | None = None,
-             crops: int = 1, ensemble=()) -> dict[str, float]:
+             which: str | None = None, accelerator: str = "auto", values: dict | None = None,
+             crops: int = 1, ensemble=(), weights: str | None = None) -> dict[str, float]:
     """The task's metrics (and mean loss) of a run's weights on one split.
 
-    ``run_or_checkpoint``: a run folder (uses ``last.safetensors`` unless ``weights="best"``) or a
-    ``.safetensors`` file inside one. ``data`` names another registered data set to evaluate on (its
-    ``data.kwargs`` start empty; set them with ``overrides`` like ``["data.kwargs.size=32"]``).
-    With the defaults this reproduces the test metrics the training reported.
+    ``run_or_checkpoint``: a run folder (its ``best.safetensors``, or ``last.safetensors`` with
+    ``which="last"``) or a ``.safetensors`` file next to its run folder's ``config.yaml``. ``data`` names
+    another registered data set to evaluate on (its ``data.kwargs`` start empty; set them with
+    ``overrides`` like ``["data.kwargs.size=32"]``); its classes and channels must fit the run's model.
+    ``which="last"`` reproduces the test metrics the training reported for its final weights, the default
+    those of its best checkpoint (``results.json``: ``test`` and ``test_best``).
     ``crops`` (1, 10, 12, 144) and ``ensemble`` (more run folders or checkpoints, evaluated on this
     run's data) average the softmax over crops and models (:mod:`convzoo.engine.multicrop`).
     """
     from lightning.fabric import Fabric
 
+    from convzoo.engine.build import check_accelerator
+    from convzoo.engine.recipe import SPLITS
     from convzoo.weights import load_weights
 
-    run_dir, wfile = _resolve(run_or_checkpoint, weights)
+    which = _which(which, weights)
+    run_dir, wfile = _resolve(run_or_checkpoint, which)
+    if split not in SPLITS:
+        raise ConvzooError(f"unknown split {split!r}: the splits are {', '.join(SPLITS)}")
+    check_accelerator(accelerator)
     cfg = load_recipe(run_dir / CONFIG)
     if data is not None and data != cfg["data"]["name"]:
         cfg["data"] = {**cfg["data"], "name": data, "kwargs": {}, "root": None}
     cfg = load_recipe(cfg, overrides, values)
     dataset = build_data(cfg, split)
-    info = load_data_info(run_dir) or dataset.info
+    trained = load_data_info(run_dir)
+    check_fits(dataset.info, trained, cfg["data"]["name"], run_dir)
+    info = trained or dataset.info
     task = build_task_for(cfg, info)
     method = build_method(cfg, info, task)
     fabric = Fabric(accelerator=accelerator, devices=1, precision=precision_of(cfg))
@@ -149,7 +183,7 @@ def evaluate(run_or_checkpoint, data: str | None = None, split: str = "test", ov
 
     models = [method.export_model()]
     for other in ensemble:  # each member with its own recipe's model, on this run's data and task
-        o_dir, o_file = _resolve(other, weights)
+        o_dir, o_file = _resolve(other, which)
         o_cfg = load_recipe(o_dir / CONFIG)
         member = build_method(o_cfg, info, task).export_model()
         load_weights(member, o_file)

@@ -140,6 +140,16 @@ class Schedule:
 
     step = step_epoch  # the per-epoch call of earlier versions
 
+    def sync(self) -> None:
+        """Set the lr to this schedule's closed form at the position reached (after :meth:`load_state_dict`
+        into a schedule built for other ``epochs``: resuming to train longer follows the stretched schedule)."""
+        if self.name == "plateau":
+            return
+        n = self.inner.last_epoch
+        for g, base, fn in zip(self.optimizer.param_groups, self.inner.base_lrs, self.inner.lr_lambdas):
+            g["lr"] = base * fn(n)
+        self.inner._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+
     def lrs(self) -> list[float]:
         return [g["lr"] for g in self.optimizer.param_groups]
 

@@ -96,7 +96,21 @@ SCHEMA: dict[str, Any] = {
     # per evaluation pass; null = all. For smoke runs of a recipe as written (tests/engine/test_every_recipe.py)
     "limit_train_batches": _f((int, NONE), None, minimum=1),
     "limit_eval_batches": _f((int, NONE), None, minimum=1),
+    # fine-tuning: start from a run folder's best weights or a checkpoint file (head re-initialised when the
+    # classes differ); freeze the first N stages (the model's feature_info) or the named modules
+    "init": _f((str, NONE)),
+    "freeze": _f((int, list, NONE), None, minimum=0),
+    # stop when the task's monitored validation metric has not improved by more than min_delta for patience epochs
+    "early_stopping": {"patience": _f((int, NONE), None, minimum=1), "min_delta": _f(NUM, 0.0, minimum=0)},
+    "log_every_n_steps": _f((int, NONE), None, minimum=1),  # steps.csv (and TensorBoard): one row every N steps
+    "tensorboard": _f(bool, False),  # a SummaryWriter in RUN/tensorboard (needs the tensorboard package)
+    "checkpoint_every_n_steps": _f((int, NONE), None, minimum=1),  # state.pt inside long epochs as well
 }
+# keys that may differ between a run and its resumption (what "train longer" or a new machine changes)
+RESUMABLE = ("epochs", "description", "data.root", "data.num_workers", "limit_eval_batches", "early_stopping",
+             "log_every_n_steps", "tensorboard", "checkpoint_every_n_steps")
+# keys that decide what is trained: a resumption may not change them
+IDENTITY = ("name", "model", "data.name", "data.kwargs", "data.train_split", "task", "method", "init", "freeze")
 # one entry of optimizer.param_groups: parameters whose name matches the glob get lr * lr_mult
 PARAM_GROUP: dict[str, Field] = {
     "match": _f(str, _REQUIRED),
@@ -157,7 +171,7 @@ def _check_leaf(key: str, value: Any, field: Field) -> Any:
     if field.choices and value not in field.choices:
         raise ConvzooError(f"recipe key '{key}' must be one of {', '.join(map(str, field.choices))}, "
                            f"got {value!r}{_did_you_mean(str(value), list(map(str, field.choices)))}")
-    if field.minimum is not None and value < field.minimum:
+    if field.minimum is not None and not isinstance(value, list) and value < field.minimum:
         raise ConvzooError(f"recipe key '{key}' must be >= {field.minimum:g}, got {value!r}")
     return copy.deepcopy(value)
 
@@ -214,6 +228,9 @@ def validate_recipe(raw: dict) -> dict:
     if not isinstance(raw, dict):
         raise ConvzooError(f"a recipe must be a YAML mapping, got {type(raw).__name__}")
     cfg = _validate(raw, SCHEMA)
+    if isinstance(cfg["freeze"], list) and not all(isinstance(m, str) for m in cfg["freeze"]):
+        raise ConvzooError(f"recipe key 'freeze' must be a number of stages or a list of module names, "
+                           f"got {cfg['freeze']!r}")
     if cfg["ema"] is not None and not 0.0 < cfg["ema"] < 1.0:
         raise ConvzooError(f"recipe key 'ema' is a decay and must lie in (0, 1), got {cfg['ema']!r}")
     return cfg

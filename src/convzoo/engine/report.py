@@ -1,7 +1,15 @@
-"""What a person sees of a run: the progress bar, ``metrics.csv``, ``curves.png``, ``report.md``.
+"""What a person sees of a run: the progress bar, ``metrics.csv``, ``steps.csv``, ``curves.png``, ``report.md``.
 
-Every file is written atomically (temporary file + rename), so an error or a kill never leaves a
-half-written one, and earlier epochs' rows are never lost.
+``metrics.csv`` has one row per epoch (epoch, train parts, the lr of the epoch's first step, validation
+metrics, time). With ``log_every_n_steps: N`` the run also writes ``steps.csv``, one row every N optimizer
+steps: ``step`` (optimizer steps since the start), ``epoch`` (fractional: ``step / steps per epoch``),
+``lr`` (the rate that step used) and ``loss`` (the mean training loss of that step over all processes);
+with ``tensorboard: true`` the same values, and every epoch row, go to a TensorBoard event file in
+``RUN/tensorboard`` (``tensorboard --logdir RUN``).
+
+Every file except ``steps.csv`` is written atomically (temporary file + rename), so an error or a kill
+never leaves a half-written one, and earlier epochs' rows are never lost; ``steps.csv`` is appended to,
+and a resumed run first drops the rows after the step it resumes from.
 """
 
 from __future__ import annotations
@@ -16,6 +24,8 @@ from pathlib import Path
 from convzoo.engine.checkpoint import write_atomic
 
 METRICS_CSV, CURVES, REPORT, RESULTS = "metrics.csv", "curves.png", "report.md", "results.json"
+STEPS_CSV, TENSORBOARD = "steps.csv", "tensorboard"
+STEP_COLUMNS = ("step", "epoch", "lr", "loss")
 
 
 # --- progress bar ------------------------------------------------------------------------------
@@ -62,6 +72,13 @@ class Progress:
         self.bar.update(self.task, metric=metric)
         self.bar.console.print(format_row(row), soft_wrap=True, markup=False, highlight=False)
 
+    def note(self, text: str) -> None:
+        """One line on stdout (above the bar when it runs)."""
+        if self.enabled:
+            self.bar.console.print(text, soft_wrap=True, markup=False, highlight=False)
+        else:
+            print(text, flush=True)
+
     def close(self) -> None:
         if self.enabled:
             self.bar.stop()
@@ -92,34 +109,109 @@ def read_metrics_csv(run_dir: Path) -> list[dict]:
                 for row in csv.DictReader(f)]
 
 
+# --- steps.csv and TensorBoard -------------------------------------------------------------------
+class StepLog:
+    """``steps.csv`` rows every ``every`` optimizer steps and, with ``tensorboard``, a SummaryWriter;
+    rank 0 only (``enabled=False``: every method is a no-op). ``resume_step``: drop rows after it."""
+
+    def __init__(self, run_dir: Path, enabled: bool, every: int | None, tensorboard: bool, resume_step: int = 0):
+        self.path, self.every = Path(run_dir) / STEPS_CSV, every
+        self.enabled, self.writer = enabled, None
+        if not enabled:
+            return
+        if every is not None:
+            self._truncate(resume_step)
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(log_dir=str(Path(run_dir) / TENSORBOARD),
+                                        purge_step=resume_step + 1 if resume_step else None)
+
+    def _truncate(self, step: int) -> None:
+        keep = [r for r in read_steps_csv(self.path.parent) if r["step"] <= step] if self.path.is_file() else []
+        text = ",".join(STEP_COLUMNS) + "\n" + "".join(_step_line(r) for r in keep)
+        write_atomic(self.path, text)
+
+    def wants(self, step: int) -> bool:
+        return self.every is not None and step % self.every == 0
+
+    def step(self, row: dict) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a") as f:
+            f.write(_step_line(row))
+        if self.writer is not None:
+            self.writer.add_scalar("train/loss_step", row["loss"], row["step"])
+            self.writer.add_scalar("lr_step", row["lr"], row["step"])
+
+    def epoch(self, row: dict, step: int) -> None:
+        if self.writer is not None:
+            for k, v in row.items():
+                if k != "epoch" and isinstance(v, float):
+                    self.writer.add_scalar(f"epoch/{k}", v, step)
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _step_line(row: dict) -> str:
+    return ",".join(repr(row[k]) if isinstance(row[k], float) else str(row[k]) for k in STEP_COLUMNS) + "\n"
+
+
+def read_steps_csv(run_dir: Path) -> list[dict]:
+    """The rows of ``steps.csv`` (empty when the run logged no steps)."""
+    path = Path(run_dir) / STEPS_CSV
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [{k: (int(v) if k == "step" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)
+                if row.get("loss")]
+
+
 # --- curves.png --------------------------------------------------------------------------------
 def plot_curves(run_dir: Path, history: list[dict], monitor: str) -> Path | None:
-    """Loss (train and validation) and the monitored metric against epoch."""
+    """Loss (train and validation, log axis), the monitored validation metric and the learning rate against
+    epoch; the per-step loss and lr of ``steps.csv`` are drawn too when the run logged them."""
     if not history:
         return None
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
 
+    steps = read_steps_csv(run_dir)
     epochs = [r["epoch"] for r in history]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    a.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
+    key = f"val_{monitor}"
+    panels = 3 if any(key in r for r in history) else 2
+    fig, axes = plt.subplots(1, panels, figsize=(4.5 * panels, 4))
+    a, c = axes[0], axes[-1]
+    if steps:
+        a.plot([r["epoch"] for r in steps], [r["loss"] for r in steps], "-", color="C0", alpha=0.3, lw=0.8,
+               label="train (steps)")
+    a.plot(epochs, [r["train_loss"] for r in history], "o-", color="C0", label="train")
+    losses = [r["train_loss"] for r in history] + [r["loss"] for r in steps]
     if any("val_loss" in r for r in history):
-        a.plot(epochs, [r.get("val_loss", math.nan) for r in history], "s-", label="validation")
+        a.plot(epochs, [r.get("val_loss", math.nan) for r in history], "s-", color="C1", label="validation")
+        losses += [r["val_loss"] for r in history if "val_loss" in r]
+    finite = [v for v in losses if math.isfinite(v)]
+    if finite and min(finite) > 0:  # a log axis: one spike no longer flattens the rest
+        a.set_yscale("log")
     a.set(xlabel="epoch", ylabel="loss", title="loss")
     a.legend()
-    key = f"val_{monitor}"
-    if any(key in r for r in history):
-        b.plot(epochs, [r.get(key, math.nan) for r in history], "o-", color="C2")
-        b.set(xlabel="epoch", ylabel=monitor, title=f"validation {monitor}")
-    else:
-        b.plot(epochs, [r["lr"] for r in history], "o-", color="C3")
-        b.set(xlabel="epoch", ylabel="lr", title="learning rate")
-    for ax in (a, b):
+    if panels == 3:
+        axes[1].plot(epochs, [r.get(key, math.nan) for r in history], "o-", color="C2")
+        axes[1].set(xlabel="epoch", ylabel=monitor, title=f"validation {monitor}")
+    if steps:
+        c.plot([r["epoch"] for r in steps], [r["lr"] for r in steps], "-", color="C3")
+    else:  # the lr of each epoch, held over it
+        c.step([e - 1 for e in epochs] + [epochs[-1]], [r["lr"] for r in history] + [history[-1]["lr"]], where="post",
+               color="C3")
+    c.set(xlabel="epoch", ylabel="learning rate", title="learning rate")
+    c.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+    for ax in axes:
         ax.grid(alpha=0.3)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
@@ -179,20 +271,29 @@ def write_report(run_dir: Path, cfg: dict, card, n_params: int, results: dict, t
             lines.append(f"- card compute: {card.macs / 1e6:,.1f} M MACs at {size} ({card.macs_source})")
         if card.source:
             lines.append(f"- implementation follows: {card.source}")
-    test = results.get("test", {})
-    lines += ["", f"## Test metrics (`{d['test_split']}`, final weights)", ""]
-    if test:
+    test, test_best = results.get("test", {}), results.get("test_best")
+    lines += ["", f"## Test metrics (`{d['test_split']}`)", ""]
+    best = results.get("best") or {}
+    if test and test_best is not None:
+        lines += [f"| metric | final weights (epoch {results['epochs']}) | best checkpoint (epoch {best.get('epoch')}) |",
+                  "|---|---|---|"]
+        lines += [f"| {k} | {_fmt(v)} | {_fmt(test_best.get(k, ''))} |" for k, v in test.items()]
+    elif test:
         lines += ["| metric | value |", "|---|---|"] + [f"| {k} | {_fmt(v)} |" for k, v in test.items()]
+        lines += ["", "final weights = best checkpoint" if best.get("epoch") == results["epochs"]
+                  else "final weights"]
     else:
         lines.append("no test split in this recipe")
-    best = results.get("best") or {}
     lines += [""]
     if best:
         shown = ", ".join(f"{k} {_fmt(v)}" for k, v in best.items() if k != "epoch")
         lines.append(f"- best validation epoch: {best.get('epoch')} of {results['epochs']} ({shown})")
     lines.append(f"- wall time: {results['wall_time']:.1f} s")
-    if task_lines:
-        lines += ["", "## Notes", ""] + list(task_lines)
+    if results.get("stopped_early"):
+        lines.append(f"- {results['stopped_early']}")
+    run_notes = list(results.get("notes") or [])
+    if task_lines or run_notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in run_notes] + list(task_lines)
     pics = [Path(p) for p in pictures]
     lines += ["", "## Pictures", "", f"![curves]({CURVES})"]
     for p in pics:
