@@ -43,7 +43,9 @@ def test_result_is_json_and_complete(result):
     for mode, row in result["modes"].items():
         assert row["throughput"] > 0 and row["latency_ms"] > 0 and row["peak_mem_mib"] >= 0, mode
         assert row["gflops"] == pytest.approx(2 * result["macs"] * row["throughput"] / 1e9, rel=0.02, abs=0.1)
-        assert row["peak_fraction"] == pytest.approx(row["gflops"] / result["gemm_peak_gflops"], abs=2e-3)
+        # gflops is kept to 0.1 and the fraction to 3 decimals: on a slow (shared) CPU 0.05 / peak dominates
+        assert row["peak_fraction"] == pytest.approx(row["gflops"] / result["gemm_peak_gflops"],
+                                                     abs=1e-3 + 0.05 / result["gemm_peak_gflops"])
         assert row["cpu_wall"] > 0
     assert set(result["trust"]) >= {"ok", "why"}
 

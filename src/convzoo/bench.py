@@ -500,7 +500,12 @@ def bench(model: str | nn.Module, *, batch: int = 16, size=None, modes=DEFAULT_M
             with torch.inference_mode():
                 eager_out[who] = m(x1)
             for mode in who_modes:
-                r = _prepare(who, mode, m, x1, xn, dev)
+                try:
+                    r = _prepare(who, mode, m, x1, xn, dev)
+                except Exception as e:  # a peer that timm cannot fuse is reported, not fatal
+                    if who == "ours":
+                        raise
+                    r = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
                 if isinstance(r, str):
                     skipped[who][mode] = r
                     continue
