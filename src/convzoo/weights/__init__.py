@@ -1,8 +1,11 @@
-"""Weights as safetensors: save, load (no pickled code runs), and the tiny weights shipped here.
+"""Weights: save as safetensors, load checkpoints users already have, and the tiny weights shipped here.
 
-``load_weights`` accepts checkpoints saved from ``DataParallel``/``DDP`` (a ``module.`` prefix) and
-turns every failure into one readable line: a missing file, a file that is not safetensors, or a
-checkpoint whose keys/shapes do not match the model.
+``load_weights`` reads convzoo's own layout (a run's checkpoint); ``load_pretrained`` (behind
+``create_model(name, pretrained=PATH)``) reads any file of :mod:`convzoo.weights.checkpoint`'s formats
+in any key layout of :mod:`convzoo.weights.layouts` (the authors', timm's, ours), re-initialises a
+classifier whose class count differs, and turns every failure into one readable line: a missing or
+corrupt file, a pickle that needs code, a checkpoint of another architecture (first missing and
+unexpected keys, with counts), a re-parameterised checkpoint given to a train-time model.
 """
 
 from __future__ import annotations
@@ -30,17 +33,10 @@ def save_weights(model: nn.Module, path) -> Path:
 
 
 def read_state(path) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    """The flat state dict in a checkpoint file (safetensors or PyTorch, see :mod:`convzoo.weights.checkpoint`)."""
+    from convzoo.weights.checkpoint import read_checkpoint
 
-    path = Path(path)
-    if not path.is_file():
-        raise ConvzooError(f"checkpoint not found: {path}")
-    try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise ConvzooError(f"corrupt or unreadable checkpoint {path}: expected a safetensors file ({e})") from None
-    return {k.removeprefix("module."): v for k, v in state.items()}
+    return read_checkpoint(path)
 
 
 def load_weights(model: nn.Module, path, strict: bool = True) -> nn.Module:
@@ -76,8 +72,89 @@ def load_bundled(model: nn.Module, name: str) -> nn.Module:
 def load_pretrained(model: nn.Module, card, source) -> nn.Module:
     """``create_model(pretrained=...)``: True loads the shipped weights; a path loads that checkpoint.
 
-    Interim: only safetensors files in convzoo's own layout (issue 9 adds timm's and the authors' layouts).
+    The file's layout is found by :func:`convzoo.weights.layouts.best_layout`. Classifier weights whose
+    shape differs from the model's (other class count) or that the model lacks (``num_classes=0``) are
+    left out, and a checkpoint without a classifier leaves the model's: the classifier keeps its fresh
+    initialisation and a warning says so (timm does the same). Everything else must fit exactly.
     """
     if source is True:
-        return load_bundled(model, card.name)
-    return load_weights(model, source)
+        if bundled_path(card.name).is_file():
+            return load_bundled(model, card.name)
+        from convzoo.weights.layouts import where_weights
+
+        raise ConvzooError(where_weights(card))
+    from convzoo.weights.layouts import best_layout
+
+    state = read_state(source)
+    layout, state = best_layout(card, model, state)
+    return _load_fitted(model, card, state, f"checkpoint {source} ({layout.name} layout)")
+
+
+def classifier_prefixes(model: nn.Module) -> tuple[str, ...]:
+    """Key prefixes of the model's classifier(s): ``get_classifier()``'s module, and a distillation twin."""
+    get = getattr(model, "get_classifier", None)
+    clf = get() if callable(get) else None
+    if clf is None:
+        return ()
+    names = [n for n, m in model.named_modules() if m is clf and n]
+    prefixes = [names[0] + "."] if names else []
+    if names and names[0].startswith("head"):  # LSNet / DeiT-style distillation head beside the class head
+        twin = "head_dist" + names[0].removeprefix("head")
+        if twin in dict(model.named_modules()):
+            prefixes.append(twin + ".")
+    return tuple(prefixes)
+
+
+def _load_fitted(model: nn.Module, card, state: dict[str, torch.Tensor], what: str) -> nn.Module:
+    import warnings
+
+    own = model.state_dict()
+    heads = classifier_prefixes(model)
+    in_head = lambda k: k.startswith(heads) if heads else False  # noqa: E731
+    left_out = [k for k in state if in_head(k) and (k not in own or tuple(own[k].shape) != tuple(state[k].shape))]
+    state = {k: v for k, v in state.items() if k not in left_out}
+    shape = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    if shape:
+        k = shape[0]
+        raise ConvzooError(f"{what} does not fit {card.name}: '{k}' has shape {tuple(state[k].shape)}, the model "
+                           f"expects {tuple(own[k].shape)} ({len(shape)} keys differ in shape)")
+    # buffers that checkpoints older than PyTorch 0.4.1 lack; BatchNorm fills them in on load
+    missing = [k for k in own if k not in state and not in_head(k) and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in own]
+    if missing or unexpected:
+        first = []
+        if missing:
+            first.append(f"{len(missing)} keys missing (first '{missing[0]}')")
+        if unexpected:
+            first.append(f"{len(unexpected)} unexpected (first '{unexpected[0]}')")
+        raise ConvzooError(f"{what} does not fit {card.name}: {', '.join(first)}{_deploy_hint(model, card, state)}")
+    head_missing = [k for k in own if in_head(k) and k not in state]
+    model.load_state_dict(state, strict=False)
+    if left_out or head_missing:
+        why = "the checkpoint holds no classifier" if not left_out else \
+            f"its classifier ({', '.join(left_out[:2])}) does not fit {getattr(model, 'num_classes', '?')} classes"
+        warnings.warn(f"{card.name}: {why}; the classifier keeps its fresh initialisation, every other weight "
+                      f"is loaded", UserWarning, stacklevel=4)
+    return model
+
+
+def _deploy_hint(model: nn.Module, card, state: dict[str, torch.Tensor]) -> str:
+    """For a re-parameterisable model: say when the file fits the other structure (deploy vs train-time)."""
+    if "reparam" not in card.capabilities:
+        return ""
+    from convzoo.registry import create_model
+
+    own = set(model.state_dict())
+    for deploy in (True, False):
+        try:
+            with torch.device("meta"):
+                other = create_model(card.name, num_classes=getattr(model, "num_classes", None), deploy=deploy)
+        except (TypeError, ConvzooError):
+            return ""
+        keys = set(other.state_dict())
+        if keys == own:
+            continue  # the model's own structure
+        if set(state) <= keys and not [k for k in keys - set(state) if not k.endswith("num_batches_tracked")]:
+            return ("; it is a re-parameterised (deploy) checkpoint: create_model(..., deploy=True)" if deploy else
+                    "; it is a train-time checkpoint: build without deploy=True (convzoo.deploy fuses it later)")
+    return ""
