@@ -1,7 +1,8 @@
 """Fixture files in the real on-disk formats, written by the tests (no data set is downloaded).
 
 CIFAR python pickles (the real dict keys and Python 2 opcodes), MNIST IDX, ImageFolder trees, Pascal VOC
-folders (XML + JPEGImages + ImageSets), COCO instances JSON and DeepForest's annotated tiles. Used by
+folders (XML + JPEGImages + ImageSets), COCO instances JSON, DeepForest's annotated tiles, OpenCV's
+``digits.png`` sheet and Debian ``.deb`` packages (an ``ar`` archive of debian-binary, control.tar, data.tar). Used by
 tests/data (the readers) and tests/engine/test_every_recipe.py (every recipe runs on its format).
 """
 
@@ -12,6 +13,7 @@ import io
 import json
 import pickle
 import struct
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -170,3 +172,41 @@ def write_deepforest_files(folder):
         write_jpeg(folder / f"{stem}.png", w, h)
         objs = [("Tree", (10, 10, 50, 60), 0), ("Dead" if stem == "SOAP_061" else "Tree", (380, 100, 440, 140), 0)]
         write_voc_xml(folder / f"{stem}.xml", w, h, objs, filename=f"{stem}.tif")
+
+
+def write_opencv_digits(folder: Path, name: str = "digits.png") -> np.ndarray:
+    """OpenCV's digits.png layout: 2000 x 1000 grey, 50 rows x 100 cells of 20 x 20. Cell i is filled with
+    ``i % 251`` and has a white top-left pixel, so tests can tell the reading order; returns the cells."""
+    cells = np.zeros((5000, 20, 20), np.uint8)
+    cells[:] = (np.arange(5000) % 251).astype(np.uint8)[:, None, None]
+    cells[:, 0, 0] = 255
+    sheet = cells.reshape(50, 100, 20, 20).transpose(0, 2, 1, 3).reshape(1000, 2000)
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(sheet).save(folder / name)
+    return cells
+
+
+def _tar_bytes(files: dict[str, bytes], compression: str) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=f"w:{compression}" if compression else "w") as tar:
+        for path, data in files.items():
+            info = tarfile.TarInfo("./" + path)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def write_deb(path: Path, files: dict[str, bytes], compression: str = "xz") -> Path:
+    """A Debian package as dpkg-deb lays it out: ``ar`` members debian-binary, control.tar.*, data.tar.*
+    (``compression`` "xz", "gz", "bz2" or "" for none); ``files`` maps paths (no leading "./") to bytes."""
+    ext = f".{compression}" if compression else ""
+    members = [("debian-binary", b"2.0\n"),
+               (f"control.tar{ext}", _tar_bytes({"control": b"Package: fixture\nVersion: 1\n"}, compression)),
+               (f"data.tar{ext}", _tar_bytes(files, compression))]
+    out = bytearray(b"!<arch>\n")
+    for name, data in members:
+        out += f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(data):<10}`\n".encode()
+        out += data + (b"\n" if len(data) % 2 else b"")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(out))
+    return path

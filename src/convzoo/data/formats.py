@@ -10,7 +10,9 @@ Registered names (``build_dataset(name, split, root=DIR, **options)``):
 ``mnist``          the IDX files ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
 ``fashion_mnist``  ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, each optionally ``.gz``
                    (the ``train-images.idx3-ubyte`` spelling too), in ``root``, ``root/raw`` or
-                   torchvision's ``root/MNIST/raw`` (``root/FashionMNIST/raw``).
+                   torchvision's ``root/MNIST/raw`` (``root/FashionMNIST/raw``). ``fashion_mnist`` is
+                   registered in :mod:`convzoo.data.fashion_mnist`: without ``root`` it reads the cache
+                   that ``convzoo data fetch fashion_mnist`` fills from the Debian package.
 ``svhn``           cropped digits ``train_32x32.mat`` / ``test_32x32.mat`` (``extra_32x32.mat``
                    added to train with ``extra=True``), read with scipy.io.loadmat; label 10 -> 0.
 ``imagefolder``    ``root/train/<class>/*.png|jpg...``, ``root/val/...``, ``root/test/...``
@@ -20,7 +22,8 @@ Registered names (``build_dataset(name, split, root=DIR, **options)``):
 Splits. Test is the set's own test split. Val is a seeded, class-stratified hold-out of the
 training split (``val_size`` images, default 5,000, ``split_seed`` 0; ``val_size=0`` trains on the
 whole training split and has no val), so train/val/test are CIFAR 45,000/5,000/10,000, MNIST
-55,000/5,000/10,000, SVHN 68,257/5,000/26,032. ImageFolder uses ``root/val`` when it exists and
+55,000/5,000/10,000, SVHN 68,257/5,000/26,032. MNIST / Fashion-MNIST also take ``train_size``: a seeded,
+class-stratified subset of that many of the remaining training images (CPU-scale runs). ImageFolder uses ``root/val`` when it exists and
 otherwise holds out ``val_fraction`` (0.1) of ``root/train`` the same way (unstratified when some
 class is too small to stratify).
 
@@ -99,6 +102,18 @@ def _pick_split(name: str, split: str, train, val_size: int, seed: int):
         return train
     tr, va = holdout(labels.numpy(), val_size, seed)
     keep = torch.from_numpy(tr if split == "train" else va)
+    return images[keep], labels[keep]
+
+
+def _subset(name: str, images: torch.Tensor, labels: torch.Tensor, n: int, seed: int):
+    """A seeded, class-stratified ``n`` of a split (its order kept): CPU-scale runs on a big set."""
+    if not isinstance(n, int) or isinstance(n, bool) or not 0 < n <= len(labels):
+        raise ConvzooError(f"{name}: train_size must be an integer in [1, {len(labels)}] (the training images "
+                           f"left after the val hold-out), got {n!r}")
+    if n == len(labels):
+        return images, labels
+    _, keep = holdout(labels.numpy(), n, seed)
+    keep = torch.from_numpy(keep)
     return images[keep], labels[keep]
 
 
@@ -220,15 +235,19 @@ def _cifar(name: str, split: str, root, *, labels: str = "fine", size=None, chan
 
 
 @register_dataset("cifar10")
-def cifar10(split: str, root=None, **options) -> ImageTensorDataset:
+def cifar10(split: str, root=None, *, size=None, channels=None, augment=False, raw=False, val_size=5000,
+            split_seed=0) -> ImageTensorDataset:
     """CIFAR-10 (Krizhevsky 2009), 10 classes, 32x32 RGB: see the module docstring."""
-    return _cifar("cifar10", split, root, **options)
+    return _cifar("cifar10", split, root, size=size, channels=channels, augment=augment, raw=raw,
+                  val_size=val_size, split_seed=split_seed)
 
 
 @register_dataset("cifar100")
-def cifar100(split: str, root=None, **options) -> ImageTensorDataset:
+def cifar100(split: str, root=None, *, labels: str = "fine", size=None, channels=None, augment=False, raw=False,
+             val_size=5000, split_seed=0) -> ImageTensorDataset:
     """CIFAR-100, 100 fine classes (``labels="coarse"``: 20 super-classes): see the module docstring."""
-    return _cifar("cifar100", split, root, **options)
+    return _cifar("cifar100", split, root, labels=labels, size=size, channels=channels, augment=augment, raw=raw,
+                  val_size=val_size, split_seed=split_seed)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -288,13 +307,15 @@ def _mnist_pair(name: str, base: Path, stem: str) -> tuple[torch.Tensor, torch.T
 
 
 def _mnist(name: str, split: str, root, *, size=None, channels=None, augment=False, raw=False,
-           val_size=5000, split_seed=0):
+           val_size=5000, split_seed=0, train_size=None):
     base = _need_root(name, root, "train-images-idx3-ubyte[.gz] and the other three IDX files")
     class_names = _MNIST[name][1]
     if split == "test":
         images, ys = _mnist_pair(name, base, "t10k")
     else:
         images, ys = _pick_split(name, split, _mnist_pair(name, base, "train"), val_size, split_seed)
+    if split == "train" and train_size is not None:
+        images, ys = _subset(name, images, ys, train_size, split_seed)
     if len(ys) and int(ys.max()) >= 10:
         raise ConvzooError(f"{name}: labels in {base} reach {int(ys.max())}, expected 0..9")
     return make_image_dataset(name, split, images, ys, class_names, norm=name, size=size, channels=channels,
@@ -302,15 +323,12 @@ def _mnist(name: str, split: str, root, *, size=None, channels=None, augment=Fal
 
 
 @register_dataset("mnist")
-def mnist(split: str, root=None, **options) -> ImageTensorDataset:
+def mnist(split: str, root=None, *, size=None, channels=None, augment=False, raw=False, val_size=5000,
+          split_seed=0, train_size=None) -> ImageTensorDataset:
     """MNIST (LeCun et al. 1998), 10 digits, 28x28 grey, from IDX files: see the module docstring."""
-    return _mnist("mnist", split, root, **options)
+    return _mnist("mnist", split, root, size=size, channels=channels, augment=augment, raw=raw, val_size=val_size,
+                  split_seed=split_seed, train_size=train_size)
 
-
-@register_dataset("fashion_mnist")
-def fashion_mnist(split: str, root=None, **options) -> ImageTensorDataset:
-    """Fashion-MNIST (Xiao et al. 2017), 10 clothing classes, MNIST's IDX layout and sizes."""
-    return _mnist("fashion_mnist", split, root, **options)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -10,8 +10,8 @@ was expected.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from torch.utils.data import Dataset
 

@@ -41,7 +41,8 @@ NORMS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     # scikit-learn digits: train split (1,077 images) at 8x8, pixel value / 16 (tested)
     "digits": ((0.3053,), (0.3760,)),
     "mnist": ((0.1307,), (0.3081,)),
-    "fashion_mnist": ((0.2860,), (0.3530,)),
+    "fashion_mnist": ((0.2860,), (0.3530,)),  # the 60,000 training images (tests/data/test_fashion_mnist.py)
+    "opencv_digits": ((0.1321,), (0.2903,)),  # OpenCV digits.png, train split (3,000 images; tested)
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
     "svhn": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
