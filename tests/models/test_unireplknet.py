@@ -26,7 +26,7 @@ from convzoo.layers.dilated_reparam import (
     merge_into_large_kernel,
 )
 from convzoo.layers.grn import GlobalResponseNorm
-from convzoo.models.unireplknet import UniRepLKNet, UniRepLKNetBlock
+from convzoo.models.unireplknet import UNIREPLKNET_CFGS, UniRepLKNet, UniRepLKNetBlock
 from convzoo.registry import count_params
 from convzoo.testing import randomise_bn
 
@@ -60,7 +60,15 @@ TINY = {"dims": (8, 16, 24, 32)}  # A's depths and kernel plan at a width a CPU 
 
 def _meta(name: str, **kwargs) -> UniRepLKNet:
     with torch.device("meta"):
+        if kwargs.get("features_only"):  # the official downstream structure (create_model's features_only is timm's)
+            return _downstream(name, **kwargs)
         return convzoo.create_model(name, **kwargs)
+
+
+def _downstream(name: str, **kwargs) -> UniRepLKNet:
+    """The official detection/segmentation structure (``norm0..3``, no head), built by the constructor:
+    ``create_model(..., features_only=True)`` is timm's wrapper of the classifier's stage maps."""
+    return UniRepLKNet(**{**UNIREPLKNET_CFGS[name.removeprefix("unireplknet_")], **kwargs, "features_only": True})
 
 
 @torch.no_grad()
@@ -398,7 +406,7 @@ def test_in_chans_1_and_feature_strides():
                    claim="in_chans=1 (audio / time series) and features at strides 4/8/16/32")
 def test_features_only_downstream_structure():
     torch.manual_seed(0)
-    model = _randomise(convzoo.create_model("unireplknet_a", features_only=True, **TINY))
+    model = _randomise(_downstream("unireplknet_a", **TINY))
     plain = convzoo.create_model("unireplknet_a", num_classes=0, **TINY).eval()
     plain.load_state_dict(model.state_dict(), strict=False)
     x = _x(1, 3, 64, 64)

@@ -207,12 +207,14 @@ class UniRepLKNet(Backbone):
         deploy: build the re-parameterised (inference) structure.
         features_only: the official downstream structure: LN ``norm0..norm3`` on the stage outputs, no
             head; ``forward`` returns the four maps.
+        drop_rate: dropout before the classifier (official: none).
     """
 
     def __init__(self, in_chans: int = 3, num_classes: int = 1000, depths: Sequence[int] = (3, 3, 27, 3),
                  dims: Sequence[int] = (96, 192, 384, 768), kernel_sizes: Sequence[Sequence[int]] | None = None,
                  drop_path_rate: float = 0.0, layer_scale_init_value: float | None = 1e-6,
-                 head_init_scale: float = 1.0, deploy: bool = False, features_only: bool = False):
+                 head_init_scale: float = 1.0, deploy: bool = False, features_only: bool = False,
+                 drop_rate: float = 0.0):
         super().__init__()
         depths, dims = tuple(int(d) for d in depths), tuple(int(c) for c in dims)
         if len(depths) != 4 or len(dims) != 4 or min(depths) < 1 or min(dims) < 4:
@@ -225,8 +227,8 @@ class UniRepLKNet(Backbone):
         kernel_sizes = tuple(tuple(int(k) for k in ks) for ks in kernel_sizes)
         if len(kernel_sizes) != 4 or any(len(ks) != d for ks, d in zip(kernel_sizes, depths)):
             raise ConvzooError(f"kernel_sizes {kernel_sizes} do not match depths {depths}")
-        if not 0.0 <= drop_path_rate < 1.0:
-            raise ConvzooError(f"drop_path_rate must be in [0, 1), got {drop_path_rate!r}")
+        if not 0.0 <= drop_path_rate < 1.0 or not 0.0 <= drop_rate < 1.0:
+            raise ConvzooError(f"drop_rate and drop_path_rate must be in [0, 1), got {drop_rate!r}, {drop_path_rate!r}")
         self.depths, self.dims, self.kernel_sizes = depths, dims, kernel_sizes
         self.features_only = bool(features_only)
 
@@ -257,6 +259,7 @@ class UniRepLKNet(Backbone):
         else:
             self.num_classes = num_classes
             self.norm = nn.LayerNorm(dims[-1], eps=1e-6)  # on the pooled vector (B, C3)
+            self.head_drop = nn.Dropout(drop_rate)
             self.head = nn.Linear(dims[-1], num_classes) if num_classes > 0 else nn.Identity()
         self.apply(_init_weights)
         if isinstance(self.head, nn.Linear):
@@ -282,7 +285,7 @@ class UniRepLKNet(Backbone):
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         if self.features_only:
             raise ConvzooError("a features_only UniRepLKNet has no head; call features(x) or forward(x)")
-        x = self.norm(x.mean((-2, -1)))  # (B, C3, h, w) -> (B, C3)
+        x = self.head_drop(self.norm(x.mean((-2, -1))))  # (B, C3, h, w) -> (B, C3)
         return x if pre_logits else self.head(x)
 
     def forward(self, x: torch.Tensor):
@@ -396,6 +399,9 @@ def _card(v: str) -> ModelCard:
         source="paper Sec. 3 (Fig. 2-3) and Table 1; official AILab-CVC/UniRepLKNet unireplknet.py configs",
         capabilities=frozenset(caps),
         recipes=("unireplknet_digits", "unireplknet_a_imagenet_paper") if v == "a" else (),
+        # official datasets.py build_transform (eval): bicubic, ImageNet mean/std (main.py default); below 384 px
+        # Resize(size / (224 / 256)) + CenterCrop, the 384-px models warped to the size (crop 1.0)
+        interpolation="bicubic", crop_pct=1.0 if v in ("b", "l", "xl") else 224 / 256,
     )
 
 
