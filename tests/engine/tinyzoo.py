@@ -3,7 +3,9 @@
 ``_tiny_blobs``: 4 classes of 1x8x8 images, a fixed pattern per class plus noise (train 96, val 32,
 test 32 items). Train items get a random brightness jitter drawn from torch's global RNG, so data
 augmentation depends on the RNG streams that resuming must reproduce.
-``_tiny_net``: conv-relu-conv-relu-pool-dropout-linear; ``bn=True`` adds a BatchNorm. ``clamp`` and
+``classes`` (default 4) sets the number of classes.
+``_tiny_net``: conv-relu-conv-relu-pool-dropout-linear; ``bn=True`` adds a BatchNorm; two stages in
+``feature_info`` (``stem``, ``conv``) and ``get_classifier()`` (``fc``), as timm-style backbones have. ``clamp`` and
 ``penalty`` exercise the engine's model hooks: the classifier weights are clamped to +-clamp after every
 optimizer step, and ``penalty * |fc.weight|^2`` joins the loss from epoch ``penalty_from`` on.
 ``_tiny_aux``: a method with a trainable head OUTSIDE the model (an auxiliary classifier on the pooled
@@ -28,16 +30,16 @@ SIZES = {"train": 96, "val": 32, "test": 32}
 
 
 class TinyBlobs(Dataset):
-    def __init__(self, split: str, n: int | None = None, jitter: float = 0.3):
+    def __init__(self, split: str, n: int | None = None, jitter: float = 0.3, classes: int = 4):
         g = torch.Generator().manual_seed(1234)
-        patterns = torch.randn(4, 1, 8, 8, generator=g)
+        patterns = torch.randn(classes, 1, 8, 8, generator=g)
         g.manual_seed({"train": 1, "val": 2, "test": 3}[split])
         n = n or SIZES[split]
-        self.y = torch.arange(n) % 4
+        self.y = torch.arange(n) % classes
         self.x = patterns[self.y] + 1.5 * torch.randn(n, 1, 8, 8, generator=g)
         self.jitter = jitter if split == "train" else 0.0
-        self.info = DataInfo(name=DATA, task="classification", in_chans=1, num_classes=4,
-                             class_names=("a", "b", "c", "d"), input_size=(8, 8))
+        self.info = DataInfo(name=DATA, task="classification", in_chans=1, num_classes=classes,
+                             class_names=tuple("abcdefghij"[:classes]), input_size=(8, 8))
 
     def __len__(self):
         return len(self.y)
@@ -61,6 +63,11 @@ class TinyNet(nn.Module):
         self.conv = nn.Sequential(nn.Conv2d(width, width, 3, stride=2, padding=1), nn.ReLU())
         self.drop = nn.Dropout(drop_rate)
         self.fc = nn.Linear(width, num_classes)
+        self.feature_info = [{"num_chs": width, "reduction": 1, "module": "stem"},
+                             {"num_chs": width, "reduction": 2, "module": "conv"}]
+
+    def get_classifier(self):
+        return self.fc
 
     def forward(self, x):
         x = self.conv(self.stem(x)).mean((2, 3))

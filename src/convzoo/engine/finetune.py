@@ -1,9 +1,10 @@
 """Fine-tuning: start a run from earlier weights, optionally with its first stages frozen.
 
 ``init`` (recipe key; ``train(init=...)``) names a run folder (its ``best.safetensors``) or a checkpoint
-file. A convzoo checkpoint of the same architecture loads key for key; parameters whose first dimension
-is the class count and differs (the classifier of a checkpoint trained on other classes) keep their fresh
-initialisation, as timm's ``load_pretrained`` does with ``num_classes`` != 1000. Any other file (timm's or
+file. A convzoo checkpoint of the same architecture loads key for key; the classifier's tensors, when
+their class count differs (a checkpoint trained on other classes), keep their fresh
+initialisation, as timm's ``load_pretrained`` does with ``num_classes`` != 1000 (the classifier is
+``get_classifier()``, timm's contract, or the last module holding parameters). Any other file (timm's or
 the authors' key layout, ``.pth`` / ``.bin``) goes through :func:`convzoo.weights.load_pretrained`, the loader
 behind ``create_model(pretrained=PATH)``.
 
@@ -37,7 +38,7 @@ def resolve_init(path) -> Path:
     return p
 
 
-def load_init(model: nn.Module, path, num_classes: int | None) -> str:
+def load_init(model: nn.Module, path) -> str:
     """Load the weights ``path`` into ``model``; one sentence saying what was loaded (for the report)."""
     from convzoo.weights import read_state
 
@@ -46,17 +47,32 @@ def load_init(model: nn.Module, path, num_classes: int | None) -> str:
         state = read_state(path)
         own = model.state_dict()
         if set(state) == set(own):
-            return _load_same_layout(model, own, state, path, num_classes)
+            return _load_same_layout(model, own, state, path)
     from convzoo.weights import load_pretrained
 
     load_pretrained(model, getattr(model, "card", None), path)  # other layouts; it reports a new head itself
     return f"started from the weights {path}"
 
 
-def _load_same_layout(model: nn.Module, own: dict, state: dict, path: Path, num_classes: int | None) -> str:
+def _classifier_keys(model: nn.Module) -> set[str]:
+    """State-dict keys of the classifier: ``get_classifier()`` (timm's contract), else the last module
+    holding parameters of its own."""
+    get = getattr(model, "get_classifier", None)
+    head = get() if callable(get) else None
+    if not isinstance(head, nn.Module):
+        owners = [m for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
+        head = owners[-1] if owners else None
+    names = {id(m): n for n, m in model.named_modules()}
+    if head is None or id(head) not in names:
+        return set()
+    prefix = names[id(head)] + "." if names[id(head)] else ""
+    return {prefix + k for k in head.state_dict()}
+
+
+def _load_same_layout(model: nn.Module, own: dict, state: dict, path: Path) -> str:
     differ = [k for k in own if own[k].shape != state[k].shape]
-    head = [k for k in differ if num_classes and own[k].ndim >= 1 and own[k].shape[0] == num_classes
-            and own[k].shape[1:] == state[k].shape[1:]]
+    classifier = _classifier_keys(model)
+    head = [k for k in differ if k in classifier and own[k].shape[1:] == state[k].shape[1:]]
     bad = [k for k in differ if k not in head]
     if bad:
         k = bad[0]
@@ -65,8 +81,8 @@ def _load_same_layout(model: nn.Module, own: dict, state: dict, path: Path, num_
     model.load_state_dict({k: v for k, v in state.items() if k not in head}, strict=False)
     if not head:
         return f"started from the weights {path}"
-    old = state[head[0]].shape[0]
-    return (f"started from the weights {path}; head re-initialised for {num_classes} classes (the checkpoint has "
+    old, new = state[head[0]].shape[0], own[head[0]].shape[0]
+    return (f"started from the weights {path}; head re-initialised for {new} classes (the checkpoint has "
             f"{old}): {', '.join(head)}")
 
 

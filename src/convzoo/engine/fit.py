@@ -345,7 +345,7 @@ def _setup(fabric, cfg: dict, out_dir: Path, run_name: str | None, resume_dir: P
     method = build_method(cfg, info, task)
     notes = []
     if cfg["init"] is not None and resume_dir is None:
-        notes.append(load_init(method.export_model(), cfg["init"], info.num_classes))
+        notes.append(load_init(method.export_model(), cfg["init"]))
     frozen = freeze_modules(method.export_model(), cfg["freeze"])
     if frozen and resume_dir is None:
         n = sum(p.numel() for m in frozen_modules(method.export_model(), frozen) for p in m.parameters())

@@ -172,8 +172,7 @@ def read_steps_csv(run_dir: Path) -> list[dict]:
 
 # --- curves.png --------------------------------------------------------------------------------
 def plot_curves(run_dir: Path, history: list[dict], monitor: str) -> Path | None:
-    """Loss (train and validation, log axis), the monitored validation metric and the learning rate against
-    epoch; the per-step loss and lr of ``steps.csv`` are drawn too when the run logged them."""
+    """``curves.png``: :func:`curves_figure` of the epochs and the logged steps of ``steps.csv``."""
     if not history:
         return None
     import matplotlib
@@ -181,7 +180,22 @@ def plot_curves(run_dir: Path, history: list[dict], monitor: str) -> Path | None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps = read_steps_csv(run_dir)
+    fig = curves_figure(history, read_steps_csv(run_dir), monitor)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return write_atomic(Path(run_dir) / CURVES, buf.getvalue())
+
+
+def curves_figure(history: list[dict], steps: list[dict], monitor: str):
+    """Loss (train and validation, on a log axis when every loss is positive, so one spike does not flatten
+    the rest), the monitored validation metric, and the learning rate, against epoch; the per-step loss and
+    lr are drawn too when ``steps`` (rows of ``steps.csv``) are given."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     epochs = [r["epoch"] for r in history]
     key = f"val_{monitor}"
     panels = 3 if any(key in r for r in history) else 2
@@ -213,10 +227,7 @@ def plot_curves(run_dir: Path, history: list[dict], monitor: str) -> Path | None
     for ax in axes:
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return write_atomic(Path(run_dir) / CURVES, buf.getvalue())
+    return fig
 
 
 # --- results.json and report.md ----------------------------------------------------------------
