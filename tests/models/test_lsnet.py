@@ -26,6 +26,7 @@ from convzoo.layers.lsconv import LKP, SKA, LSConv, ska
 from convzoo.models.lsnet import (
     Attention,
     BNLinear,
+    Block,
     LSNet,
     RepVGGDW,
     SqueezeExcite,
@@ -323,6 +324,58 @@ def test_deploy_keeps_outputs_and_leaves_only_lsconv_bn(name):
     lsconvs = [n for n, m in fused.named_modules() if isinstance(m, LSConv)]
     assert bns == [f"{n}.bn" for n in lsconvs]  # SKA's shared kernels cannot absorb a per-channel BN
     assert all(m.conv1 is None for m in fused.modules() if isinstance(m, RepVGGDW))
+
+
+ALL = ["lsnet_t", "lsnet_s", "lsnet_b", "lsnet_t_distill", "lsnet_s_distill", "lsnet_b_distill"]
+
+
+@pytest.mark.claim(paper=18, artefact="lsnet_t", claim="deploy=True builds the deployed structure: convzoo.deploy's state dict loads key for key, same outputs")
+@pytest.mark.claim(paper=18, artefact="lsnet_s", claim="deploy=True builds the deployed structure: convzoo.deploy's state dict loads key for key, same outputs")
+@pytest.mark.claim(paper=18, artefact="lsnet_b", claim="deploy=True builds the deployed structure: convzoo.deploy's state dict loads key for key, same outputs")
+@pytest.mark.claim(paper=18, artefact="lsnet_t_distill", claim="deploy=True builds the deployed structure: convzoo.deploy's state dict loads key for key, same outputs")
+@pytest.mark.claim(paper=18, artefact="lsnet_s_distill", claim="deploy=True builds the deployed structure: convzoo.deploy's state dict loads key for key, same outputs")
+@pytest.mark.claim(paper=18, artefact="lsnet_b_distill", claim="deploy=True builds the deployed structure: convzoo.deploy's state dict loads key for key, same outputs")
+@pytest.mark.parametrize("name", ALL)
+def test_deploy_true_loads_the_deployed_state_dict_key_for_key(name):
+    torch.manual_seed(0)
+    model = randomise_bn(convzoo.create_model(name, num_classes=10)).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x)
+        fused = convzoo.deploy(copy.deepcopy(model))
+        deployed = convzoo.create_model(name, num_classes=10, deploy=True).eval()
+        shapes = lambda m: {k: tuple(v.shape) for k, v in m.state_dict().items()}
+        assert shapes(deployed) == shapes(fused)
+        deployed.load_state_dict(fused.state_dict(), strict=True)
+        out = deployed(x)
+        assert torch.equal(convzoo.deploy(deployed)(x), out)  # already deployed: nothing left to fold
+    assert _rel_err(out, ref) <= 1e-4
+
+
+@pytest.mark.claim(paper=18, artefact="lsnet_t", claim="drop_rate (head dropout) and drop_path_rate (official Residual's per-sample drop, linear per block)")
+def test_drop_rate_and_linear_drop_path():
+    from torchvision.ops import StochasticDepth
+
+    model = convzoo.create_model("lsnet_t", drop_path_rate=0.2, drop_rate=0.3)
+    blocks = [m for m in model.modules() if isinstance(m, Block)]
+    expected = torch.linspace(0, 0.2, len(blocks)).tolist()  # linear from 0 over all blocks (timm, DeiT)
+    for block, p in zip(blocks, expected):
+        residuals = [m for m in block.modules() if type(m).__name__ == "Residual"]
+        assert residuals and all((r.drop_path.p if isinstance(r.drop_path, StochasticDepth) else 0.0) == pytest.approx(p)
+                                 for r in residuals)
+    assert model.head.drop.p == 0.3 and set(model.state_dict()) == set(convzoo.create_model("lsnet_t").state_dict())
+    with pytest.raises(ConvzooError):
+        convzoo.create_model("lsnet_t", drop_path_rate=1.0)
+
+
+@pytest.mark.claim(paper=18, artefact="lsnet_t", claim="card preprocessing = official data/datasets.py eval transform")
+def test_preprocessing_is_the_official_eval_transform():
+    # official THU-MIG/lsnet data/datasets.py build_transform(is_train=False): Resize(int(256 / 224 * 224),
+    # interpolation=3 (PIL bicubic)), CenterCrop(224), Normalize(IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)
+    for name in ALL:
+        assert convzoo.data_config(name) == {"input_size": (3, 224, 224), "interpolation": "bicubic",
+                                             "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),
+                                             "crop_pct": 224 / 256, "crop_mode": "center"}
 
 
 # --- attention biases -----------------------------------------------------------------------------------------
