@@ -79,6 +79,7 @@ WRITERS = {
     "imagefolder": _imagefolder,
     "cifar10": write_cifar10,
     "mnist": write_mnist,
+    "fashion_mnist": write_mnist,  # the IDX files the Debian package ships (gzipped there; both are read)
     "voc": _voc,
     "coco": _coco,
     "deepforest": write_deepforest_files,
@@ -104,6 +105,8 @@ def smoke_values(cfg: dict, roots: dict) -> dict:
         values["data.root"] = str(roots[data["name"]])
     if data["kwargs"].get("val_size"):  # a hold-out sized for the real set, larger than the fixture
         values["data.kwargs.val_size"] = 8
+    if data["kwargs"].get("train_size"):  # a subset sized for the real set, larger than the fixture
+        values["data.kwargs.train_size"] = 16
     if data["name"] in ("voc", "coco", "deepforest"):
         values["batch_size"] = 2
     if data["name"] == "imagefolder":  # ImageNet-size inputs: the card's small test size
@@ -212,6 +215,20 @@ SMALL = [
     pytest.param("unireplknet_digits",
                  marks=pytest.mark.claim(paper=13, artefact="unireplknet_digits", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
     pytest.param("vovnet_digits", marks=pytest.mark.claim(paper=53, artefact="vovnet_digits", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    # Fashion-MNIST rows of docs/fashion_mnist.md (scripts/fashion_table.py)
+    pytest.param("bignas_fashion", marks=pytest.mark.claim(paper=56, artefact="bignas_fashion", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("cnn_svm_fashion", marks=pytest.mark.claim(paper=40, artefact="cnn_svm_fashion", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("convnext_dcls_fashion", marks=pytest.mark.claim(paper=39, artefact="convnext_dcls_fashion", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("eca_resnet18_fashion", marks=pytest.mark.claim(paper=43, artefact="eca_resnet18_fashion", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("ela_resnet18_fashion", marks=pytest.mark.claim(paper=10, artefact="ela_resnet18_fashion", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("ibnnet_fashion", marks=pytest.mark.claim(paper=37, artefact="ibnnet_fashion", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("inception_v4_fashion", marks=pytest.mark.claim(paper=33, artefact="inception_v4_fashion", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("lsnet_fashion", marks=pytest.mark.claim(paper=18, artefact="lsnet_fashion", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("replknet_fashion", marks=pytest.mark.claim(paper=11, artefact="replknet_fashion", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("simplenet_fashion", marks=pytest.mark.claim(paper=32, artefact="simplenet_fashion", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("spartan_fashion", marks=pytest.mark.claim(paper=21, artefact="spartan_fashion", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("unireplknet_fashion", marks=pytest.mark.claim(paper=13, artefact="unireplknet_fashion", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("vovnet_fashion", marks=pytest.mark.claim(paper=53, artefact="vovnet_fashion", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
 ]
 
 
