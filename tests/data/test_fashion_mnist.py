@@ -11,6 +11,7 @@ once (``make test`` does it) and fail, naming the command, when the cache is emp
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 import subprocess
 from collections import Counter
@@ -265,3 +266,37 @@ def test_fetched_opencv_digits():
     # every cell holds a digit (some ink), none is blank
     ink = x.reshape(5000, -1).max(1)
     assert (ink > 128).all()
+
+
+# --- the table command --------------------------------------------------------------------------------------
+
+def _table_script():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "fashion_table.py"
+    spec = importlib.util.spec_from_file_location("fashion_table", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_fashion_table_writes_one_row_per_family_and_errors_in_one_line(tmp_path, cache, capsys):
+    ft = _table_script()
+    names = ft.fashion_recipes()
+    assert len(names) == 13 and all(n.endswith("_fashion") for n in names)
+    assert ft.main(["--only", "lsnet_fashion", "--runs", str(tmp_path / "runs")]) == 2  # not fetched: one line
+    err = capsys.readouterr().err
+    assert "run `convzoo data fetch fashion_mnist` first" in err and err.count("\n") == 1
+    assert ft.main(["--only", "nope_fashion"]) == 2 and "not a Fashion-MNIST recipe: nope_fashion" in capsys.readouterr().err
+    assert ft.main(["--reuse", "--runs", str(tmp_path / "runs")]) == 2 and "no saved result" in capsys.readouterr().err
+    for i, n in enumerate(names):
+        (tmp_path / "runs" / n).mkdir(parents=True)
+        row = {"recipe": n, "paper": 1, "model": "m", "params": 1000 + i, "test_acc": 0.8 + i / 100,
+               "best_val_acc": 0.8, "epochs": 3, "train_images": 10000, "size": 28, "wall_s": 60.0, "cpu_s": 100.0}
+        (tmp_path / "runs" / n / "result.json").write_text(json.dumps(row))
+    out = tmp_path / "docs" / "t.md"
+    assert ft.main(["--reuse", "--runs", str(tmp_path / "runs"), "--out", str(out)]) == 0
+    text = out.read_text()
+    rows = [ln for ln in text.splitlines() if ln.startswith("| ") and "_fashion`" in ln]
+    assert len(rows) == 13 and "| 80.00 | 100 | 60 |" in rows[0]
+    assert f"torch {torch.__version__}" in text and "Total: 21.7 CPU-minutes, 13.0 wall-clock minutes" in text
