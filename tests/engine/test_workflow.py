@@ -289,3 +289,10 @@ def test_eval_split_data_and_accelerator_mistakes_are_one_line(tiny, worse, tmp_
     (bare / "best.safetensors").unlink()
     with pytest.raises(ConvzooError, match=r"has no best.safetensors yet"):
         evaluate(bare)
+
+
+def test_data_that_does_not_fit_the_model_is_one_line(tiny, tmp_path):
+    with pytest.raises(ConvzooError, match=r"^model '_tiny_net' cannot take the training batches of '_tiny_blobs' "
+                       r"\(inputs \(16, 1, 8, 8\)\): .*channels.*; give the data another size") as e:
+        run(tiny, tmp_path, "chans", model={"kwargs": {"in_chans": 3}})
+    assert "\n" not in str(e.value)

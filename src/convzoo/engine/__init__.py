@@ -5,10 +5,17 @@ Public API (the CLI's ``convzoo train / eval / predict`` call these)::
     load_recipe(name_or_path, overrides=()) -> dict        # validated, defaults filled
     list_recipes(pattern=None) -> list[str]
     make_recipe(model, data, overrides=(), **fields) -> dict   # alias recipe_for
-    train(recipe, *, overrides=(), out_dir="runs", run_name=None, resume=None, devices=1,
-          num_nodes=1, accelerator="auto", strategy=None, progress=True, callbacks=()) -> RunResult (None on ranks > 0)
-    evaluate(run_or_checkpoint, data=None, split="test", overrides=(), weights=None) -> dict
-    load_run(run_dir, weights="last", device="cpu") -> (model, recipe, task, data_info)
+    train(recipe, *, overrides=(), values=None, out_dir="runs", run_name=None, resume=None, init=None,
+          freeze=None, devices=1, num_nodes=1, accelerator="auto", strategy=None, progress=True,
+          callbacks=()) -> RunResult (None on ranks > 0)
+    evaluate(run_or_checkpoint, data=None, split="test", overrides=(), which="best") -> dict
+    load_run(run_or_checkpoint, which="best", device="cpu") -> (model, recipe, task, data_info)
+
+The workflow: ``train(resume=RUN, values={"epochs": N})`` trains longer on the schedule re-built for N
+epochs; ``train(recipe, init=RUN_OR_FILE, freeze=N)`` fine-tunes; ``evaluate`` / ``load_run`` take a
+run's best checkpoint (``which="last"``: the final weights) or a checkpoint file in a run folder. Recipe
+keys ``early_stopping: {patience, min_delta}``, ``log_every_n_steps`` (``steps.csv``), ``tensorboard``
+and ``checkpoint_every_n_steps`` (exact resume inside long epochs).
 
 Several processes and nodes (see :mod:`convzoo.engine.fit` for details)::
 

@@ -1,9 +1,9 @@
 """``python -m convzoo.engine``: a minimal command line over the engine (the full CLI is ``convzoo``).
 
     python -m convzoo.engine train RECIPE [--set k=v ...] [--out DIR] [--name NAME] [--resume RUN]
-                                    [--devices N] [--num-nodes N] [--accelerator A] [--no-progress]
-                                    [--import FILE_OR_MODULE ...]
-    python -m convzoo.engine eval RUN [--split S] [--data D] [--weights last|best] [--set k=v ...]
+                                    [--init RUN_OR_FILE] [--devices N] [--num-nodes N] [--accelerator A]
+                                    [--no-progress] [--import FILE_OR_MODULE ...]
+    python -m convzoo.engine eval RUN [--split S] [--data D] [--weights best|last] [--set k=v ...]
     python -m convzoo.engine recipes [PATTERN]
 
 ``--import`` loads a Python file or module first, so that models and data sets it registers can be
@@ -44,6 +44,7 @@ def main(argv=None) -> int:
     t.add_argument("--out", default="runs")
     t.add_argument("--name", default=None)
     t.add_argument("--resume", default=None, metavar="RUN_DIR")
+    t.add_argument("--init", default=None, metavar="RUN_OR_FILE")
     t.add_argument("--devices", type=int, default=1)
     t.add_argument("--num-nodes", type=int, default=1)
     t.add_argument("--accelerator", default="auto")
@@ -54,7 +55,7 @@ def main(argv=None) -> int:
     e.add_argument("run")
     e.add_argument("--split", default="test")
     e.add_argument("--data", default=None)
-    e.add_argument("--weights", default=None, choices=["last", "best"])
+    e.add_argument("--weights", default="best", choices=["best", "last"])
     e.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     e.add_argument("--import", dest="imports", action="append", default=[], metavar="FILE_OR_MODULE")
     r = sub.add_parser("recipes", help="list the bundled recipes")
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
             from convzoo.engine import train
 
             res = train(args.recipe, overrides=args.overrides, out_dir=args.out, run_name=args.name,
-                        resume=args.resume, devices=args.devices, num_nodes=args.num_nodes,
+                        resume=args.resume, init=args.init, devices=args.devices, num_nodes=args.num_nodes,
                         accelerator=args.accelerator, strategy=args.strategy, progress=not args.no_progress)
             if res is not None:  # None on the other processes of a distributed run
                 print(json.dumps({"run_dir": str(res.run_dir), "test": res.metrics, "best_epoch": res.best_epoch,
@@ -80,7 +81,7 @@ def main(argv=None) -> int:
             from convzoo.engine import evaluate
 
             print(json.dumps(evaluate(args.run, data=args.data, split=args.split, overrides=args.overrides,
-                                      weights=args.weights)))
+                                      which=args.weights)))
     except ConvzooError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -496,7 +496,10 @@ def _train_epoch(run: _Run, epoch: int, bar: Progress) -> dict[str, float]:
             continue
         if i % accumulate == 0:
             lr = _base_lr(run.optimizers[0])
-        parts = _train_batch(run, i, fabric.to_device(batch))
+        if epoch == run.start and i == skip:
+            parts = _first_batch(run, i, fabric.to_device(batch))
+        else:
+            parts = _train_batch(run, i, fabric.to_device(batch))
         for k, v in parts.items():
             sums[k] = sums.get(k, torch.zeros((), dtype=torch.float64, device=fabric.device)) + v.detach().double()
         group += parts["loss"].detach().double()
@@ -512,6 +515,25 @@ def _train_epoch(run: _Run, epoch: int, bar: Progress) -> dict[str, float]:
         raise ConvzooError(f"training diverged: the loss is {out['train_loss']} in epoch {epoch + 1}; lower "
                            "optimizer.lr or set grad_clip (the last good checkpoint is kept)")
     return out
+
+
+_SHAPE_WORDS = ("size", "shape", "dimension", "channels")
+
+
+def _first_batch(run: _Run, i: int, batch) -> dict[str, torch.Tensor]:
+    """:func:`_train_batch` for the first batch of a run: a shape error there means the data does not fit the
+    model (inputs too small for its strides, other channels): a one-line error naming both."""
+    try:
+        return _train_batch(run, i, batch)
+    except RuntimeError as e:
+        first = (str(e).strip().splitlines() or [""])[0]
+        if not any(w in first.lower() for w in _SHAPE_WORDS):
+            raise
+        x = batch[0] if isinstance(batch, (list, tuple)) and batch else batch
+        shape = f" (inputs {tuple(x.shape)})" if isinstance(x, torch.Tensor) else ""
+        raise ConvzooError(f"model '{run.cfg['model']['name']}' cannot take the training batches of "
+                           f"'{run.cfg['data']['name']}'{shape}: {first}; give the data another size (data.kwargs) "
+                           "or choose a model for these inputs") from None
 
 
 def _after_step(run: _Run, epoch: int, step: int, lr: float, loss: torch.Tensor, sums: dict) -> None:
