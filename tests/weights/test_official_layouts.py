@@ -379,3 +379,60 @@ def test_eca_mobilenetv2_official_layout(tmp_path):
     fixture = load_official("eca_mobilenetv2", eca_mobilenetv2_pairs(), tmp_path, wrap=_eca_main_checkpoint)
     check_shapes(fixture, {"features.1.conv.3.conv.weight": (1, 1, 1), "features.14.conv.4.conv.weight": (1, 1, 3),
                            "classifier.1.weight": (1000, 1280)})
+
+
+# --- RepLKNet: DingXiaoH/RepLKNet-pytorch replknet.py (b76808a) = ours; small_kernel_merged folds on load ------
+
+def replknet_keys(layers=(2, 2, 18, 2), merged: bool = False) -> list[str]:
+    cbn = ["conv.weight"] + [f"bn.{n}" for n in BN]  # conv_bn / conv_bn_relu: conv (no bias), bn, nonlinear
+    keys = [f"stem.{i}.{k}" for i in range(4) for k in cbn]
+    for s, n_blocks in enumerate(layers):
+        for j in range(n_blocks):
+            p, q = f"stages.{s}.blocks.{2 * j}.", f"stages.{s}.blocks.{2 * j + 1}."  # RepLKBlock, ConvFFN
+            keys += [f"{p}pw1.{k}" for k in cbn] + [f"{p}pw2.{k}" for k in cbn]
+            keys += [f"{p}large_kernel.lkb_reparam.{n}" for n in WB] if merged else \
+                [f"{p}large_kernel.{m}.{k}" for m in ("lkb_origin", "small_conv") for k in cbn]
+            keys += [f"{p}prelkb_bn.{n}" for n in BN]
+            keys += [f"{q}preffn_bn.{n}" for n in BN] + [f"{q}pw1.{k}" for k in cbn] + [f"{q}pw2.{k}" for k in cbn]
+        if s < len(layers) - 1:
+            keys += [f"transitions.{s}.{i}.{k}" for i in (0, 1) for k in cbn]
+    return keys + [f"norm.{n}" for n in BN] + ["head.weight", "head.bias"]
+
+
+@pytest.mark.claim(paper=11, artefact="replknet_31b",
+                   claim="the official RepLKNet train-time checkpoint layout loads by create_model(pretrained=PATH)")
+def test_replknet_official_layout(tmp_path):
+    fixture = load_official("replknet_31b", same(replknet_keys()), tmp_path, wrap=lambda s: {"model": s})
+    check_shapes(fixture, {"stages.0.blocks.0.large_kernel.lkb_origin.conv.weight": (128, 1, 31, 31),
+                           "stages.0.blocks.0.large_kernel.small_conv.conv.weight": (128, 1, 5, 5),
+                           "stages.3.blocks.2.large_kernel.lkb_origin.conv.weight": (1024, 1, 13, 13)})
+
+
+@pytest.mark.claim(paper=11, artefact="replknet_31b",
+                   claim="the official small_kernel_merged checkpoint loads into deploy=True (conv-BN pairs folded on load)")
+def test_replknet_official_merged_checkpoint_folds_into_deploy(tmp_path):
+    keys = replknet_keys(merged=True)
+    g = torch.Generator().manual_seed(0)
+    own = convzoo.create_model("replknet_31b").state_dict()  # shapes of the unfolded pairs
+    fixture = {}
+    for k in keys:
+        if k.endswith("num_batches_tracked"):
+            fixture[k] = torch.tensor(0)
+        elif k.endswith("running_var"):
+            fixture[k] = torch.rand(own[k].shape, generator=g) + 0.5
+        elif "lkb_reparam" in k:
+            ref = k.replace("lkb_reparam", "lkb_origin.conv")
+            fixture[k] = torch.randn(own[ref.replace(".bias", ".weight")].shape if k.endswith("weight")
+                                     else own[ref.replace("conv.bias", "bn.bias")].shape, generator=g)
+        else:
+            fixture[k] = torch.randn(own[k].shape, generator=g)
+    torch.save(fixture, tmp_path / "merged.pth")
+    model = convzoo.create_model("replknet_31b", deploy=True, pretrained=tmp_path / "merged.pth").state_dict()
+    for conv in ("stem.0", "stages.1.blocks.2.pw1", "stages.2.blocks.5.pw2", "transitions.2.1"):  # closed form
+        scale = fixture[f"{conv}.bn.weight"] / torch.sqrt(fixture[f"{conv}.bn.running_var"] + 1e-5)
+        torch.testing.assert_close(model[f"{conv}.conv.weight"],
+                                   fixture[f"{conv}.conv.weight"] * scale.reshape(-1, 1, 1, 1))
+        torch.testing.assert_close(model[f"{conv}.conv.bias"],
+                                   fixture[f"{conv}.bn.bias"] - fixture[f"{conv}.bn.running_mean"] * scale)
+    for k in ("stages.0.blocks.0.large_kernel.lkb_reparam.weight", "stages.0.blocks.0.prelkb_bn.running_var", "head.weight"):
+        assert torch.equal(model[k], fixture[k])

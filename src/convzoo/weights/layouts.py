@@ -56,6 +56,33 @@ def _simplenet(state: State, model: nn.Module) -> State:
     return remap_official_state_dict(state, model)
 
 
+_BN_LEAVES = ("weight", "bias", "running_mean", "running_var")
+
+
+def fold_conv_bn(state: State, model: nn.Module) -> State:
+    """Unfolded ``X.conv`` + ``X.bn`` pairs of a file, folded where the model holds ``X.conv`` with a bias and no
+    ``X.bn`` (a deploy structure that folds every conv-BN pair, e.g. RepLKNet's, given the official
+    ``small_kernel_merged`` checkpoint): W' = W s, b' = beta - mean s, s = gamma / sqrt(var + 1e-5)
+    (``nn.BatchNorm2d``'s eps, the official models' BN)."""
+    own = model.state_dict()
+    out = dict(state)
+    for key in own:
+        if not key.endswith(".conv.bias") or key in state:
+            continue
+        base = key.removesuffix(".conv.bias")
+        bn = [f"{base}.bn.{leaf}" for leaf in _BN_LEAVES]
+        if f"{base}.conv.weight" not in state or not all(k in state for k in bn) or f"{base}.bn.weight" in own:
+            continue
+        gamma, beta, mean, var = (state[k].float() for k in bn)
+        scale = gamma / torch.sqrt(var + 1e-5)
+        w = state[f"{base}.conv.weight"]
+        out[f"{base}.conv.weight"] = (w.float() * scale.reshape(-1, *[1] * (w.ndim - 1))).to(w.dtype)
+        out[key] = (beta - mean * scale).to(w.dtype)
+        for k in [*bn, f"{base}.bn.num_batches_tracked"]:
+            out.pop(k, None)
+    return out
+
+
 # Whose keys convzoo's own layout equals, per family (checked by tests/weights/test_official_layouts.py).
 OWN_LAYOUT: dict[str, str] = {
     "unireplknet": "official AILab-CVC/UniRepLKNet unireplknet.py (train-time; deploy=True: the re-parameterised)",
@@ -82,6 +109,8 @@ FAMILY_LAYOUTS: dict[str, tuple[Layout, ...]] = {
                       _family_remap("ecanet")),),
     "ibnnet": (Layout("official XingangPan/IBN-Net densenet_ibn.py", _family_remap("ibnnet")),),
     "simplenet": (Layout("official Coderx7/SimpleNet_Pytorch (either numbering)", _simplenet),),
+    "replknet": (Layout("official DingXiaoH/RepLKNet-pytorch small_kernel_merged (conv-BN pairs folded on load)",
+                        fold_conv_bn),),
 }
 
 _HF = "https://huggingface.co"
