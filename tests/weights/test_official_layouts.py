@@ -436,3 +436,41 @@ def test_replknet_official_merged_checkpoint_folds_into_deploy(tmp_path):
                                    fixture[f"{conv}.bn.bias"] - fixture[f"{conv}.bn.running_mean"] * scale)
     for k in ("stages.0.blocks.0.large_kernel.lkb_reparam.weight", "stages.0.blocks.0.prelkb_bn.running_var", "head.weight"):
         assert torch.equal(model[k], fixture[k])
+
+
+# --- SimpleNet: Coderx7/SimpleNet_Pytorch, checkpoints saved before its refactor (features.N without dropout
+# placeholders after convs; cifar/main.py container) -----------------------------------------------------------
+
+def _simplenet_legacy(table: str, num_classes: int) -> torch.nn.Module:
+    """The pre-refactor official CIFAR model rebuilt from its layer table: conv-BN-ReLU per number, pool +
+    Dropout2d per "p"; ``features`` then ``classifier`` (global max pool between them)."""
+    mods, c = [], 3
+    for tok in table.split():
+        if tok == "p":
+            mods += [torch.nn.MaxPool2d(2, 2), torch.nn.Dropout2d(0.0)]
+            continue
+        k1, out = "k1" in tok, int(tok.removesuffix("k1"))
+        mods += [torch.nn.Conv2d(c, out, 1 if k1 else 3, 1, 0 if k1 else 1), torch.nn.BatchNorm2d(out), torch.nn.ReLU()]
+        c = out
+    ref = torch.nn.Module()
+    ref.features, ref.classifier = torch.nn.Sequential(*mods), torch.nn.Linear(c, num_classes)
+    return ref
+
+
+@pytest.mark.claim(paper=32, artefact="simplenet_cifar_310k",
+                   claim="a pre-refactor official SimpleNet checkpoint (cifar/main.py, module. keys) loads by create_model(pretrained=PATH) with equal outputs")
+def test_simplenet_legacy_official_checkpoint(tmp_path):
+    # official cifar_310k table (imagenet/simplenet.py self.cfg, HEAD 4334c57)
+    ref = _simplenet_legacy("64 32 32 32 p 32 32 64 p 64 64 p 128 256k1 64k1 p 64", 10).eval()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for m in ref.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+    torch.save({"state_dict": {f"module.{k}": v for k, v in ref.state_dict().items()}, "epoch": 3,
+                "best_prec1": 90.0}, tmp_path / "model_best.pth.tar")
+    model = convzoo.create_model("simplenet_cifar_310k", pretrained=tmp_path / "model_best.pth.tar").eval()
+    x = torch.randn(2, 3, 32, 32, generator=g)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), ref.classifier(ref.features(x).amax(dim=(2, 3))))
