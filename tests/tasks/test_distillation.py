@@ -112,7 +112,7 @@ def test_student_without_distillation_head_uses_its_logits_twice(tmp_path):
     path, _ = _teacher(tmp_path)
     torch.manual_seed(4)
     student = convzoo.create_model("lsnet_t", num_classes=4, in_chans=1, **TINY).train()
-    x, y = _batch()
+    x, _ = _batch()
     cls, dist, _ = _method(student, path).heads(x)
     assert cls is dist
 

@@ -101,11 +101,8 @@ class Classification(Task):
 
     @torch.no_grad()
     def pictures(self, model, dataset, run_dir: Path, device) -> list[Path]:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from sklearn.metrics import ConfusionMatrixDisplay
+        """The test confusion matrix, laid out for its number of classes (:mod:`convzoo.tasks.plots`)."""
+        from convzoo.tasks.plots import confusion_counts, confusion_figure
 
         loader = torch.utils.data.DataLoader(dataset, batch_size=256)
         preds, trues = [], []
@@ -113,13 +110,7 @@ class Classification(Task):
         for x, y in loader:
             preds.append(self.scores_to_probs(model(x.to(device)).float()).argmax(-1).cpu())
             trues.append(y)
-        names = list(dataset.info.class_names) or None
-        fig, ax = plt.subplots(figsize=(6, 6))
-        ConfusionMatrixDisplay.from_predictions(torch.cat(trues), torch.cat(preds), display_labels=names,
-                                                ax=ax, colorbar=False, xticks_rotation=90 if names and len(names) > 12 else 0)
-        ax.set_title("confusion matrix (test)")
-        path = Path(run_dir) / "confusion_matrix.png"
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return [path]
+        k = dataset.info.num_classes
+        cm = confusion_counts(torch.cat(trues).numpy(), torch.cat(preds).numpy(), k)
+        names = list(dataset.info.class_names or []) or None
+        return [confusion_figure(cm, names, Path(run_dir) / "confusion_matrix.png", "confusion matrix (test)")]

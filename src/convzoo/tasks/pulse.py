@@ -34,7 +34,8 @@ from convzoo.data.pulses import (
     make_pulse_dataset,
 )
 from convzoo.errors import ConvzooError
-from convzoo.tasks.base import Task, register_task
+from convzoo.tasks.base import IMAGE_SUFFIXES, Task, register_task
+from convzoo.tasks.plots import format_time_ps, time_unit
 from convzoo.tasks.pulse_baselines import ClassicEstimators, crlb
 
 PAPER_RESULT = {"snr_db": PAPER_SNR_DB, "time_res_ps": 60.0, "energy_res_pct": 0.40}  # abstract
@@ -132,6 +133,38 @@ def snr_study(model: nn.Module, cfg: PulseConfig | None = None, snrs=STUDY_SNRS,
     return rows
 
 
+def plot_snr_study(rows: list[dict], path: Path) -> Path:
+    """Resolution vs SNR of :func:`snr_study` rows (CNN, classic estimators, CRLB) into ``path``: x ticks at
+    the measured SNRs, log y axes with plain 1-2-5 labels where a panel spans a decade
+    (:mod:`convzoo.tasks.plots`), times in ps (ns when typical values pass a nanosecond)."""
+    from convzoo.tasks.plots import _plt, apply_snr_axis, apply_value_axis
+
+    plt = _plt()
+    r = {k: [row[k] for row in rows] for k in rows[0]}
+    time_keys = (("cnn_time_ps", "CNN"), ("cfd_time_ps", "CFD"), ("cfd_delay_time_ps", "delay-line CFD"),
+                 ("crlb_time_ps", "CRLB"))
+    energy_keys = (("cnn_energy_pct", "CNN"), ("height_energy_pct", "pulse height"),
+                   ("trapezoid_energy_pct", "trapezoid"), ("crlb_energy_pct", "CRLB"))
+    t_unit, t_factor = time_unit([v for k, _ in time_keys for v in r[k]])
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4.2))
+    for a, keys, factor, ylabel in ((ax[0], time_keys, t_factor, f"time resolution ({t_unit})"),
+                                    (ax[1], energy_keys, 1.0, "energy resolution (%)")):
+        values = []
+        for key, label in keys:
+            ys = [v * factor for v in r[key]]
+            a.plot(r["snr_db"], ys, "o-", label=label)
+            values += ys
+        apply_value_axis(a, values)
+        apply_snr_axis(a, r["snr_db"])
+        a.set_ylabel(ylabel)
+        a.legend(fontsize=9)
+        a.grid(True, which="major", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
 def format_snr_table(rows: list[dict]) -> list[str]:
     """Markdown table of :func:`snr_study` rows."""
     out = [("| SNR (dB) | CNN time (ps) | CFD time (ps) | delay-line CFD (ps) | CRLB time (ps) | CNN energy (%) "
@@ -192,10 +225,26 @@ class PulseRegression(Task):
     input_suffixes = (".npy",)
 
     def read_input(self, path, card, info) -> torch.Tensor:
-        """A ``.npy`` pulse file as a (N, 1, L) batch (see :func:`convzoo.data.pulses.load_pulse_file`)."""
-        if path.suffix.lower() != ".npy":
-            raise ConvzooError(f"{path}: a pulse model reads .npy pulse files, got '{path.suffix}'")
-        return load_pulse_file(path)
+        """A ``.npy`` pulse file as a (N, 1, L) batch (see :func:`convzoo.data.pulses.load_pulse_file`);
+        anything else (an image, a pulse of another length) is one line naming what the model takes."""
+        path = Path(path)
+        size = tuple(info.input_size) if info is not None and info.input_size else tuple(card.input_size)
+        length = int(size[-1])
+        takes = (f"'{card.name}' takes detector pulses of {length} samples: a .npy array of shape "
+                 f"({length},) or (N, {length})")
+        suffix = path.suffix.lower()
+        if suffix != ".npy":
+            what = "an image" if suffix in IMAGE_SUFFIXES else f"a '{suffix or path.name}' file"
+            raise ConvzooError(f"{path} is {what}; {takes}")
+        try:
+            x = load_pulse_file(path)
+        except ConvzooError as e:  # e.g. an image saved as .npy: say what this model takes
+            if "; expected" not in str(e):  # unreadable: the reader's line already says what it expected
+                raise
+            raise ConvzooError(f"{str(e).split('; expected')[0]}; {takes}") from None
+        if x.shape[-1] != length:
+            raise ConvzooError(f"{path} holds pulses of {x.shape[-1]} samples; {takes}")
+        return x
 
     @torch.no_grad()
     def predict(self, model, inputs, dataset=None):
@@ -221,15 +270,17 @@ class PulseRegression(Task):
             trues.append(y.float())
         (tp, ep), (tt, et) = (denormalise(torch.cat(v).double().numpy(), extra) for v in (preds, trues))
         dt_ps, de_pct = (tp - tt) * 1e3, (ep - et) / et * 100
+        t_unit, t_factor = time_unit(dt_ps)  # ps for a trained model, ns for a wild one
         fig, ax = plt.subplots(2, 2, figsize=(10, 8))
-        for col, (p, t, err, label, unit, eunit) in enumerate(((tp, tt, dt_ps, "arrival time", "ns", "ps"),
-                                                               (ep, et, de_pct, "energy", "a.u.", "%"))):
+        for col, (p, t, err, label, unit, eunit, std) in enumerate((
+                (tp, tt, dt_ps * t_factor, "arrival time", "ns", t_unit, format_time_ps(np.std(dt_ps, ddof=1))),
+                (ep, et, de_pct, "energy", "a.u.", "%", f"{np.std(de_pct, ddof=1):.3g} %"))):
             ax[0, col].scatter(t, p, s=2, alpha=0.4)
             lo, hi = float(min(t.min(), p.min())), float(max(t.max(), p.max()))
             ax[0, col].plot([lo, hi], [lo, hi], "k--", lw=0.8)
             ax[0, col].set_xlabel(f"true {label} ({unit})")
             ax[0, col].set_ylabel(f"predicted {label} ({unit})")
-            ax[0, col].set_title(f"{label}: std {np.std(err, ddof=1):.3g} {eunit}")
+            ax[0, col].set_title(f"{label}: std {std}")
             ax[1, col].scatter(t, err, s=2, alpha=0.4)  # residuals show bias and phase structure
             ax[1, col].axhline(0.0, color="k", lw=0.8)
             ax[1, col].set_xlabel(f"true {label} ({unit})")
@@ -246,26 +297,7 @@ class PulseRegression(Task):
         return paths
 
     def _plot_study(self, path: Path) -> Path:
-        import matplotlib.pyplot as plt
-
-        r = {k: [row[k] for row in self.study_rows] for k in self.study_rows[0]}
-        fig, ax = plt.subplots(1, 2, figsize=(10, 4))
-        for key, label in (("cnn_time_ps", "CNN"), ("cfd_time_ps", "CFD"), ("cfd_delay_time_ps", "delay-line CFD"),
-                           ("crlb_time_ps", "CRLB")):
-            ax[0].semilogy(r["snr_db"], r[key], "o-", label=label)
-        for key, label in (("cnn_energy_pct", "CNN"), ("height_energy_pct", "pulse height"),
-                           ("trapezoid_energy_pct", "trapezoid"), ("crlb_energy_pct", "CRLB")):
-            ax[1].semilogy(r["snr_db"], r[key], "o-", label=label)
-        ax[0].set_ylabel("time resolution (ps)")
-        ax[1].set_ylabel("energy resolution (%)")
-        for a in ax:
-            a.set_xlabel("SNR (dB)")
-            a.legend()
-            a.grid(True, which="both", alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return path
+        return plot_snr_study(self.study_rows, path)
 
     def report(self, results: dict[str, float], dataset) -> list[str]:
         extra = _extra(dataset)

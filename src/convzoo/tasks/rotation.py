@@ -120,7 +120,6 @@ class Rotation(Task):
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        from sklearn.metrics import ConfusionMatrixDisplay
 
         model.eval()
         run_dir = Path(run_dir)
@@ -144,20 +143,17 @@ class Rotation(Task):
         fig.savefig(examples, dpi=100)
         plt.close(fig)
         # the 4 x 4 confusion matrix over the split
+        from convzoo.tasks.plots import confusion_counts, confusion_figure
+
         loader = torch.utils.data.DataLoader(dataset, batch_size=64, collate_fn=self.collate)
         preds, trues = [], []
         for batch in loader:
             xb, yb = self._pair(batch)
             preds.append(model(xb.to(device)).float().argmax(-1).cpu())
             trues.append(yb)
-        fig, ax = plt.subplots(figsize=(4.5, 4.5))
-        ConfusionMatrixDisplay.from_predictions(torch.cat(trues), torch.cat(preds), labels=list(range(len(ANGLES))),
-                                                display_labels=[f"{a}°" for a in ANGLES], ax=ax, colorbar=False)
-        ax.set_title("rotation confusion matrix (test)")
-        fig.tight_layout()
-        confusion = run_dir / "rotation_confusion.png"
-        fig.savefig(confusion, dpi=100)
-        plt.close(fig)
+        cm = confusion_counts(torch.cat(trues).numpy(), torch.cat(preds).numpy(), len(ANGLES))
+        confusion = confusion_figure(cm, [f"{a}°" for a in ANGLES], run_dir / "rotation_confusion.png",
+                                     "rotation confusion matrix (test)")
         return [examples, confusion]
 
     def report(self, results: dict[str, float], dataset) -> list[str]:
