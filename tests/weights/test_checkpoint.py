@@ -203,6 +203,7 @@ def test_no_tensors(tmp_path):
     ("eca_resnet50", "BangguWu/ECANet"),
     ("convnext_dcls_tiny", "zenodo.org/record/7112021/files/convnext_dcls_tiny_1k_224_ema.pth"),
     ("inception_v4", "inception_v4.tf_in1k"),
+    ("ssd300", "COCO_V1"),
     ("bignas_s", "convzoo train"),
 ])
 def test_pretrained_true_says_where_weights_are(name, says):

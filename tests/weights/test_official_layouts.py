@@ -474,3 +474,17 @@ def test_simplenet_legacy_official_checkpoint(tmp_path):
     x = torch.randn(2, 3, 32, 32, generator=g)
     with torch.no_grad():
         torch.testing.assert_close(model(x), ref.classifier(ref.features(x).amax(dim=(2, 3))))
+
+
+# --- SSD300: torchvision ssd300_vgg16 (the card's reference) ------------------------------------------------
+
+def test_torchvision_ssd300_state_dict_loads(tmp_path):
+    import torchvision
+
+    from convzoo.models.ssd import remap_torchvision
+
+    ref = torchvision.models.detection.ssd300_vgg16(weights=None, weights_backbone=None, num_classes=21)
+    torch.save(ref.state_dict(), tmp_path / "ssd300_vgg16.pth")
+    model = convzoo.create_model("ssd300", pretrained=tmp_path / "ssd300_vgg16.pth").state_dict()
+    expected = remap_torchvision(ref.state_dict())  # tests/models/test_ssd.py proves its outputs equal torchvision's
+    assert set(expected) == set(model) and all(torch.equal(model[k], v) for k, v in expected.items())

@@ -11,7 +11,8 @@ shape; ties go to the first listed). Layouts, per family:
 - the authors' layouts that differ from ours (:data:`FAMILY_LAYOUTS`), renamed by the converter the
   family file already provides (``remap_state_dict``): official VoVNet-V1 (VoVNet.pytorch) and V2
   (vovnet-detectron2), official ConvNeXt / ConvNeXt-dcls, official ECA-MobileNetV2 and timm's ECA
-  ResNets, official DenseNet-IBN-a, official SimpleNet (both numberings).
+  ResNets, official DenseNet-IBN-a, official SimpleNet (both numberings), torchvision's SSD300-VGG16, and
+  RepLKNet's official re-parameterised files (conv-BN pairs folded on load, :func:`fold_conv_bn`).
 
 Each family's release places (:data:`RELEASES`) and timm's pretrained tags (:data:`TIMM_WEIGHTS`)
 make the line that ``pretrained=True`` prints when no weights ship inside convzoo.
@@ -109,6 +110,7 @@ FAMILY_LAYOUTS: dict[str, tuple[Layout, ...]] = {
                       _family_remap("ecanet")),),
     "ibnnet": (Layout("official XingangPan/IBN-Net densenet_ibn.py", _family_remap("ibnnet")),),
     "simplenet": (Layout("official Coderx7/SimpleNet_Pytorch (either numbering)", _simplenet),),
+    "ssd": (Layout("torchvision ssd300_vgg16", _family_remap("ssd", "remap_torchvision")),),
     "replknet": (Layout("official DingXiaoH/RepLKNet-pytorch small_kernel_merged (conv-BN pairs folded on load)",
                         fold_conv_bn),),
 }
@@ -128,6 +130,8 @@ RELEASES: dict[str, str] = {
     "ecanet": "the authors' Google Drive / Baidu files linked from the BangguWu/ECANet README (e.g. eca_resnet50_k3557)",
     "simplenet": "the authors' GitHub releases of Coderx7/SimpleNet_Pytorch",
 }
+_SSD300 = ("torchvision's COCO weights (save torchvision.models.detection.ssd300_vgg16(weights='COCO_V1').state_dict() "
+           "with torch.save; 91 classes: num_classes=91)")
 _VOVNET_V1 = (f"the authors' V1 file {_DROPBOX}/1lnzsgnixd8gjra/vovnet39_torchvision.pth (vovnet57: "
               f"{_DROPBOX}/6bfu9gstbwfw31m/vovnet57_torchvision.pth; stigma0617/VoVNet.pytorch), built with residual=True")
 _VOVNET_V2 = (f"the authors' ImageNet backbone {_DROPBOX}/q98pypf96rhtd8y/vovnet39_ese_detectron2.pth (57: "
@@ -146,6 +150,8 @@ def _release(card) -> str | None:
         if name.startswith("convnext_dcls"):
             return f"the authors' file https://zenodo.org/record/7112021/files/{name}_1k_224_ema.pth (K-H-Ismail/ConvNeXt-dcls)"
         return f"the authors' file https://dl.fbaipublicfiles.com/convnext/{name}_1k_224_ema.pth (facebookresearch/ConvNeXt)"
+    if name == "ssd300":
+        return _SSD300
     if family in ("lsnet", "ibnnet"):
         return RELEASES[family].format(name=name)
     return RELEASES.get(family)
