@@ -71,7 +71,8 @@ def test_containers(wrap, picks, source, tmp_path):
 
 def test_timm_spelling_pretrained_cfg_overlay(source, tmp_path):
     torch.save(source.state_dict(), tmp_path / "w.pth")
-    model = convzoo.create_model(NAME, pretrained=True, pretrained_cfg_overlay=dict(file=str(tmp_path / "w.pth")))
+    # timm's users write pretrained_cfg_overlay=dict(file=PATH)
+    model = convzoo.create_model(NAME, pretrained=True, pretrained_cfg_overlay={"file": str(tmp_path / "w.pth")})
     assert _equal(source, model)
 
 

@@ -148,7 +148,7 @@ def test_lsnet_official_layout(tmp_path):
 def spartan_keys(depths=(3, 3, 12, 2)) -> list[str]:
     keys = ["conv.0.conv.weight"] + [f"conv.0.norm.{n}" for n in BN] + ["conv.1.conv.weight"] + \
         [f"conv.1.norm.{n}" for n in BN]
-    se = lambda p: [f"{p}.{m}.{n}" for m in ("squeeze", "expand") for n in WB]  # noqa: E731
+    se = lambda p: [f"{p}.{m}.{n}" for m in ("squeeze", "expand") for n in WB]
     n_ = 0
     for layer, depth in enumerate(depths):
         for _ in range(depth):

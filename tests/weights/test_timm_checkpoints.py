@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn as nn
+from torch import nn
 
 import convzoo
 from convzoo.registry import _REGISTRY, _load_all

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from convzoo.errors import ConvzooError
 
@@ -110,7 +110,7 @@ def _load_fitted(model: nn.Module, card, state: dict[str, torch.Tensor], what: s
 
     own = model.state_dict()
     heads = classifier_prefixes(model)
-    in_head = lambda k: k.startswith(heads) if heads else False  # noqa: E731
+    in_head = lambda k: k.startswith(heads) if heads else False
     left_out = [k for k in state if in_head(k) and (k not in own or tuple(own[k].shape) != tuple(state[k].shape))]
     state = {k: v for k, v in state.items() if k not in left_out}
     shape = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]

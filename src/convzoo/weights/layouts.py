@@ -24,12 +24,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from convzoo.errors import ConvzooError
 
-__all__ = ["FAMILY_LAYOUTS", "Layout", "OWN_LAYOUT", "RELEASES", "TIMM_WEIGHTS", "best_layout", "candidates",
-           "where_weights"]
+__all__ = [
+    "FAMILY_LAYOUTS",
+    "OWN_LAYOUT",
+    "RELEASES",
+    "TIMM_WEIGHTS",
+    "Layout",
+    "best_layout",
+    "candidates",
+    "where_weights",
+]
 
 State = dict[str, torch.Tensor]
 
