@@ -734,3 +734,48 @@ def test_resnet50_dcls_forward_backward_and_clamp():
     assert model.layer3.P.abs().max() == 3  # +-(S // 2)
     with pytest.raises(ConvzooError):
         convzoo.create_model("resnet50_dcls", dcls_kernel_count=0)
+
+
+# --- timm's arguments and preprocessing (issue 9) ----------------------------------------------------------
+
+@pytest.mark.claim(paper=39, artefact="convnext_tiny", claim="card preprocessing = timm's resolve_data_config of convnext_tiny.fb_in1k")
+@pytest.mark.claim(paper=39, artefact="convnext_small", claim="card preprocessing = timm's resolve_data_config of convnext_small.fb_in1k")
+@pytest.mark.claim(paper=39, artefact="convnext_base", claim="card preprocessing = timm's resolve_data_config of convnext_base.fb_in1k")
+@pytest.mark.parametrize("name", ["convnext_tiny", "convnext_small", "convnext_base"])
+def test_data_config_matches_timm(name):
+    import timm
+    from timm.data import resolve_data_config
+
+    # the paper's ImageNet-1K weights are timm's ".fb_in1k" tag (the untagged default is the in12k fine-tune)
+    with torch.device("meta"):
+        reference = timm.create_model(f"{name}.fb_in1k", pretrained=False)
+    assert convzoo.data_config(name) == resolve_data_config(model=reference)
+
+
+@pytest.mark.claim(paper=39, artefact="convnext_dcls_tiny", claim="card preprocessing = official datasets.py eval transform")
+def test_dcls_preprocessing_is_the_official_eval_transform():
+    # official K-H-Ismail/ConvNeXt-dcls datasets.py build_transform(is_train=False) below 384 px: crop_pct default
+    # 224 / 256, Resize(int(224 / crop_pct), BICUBIC), CenterCrop(224), ImageNet mean/std (main.py default)
+    for name in ("convnext_dcls_tiny", "convnext_dcls_small", "convnext_dcls_base"):
+        assert convzoo.data_config(name) == {"input_size": (3, 224, 224), "interpolation": "bicubic",
+                                             "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),
+                                             "crop_pct": 0.875, "crop_mode": "center"}
+
+
+@pytest.mark.claim(paper=39, artefact="convnext_tiny", claim="global_pool avg/max/avgmax/'' before the LayerNorm head as timm's NormMlpClassifierHead; catavgmax refused")
+@pytest.mark.parametrize("pool", ["avg", "max", "avgmax", ""])
+def test_global_pool_matches_timm_norm_head(pool):
+    import timm
+
+    torch.manual_seed(0)
+    ours = convzoo.create_model("convnext_tiny", num_classes=7, global_pool=pool, depths=(1, 1, 1, 1)).eval()
+    ref = timm.create_model("convnext_tiny", num_classes=7, global_pool=pool, depths=(1, 1, 1, 1)).eval()
+    state = ref.state_dict()
+    if pool == "":  # timm's unpooled head is a 1x1 conv: the same weights as our per-position linear
+        state = {k: v.flatten(1) if k == "head.fc.weight" else v for k, v in state.items()}
+    ours.load_state_dict(state)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), ref(x), atol=1e-5, rtol=1e-4)
+    with pytest.raises(ConvzooError, match="catavgmax"):
+        convzoo.create_model("convnext_tiny", global_pool="catavgmax")

@@ -49,7 +49,8 @@ from torchvision.ops import StochasticDepth
 
 from convzoo.errors import ConvzooError
 from convzoo.layers.dcls import Dcls2d, SharedPositions, position_parameters, repulsion_loss
-from convzoo.layers.head import StagedBackbone
+from convzoo.layers.drop_path import check_drop_rate
+from convzoo.layers.head import SelectAdaptivePool, StagedBackbone, apply_fc, check_pool, make_fc
 from convzoo.registry import ModelCard, register_model
 
 __all__ = ["CONVNEXT_CFGS", "ConvNeXt", "ConvNeXtBlock", "ConvNeXtStage", "LayerNorm2d", "remap_state_dict"]
@@ -138,22 +139,41 @@ class ConvNeXtStage(SharedPositions, nn.Module):
         return x
 
 
-class NormHead(nn.Module):
-    """Global average pool -> LayerNorm -> dropout -> linear (timm's NormMlpClassifierHead keys)."""
+def check_norm_pool(pool: str | None) -> str:
+    """timm's ``global_pool`` values a pool -> LayerNorm(C) head takes: all but "catavgmax", whose doubled
+    width the norm cannot take (timm's NormMlpClassifierHead refuses it too)."""
+    pool = check_pool(pool)
+    if pool == "catavgmax":
+        raise ConvzooError("global_pool 'catavgmax' doubles the pooled width, which a LayerNorm head cannot take "
+                           "(as in timm); use 'avg', 'max', 'avgmax' or ''")
+    return pool
 
-    def __init__(self, in_features: int, num_classes: int, drop_rate: float = 0.0):
+
+def norm_channels(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A norm over C of a pooled (B, C) tensor, or at every position of an unpooled (B, C, *spatial) map."""
+    return norm(x) if x.dim() == 2 else norm(x.movedim(1, -1)).movedim(-1, 1)
+
+
+class NormHead(nn.Module):
+    """Global pool (avg) -> LayerNorm -> dropout -> linear (timm's NormMlpClassifierHead keys). With
+    ``pool=""`` the norm and the linear act at every position (timm's unpooled head)."""
+
+    def __init__(self, in_features: int, num_classes: int, drop_rate: float = 0.0, pool: str = "avg"):
         super().__init__()
         self.in_features = in_features
+        self.global_pool = SelectAdaptivePool(check_norm_pool(pool))
         self.norm = nn.LayerNorm(in_features, eps=1e-6)
         self.drop = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(in_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.fc = make_fc(in_features, num_classes)
 
-    def reset(self, num_classes: int) -> None:
-        self.fc = nn.Linear(self.in_features, num_classes) if num_classes > 0 else nn.Identity()
+    def reset(self, num_classes: int, pool: str | None = None) -> None:
+        if pool is not None:
+            self.global_pool = SelectAdaptivePool(check_norm_pool(pool))
+        self.fc = make_fc(self.in_features, num_classes)
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.norm(x.mean((2, 3)))  # (B, C, H, W) -> (B, C)
-        return x if pre_logits else self.fc(self.drop(x))
+        x = norm_channels(self.norm, self.global_pool(x))  # (B, C, H, W) -> (B, C)
+        return x if pre_logits else apply_fc(self.fc, self.drop(x))
 
 
 # --- the network --------------------------------------------------------------------------------------
@@ -176,6 +196,7 @@ class ConvNeXt(StagedBackbone):
         drop_path_rate: stochastic depth, linear in depth from 0 to this value (0.1 T, 0.4 S, 0.5 B).
         drop_rate: dropout before the classifier.
         num_classes: 0 gives the pooled, normalised embedding; in_chans: input channels.
+        global_pool: timm's pool before the head's LayerNorm ("avg"; "max", "avgmax", "" as well).
     """
 
     def __init__(self, depths: Sequence[int] = (3, 3, 9, 3), dims: Sequence[int] = (96, 192, 384, 768),
@@ -183,15 +204,15 @@ class ConvNeXt(StagedBackbone):
                  dcls_version: str = "bilinear", dcls_shared_positions: bool = True,
                  repulsion_weight: float = 1.0, repulsion_start_epoch: int = 21, patch_size: int = 4,
                  ls_init_value: float | None = 1e-6, head_init_scale: float = 1.0, drop_path_rate: float = 0.0,
-                 drop_rate: float = 0.0, num_classes: int = 1000, in_chans: int = 3):
+                 drop_rate: float = 0.0, num_classes: int = 1000, in_chans: int = 3, global_pool: str = "avg"):
         super().__init__()
         if len(depths) != 4 or len(dims) != 4:
             raise ConvzooError(f"ConvNeXt needs 4 depths and 4 dims, got {tuple(depths)} and {tuple(dims)}")
         if dcls_kernel_count is not None and (dcls_kernel_count < 1 or dcls_kernel_size < 1):
             raise ConvzooError(f"DCLS needs kernel_count >= 1 and dilated_kernel_size >= 1, "
                                f"got {dcls_kernel_count} and {dcls_kernel_size}")
-        if not 0 <= drop_path_rate < 1:
-            raise ConvzooError(f"drop_path_rate must be in [0, 1), got {drop_path_rate}")
+        check_drop_rate(drop_path_rate)
+        check_drop_rate(drop_rate, "drop_rate")
         dcls = None if dcls_kernel_count is None else {
             "kernel_count": dcls_kernel_count, "dilated_kernel_size": dcls_kernel_size,
             "version": dcls_version, "shared": dcls_shared_positions}
@@ -209,7 +230,7 @@ class ConvNeXt(StagedBackbone):
             self.feature_info.append({"num_chs": cin, "reduction": patch_size * 2 ** i, "module": f"stages.{i}"})
         self.stages = nn.Sequential(*stages)
         self.num_features = cin
-        self.head = NormHead(cin, num_classes, drop_rate)
+        self.head = NormHead(cin, num_classes, drop_rate, global_pool)
         self._init_weights(head_init_scale)
 
     @torch.no_grad()
@@ -325,6 +346,10 @@ def _card(name: str) -> ModelCard:
         source=("DCLS paper Sec. 5.1 and official ConvNeXt-dcls models/convnext_dcls.py (S=17, Kc 34/40, v0, "
                 "P shared per stage)") if dcls else "Liu et al. 2022 Sec. 2 / Table 9; timm convnext.py",
         notes=f"ImageNet-1K top-1 {top1} % (README){'; ConvNeXt baseline of paper 39' if not dcls else ''}",
+        # eval transform of the ImageNet-1K weights: official ConvNeXt-dcls datasets.py build_transform (bicubic
+        # Resize(224 / crop_pct), crop_pct default 224 / 256, CenterCrop, ImageNet mean/std) = timm's
+        # pretrained_cfg of convnext_*.fb_in1k (timm's untagged default is the in12k fine-tune, crop 0.95)
+        interpolation="bicubic", crop_pct=224 / 256,
     )
 
 

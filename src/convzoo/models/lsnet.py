@@ -57,7 +57,8 @@ from torchvision.ops import StochasticDepth
 
 from convzoo.errors import ConvzooError
 from convzoo.layers.fuse import fuse_conv_bn
-from convzoo.layers.head import Backbone
+from convzoo.layers.head import Backbone, SelectAdaptivePool
+from convzoo.models.convnext_dcls import check_norm_pool
 from convzoo.layers.lsconv import Conv2dBN, LSConv
 from convzoo.registry import ModelCard, register_model
 
@@ -280,13 +281,15 @@ class LSNet(Backbone):
             blocks (as timm and DeiT; the official ``Residual`` supports it, the official model sets 0).
         deploy: build the structure ``convzoo.deploy`` leaves (Conv-BN and BN-Linear folded, RepVGGDW one
             conv), so the deployed state dict loads key for key.
+        global_pool: timm's pool before the BN1d head ("avg"; "max", "avgmax"; "" applies the head at every
+            position). "catavgmax" is refused: the head's BN has the stage width.
     """
 
     def __init__(self, embed_dim: Sequence[int] = (64, 128, 256, 384), depth: Sequence[int] = (0, 2, 8, 10),
                  num_heads: Sequence[int] = (3, 3, 3, 4), key_dim: Sequence[int] = (16, 16, 16, 16),
                  img_size: int = 224, lks: int = 7, sks: int = 3, groups: int = 8, distillation: bool = False,
                  num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0, drop_path_rate: float = 0.0,
-                 deploy: bool = False):
+                 deploy: bool = False, global_pool: str = "avg"):
         super().__init__()
         embed_dim, depth, num_heads, key_dim = map(tuple, (embed_dim, depth, num_heads, key_dim))
         if not all(len(s) == 4 for s in (embed_dim, depth, num_heads, key_dim)):
@@ -299,6 +302,7 @@ class LSNet(Backbone):
             raise ConvzooError(f"drop_rate and drop_path_rate must be in [0, 1), got {drop_rate!r}, {drop_path_rate!r}")
         self.num_classes, self.distillation, self.num_features = num_classes, distillation, embed_dim[-1]
         self.drop_rate, self.deploy = drop_rate, deploy
+        self.global_pool = SelectAdaptivePool(check_norm_pool(global_pool))
         # stem: (B, in_chans, H, W) -> (B, C0, H/8, W/8)
         c0 = embed_dim[0]
         self.patch_embed = nn.Sequential(Conv2dBN(in_chans, c0 // 4, 3, 2, 1, deploy=deploy), nn.ReLU(),
@@ -339,17 +343,16 @@ class LSNet(Backbone):
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False, return_both: bool = False):
         """Pool and classify; with the distillation head, the mean of both heads, or with
         ``return_both`` the pair (class-head logits, distillation-head logits)."""
-        if x.dim() == 4:
-            x = x.mean((2, 3))  # (B, C)
+        x = self.global_pool(x)  # (B, C, H, W) -> (B, C); unpooled with global_pool ""
         if pre_logits:
             return x
         if return_both:
             if not self.distillation or self.num_classes == 0:
                 raise ConvzooError("return_both needs a model built with distillation=True and num_classes > 0")
-            return self.head(x), self.head_dist(x)
+            return _at_positions(self.head, x), _at_positions(self.head_dist, x)
         if self.distillation and self.num_classes > 0:
-            return (self.head(x) + self.head_dist(x)) / 2
-        return self.head(x)
+            return (_at_positions(self.head, x) + _at_positions(self.head_dist, x)) / 2
+        return _at_positions(self.head, x)
 
     def forward(self, x: torch.Tensor, return_both: bool = False):
         """Logits (B, num_classes); ``return_both=True`` (distillation head only) gives the pair.
@@ -366,7 +369,9 @@ class LSNet(Backbone):
     def get_classifier(self) -> nn.Module:
         return self.head.l if isinstance(self.head, BNLinear) else self.head
 
-    def reset_classifier(self, num_classes: int) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        if global_pool is not None:
+            self.global_pool = SelectAdaptivePool(check_norm_pool(global_pool))
         self.num_classes = num_classes
         make = lambda: (BNLinear(self.num_features, num_classes, drop=self.drop_rate, deploy=self.deploy)
                         if num_classes > 0 else nn.Identity())
@@ -377,6 +382,14 @@ class LSNet(Backbone):
     def no_weight_decay(self) -> set[str]:
         """Parameter names the official optimiser keeps out of weight decay (attention bias tables)."""
         return {n for n, _ in self.named_parameters() if "attention_biases" in n}
+
+
+def _at_positions(head: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``head`` on pooled (B, C), or at every position of an unpooled (B, C, *spatial) map -> (B, K, *spatial)."""
+    if x.dim() == 2:
+        return head(x)
+    b, c, *spatial = x.shape
+    return head(x.movedim(1, -1).reshape(-1, c)).reshape(b, *spatial, -1).movedim(-1, 1)
 
 
 # --- variants (official lsnet.py; fact sheet G1a "Paper 18" Sec. 3) ------------------------------------

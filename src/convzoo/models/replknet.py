@@ -55,7 +55,7 @@ from torchvision.ops import StochasticDepth
 
 from convzoo.errors import ConvzooError
 from convzoo.layers.fuse import fuse_conv_bn
-from convzoo.layers.head import Backbone
+from convzoo.layers.head import Backbone, SelectAdaptivePool, apply_fc, create_classifier, make_fc
 from convzoo.registry import ModelCard, register_model
 
 __all__ = ["REPLKNET_CFGS", "ConvFFN", "RepLKBlock", "RepLKNet", "RepLKNetStage", "ReparamLargeKernelConv"]
@@ -277,13 +277,14 @@ class RepLKNet(Backbone):
             (pairs unfolded) load too, folded on load.
         norm_intermediate_features: a BN on each stage output in ``features`` (official XL downstream).
         drop_rate: dropout before the classifier (official: none).
+        global_pool: timm's pool after the final BN ("avg"; "max", "avgmax", "catavgmax", "").
     """
 
     def __init__(self, large_kernel_sizes: Sequence[int] = (31, 29, 27, 13), layers: Sequence[int] = (2, 2, 18, 2),
                  channels: Sequence[int] = (128, 256, 512, 1024), small_kernel: int | None = 5,
                  dw_ratio: float = 1.0, ffn_ratio: float = 4.0, drop_path_rate: float = 0.0, in_chans: int = 3,
                  num_classes: int = 1000, use_checkpoint: bool = False, deploy: bool = False,
-                 norm_intermediate_features: bool = False, drop_rate: float = 0.0):
+                 norm_intermediate_features: bool = False, drop_rate: float = 0.0, global_pool: str = "avg"):
         super().__init__()
         kernels, layers, channels = (tuple(int(v) for v in s) for s in (large_kernel_sizes, layers, channels))
         n = len(layers)
@@ -317,7 +318,7 @@ class RepLKNet(Backbone):
         self.num_features = channels[-1]
         self.norm = nn.BatchNorm2d(channels[-1])
         self.head_drop = nn.Dropout(drop_rate)
-        self.head = nn.Linear(channels[-1], num_classes) if num_classes > 0 else nn.Identity()
+        self.global_pool, self.head = create_classifier(channels[-1], num_classes, global_pool)
 
     # -- forward ------------------------------------------------------------------------------------------
     def _stem(self, x: torch.Tensor) -> torch.Tensor:
@@ -345,15 +346,23 @@ class RepLKNet(Backbone):
         return out
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.head_drop(self.norm(x).mean((-2, -1)))  # (B, C, h, w) -> BN -> (B, C)
-        return x if pre_logits else self.head(x)
+        x = self.head_drop(self.global_pool(self.norm(x)))  # (B, C, h, w) -> BN -> (B, C)
+        return x if pre_logits else apply_fc(self.head, x)
 
     def get_classifier(self) -> nn.Module:
         return self.head
 
-    def reset_classifier(self, num_classes: int) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        if global_pool is not None:
+            self.global_pool = SelectAdaptivePool(global_pool)
+        self.head = make_fc(self.num_features * self.global_pool.feat_mult(), num_classes)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """timm's switch for the official ``use_checkpoint``: every block recomputed in the backward pass."""
+        for stage in self.stages:
+            stage.use_checkpoint = enable
+        self.grad_checkpointing = enable
 
     # -- re-parameterisation --------------------------------------------------------------------------------
     def reparameterize(self) -> None:

@@ -49,7 +49,8 @@ from convzoo.errors import ConvzooError
 from convzoo.layers.dilated_reparam import BRANCHES, DilatedReparamBlock
 from convzoo.layers.fuse import fuse_conv_bn
 from convzoo.layers.grn import GlobalResponseNorm
-from convzoo.layers.head import Backbone
+from convzoo.layers.head import Backbone, SelectAdaptivePool, apply_fc
+from convzoo.models.convnext_dcls import check_norm_pool, norm_channels
 from convzoo.registry import ModelCard, register_model
 
 __all__ = ["KERNEL_PLANS", "PRETRAINED", "RECIPES_IN1K", "UNIREPLKNET_CFGS", "LayerNorm2d", "SEBlock",
@@ -208,13 +209,14 @@ class UniRepLKNet(Backbone):
         features_only: the official downstream structure: LN ``norm0..norm3`` on the stage outputs, no
             head; ``forward`` returns the four maps.
         drop_rate: dropout before the classifier (official: none).
+        global_pool: timm's pool before the head's LayerNorm ("avg"; "max", "avgmax", "" as well).
     """
 
     def __init__(self, in_chans: int = 3, num_classes: int = 1000, depths: Sequence[int] = (3, 3, 27, 3),
                  dims: Sequence[int] = (96, 192, 384, 768), kernel_sizes: Sequence[Sequence[int]] | None = None,
                  drop_path_rate: float = 0.0, layer_scale_init_value: float | None = 1e-6,
                  head_init_scale: float = 1.0, deploy: bool = False, features_only: bool = False,
-                 drop_rate: float = 0.0):
+                 drop_rate: float = 0.0, global_pool: str = "avg"):
         super().__init__()
         depths, dims = tuple(int(d) for d in depths), tuple(int(c) for c in dims)
         if len(depths) != 4 or len(dims) != 4 or min(depths) < 1 or min(dims) < 4:
@@ -258,6 +260,7 @@ class UniRepLKNet(Backbone):
             self.norm = self.head = None
         else:
             self.num_classes = num_classes
+            self.global_pool = SelectAdaptivePool(check_norm_pool(global_pool))
             self.norm = nn.LayerNorm(dims[-1], eps=1e-6)  # on the pooled vector (B, C3)
             self.head_drop = nn.Dropout(drop_rate)
             self.head = nn.Linear(dims[-1], num_classes) if num_classes > 0 else nn.Identity()
@@ -285,8 +288,8 @@ class UniRepLKNet(Backbone):
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         if self.features_only:
             raise ConvzooError("a features_only UniRepLKNet has no head; call features(x) or forward(x)")
-        x = self.head_drop(self.norm(x.mean((-2, -1))))  # (B, C3, h, w) -> (B, C3)
-        return x if pre_logits else self.head(x)
+        x = self.head_drop(norm_channels(self.norm, self.global_pool(x)))  # (B, C3, h, w) -> (B, C3)
+        return x if pre_logits else apply_fc(self.head, x)
 
     def forward(self, x: torch.Tensor):
         return self.features(x) if self.features_only else self.forward_head(self.forward_features(x))
@@ -294,9 +297,11 @@ class UniRepLKNet(Backbone):
     def get_classifier(self) -> nn.Module:
         return self.head
 
-    def reset_classifier(self, num_classes: int) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         if self.features_only:
             raise ConvzooError("a features_only UniRepLKNet has no classifier")
+        if global_pool is not None:
+            self.global_pool = SelectAdaptivePool(check_norm_pool(global_pool))
         self.num_classes = num_classes
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         self.head.apply(_init_weights)
