@@ -17,7 +17,7 @@ from torchvision.ops import StochasticDepth
 
 from convzoo.errors import ConvzooError
 
-__all__ = ["check_drop_rate", "drop_path", "drop_path_rates"]
+__all__ = ["check_drop_rate", "drop_path", "drop_path_rates", "no_drop_path"]
 
 
 def check_drop_rate(rate: float, name: str = "drop_path_rate") -> float:
@@ -42,3 +42,9 @@ def drop_path_rates(drop_path_rate: float, depths: Sequence[int]) -> list[list[f
         out.append(flat[start:start + d])
         start += d
     return out
+
+
+def no_drop_path(drop_path_rate: float, what: str) -> None:
+    """For networks without residual paths: accept ``drop_path_rate=0`` only (one-line ConvzooError)."""
+    if drop_path_rate:
+        raise ConvzooError(f"{what} has no residual paths to drop: drop_path_rate must be 0, got {drop_path_rate!r}")

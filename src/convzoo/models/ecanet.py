@@ -48,7 +48,8 @@ from torch import nn
 
 from convzoo.errors import ConvzooError
 from convzoo.layers.eca import ECA, eca_kernel_size
-from convzoo.layers.head import Backbone
+from convzoo.layers.drop_path import drop_path, drop_path_rates
+from convzoo.layers.head import Backbone, SelectAdaptivePool, apply_fc, make_fc
 from convzoo.models.resnet import ResNet
 from convzoo.registry import ModelCard, register_model
 
@@ -94,18 +95,21 @@ class ECAResNet(ResNet):
             (``zero_init_last=False``, which the ``_paper`` recipe sets). See the module docstring.
         shared: False builds ECA-NS in every block (Table 2's non-shared variant, k * C parameters per
             layer; :class:`~convzoo.layers.eca.ECA`), True the paper's ECA.
+        drop_path_rate, global_pool: timm's arguments (:class:`~convzoo.models.resnet.ResNet`; 0 / "avg" in the
+            paper).
     """
 
     def __init__(self, block: str = "bottleneck", layers: Sequence[int] = (3, 4, 6, 3),
                  k_size="adaptive", num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0,
-                 zero_init_last: bool = True, shared: bool = True):
+                 zero_init_last: bool = True, shared: bool = True, drop_path_rate: float = 0.0,
+                 global_pool: str = "avg"):
         ks = resolve_k_sizes(k_size)
 
         def eca_in_every_block(stage: int, index: int, num_blocks: int) -> dict:
             return dict(attn=lambda c, k=ks[stage]: ECA(c, k, shared=shared), attn_name="eca")
 
         super().__init__(block, layers, num_classes, in_chans, drop_rate, zero_init_last,
-                         block_args=eca_in_every_block)
+                         block_args=eca_in_every_block, drop_path_rate=drop_path_rate, global_pool=global_pool)
         self.k_sizes = ks
 
 
@@ -144,10 +148,11 @@ class ECAInvertedResidual(nn.Module):
         layers += [_conv_bn_relu6(hidden, hidden, 3, stride, groups=hidden),
                    nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout), ECA(cout, k_size)]
         self.conv = nn.Sequential(*layers)  # keys features.N.conv.* as torchvision / the official code
+        self.drop_path = nn.Identity()  # stochastic depth of the residual branch: set by the network
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, cin, H, W) -> (B, cout, H/s, W/s)
-        return x + self.conv(x) if self.use_res_connect else self.conv(x)
+        return x + self.drop_path(self.conv(x)) if self.use_res_connect else self.conv(x)
 
 
 # t (expansion), c (output channels), n (blocks), s (first stride) -- MobileNetV2 Table 2
@@ -161,11 +166,13 @@ class MobileNetV2Backbone(Backbone):
     ``make_block(cin, cout, stride, expand_ratio)`` builds each block, so attention papers (ECA, ELA)
     only supply their block. Keys follow torchvision / the official codes: ``blocks.N`` (their
     ``features.N``, see ``remap_state_dict``) and ``classifier.1``. Features at strides 4/8/16/32 are
-    the outputs of the last 24-, 32-, 96- and 320-channel blocks.
+    the outputs of the last 24-, 32-, 96- and 320-channel blocks. timm's arguments: ``global_pool`` and
+    ``drop_path_rate`` (stochastic depth of the blocks with an identity shortcut, linear from 0 at the first
+    block to the rate at the last; timm's EfficientNet builder spreads it likewise; the paper has none).
     """
 
     def __init__(self, make_block, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.2,
-                 last_channel: int = 1280):
+                 last_channel: int = 1280, drop_path_rate: float = 0.0, global_pool: str = "avg"):
         super().__init__()
         self.num_classes, self.num_features = num_classes, last_channel
         body: list[nn.Module] = [_conv_bn_relu6(in_chans, 32, 3, 2)]  # (B, 32, H/2, W/2)
@@ -179,8 +186,12 @@ class MobileNetV2Backbone(Backbone):
                 self.feature_info.append(dict(num_chs=c, reduction=stride_total, module=f"blocks.{len(body) - 1}"))
         body.append(_conv_bn_relu6(cin, last_channel, 1))  # (B, 1280, H/32, W/32)
         self.blocks = nn.Sequential(*body)
-        fc = nn.Linear(last_channel, num_classes) if num_classes > 0 else nn.Identity()
-        self.classifier = nn.Sequential(nn.Dropout(drop_rate), fc)
+        residual = [b for b in body if getattr(b, "use_res_connect", False)]
+        for blk, rate in zip(residual, drop_path_rates(drop_path_rate, [len(residual)])[0]):
+            blk.drop_path = drop_path(rate)
+        self.global_pool = SelectAdaptivePool(global_pool)
+        self.classifier = nn.Sequential(nn.Dropout(drop_rate), make_fc(last_channel * self.global_pool.feat_mult(),
+                                                                       num_classes))
         self._feature_idx = [int(f["module"].split(".")[1]) for f in self.feature_info]
         for m in self.modules():  # official / torchvision init (attention 1D convs and norms keep defaults)
             if isinstance(m, nn.Conv2d):
@@ -195,24 +206,27 @@ class MobileNetV2Backbone(Backbone):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(x)  # (B, 1280, H/32, W/32)
 
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        out = []
-        for i, block in enumerate(self.blocks[: self._feature_idx[-1] + 1]):
+    def features(self, x: torch.Tensor, stop: int | None = None) -> list[torch.Tensor]:
+        """The maps at strides 4, 8, 16, 32 (the first ``stop`` only when given)."""
+        out, last = [], self._feature_idx[(stop or len(self._feature_idx)) - 1]
+        for i, block in enumerate(self.blocks[: last + 1]):
             x = block(x)
             if i in self._feature_idx:
                 out.append(x)
         return out
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = x.mean((2, 3))  # (B, 1280)
-        return self.classifier[0](x) if pre_logits else self.classifier(x)
+        x = self.classifier[0](self.global_pool(x))  # (B, 1280)
+        return x if pre_logits else apply_fc(self.classifier[1], x)
 
     def get_classifier(self) -> nn.Module:
         return self.classifier[1]
 
-    def reset_classifier(self, num_classes: int) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
-        self.classifier[1] = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        if global_pool is not None:
+            self.global_pool = SelectAdaptivePool(global_pool)
+        self.classifier[1] = make_fc(self.num_features * self.global_pool.feat_mult(), num_classes)
 
 
 class ECAMobileNetV2(MobileNetV2Backbone):
@@ -222,14 +236,15 @@ class ECAMobileNetV2(MobileNetV2Backbone):
     """
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, k_size=None, k_threshold: int = 96,
-                 drop_rate: float = 0.25, last_channel: int = 1280):
+                 drop_rate: float = 0.25, last_channel: int = 1280, drop_path_rate: float = 0.0,
+                 global_pool: str = "avg"):
         def kernel(c: int) -> int:
             if k_size is None:
                 return 1 if c < k_threshold else 3
             return eca_kernel_size(c) if k_size == "adaptive" else int(k_size)
 
         super().__init__(lambda cin, c, stride, t: ECAInvertedResidual(cin, c, stride, t, kernel(c)),
-                         num_classes, in_chans, drop_rate, last_channel)
+                         num_classes, in_chans, drop_rate, last_channel, drop_path_rate, global_pool)
 
 
 # --- variants (paper Table 2 / 3; k tables of the released checkpoints, README of the official code) --

@@ -92,11 +92,12 @@ class ELAResNet(ResNet):
         position: "spatial" (default; after the block's last 3x3 conv, on ``planes``) or "output" (after
             the last BN of the residual branch, before the add, on ``planes * expansion``: the SE / ECA
             position). The two agree for the basic block.
+        drop_path_rate, global_pool: timm's arguments (:class:`~convzoo.models.resnet.ResNet`).
     """
 
     def __init__(self, block: str = "bottleneck", layers: Sequence[int] = (3, 4, 6, 3), variant: str = "B",
                  num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0, zero_init_last: bool = True,
-                 position: str = "spatial"):
+                 position: str = "spatial", drop_path_rate: float = 0.0, global_pool: str = "avg"):
         if position not in POSITIONS:
             raise ConvzooError(f"unknown ELA position {position!r}; expected one of {POSITIONS}")
         after_3x3 = block == "bottleneck" and position == "spatial"
@@ -106,7 +107,7 @@ class ELAResNet(ResNet):
             return {} if after_3x3 else dict(attn=lambda c: ELA.from_variant(c, variant), attn_name="ela")
 
         super().__init__(block, layers, num_classes, in_chans, drop_rate, zero_init_last,
-                         block_args=ela_in_every_block)
+                         block_args=ela_in_every_block, drop_path_rate=drop_path_rate, global_pool=global_pool)
         if after_3x3:  # same layers and keys; ELA on the 3x3 width and the forward pass of ELABottleneck
             for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
                 for blk in stage:
@@ -129,6 +130,7 @@ class ELAInvertedResidual(nn.Module):
                    nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout)]
         self.conv = nn.Sequential(*layers)  # torchvision's keys conv.0 .. conv.3
         self.ela = ELA.from_variant(hidden, variant)
+        self.drop_path = nn.Identity()  # stochastic depth of the residual branch: set by the network
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, cin, H, W) -> (B, cout, H/s, W/s)
@@ -136,20 +138,21 @@ class ELAInvertedResidual(nn.Module):
         for layer in self.conv[:-2]:  # expand + depth-wise: (B, hidden, H/s, W/s)
             h = layer(h)
         h = self.conv[-1](self.conv[-2](self.ela(h)))  # ELA, then the linear projection
-        return x + h if self.use_res_connect else h
+        return x + self.drop_path(h) if self.use_res_connect else h
 
 
 class ELAMobileNetV2(MobileNetV2Backbone):
     """MobileNetV2 (Sandler et al. 2018, Table 2) with ELA in every inverted-residual block.
 
     Features at strides 4/8/16/32 are the outputs of the last 24-, 32-, 96- and 320-channel blocks.
-    Classifier dropout 0.2 (torchvision).
+    Classifier dropout 0.2 (torchvision); ``drop_path_rate``, ``global_pool`` as
+    :class:`~convzoo.models.ecanet.MobileNetV2Backbone`.
     """
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, variant: str = "S", drop_rate: float = 0.2,
-                 last_channel: int = 1280):
+                 last_channel: int = 1280, drop_path_rate: float = 0.0, global_pool: str = "avg"):
         super().__init__(lambda cin, c, stride, t: ELAInvertedResidual(cin, c, stride, t, variant),
-                         num_classes, in_chans, drop_rate, last_channel)
+                         num_classes, in_chans, drop_rate, last_channel, drop_path_rate, global_pool)
         self.variant = variant
 
 

@@ -69,13 +69,15 @@ class IBNResNet(ResNet):
         ibn_stages: stage indices (0-based) that get IBN; default (0, 1, 2) for "a", (0, 1) for "b".
         ibn_ratio: fraction of instance-normalised channels in an IBN layer (IBN-a; 0.5 in the paper).
         se_reduction: add a bias-free SE block with this reduction to every block (SE-ResNet), or None.
-        num_classes, in_chans, drop_rate, zero_init_last: as :class:`~convzoo.models.resnet.ResNet`.
+        num_classes, in_chans, drop_rate, zero_init_last, drop_path_rate, global_pool: as
+            :class:`~convzoo.models.resnet.ResNet`.
     """
 
     def __init__(self, block: str = "bottleneck", layers: Sequence[int] = (3, 4, 6, 3), ibn: str = "a",
                  ibn_stages: Sequence[int] | None = None, ibn_ratio: float = 0.5, se_reduction: int | None = None,
                  groups: int = 1, base_width: int = 64, num_classes: int = 1000, in_chans: int = 3,
-                 drop_rate: float = 0.0, zero_init_last: bool = True):
+                 drop_rate: float = 0.0, zero_init_last: bool = True, drop_path_rate: float = 0.0,
+                 global_pool: str = "avg"):
         if ibn not in ("a", "b"):
             raise ConvzooError(f"ibn must be 'a' or 'b', got {ibn!r}")
         stages = tuple(ibn_stages) if ibn_stages is not None else ((0, 1, 2) if ibn == "a" else (0, 1))
@@ -96,7 +98,8 @@ class IBNResNet(ResNet):
 
         stem = (lambda c: nn.InstanceNorm2d(c, affine=True)) if ibn == "b" else None
         super().__init__(block, layers, num_classes, in_chans, drop_rate, zero_init_last, groups=groups,
-                         base_width=base_width, stem_norm=stem, block_args=placement)
+                         base_width=base_width, stem_norm=stem, block_args=placement, drop_path_rate=drop_path_rate,
+                         global_pool=global_pool)
         self.ibn, self.ibn_stages, self.ibn_ratio = ibn, stages, ibn_ratio
 
 

@@ -34,6 +34,11 @@ Three layouts, as data (:data:`IR_CFGS`):
 Stages are named ``stem``, ``blocks_a``, ``reduction_a``, ``blocks_b``, ``reduction_b``, ``blocks_c``
 (+ ``conv2d_7b`` in the TF-slim layout); inside blocks the names are TF-slim/timm's (``branchN``,
 ``conv``/``bn``), except the linear 1x1 conv, ``proj`` (timm: ``conv2d``).
+
+timm's arguments: ``global_pool``, ``drop_rate`` and ``drop_path_rate``: stochastic depth of every scaled
+residual branch (``x + drop_path(scale * r)``), linear from 0 at the first residual block to the rate at the
+last (Huang et al. 2016's rule, timm's ``calculate_drop_path_rates``). Neither the paper nor timm's
+``inception_resnet_v2`` uses it.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import torch
 from torch import nn
 
 from convzoo.errors import ConvzooError
+from convzoo.layers.drop_path import drop_path, drop_path_rates
 from convzoo.models.inception_v4 import (
     CAPS,
     Conv,
@@ -76,10 +82,11 @@ class InceptionResNetBlock(Mixed):
         self.scale = float(scale)
         self.proj = nn.Conv2d(self.out_chs, cin, 1)  # "1x1 Conv (Linear)": bias, no BN, no activation
         self.act = nn.ReLU(inplace=True) if activate else nn.Identity()
+        self.drop_path = nn.Identity()  # stochastic depth of the residual branch: set by the network
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (B, C, H, W) -> (B, C, H, W)
-        return self.act(x + self.scale * self.proj(super().forward(x)))
+        return self.act(x + self.drop_path(self.scale * self.proj(super().forward(x))))
 
 
 IR_BLOCKS = {  # residual branches of each figure (the linear 1x1 conv is added by the block)
@@ -147,13 +154,16 @@ class InceptionResNet(InceptionBackbone):
         linear_last_block: append one more C block with scale 1.0 and no ReLU (TF-slim).
         final_conv: width of a 1x1 Conv-BN-ReLU after the C blocks (TF-slim Conv2d_7b: 1536), 0 = none.
         num_classes, in_chans, drop_rate (paper: keep 0.8 -> 0.2), width (conv-width multiplier).
+        global_pool: "avg" (the paper), "max", "avgmax", "catavgmax" or "" (timm's values).
+        drop_path_rate: stochastic depth of the residual branches (module docstring; 0 in the paper).
     """
 
     def __init__(self, stem: str = "v4", blocks: Sequence[str] = ("ir_v2_a", "ir_v2_b", "ir_v2_c"),
                  depths: Sequence[int] = (5, 10, 5), kmln: Sequence[int] = (256, 256, 384, 384),
                  reduction_b: str = "ir_v2", scales: Sequence[float] = (0.17, 0.10, 0.20),
                  linear_last_block: bool = False, final_conv: int = 0, num_classes: int = 1000,
-                 in_chans: int = 3, drop_rate: float = 0.2, width: float = 1.0):
+                 in_chans: int = 3, drop_rate: float = 0.2, width: float = 1.0, global_pool: str = "avg",
+                 drop_path_rate: float = 0.0):
         super().__init__()
         if stem not in _STEMS or reduction_b not in REDUCTION_B or any(b not in IR_BLOCKS for b in blocks):
             raise ConvzooError(f"unknown Inception-ResNet part: stem {stem!r} (one of {sorted(_STEMS)}), "
@@ -177,6 +187,9 @@ class InceptionResNet(InceptionBackbone):
         self.blocks_c = stage(blocks[2], depths[2], scales[2])
         if linear_last_block:
             self.blocks_c.append(InceptionResNetBlock(c, IR_BLOCKS[blocks[2]], 1.0, activate=False, width=width))
+        residual = [*self.blocks_a, *self.blocks_b, *self.blocks_c]
+        for blk, rate in zip(residual, drop_path_rates(drop_path_rate, [len(residual)])[0]):
+            blk.drop_path = drop_path(rate)
         self.order = (*(f"stem.{i}" for i in range(len(self.stem))), "blocks_a", "reduction_a", "blocks_b",
                       "reduction_b", "blocks_c")
         last = "blocks_c"
@@ -194,7 +207,7 @@ class InceptionResNet(InceptionBackbone):
             {"num_chs": c_b, "reduction": 16, "module": "blocks_b"},
             {"num_chs": c, "reduction": 32, "module": last},
         ]
-        self._init_head(num_classes, drop_rate)
+        self._init_head(num_classes, drop_rate, global_pool)
 
 
 # --- variants (Fig. 15 + the TF-slim layout) ---------------------------------------------------------

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from convzoo.errors import ConvzooError
+from convzoo.layers.drop_path import no_drop_path
 from convzoo.layers.head import Backbone, ClassifierHead
 from convzoo.registry import ModelCard, register_model
 from convzoo.weights.from_timm import register_timm_rules
@@ -213,9 +214,9 @@ class InceptionBackbone(Backbone):
 
     order: tuple[str, ...]
 
-    def _init_head(self, num_classes: int, drop_rate: float) -> None:
+    def _init_head(self, num_classes: int, drop_rate: float, global_pool: str = "avg") -> None:
         self.num_classes = num_classes
-        self.head = ClassifierHead(self.num_features, num_classes, "avg", drop_rate)
+        self.head = ClassifierHead(self.num_features, num_classes, global_pool, drop_rate)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         # (B, in_chans, H, W) -> (B, num_features, ~H/32 - 1, ~W/32 - 1): valid convs shave borders
@@ -223,13 +224,14 @@ class InceptionBackbone(Backbone):
             x = self.get_submodule(name)(x)
         return x
 
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Maps at the modules of ``feature_info`` (nominal strides 2, 4, 8, 16, 32).
+    def features(self, x: torch.Tensor, stop: int | None = None) -> list[torch.Tensor]:
+        """Maps at the modules of ``feature_info`` (nominal strides 2, 4, 8, 16, 32; the first ``stop`` only
+        when given).
 
         The spatial sizes are those of the valid-padded network: 147, 73, 35, 17, 8 at 299 px
         (not 299 / stride), as in the paper's figures and timm's ``feature_info``.
         """
-        taps, out = [f["module"] for f in self.feature_info], []
+        taps, out = [f["module"] for f in self.feature_info[:stop]], []
         for name in self.order:
             x = self.get_submodule(name)(x)
             if name in taps:
@@ -256,11 +258,15 @@ class InceptionV4(InceptionBackbone):
         drop_rate: dropout before the FC; the paper keeps 0.8 of the activations (0.2).
         width: multiplier of every conv width (1.0 = the paper).
         kmln: Reduction-A filters (k, l, m, n) of Table 1.
+        global_pool: "avg" (the paper), "max", "avgmax", "catavgmax" or "" (timm's values).
+        drop_path_rate: 0 only: Inception-v4 has no residual connections (Sec. 3.1).
     """
 
     def __init__(self, order: str = "tf_slim", num_classes: int = 1000, in_chans: int = 3,
-                 drop_rate: float = 0.2, width: float = 1.0, kmln: Sequence[int] = (192, 224, 256, 384)):
+                 drop_rate: float = 0.2, width: float = 1.0, kmln: Sequence[int] = (192, 224, 256, 384),
+                 global_pool: str = "avg", drop_path_rate: float = 0.0):
         super().__init__()
+        no_drop_path(drop_path_rate, "Inception-v4")
         self.layout = _check_order(order)
         self.stem, c = stem_v4(in_chans, width)  # 35x35x384
         self.inception_a = nn.Sequential(*[inception_a(c, width) for _ in range(4)])  # 35x35x384
@@ -280,7 +286,7 @@ class InceptionV4(InceptionBackbone):
             {"num_chs": self.reduction_a.out_chs, "reduction": 16, "module": "inception_b"},
             {"num_chs": self.num_features, "reduction": 32, "module": "inception_c"},
         ]
-        self._init_head(num_classes, drop_rate)
+        self._init_head(num_classes, drop_rate, global_pool)
 
 
 # --- timm key layout: features.N (flat) -> named stages ----------------------------------------------

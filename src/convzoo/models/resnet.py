@@ -22,6 +22,11 @@ State-dict keys are torchvision's (``conv1``, ``bn1``, ``layer1..4``, ``downsamp
 torchvision / timm / official-code checkpoints of all three papers load by name.
 ``reparameterize()`` folds every conv+BN pair (BatchNorm only; IBN and InstanceNorm use per-image
 statistics and stay) for ``convzoo.deploy``.
+
+timm's arguments: ``global_pool`` (avg | max | avgmax | catavgmax | ""), ``drop_rate`` (dropout before
+``fc``) and ``drop_path_rate`` (stochastic depth of each residual branch, after the attention and before the
+add as in timm's ResNet, rising linearly from 0 at the first block to the rate at the last; He et al. use
+none, Huang et al. 2016 introduced it on this network).
 """
 
 from __future__ import annotations
@@ -32,8 +37,9 @@ import torch
 from torch import nn
 
 from convzoo.errors import ConvzooError
+from convzoo.layers.drop_path import drop_path, drop_path_rates
 from convzoo.layers.fuse import fuse_conv_bn
-from convzoo.layers.head import Backbone
+from convzoo.layers.head import Backbone, SelectAdaptivePool, apply_fc, create_classifier, make_fc
 
 __all__ = ["BasicBlock", "Bottleneck", "ResNet", "fold_bn_pairs"]
 
@@ -60,12 +66,13 @@ class _ResidualBlock(nn.Module):
         if attn is not None:
             self.add_module(attn_name, attn(out))
         self.IN = post_norm(out) if post_norm is not None else None  # key of the official IBN-b code
+        self.drop_path = nn.Identity()  # stochastic depth of the branch: set by the network (no parameters)
 
     def _finish(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         # out: the residual branch after its last norm, x: the block input
         if self.attn_name is not None:
             out = getattr(self, self.attn_name)(out)
-        out = out + (x if self.downsample is None else self.downsample(x))
+        out = self.drop_path(out) + (x if self.downsample is None else self.downsample(x))
         if self.IN is not None:
             out = self.IN(out)
         return self.relu(out)
@@ -146,6 +153,8 @@ class ResNet(Backbone):
         num_classes: 0 gives the pooled ``512 * expansion`` embedding.
         in_chans: input channels.
         drop_rate: dropout before the classifier.
+        drop_path_rate: stochastic depth, linear from 0 (first block) to this rate (last block).
+        global_pool: "avg" (the paper), "max", "avgmax", "catavgmax" or "" (timm's values).
         zero_init_last: start the last BN weight of every residual branch at 0 (Goyal et al. 2017;
             timm's default). torchvision and the official codes of papers 10/37/43 use 1
             (``zero_init_last=False``); 0 keeps deep random networks numerically tame, which the
@@ -158,7 +167,8 @@ class ResNet(Backbone):
     def __init__(self, block: str = "bottleneck", layers: Sequence[int] = (3, 4, 6, 3), num_classes: int = 1000,
                  in_chans: int = 3, drop_rate: float = 0.0, zero_init_last: bool = True, groups: int = 1,
                  base_width: int = 64, stem_norm: NormFactory | None = None,
-                 block_args: Callable[[int, int, int], dict] | None = None):
+                 block_args: Callable[[int, int, int], dict] | None = None, drop_path_rate: float = 0.0,
+                 global_pool: str = "avg"):
         super().__init__()
         if block not in BLOCKS:
             raise ConvzooError(f"unknown ResNet block '{block}'; expected one of {sorted(BLOCKS)}")
@@ -188,9 +198,22 @@ class ResNet(Backbone):
             self.feature_info.append(dict(num_chs=out, reduction=4 * 2 ** s, module=f"layer{s + 1}"))
         # head: GAP -> dropout -> fc (torchvision key "fc")
         self.num_features = inplanes
+        self.global_pool, self.fc = create_classifier(inplanes, num_classes, global_pool)
         self.drop = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(inplanes, num_classes) if num_classes > 0 else nn.Identity()
+        self.drop_path_rate = drop_path_rate
+        self.set_drop_path(drop_path_rate)
         self._init_weights(zero_init_last)
+
+    def residual_blocks(self) -> list[_ResidualBlock]:
+        """The residual blocks in network order."""
+        return [blk for info in self.feature_info for blk in getattr(self, info["module"])]
+
+    def set_drop_path(self, drop_path_rate: float) -> None:
+        """Stochastic depth on every residual branch, linear from 0 to ``drop_path_rate`` over the blocks."""
+        depths = [len(getattr(self, info["module"])) for info in self.feature_info]
+        rates = [r for stage in drop_path_rates(drop_path_rate, depths) for r in stage]
+        for blk, rate in zip(self.residual_blocks(), rates):
+            blk.drop_path = drop_path(rate)
 
     def _init_weights(self, zero_init_last: bool) -> None:
         # torchvision / official codes: conv ~ N(0, sqrt(2 / (k*k*out))) (Kaiming fan-out), norms 1 / 0;
@@ -213,24 +236,26 @@ class ResNet(Backbone):
         # (B, in_chans, H, W) -> (B, num_features, H/32, W/32)
         return self.layer4(self.layer3(self.layer2(self.layer1(self._stem(x)))))
 
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Output of each stage: strides 4, 8, 16, 32 (``feature_info``)."""
+    def features(self, x: torch.Tensor, stop: int | None = None) -> list[torch.Tensor]:
+        """Output of each stage: strides 4, 8, 16, 32 (``feature_info``; the first ``stop`` only when given)."""
         x, out = self._stem(x), []
-        for info in self.feature_info:
+        for info in self.feature_info[:stop]:
             x = getattr(self, info["module"])(x)
             out.append(x)
         return out
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.drop(x.mean((2, 3)))  # (B, num_features); adaptive, so any input size works
-        return x if pre_logits else self.fc(x)
+        x = self.drop(self.global_pool(x))  # (B, num_features); adaptive, so any input size works
+        return x if pre_logits else apply_fc(self.fc, x)
 
     def get_classifier(self) -> nn.Module:
         return self.fc
 
-    def reset_classifier(self, num_classes: int) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        if global_pool is not None:
+            self.global_pool = SelectAdaptivePool(global_pool)
+        self.fc = make_fc(self.num_features * self.global_pool.feat_mult(), num_classes)
 
     def reparameterize(self) -> None:
         """Fold the stem's BN (blocks and ``downsample`` are folded by ``convzoo.deploy``)."""

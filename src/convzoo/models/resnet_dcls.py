@@ -93,16 +93,19 @@ class ResNetDcls(ResNet):
         dcls_kernel_size: S, the window (7, padding 3).
         dcls_version: "bilinear" (= "v0", the paper), "v1", "max" or "gauss".
         dcls_shared_positions: one P per stage (official --dcls_sync) or one per conv.
-        num_classes, in_chans, drop_rate, zero_init_last: as :class:`~convzoo.models.resnet.ResNet`.
+        num_classes, in_chans, drop_rate, zero_init_last, drop_path_rate, global_pool: as
+            :class:`~convzoo.models.resnet.ResNet`.
     """
 
     def __init__(self, layers: Sequence[int] = (3, 4, 6, 3), dcls_kernel_count: int = 5, dcls_kernel_size: int = 7,
                  dcls_version: str = "bilinear", dcls_shared_positions: bool = True, num_classes: int = 1000,
-                 in_chans: int = 3, drop_rate: float = 0.0, zero_init_last: bool = True):
+                 in_chans: int = 3, drop_rate: float = 0.0, zero_init_last: bool = True, drop_path_rate: float = 0.0,
+                 global_pool: str = "avg"):
         if dcls_kernel_count < 1 or dcls_kernel_size < 1:
             raise ConvzooError(f"DCLS needs kernel_count >= 1 and dilated_kernel_size >= 1, "
                                f"got {dcls_kernel_count} and {dcls_kernel_size}")
-        super().__init__("bottleneck", layers, num_classes, in_chans, drop_rate, zero_init_last)
+        super().__init__("bottleneck", layers, num_classes, in_chans, drop_rate, zero_init_last,
+                         drop_path_rate=drop_path_rate, global_pool=global_pool)
         dcls = {"kernel_count": dcls_kernel_count, "dilated_kernel_size": dcls_kernel_size, "version": dcls_version,
                 "own_positions": not dcls_shared_positions}
         for info in self.feature_info:  # rebuild each stage's blocks around the skeleton's shortcuts
@@ -112,6 +115,7 @@ class ResNetDcls(ResNet):
             width = blocks[0].conv2.out_channels
             setattr(self, info["module"], DclsStage(blocks, width, dcls_kernel_count, dcls_kernel_size,
                                                     dcls_shared_positions))
+        self.set_drop_path(drop_path_rate)  # on the rebuilt blocks
         # torchvision / official init: Kaiming fan-out for the plain convs, BN 1 / 0, last BN 0; the DCLS
         # convs keep nn.ConvNd's default (their own reset_parameters), as the official code leaves them
         self._init_weights(zero_init_last)

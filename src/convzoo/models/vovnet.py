@@ -44,6 +44,12 @@ so timm VoVNet weights load with ``load_state_dict`` directly; :func:`remap_stat
 official V1 (VoVNet.pytorch) and detectron2 V2 checkpoints. ``convzoo.deploy`` folds every
 conv-BN pair (the conv blocks are ``nn.Sequential``). Initialisation as the official code:
 Kaiming-normal (fan-in) convs, BN weight 1 / bias 0, zero classifier bias.
+
+timm's arguments: ``global_pool``, ``drop_rate`` and ``drop_path_rate`` (stochastic depth of the V2 identity
+residual, after the attention and before the add; rates linear from 0 to the rate over all OSA modules, as
+timm's ``calculate_drop_path_rates``; timm also drops the output of modules WITHOUT a residual, which removes
+the whole map of a sample -- here only residual branches are dropped, so V1 without ``residual`` and the
+V2-19 variants, one module per stage, take 0).
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ from torch import nn
 from convzoo.errors import ConvzooError
 from convzoo.layers.eca import ECA
 from convzoo.layers.ese import EffectiveSE
+from convzoo.layers.drop_path import drop_path, drop_path_rates, no_drop_path
 from convzoo.layers.head import ClassifierHead, StagedBackbone
 from convzoo.layers.init import kaiming_bn_init_
 from convzoo.registry import ModelCard, register_model
@@ -133,6 +140,7 @@ class OSABlock(nn.Module):
         self.concat_chs = in_chs + layers * mid_chs  # input + every layer output, aggregated once
         self.conv_concat = ConvNormAct(self.concat_chs, out_chs, 1)
         self.attn = _attention(attn, out_chs)
+        self.drop_path = nn.Identity()  # stochastic depth of the residual branch: set by the network
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, in_chs, H, W) -> (B, out_chs, H, W)
@@ -144,7 +152,7 @@ class OSABlock(nn.Module):
         y = self.conv_concat(torch.cat(feats, dim=1))  # (B, in + n mid, H, W) -> (B, out_chs, H, W)
         if self.attn is not None:
             y = self.attn(y)
-        return y + x if self.residual else y
+        return self.drop_path(y) + x if self.residual else y
 
 
 class OSAStage(nn.Module):
@@ -191,13 +199,15 @@ class VoVNet(StagedBackbone):
         num_classes: 0 gives the pooled ``concat_chs[-1]`` embedding.
         in_chans: input channels.
         drop_rate: dropout before the classifier (0 in the paper).
+        drop_path_rate: stochastic depth of the residual OSA modules (needs ``residual``; module docstring).
+        global_pool: "avg" (the paper), "max", "avgmax", "catavgmax" or "" (timm's values).
     """
 
     def __init__(self, stem_chs: Sequence[int] = (64, 64, 128), stage_chs: Sequence[int] = (128, 160, 192, 224),
                  concat_chs: Sequence[int] = (256, 512, 768, 1024), blocks: Sequence[int] = (1, 1, 2, 2),
                  layers: int = 5, residual: bool = False, depthwise: bool = False, attn: str | None = None,
                  attn_placement: str = "stage", num_classes: int = 1000, in_chans: int = 3,
-                 drop_rate: float = 0.0):
+                 drop_rate: float = 0.0, drop_path_rate: float = 0.0, global_pool: str = "avg"):
         super().__init__()
         if len(stem_chs) != 3 or not all(len(s) == 4 for s in (stage_chs, concat_chs, blocks)):
             raise ConvzooError("VoVNet needs 3 stem widths and 4 values each for stage_chs, concat_chs and blocks")
@@ -217,16 +227,22 @@ class VoVNet(StagedBackbone):
             cin = concat_chs[i]
             self.feature_info.append({"num_chs": cin, "reduction": 4 * 2 ** i, "module": f"stages.{i}"})
         self.stages = nn.Sequential(*stages)
+        osa = [blk for stage in self.stages for blk in stage.blocks]
+        if not any(blk.residual for blk in osa):
+            no_drop_path(drop_path_rate, "this VoVNet (V1, or V2 with one OSA module per stage)")
+        for blk, rate in zip(osa, [r for s in drop_path_rates(drop_path_rate, blocks) for r in s]):
+            if blk.residual:
+                blk.drop_path = drop_path(rate)
         # head: GAP -> dropout -> fc (keys head.fc, as timm)
         self.num_features = cin
-        self.head = ClassifierHead(cin, num_classes, drop_rate=drop_rate)
+        self.head = ClassifierHead(cin, num_classes, global_pool, drop_rate)
         self._init_weights()
 
     def _init_weights(self) -> None:
         kaiming_bn_init_(self)  # official VoVNet.pytorch: Kaiming (fan-in) convs, BN 1/0, classifier bias 0
 
-    def reset_classifier(self, num_classes: int) -> None:
-        super().reset_classifier(num_classes)
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        super().reset_classifier(num_classes, global_pool)
         if num_classes > 0:
             nn.init.zeros_(self.head.fc.bias)
 
