@@ -7,7 +7,9 @@ augmentation depends on the RNG streams that resuming must reproduce.
 ``_tiny_net``: conv-relu-conv-relu-pool-dropout-linear; ``bn=True`` adds a BatchNorm; two stages in
 ``feature_info`` (``stem``, ``conv``) and ``get_classifier()`` (``fc``), as timm-style backbones have. ``clamp`` and
 ``penalty`` exercise the engine's model hooks: the classifier weights are clamped to +-clamp after every
-optimizer step, and ``penalty * |fc.weight|^2`` joins the loss from epoch ``penalty_from`` on.
+optimizer step, and ``penalty * |fc.weight|^2`` joins the loss from epoch ``penalty_from`` on;
+``zero_from`` zeroes the classifier weights after every step from that (0-based) epoch on, so the
+validation accuracy falls to chance: a run whose best epoch is not its last.
 ``_tiny_aux``: a method with a trainable head OUTSIDE the model (an auxiliary classifier on the pooled
 features, as a pretext head or projector would be): the engine must optimise, checkpoint and resume it.
 """
@@ -53,11 +55,14 @@ class TinyBlobs(Dataset):
 
 class TinyNet(nn.Module):
     def __init__(self, num_classes: int = 4, in_chans: int = 1, width: int = 8, drop_rate: float = 0.0,
-                 bn: bool = False, clamp: float | None = None, penalty: float = 0.0, penalty_from: int = 0):
+                 bn: bool = False, clamp: float | None = None, penalty: float = 0.0, penalty_from: int = 0,
+                 zero_from: int | None = None):
         super().__init__()
-        self.penalty, self.penalty_from = penalty, penalty_from
+        self.penalty, self.penalty_from, self.zero_from, self.epoch = penalty, penalty_from, zero_from, 0
         if clamp is not None:
             self.fc_clamp = _Clamp(self, clamp)
+        if zero_from is not None:
+            self.fc_clamp = _Clamp(self, 0.0, zero_from)
         self.stem = nn.Sequential(nn.Conv2d(in_chans, width, 3, padding=1),
                                   nn.BatchNorm2d(width) if bn else nn.Identity(), nn.ReLU())
         self.conv = nn.Sequential(nn.Conv2d(width, width, 3, stride=2, padding=1), nn.ReLU())
@@ -74,6 +79,7 @@ class TinyNet(nn.Module):
         return self.fc(self.drop(x))
 
     def regularization_loss(self, epoch: int):
+        self.epoch = epoch
         if not self.penalty or epoch < self.penalty_from:
             return None
         return self.penalty * self.fc.weight.pow(2).sum()
@@ -82,12 +88,13 @@ class TinyNet(nn.Module):
 class _Clamp(nn.Module):
     """A submodule with ``post_optimizer_step`` (the engine finds it by walking the model)."""
 
-    def __init__(self, owner: nn.Module, bound: float):
+    def __init__(self, owner: nn.Module, bound: float, start: int = 0):
         super().__init__()
-        self.bound, self._owner = bound, [owner]  # a list: not a registered child (no recursion)
+        self.bound, self.start, self._owner = bound, start, [owner]  # a list: not a registered child (no recursion)
 
     def post_optimizer_step(self) -> None:
-        self._owner[0].fc.weight.clamp_(-self.bound, self.bound)
+        if self._owner[0].epoch >= self.start:
+            self._owner[0].fc.weight.clamp_(-self.bound, self.bound)
 
 
 class AuxHead(Method):

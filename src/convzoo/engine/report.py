@@ -218,7 +218,7 @@ def curves_figure(history: list[dict], steps: list[dict], monitor: str):
         axes[1].plot(epochs, [r.get(key, math.nan) for r in history], "o-", color="C2")
         axes[1].set(xlabel="epoch", ylabel=monitor, title=f"validation {monitor}")
     if steps:
-        c.plot([r["epoch"] for r in steps], [r["lr"] for r in steps], "-", color="C3")
+        c.plot([r["epoch"] for r in steps], [r["lr"] for r in steps], "-", color="C3", drawstyle="steps-pre")
     else:  # the lr of each epoch, held over it
         c.step([e - 1 for e in epochs] + [epochs[-1]], [r["lr"] for r in history] + [history[-1]["lr"]], where="post",
                color="C3")
