@@ -222,14 +222,24 @@ def _which(a) -> str:
 def cmd_eval(a) -> None:
     from convzoo import engine
 
+    import tempfile
+
+    from convzoo.predict import checkpoint_run
+
     which = _which(a)
     source = Path(a.source).expanduser()
-    if source.is_file() and not (source.parent / "config.yaml").is_file():
-        raise ConvzooError(f"{source} is not inside a run folder (no config.yaml next to it): evaluate a run "
-                           "folder, or a checkpoint file inside one")
     values = {"data.root": a.data_root} if a.data_root else None
-    metrics = engine.evaluate(a.source, data=a.data, split=a.split, overrides=list(a.set or []), values=values,
-                              crops=a.crops, ensemble=a.ensemble or (), which=which, accelerator=a.accelerator)
+    with tempfile.TemporaryDirectory(prefix="convzoo-eval-") as tmp:
+        if source.is_file() and not (source.parent / "config.yaml").is_file():  # a bare checkpoint
+            if not (a.model and a.data):
+                raise ConvzooError(f"{source} is not inside a run folder (no config.yaml next to it): evaluate it "
+                                   "with --model NAME --data SET")
+            source = checkpoint_run(source, a.model, a.data, Path(tmp) / source.stem, list(a.set or []), values)
+        elif a.model:
+            raise ConvzooError("--model names the architecture of a checkpoint file outside a run folder; "
+                               f"{a.source} is not one")
+        metrics = engine.evaluate(source, data=a.data, split=a.split, overrides=list(a.set or []), values=values,
+                                  crops=a.crops, ensemble=a.ensemble or (), which=which, accelerator=a.accelerator)
     if a.json:
         return _print_json(metrics)
     print(", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
@@ -412,8 +422,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_train)
 
     s = sub.add_parser("eval", help="evaluate a run folder or checkpoint")
-    s.add_argument("source", metavar="RUN", help="run folder, or a checkpoint file inside one")
+    s.add_argument("source", metavar="RUN|CHECKPOINT",
+                   help="run folder, or a checkpoint file (inside a run folder, or with --model and --data)")
     _weights_args(s)
+    s.add_argument("--model", help="architecture of a checkpoint file outside a run folder (with --data)")
     s.add_argument("--data", help="evaluate on another registered data set (its classes must fit the run's)")
     s.add_argument("--data-root", help="folder holding the data set's files")
     s.add_argument("--split", default="test", choices=("train", "val", "test"), help="split to evaluate (default test)")

@@ -57,7 +57,7 @@ def export_path(out, *, fmt: str, tag: str, default_dir, force: bool = False) ->
     if out is not None and Path(out).suffix.lower() in SUFFIX.values():
         path = Path(out).expanduser()
         if path.suffix.lower() != suffix:
-            raise ConvzooError(f"--out {out} does not match --format {fmt} (a {fmt} file ends in {suffix})")
+            raise ConvzooError(f"--out {out} does not match --format {fmt}, which writes {suffix} files")
         if path.is_dir():
             raise ConvzooError(f"--out {out} is a folder; name a new file or another folder")
     else:

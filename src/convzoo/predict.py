@@ -106,6 +106,27 @@ def load_model(source, *, model: str | None = None, which: str = "best") -> Load
                   "shipped weights" if trained else "random weights")
 
 
+def checkpoint_run(file, model: str, data: str, folder, overrides=(), values: dict | None = None) -> Path:
+    """A run folder in ``folder`` for a checkpoint file that has none, so that ``engine.evaluate`` reads it:
+    the recipe ``make_recipe(model, data)`` (with ``overrides``/``values``) and the weights, in any layout
+    ``create_model(pretrained=PATH)`` loads, saved as its ``best.safetensors``. The model is built for the data
+    set (its classes and channels), so the checkpoint must fit them."""
+    from convzoo.engine import make_recipe
+    from convzoo.engine.build import build_data, build_method, build_task_for
+    from convzoo.engine.recipe import dump_recipe
+    from convzoo.weights import load_pretrained, save_weights
+
+    cfg = make_recipe(model, data, overrides, values)
+    info = build_data(cfg, cfg["data"]["test_split"] or "test").info
+    net = build_method(cfg, info, build_task_for(cfg, info)).export_model()
+    load_pretrained(net, getattr(net, "card", None), file)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.yaml").write_text(dump_recipe(cfg))
+    save_weights(net, folder / "best.safetensors")
+    return folder
+
+
 def _recipe_info(recipe, task, card):
     """Data facts (class names, normalisation) from the card's first recipe's data set, when at hand and
     when they fit the model built from the card's defaults (e.g. not the 1-channel digits of a 3-channel net)."""
