@@ -141,11 +141,27 @@ def test_init_from_a_file_and_frozen_stages(tiny, source, tmp_path):
     assert all(torch.equal(weights(res.run_dir / "last.safetensors")[k], last[k]) for k in stem)
 
 
+def test_init_from_a_torch_file_with_other_classes(tiny, source, tmp_path):
+    """A ``torch.save``d state dict (read with weights_only) in the model's own keys, 4 classes -> 3."""
+    best = weights(source.run_dir / "best.safetensors")
+    torch.save(best, tmp_path / "w.pth")
+    start = Start()
+    res = run(tiny, tmp_path, "pth", callbacks=[start], init=tmp_path / "w.pth", epochs=1,
+              data={"kwargs": {"classes": 3}}, model={"kwargs": {"bn": True}})
+    assert all(torch.equal(start.weights[k], best[k]) for k in best if not k.startswith("fc."))
+    assert "head re-initialised for 3 classes (the checkpoint has 4)" in res.notes[0]
+
+
 def test_fine_tuning_mistakes_are_one_line(tiny, source, tmp_path):
     with pytest.raises(ConvzooError, match=r"init weights not found: .*nothing"):
         run(tiny, tmp_path, "a", init=tmp_path / "nothing")
     with pytest.raises(ConvzooError, match=r"init checkpoint .* does not fit this model: 'stem.0.weight' has shape"):
         run(tiny, tmp_path, "b", init=source.run_dir, model={"kwargs": {"bn": True, "width": 4}})
+    other = {f"backbone.{k}": v for k, v in weights(source.run_dir / "best.safetensors").items()}
+    save_file(other, str(tmp_path / "other.safetensors"))
+    with pytest.raises(ConvzooError, match=r"other.safetensors") as e:  # another architecture's keys
+        run(tiny, tmp_path, "o", init=tmp_path / "other.safetensors", model={"kwargs": {"bn": True}})
+    assert "\n" not in str(e.value)
     with pytest.raises(ConvzooError, match=r"freeze 3: the model has 2 stages \(stem, conv\)"):
         run(tiny, tmp_path, "c", freeze=3)
     with pytest.raises(ConvzooError, match=r"unknown module to freeze 'stemm'; did you mean stem"):

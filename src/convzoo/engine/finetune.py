@@ -1,12 +1,13 @@
 """Fine-tuning: start a run from earlier weights, optionally with its first stages frozen.
 
 ``init`` (recipe key; ``train(init=...)``) names a run folder (its ``best.safetensors``) or a checkpoint
-file. A convzoo checkpoint of the same architecture loads key for key; the classifier's tensors, when
-their class count differs (a checkpoint trained on other classes), keep their fresh
-initialisation, as timm's ``load_pretrained`` does with ``num_classes`` != 1000 (the classifier is
-``get_classifier()``, timm's contract, or the last module holding parameters). Any other file (timm's or
-the authors' key layout, ``.pth`` / ``.bin``) goes through :func:`convzoo.weights.load_pretrained`, the loader
-behind ``create_model(pretrained=PATH)``.
+file or folder that :func:`convzoo.weights.read_state` reads (safetensors, torch files with
+``weights_only``). A checkpoint with the model's own keys loads key for key; the classifier's tensors,
+when their class count differs (a checkpoint trained on other classes), keep their fresh initialisation,
+as timm's ``load_pretrained`` does with ``num_classes`` != 1000 (the classifier is ``get_classifier()``,
+timm's contract, or the last module holding parameters). A file in another key
+layout (timm's, the authors') goes through :func:`convzoo.weights.load_pretrained`, the loader behind
+``create_model(pretrained=PATH)``.
 
 ``freeze``: a number N freezes the first N stages of the model's ``feature_info`` and every module before
 them (the stem), in module order; a list freezes the named modules (``[stem, stages.0]``). Frozen modules
@@ -27,13 +28,11 @@ from convzoo.errors import ConvzooError, UnknownNameError
 def resolve_init(path) -> Path:
     """The weights file ``init`` names: a run folder's best checkpoint, or the file itself."""
     p = Path(path).expanduser()
-    if p.is_dir():
-        if not (p / CONFIG).is_file():
-            raise ConvzooError(f"init {p} is a folder but not a convzoo run folder (no {CONFIG})")
+    if p.is_dir() and (p / CONFIG).is_file():
         if not (p / BEST).is_file():
             raise ConvzooError(f"init run {p} has no {BEST} yet (it has not finished an epoch)")
         return p / BEST
-    if not p.is_file():
+    if not p.exists():
         raise ConvzooError(f"init weights not found: {p} (give a run folder or a checkpoint file)")
     return p
 
@@ -43,15 +42,19 @@ def load_init(model: nn.Module, path) -> str:
     from convzoo.weights import read_state
 
     path = Path(path)
-    if path.suffix == ".safetensors":
-        state = read_state(path)
-        own = model.state_dict()
-        if set(state) == set(own):
-            return _load_same_layout(model, own, state, path)
+    state, own = read_state(path), model.state_dict()  # safetensors, or torch files read with weights_only
+    if set(state) == set(own):
+        return _load_same_layout(model, own, state, path)
+    card = getattr(model, "card", None)
+    if card is None:  # not built by create_model: no layouts to try
+        from convzoo.weights import load_weights
+
+        load_weights(model, path)
+        return f"started from the weights {path}"
     from convzoo.weights import load_pretrained
 
-    load_pretrained(model, getattr(model, "card", None), path)  # other layouts; it reports a new head itself
-    return f"started from the weights {path}"
+    load_pretrained(model, card, path)  # timm's and the authors' layouts; it warns about a new head itself
+    return f"started from the weights {path} (converted from another key layout)"
 
 
 def _classifier_keys(model: nn.Module) -> set[str]:

@@ -343,13 +343,7 @@ def _setup(fabric, cfg: dict, out_dir: Path, run_name: str | None, resume_dir: P
     task = build_task_for(cfg, info)
     cfg["task"]["name"] = task.name
     method = build_method(cfg, info, task)
-    notes = []
-    if cfg["init"] is not None and resume_dir is None:
-        notes.append(load_init(method.export_model(), cfg["init"]))
-    frozen = freeze_modules(method.export_model(), cfg["freeze"])
-    if frozen and resume_dir is None:
-        n = sum(p.numel() for m in frozen_modules(method.export_model(), frozen) for p in m.parameters())
-        notes.append(f"frozen (weights, BatchNorm statistics and dropout): {', '.join(frozen)} ({n:,} parameters)")
+    frozen, notes = _start_weights(cfg, method.export_model(), new_run=resume_dir is None)
     if fabric.world_size > 1 and fabric.device.type == "cuda":  # BN statistics over the global batch
         method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)
     if cfg["fast"]:
@@ -394,6 +388,19 @@ def _setup(fabric, cfg: dict, out_dir: Path, run_name: str | None, resume_dir: P
         write_atomic(run.run_dir / CONFIG, "".join(f"# {n}\n" for n in run.notes) + dump_recipe(cfg))
         save_data_info(run.run_dir, info)
     return run
+
+
+def _start_weights(cfg: dict, model: torch.nn.Module, new_run: bool) -> tuple[list[str], list[str]]:
+    """The recipe's ``init`` weights (a new run only: a resumed one has its own) and ``freeze``; the frozen
+    module names and the notes saying what was done."""
+    notes = []
+    if cfg["init"] is not None and new_run:
+        notes.append(load_init(model, cfg["init"]))
+    frozen = freeze_modules(model, cfg["freeze"])
+    if frozen and new_run:
+        n = sum(p.numel() for m in frozen_modules(model, frozen) for p in m.parameters())
+        notes.append(f"frozen (weights, BatchNorm statistics and dropout): {', '.join(frozen)} ({n:,} parameters)")
+    return frozen, notes
 
 
 def _new_run_dir(out_dir: Path, cfg: dict, run_name: str | None) -> tuple[str, str]:
