@@ -289,12 +289,14 @@ def test_vovnet_v1_official_layout(tmp_path):
     ("ese_vovnet19b_dw", (1, 1, 1, 1), 3, True, {}),  # V-19-dw-eSE
 ])
 def test_vovnet_v2_detectron2_layout(name, blocks, layers, dw, kw, tmp_path):
-    """The ImageNet backbones of vovnet-detectron2 (FrozenBN keys, no classifier), as detectron2 saves them."""
+    """vovnet-detectron2 keys (FrozenBN, no classifier) inside a whole detector checkpoint as detectron2 saves it."""
     pairs = [(f"backbone.bottom_up.{off}", our) for off, our in vovnet_pairs(blocks, layers, v2=True, dw=dw,
                                                                            classifier=False)]
     absent = {k for k in convzoo.create_model(name, num_classes=0, **kw).state_dict() if k.endswith("num_batches_tracked")}
+    detector = {"backbone.fpn_lateral2.weight": torch.zeros(256, 256, 1, 1),  # a whole detector: FPN and heads too
+                "roi_heads.box_predictor.cls_score.weight": torch.zeros(81, 1024)}
     with pytest.warns(UserWarning, match="holds no classifier"):
-        load_official(name, pairs, tmp_path, wrap=lambda s: {"model": s, "iteration": 0},
+        load_official(name, pairs, tmp_path, wrap=lambda s: {"model": {**s, **detector}, "iteration": 0},
                       absent=absent | {"head.fc.weight", "head.fc.bias"}, **kw)
 
 

@@ -2,7 +2,7 @@
 
 ``create_model(name, pretrained=PATH)`` tries every layout that a family's checkpoints are known to
 use and keeps the one whose renamed keys fit the model best (most keys present with the model's
-shape; ties go to the first listed). Layouts, per family:
+shape, then fewest keys the model lacks; ties go to the first listed). Layouts, per family:
 
 - convzoo's own keys, which for most families ARE the official or timm keys (:data:`OWN_LAYOUT` says
   whose: the family files keep those names on purpose, so the authors' files load unchanged);
@@ -59,6 +59,16 @@ def _family_remap(module: str, func: str = "remap_state_dict") -> Callable[[Stat
     return convert
 
 
+def _detectron2_backbone(state: State, model: nn.Module) -> State:
+    """A whole detectron2 detector checkpoint: its ``backbone.bottom_up.`` part (FPN and heads left out), then the
+    VoVNet renaming."""
+    if not any(k.startswith("backbone.bottom_up.") for k in state):
+        raise ValueError("no detectron2 backbone keys")
+    from convzoo.models.vovnet import remap_state_dict
+
+    return remap_state_dict({k: v for k, v in state.items() if k.startswith("backbone.bottom_up.")})
+
+
 def _simplenet(state: State, model: nn.Module) -> State:
     from convzoo.models.simplenet import remap_official_state_dict
 
@@ -111,7 +121,8 @@ OWN_LAYOUT: dict[str, str] = {
 
 # Layouts besides our own, per family, in the order they are tried.
 FAMILY_LAYOUTS: dict[str, tuple[Layout, ...]] = {
-    "vovnet": (Layout("official VoVNet.pytorch (V1) / vovnet-detectron2 (V2)", _family_remap("vovnet")),),
+    "vovnet": (Layout("official VoVNet.pytorch (V1) / vovnet-detectron2 (V2)", _family_remap("vovnet")),
+               Layout("vovnet-detectron2 detector (its backbone)", _detectron2_backbone)),
     "convnext_dcls": (Layout("official facebookresearch/ConvNeXt / K-H-Ismail/ConvNeXt-dcls",
                              _family_remap("convnext_dcls")),),
     "ecanet": (Layout("official BangguWu/ECANet eca_mobilenetv2.py / timm ResNet attn_layer='eca'",
@@ -215,14 +226,16 @@ def candidates(card) -> list[Layout]:
     return [own, *([timm] if timm else []), *FAMILY_LAYOUTS.get(card.family, ())]
 
 
-def _score(state: State, own: dict[str, torch.Tensor]) -> int:
-    return sum(1 for k, v in state.items() if k in own and tuple(own[k].shape) == tuple(v.shape))
+def _score(state: State, own: dict[str, torch.Tensor]) -> tuple[int, int]:
+    """Keys that fit (present with the model's shape), then fewest keys the model lacks."""
+    fit = sum(1 for k, v in state.items() if k in own and tuple(own[k].shape) == tuple(v.shape))
+    return fit, -sum(1 for k in state if k not in own)
 
 
 def best_layout(card, model: nn.Module, state: State) -> tuple[Layout, State]:
     """The layout whose renaming of ``state`` fits ``model`` best, and the renamed state."""
     own = model.state_dict()
-    best: tuple[int, Layout, State] | None = None
+    best: tuple[tuple[int, int], Layout, State] | None = None
     for layout in candidates(card):
         try:
             renamed = layout.convert(state, model)
