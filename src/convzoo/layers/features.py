@@ -29,8 +29,8 @@ def resolve_out_indices(num_maps: int, out_indices: int | Sequence[int] | None) 
         return tuple(range(num_maps))
     if isinstance(out_indices, int) and not isinstance(out_indices, bool):
         if not 0 < out_indices <= num_maps:
-            raise ConvzooError(f"out_indices={out_indices} asks for the last {out_indices} stage maps; "
-                               f"this model has {num_maps} (1 to {num_maps})")
+            raise ConvzooError(f"out_indices={out_indices}: an int n selects the last n stage maps, 1 to {num_maps} "
+                               f"for this model (a list such as [{num_maps - 1}] selects by index)")
         return tuple(range(num_maps - out_indices, num_maps))
     try:
         indices = tuple(out_indices)
@@ -96,8 +96,11 @@ class FeatureInfo:
 
 
 def _takes_stop(model: nn.Module) -> bool:
+    features = model.features
+    if isinstance(features, nn.Module):  # a module named ``features`` (SimpleNet's official stack)
+        features = features.forward
     try:
-        return "stop" in inspect.signature(model.features).parameters
+        return "stop" in inspect.signature(features).parameters
     except (TypeError, ValueError):
         return False
 

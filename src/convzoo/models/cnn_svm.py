@@ -21,35 +21,58 @@ Departures
   uses argmax of the raw scores and offers the official rule as ``decision: official``.
 - ``in_chans`` is honoured (first conv); the input must be 28x28 (the fc layer fixes 7*7*64), which
   is why the digits recipes resize the 8x8 digits to 28.
+- timm's ``global_pool``: the paper's head has none (``""``, the default: fc1 reads the flattened 7x7x64
+  map); "avg" / "max" / "avgmax" / "catavgmax" pool the map first, so fc1 reads 64 (128) features and any
+  input size works. Unlike timm's ``""`` the output stays ``(B, num_classes)``: the MLP flattens.
+  ``drop_path_rate`` must be 0 (no residual paths).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from convzoo.errors import ConvzooError
-from convzoo.layers.head import Backbone
+from convzoo.layers.drop_path import no_drop_path
+from convzoo.layers.head import Backbone, SelectAdaptivePool, make_fc
 from convzoo.registry import ModelCard, register_model
 
 INPUT_SIZE = 28  # the flatten fixes it: 28 -> 14 -> 7
 
 
 class MlpHead(nn.Module):
-    """flatten -> fc 1024 -> ReLU -> dropout -> readout (paper Sec. 2.2, "fully-connected layer")."""
+    """[global pool] -> flatten -> fc 1024 -> ReLU -> dropout -> readout (paper Sec. 2.2, "fully-connected
+    layer"; the paper has no pool: ``pool=""``)."""
 
-    def __init__(self, in_features: int, hidden: int, num_classes: int, drop_rate: float):
+    def __init__(self, map_shape: tuple[int, int, int], hidden: int, num_classes: int, drop_rate: float,
+                 pool: str = ""):
         super().__init__()
-        self.in_features, self.hidden = in_features, hidden
-        self.fc1 = nn.Linear(in_features, hidden)
+        self.map_shape, self.hidden = tuple(map_shape), hidden
+        self.global_pool = SelectAdaptivePool(pool)
+        self.in_features = self._in_features()
+        self.fc1 = nn.Linear(self.in_features, hidden)
         self.drop = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(hidden, num_classes) if num_classes > 0 else nn.Identity()
+        self.fc = make_fc(hidden, num_classes)
 
-    def reset(self, num_classes: int) -> None:
-        self.fc = nn.Linear(self.hidden, num_classes) if num_classes > 0 else nn.Identity()
+    def _in_features(self) -> int:
+        c, h, w = self.map_shape
+        return c * h * w if self.global_pool.is_identity() else c * self.global_pool.feat_mult()
+
+    def reset(self, num_classes: int, pool: str | None = None) -> None:
+        if pool is not None:  # another pool: fc1 reads another width
+            self.global_pool = SelectAdaptivePool(pool)
+            self.in_features = self._in_features()
+            self.fc1 = nn.Linear(self.in_features, self.hidden)
+        self.fc = make_fc(self.hidden, num_classes)
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.drop(torch.relu(self.fc1(x.flatten(1))))  # (B, 64, 7, 7) -> (B, 1024)
+        x = self.global_pool(x).flatten(1)  # (B, 64, 7, 7) -> (B, 3136), or pooled (B, 64)
+        if x.shape[1] != self.in_features:
+            raise ConvzooError(f"cnn_svm_mnist takes {INPUT_SIZE}x{INPUT_SIZE} inputs (its fc layer fixes "
+                               f"7x7x64), got a map of {x.shape[1]} values; resize the data (e.g. digits size=28) "
+                               f"or build it with global_pool='avg'")
+        x = self.drop(torch.relu(self.fc1(x)))  # (B, 1024)
         return x if pre_logits else self.fc(x)  # (B, num_classes): SVM margins or softmax logits
 
 
@@ -58,8 +81,9 @@ class CnnSvmNet(Backbone):
 
     def __init__(self, num_classes: int = 10, in_chans: int = 1, widths: tuple[int, int] = (32, 64),
                  hidden: int = 1024, kernel_size: int = 5, drop_rate: float = 0.5, init_std: float = 0.1,
-                 bias_init: float = 0.1):
+                 bias_init: float = 0.1, global_pool: str = "", drop_path_rate: float = 0.0):
         super().__init__()
+        no_drop_path(drop_path_rate, "CNN-SVM")
         c1, c2 = widths
         pad = kernel_size // 2  # SAME for odd kernels at stride 1
         self.conv1 = nn.Conv2d(in_chans, c1, kernel_size, padding=pad)  # (B, 1, 28, 28) -> (B, 32, 28, 28)
@@ -67,7 +91,7 @@ class CnnSvmNet(Backbone):
         self.conv2 = nn.Conv2d(c1, c2, kernel_size, padding=pad)  # -> (B, 64, 14, 14)
         self.pool2 = nn.MaxPool2d(2, 2)  # -> (B, 64, 7, 7)
         side = INPUT_SIZE // 4
-        self.head = MlpHead(c2 * side * side, hidden, num_classes, drop_rate)
+        self.head = MlpHead((c2, side, side), hidden, num_classes, drop_rate, global_pool)
         self.num_classes, self.num_features = num_classes, hidden
         self.feature_info = [{"num_chs": c1, "reduction": 2, "module": "pool1"},
                              {"num_chs": c2, "reduction": 4, "module": "pool2"}]
@@ -80,21 +104,29 @@ class CnnSvmNet(Backbone):
             nn.init.trunc_normal_(m.weight, std=self.init_std, a=-2 * self.init_std, b=2 * self.init_std)
             nn.init.constant_(m.bias, self.bias_init)
 
-    def reset_classifier(self, num_classes: int) -> None:
-        super().reset_classifier(num_classes)
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        super().reset_classifier(num_classes, global_pool)
+        if global_pool is not None:
+            self._init(self.head.fc1)
         if num_classes > 0:
             self._init(self.head.fc)
 
-    def _check(self, x: torch.Tensor) -> None:
-        if x.shape[-2:] != (INPUT_SIZE, INPUT_SIZE):
-            raise ConvzooError(f"cnn_svm_mnist takes {INPUT_SIZE}x{INPUT_SIZE} inputs (its fc layer fixes "
-                               f"7x7x64), got {tuple(x.shape[-2:])}; resize the data (e.g. digits size=28)")
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each conv -> ReLU -> pool stage in the backward pass."""
+        self.grad_checkpointing = enable
 
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        self._check(x)
-        f1 = self.pool1(torch.relu(self.conv1(x)))  # (B, 32, 14, 14)
-        f2 = self.pool2(torch.relu(self.conv2(f1)))  # (B, 64, 7, 7)
-        return [f1, f2]
+    def _stage(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        conv, pool = (self.conv1, self.pool1) if i == 0 else (self.conv2, self.pool2)
+        return pool(torch.relu(conv(x)))
+
+    def features(self, x: torch.Tensor, stop: int | None = None) -> list[torch.Tensor]:
+        """(B, 32, 14, 14) and (B, 64, 7, 7) at 28 px (the first ``stop`` only when given)."""
+        ckpt = self.grad_checkpointing and self.training and torch.is_grad_enabled()
+        out = []
+        for i in range(stop or 2):
+            x = checkpoint(self._stage, i, x, use_reentrant=False) if ckpt else self._stage(i, x)
+            out.append(x)
+        return out
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)[-1]  # (B, 64, 7, 7), unpooled

@@ -49,6 +49,7 @@ import torch
 from torch import nn
 
 from convzoo.errors import ConvzooError
+from convzoo.layers.drop_path import no_drop_path
 from convzoo.layers.head import Backbone, ClassifierHead
 from convzoo.layers.ibn import IBN
 from convzoo.layers.init import kaiming_bn_init_
@@ -130,13 +131,16 @@ class DenseNetIBN(Backbone):
             width and bottleneck factor (DenseNet-121: 32, (6, 12, 24, 16), 64, 4).
         ibn_ratio: IBN ratio in the IBN layers (0.4 official); ``ibn_blocks`` dense blocks (0-based) get
             an IBN in every third layer (0, 1, 2 official).
+        num_classes, in_chans, drop_rate (before the classifier), global_pool: timm's arguments.
+        drop_path_rate: 0 only: dense blocks concatenate, they have no residual sum to drop.
     """
 
     def __init__(self, growth_rate: int = 32, block_config: Sequence[int] = (6, 12, 24, 16),
                  num_init_features: int = 64, bn_size: int = 4, ibn_ratio: float = 0.4,
                  ibn_blocks: Sequence[int] = (0, 1, 2), num_classes: int = 1000, in_chans: int = 3,
-                 drop_rate: float = 0.0):
+                 drop_rate: float = 0.0, global_pool: str = "avg", drop_path_rate: float = 0.0):
         super().__init__()
+        no_drop_path(drop_path_rate, "DenseNet")
         self.num_classes = num_classes
         body = OrderedDict([
             ("conv0", nn.Conv2d(in_chans, num_init_features, 7, 2, 3, bias=False)),
@@ -159,19 +163,22 @@ class DenseNetIBN(Backbone):
         self.feature_info.append({"num_chs": c, "reduction": 4 * 2 ** (len(block_config) - 1), "module": "body.norm5"})
         self.body = nn.Sequential(body)
         self.num_features = c
-        self.head = ClassifierHead(c, num_classes, drop_rate=drop_rate)
+        self.head = ClassifierHead(c, num_classes, global_pool, drop_rate)
         kaiming_bn_init_(self)  # torchvision's DenseNet init
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.body(x))  # (B, num_features, H/32, W/32)
 
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Dense blocks 1-3 (strides 4, 8, 16, before their transition) and the final ReLU(BN) (stride 32)."""
-        names, out = [f["module"].removeprefix("body.") for f in self.feature_info], []
+    def features(self, x: torch.Tensor, stop: int | None = None) -> list[torch.Tensor]:
+        """Dense blocks 1-3 (strides 4, 8, 16, before their transition) and the final ReLU(BN) (stride 32);
+        the first ``stop`` only when given."""
+        names, out = [f["module"].removeprefix("body.") for f in self.feature_info[:stop]], []
         for name, module in self.body.named_children():
             x = module(x)
             if name in names:
                 out.append(torch.relu(x) if name == "norm5" else x)
+                if len(out) == len(names):
+                    break
         return out
 
 

@@ -31,6 +31,8 @@ Departures (none changes a count at the paper's sizes)
   U(0, 1), current PyTorch sets them to 1).
 - ``width`` multiplies every NIN width (CPU-scale recipes only; 1.0 is the paper's network).
 - State-dict keys are ours (``blocks.N.M.conv``, ``head.fc``), not the official ``_feature_blocks``.
+- timm's arguments: the NIN takes ``global_pool`` (avg, the paper's, | max | avgmax | catavgmax | "") and
+  ``drop_rate``; neither network has residual paths (``drop_path_rate`` 0 only); ``features(x, stop)``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import torch
 from torch import nn
 
 from convzoo.errors import ConvzooError
+from convzoo.layers.drop_path import no_drop_path
 from convzoo.layers.head import Backbone, ClassifierHead
 from convzoo.registry import ModelCard, register_model
 
@@ -105,11 +108,15 @@ class RotNetNIN(Backbone):
         pool_block3: 3x3/2 average pooling after block 3 (official ``use_avg_on_conv3``; off in the
             RotNet configs, and only used when ``num_blocks > 3``, as the official code).
         drop_rate: dropout before the linear head (not in the paper; 0).
+        global_pool: "avg" (the paper), "max", "avgmax", "catavgmax" or "" (timm's values).
+        drop_path_rate: 0 only (no residual paths).
     """
 
     def __init__(self, num_classes: int = 4, in_chans: int = 3, num_blocks: int = 4, width: float = 1.0,
-                 pool_block3: bool = False, drop_rate: float = 0.0):
+                 pool_block3: bool = False, drop_rate: float = 0.0, global_pool: str = "avg",
+                 drop_path_rate: float = 0.0):
         super().__init__()
+        no_drop_path(drop_path_rate, "RotNet NIN")
         if num_blocks < 3:
             raise ConvzooError(f"a RotNet NIN has at least 3 blocks (the official code asserts it), got {num_blocks}")
         if width <= 0:
@@ -129,14 +136,14 @@ class RotNetNIN(Backbone):
         self.blocks = nn.Sequential(*blocks)
         self.num_blocks, self.num_classes, self.num_features = num_blocks, num_classes, cin
         self.feature_info = feature_info
-        self.head = ClassifierHead(cin, num_classes, pool="avg", drop_rate=drop_rate)  # GAP -> linear
+        self.head = ClassifierHead(cin, num_classes, pool=global_pool, drop_rate=drop_rate)  # GAP -> linear
 
     def forward_blocks(self, x: torch.Tensor, out_blocks) -> list[torch.Tensor]:
         """The outputs of the blocks ``out_blocks`` (1-based, in the order asked); stops after the last."""
         return _run_until(self.blocks, x, out_blocks, "block")
 
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self.forward_blocks(x, range(1, self.num_blocks + 1))
+    def features(self, x: torch.Tensor, stop: int | None = None) -> list[torch.Tensor]:
+        return self.forward_blocks(x, range(1, (stop or self.num_blocks) + 1))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(x)  # (B, 3, H, W) -> (B, 192, H/4, W/4) (block-3 pooling: H/8)
@@ -168,8 +175,9 @@ class RotNetAlexNet(Backbone):
     """The RotNet AlexNet of paper Sec. 3.2 (official ``architectures/AlexNet.py``); ``forward_blocks``
     takes conv1..conv5 (1-based), each block's output before its max-pool (the official 'convN' keys)."""
 
-    def __init__(self, num_classes: int = 4, in_chans: int = 3):
+    def __init__(self, num_classes: int = 4, in_chans: int = 3, drop_path_rate: float = 0.0):
         super().__init__()
+        no_drop_path(drop_path_rate, "RotNet AlexNet")
         convs, feature_info, cin, reduction = [], [], in_chans, 1
         for i, (c, k, s, p) in enumerate(ALEXNET_CONVS, start=1):
             block = nn.Sequential()
@@ -190,8 +198,8 @@ class RotNetAlexNet(Backbone):
     def forward_blocks(self, x: torch.Tensor, out_blocks) -> list[torch.Tensor]:
         return _run_until(self.blocks, x, out_blocks, "conv block")
 
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self.forward_blocks(x, range(1, self.num_blocks + 1))
+    def features(self, x: torch.Tensor, stop: int | None = None) -> list[torch.Tensor]:
+        return self.forward_blocks(x, range(1, (stop or self.num_blocks) + 1))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool5(self.blocks(x))  # (B, 3, 224, 224) -> (B, 256, 6, 6)
@@ -262,5 +270,5 @@ rotnet_nin5 = _nin_factory("rotnet_nin5", 5)
     source="paper Sec. 3.2 (RotNet AlexNet for ImageNet / Places / PASCAL); official AlexNet.py",
     notes="BatchNorm1d in the fc layers: train-mode batches need more than one image",
 ))
-def rotnet_alexnet(num_classes: int = 4, in_chans: int = 3) -> RotNetAlexNet:
-    return RotNetAlexNet(num_classes=num_classes, in_chans=in_chans)
+def rotnet_alexnet(num_classes: int = 4, in_chans: int = 3, **kwargs) -> RotNetAlexNet:
+    return RotNetAlexNet(num_classes=num_classes, in_chans=in_chans, **kwargs)

@@ -36,6 +36,10 @@ Where paper and official code differ (each available as an option)
   placeholders); use ``drop_rates`` to restore them.
 - The official generic builder ``simplenet()`` returns simplenetv1_5m_m2; here ``simplenet`` is the
   paper's CIFAR network (= simplenet_cifar_5m, 10 classes, 32x32) and accepts every constructor option.
+
+timm's arguments: ``global_pool`` ("max" by default, the paper's; "avg", "avgmax", "catavgmax", ""),
+``drop_rate`` (above), ``drop_path_rate`` 0 only (a plain network: no residual paths), and
+``set_grad_checkpointing()``, which recomputes each segment of ``features`` between two stage taps.
 """
 
 from __future__ import annotations
@@ -45,8 +49,10 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from convzoo.errors import ConvzooError
+from convzoo.layers.drop_path import no_drop_path
 from convzoo.layers.head import Backbone, ClassifierHead
 from convzoo.registry import ModelCard, register_model
 
@@ -113,13 +119,24 @@ class StageSequential(nn.Sequential):
     def __init__(self, mods: list[nn.Module], taps: list[int]):
         super().__init__(*mods)
         self.taps = tuple(taps)
+        self.grad_checkpointing = False
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        out = []
-        for i, m in enumerate(self):
-            x = m(x)
-            if i in self.taps:
-                out.append(x)
+    def _segment(self, x: torch.Tensor, start: int, end: int) -> torch.Tensor:
+        for i in range(start, end):
+            x = self[i](x)
+        return x
+
+    def forward(self, x: torch.Tensor, stop: int | None = None) -> list[torch.Tensor]:
+        """The map at each tap (the first ``stop`` only when given)."""
+        out, start = [], 0
+        ckpt = self.grad_checkpointing and self.training and torch.is_grad_enabled()
+        for tap in self.taps[:stop]:  # segment start..tap ends at a stage output
+            if ckpt:
+                x = checkpoint(self._segment, x, start, tap + 1, use_reentrant=False)
+            else:
+                x = self._segment(x, start, tap + 1)
+            out.append(x)
+            start = tap + 1
         return out
 
 
@@ -137,12 +154,16 @@ class SimpleNet(Backbone):
         pad_1x1: padding of the 1x1 convs: 0 (paper, official code and weights), 1 (the February 2023
             interim official layout).
         layers: a custom token table (overrides ``network_idx``).
+        global_pool: "max" (the paper), "avg", "avgmax", "catavgmax" or "" (timm's values).
+        drop_path_rate: 0 only (no residual paths).
     """
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, scale: float = 1.0,
                  network_idx: int | str = 0, mode: int = 2, drop_rates: Mapping[int, float] | None = None,
-                 drop_rate: float | None = None, pad_1x1: int = 0, layers: str | None = None):
+                 drop_rate: float | None = None, pad_1x1: int = 0, layers: str | None = None,
+                 global_pool: str = "max", drop_path_rate: float = 0.0):
         super().__init__()
+        no_drop_path(drop_path_rate, "SimpleNet")
         if mode not in STRIDE_MODES:
             raise ConvzooError(f"SimpleNet stride mode must be one of {sorted(STRIDE_MODES)}, got {mode!r}")
         network = None if layers else _resolve_network(network_idx)
@@ -185,13 +206,17 @@ class SimpleNet(Backbone):
         self.num_features = c_in
         self.num_classes = num_classes
         head_rate = drop_rates.get(HEAD_DROP_KEY, 0.0) if drop_rate is None else drop_rate
-        self.head = ClassifierHead(c_in, num_classes, pool="max", drop_rate=head_rate)  # global MAX pool
+        self.head = ClassifierHead(c_in, num_classes, pool=global_pool, drop_rate=head_rate)  # global MAX pool
         self._init_weights()
 
     @property
     def features(self) -> StageSequential:
         """The official ``features`` stack; ``model.features(x)`` returns the stage maps (Backbone)."""
         return self._modules["features"]  # shadows Backbone.features; nn.Module stores it in _modules
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each segment of ``features`` between two stage taps in the backward pass."""
+        self.features.grad_checkpointing = self.grad_checkpointing = enable
 
     def _init_weights(self) -> None:
         # official: Xavier-uniform with the ReLU gain on conv weights; biases, BN, Linear keep defaults
