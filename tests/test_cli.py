@@ -104,7 +104,7 @@ def test_info_shows_macs_for_every_model(capsys, monkeypatch):
 
 def test_info_macs_counted_here_match_a_closed_form(capsys, monkeypatch):
     """The count the CLI makes for a card without MACs, against the closed form of a one-layer model."""
-    import torch.nn as nn
+    from torch import nn
 
     from convzoo import registry
 
@@ -191,7 +191,7 @@ def test_predict_espcn_writes_png(capsys, tmp_path):
     src = tmp_path / "chelsea.png"
     img = data.chelsea()[:60, :80]
     Image.fromarray(img).save(src)
-    code, out, err = run(capsys, "predict", "espcn_x3", src, "--out", tmp_path / "out")
+    code, _, err = run(capsys, "predict", "espcn_x3", src, "--out", tmp_path / "out")
     assert code == 0, err
     up = np.asarray(Image.open(tmp_path / "out" / "chelsea_x3.png"))
     assert up.shape == (180, 240, 3)
@@ -359,7 +359,7 @@ def test_train_flags_are_typed_values_not_yaml_text(capsys, monkeypatch):
         return SimpleNamespace(metrics={"acc": 1.0}, run_dir="runs/x")
 
     monkeypatch.setattr(engine, "train", fake_train)
-    code, out, err = run(capsys, "train", "simplenet_digits", "--data-root", "2024", "--epochs", "3", "--fast",
+    code, _, err = run(capsys, "train", "simplenet_digits", "--data-root", "2024", "--epochs", "3", "--fast",
                          "--set", "optimizer.lr=0.5")
     assert code == 0, err
     cfg = seen["cfg"]
@@ -367,10 +367,10 @@ def test_train_flags_are_typed_values_not_yaml_text(capsys, monkeypatch):
     assert cfg["optimizer"]["lr"] == 0.5  # --set stays the one string channel (read as YAML)
     assert "init" not in seen["kw"] and "freeze" not in seen["kw"]
 
-    code, out, err = run(capsys, "train", "simplenet_digits", "--init", "runs/a", "--freeze", "2")
+    code, _, err = run(capsys, "train", "simplenet_digits", "--init", "runs/a", "--freeze", "2")
     assert code == 0, err
     assert seen["kw"]["init"] == "runs/a" and seen["kw"]["freeze"] == 2
-    code, out, err = run(capsys, "train", "simplenet_digits", "--init", "w.pth", "--freeze", "stem, stages.0")
+    code, _, err = run(capsys, "train", "simplenet_digits", "--init", "w.pth", "--freeze", "stem, stages.0")
     assert code == 0, err
     assert seen["kw"]["freeze"] == ["stem", "stages.0"]
 
@@ -473,7 +473,8 @@ def test_user_mistake_is_one_line(argv, needles, at, capsys):
 
 
 def test_console_script_exit_code(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "convzoo.cli", "info", "no_such_net"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "convzoo.cli", "info", "no_such_net"], check=False,
+                          capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
 
 

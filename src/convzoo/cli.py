@@ -220,10 +220,9 @@ def _which(a) -> str:
 
 
 def cmd_eval(a) -> None:
-    from convzoo import engine
-
     import tempfile
 
+    from convzoo import engine
     from convzoo.predict import checkpoint_run
 
     which = _which(a)

@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from convzoo.errors import ConvzooError
 
@@ -122,7 +122,7 @@ def export_program(model: nn.Module, example: torch.Tensor, path, *, check: bool
     model = model.eval()
     try:
         program = torch.export.export(model, (example,))
-    except Exception as e:  # torch.export raises many types; one line for people
+    except Exception as e:  # noqa: BLE001 - torch.export raises many types; one line for people
         raise ConvzooError(f"torch.export failed for this model: {str(e).splitlines()[0]}") from None
     tmp = _temporary(path)
     try:
