@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from convzoo.engine import train
 from convzoo.engine.checkpoint import load_state
+from convzoo.engine.report import read_steps_csv
 
 HERE = Path(__file__).resolve().parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # same arithmetic as this process (conftest: 1 thread)
@@ -72,8 +73,10 @@ def test_resume_after_sigkill_equals_uninterrupted(tiny, tmp_path, recipe_file, 
 def test_two_cpu_processes_equal_one_process(tiny, tmp_path, recipe_file, method):
     # no dropout / augmentation (they draw per-process random numbers) and no BatchNorm (per-process
     # statistics; SyncBatchNorm needs GPUs): then DDP on the same global batch is the same arithmetic
+    # (with mid-epoch checkpoints and a step log: their collectives run on every process)
     recipe = recipe_file(tiny.recipe(model={"kwargs": {"drop_rate": 0.0}}, data={"kwargs": {"jitter": 0.0}},
-                                     epochs=2, method={"name": method}))
+                                     epochs=2, method={"name": method}, checkpoint_every_n_steps=4,
+                                     log_every_n_steps=1))
     cmd = [sys.executable, "-m", "convzoo.engine", "train", str(recipe), "--import", str(HERE / "tiny_plugin.py"),
            "--devices", "2", "--accelerator", "cpu", "--no-progress", "--out", str(tmp_path), "--name", "ddp"]
     out = subprocess.run(cmd, check=False, env=ENV, capture_output=True, text=True, timeout=300)
@@ -88,5 +91,8 @@ def test_two_cpu_processes_equal_one_process(tiny, tmp_path, recipe_file, method
     for k in hb:  # DDP synchronised the head outside the model too
         torch.testing.assert_close(ha[k], hb[k], rtol=0, atol=1e-5)
     assert printed["test"] == pytest.approx(one.metrics, abs=1e-5)
+    steps_a, steps_b = read_steps_csv(tmp_path / "ddp"), read_steps_csv(one.run_dir)
+    assert [r["step"] for r in steps_a] == [r["step"] for r in steps_b] == list(range(1, 13))
+    assert [r["loss"] for r in steps_a] == pytest.approx([r["loss"] for r in steps_b], abs=1e-5)
     assert json.loads((tmp_path / "ddp" / "results.json").read_text())["world_size"] == 2
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["ddp", "one"]
