@@ -226,3 +226,20 @@ def test_timm_tags_named_exist_in_timm():
 
 def test_shipped_weights_still_load():
     assert convzoo.create_model("espcn_x2", pretrained=True) is not None
+
+
+@pytest.mark.parametrize("in_chans", [1, 4])
+def test_input_convolution_adapts_to_other_channel_counts(in_chans, source, tmp_path):
+    """timm's rule for pretrained=True with in_chans != 3: sum the RGB filters for one channel, else tile them
+    and scale by 3 / in_chans; for one channel a grey image then gives the RGB model's response."""
+    torch.save(source.state_dict(), tmp_path / "w.pth")
+    with pytest.warns(UserWarning, match="input convolution conv1.weight adapted from 3"):
+        model = convzoo.create_model(NAME, in_chans=in_chans, pretrained=tmp_path / "w.pth").eval()
+    rgb = source.conv1.weight
+    expected = rgb.sum(1, keepdim=True) if in_chans == 1 else torch.cat([rgb, rgb[:, :1]], 1) * 3 / 4
+    torch.testing.assert_close(model.conv1.weight, expected)
+    assert _equal(source, model, skip=("conv1.",))
+    if in_chans == 1:
+        grey = torch.rand(2, 1, 64, 64)
+        with torch.no_grad():
+            torch.testing.assert_close(model(grey), source(grey.expand(-1, 3, -1, -1)), rtol=1e-4, atol=1e-4)

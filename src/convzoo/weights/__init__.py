@@ -113,6 +113,7 @@ def _load_fitted(model: nn.Module, card, state: dict[str, torch.Tensor], what: s
     in_head = lambda k: k.startswith(heads) if heads else False
     left_out = [k for k in state if in_head(k) and (k not in own or tuple(own[k].shape) != tuple(state[k].shape))]
     state = {k: v for k, v in state.items() if k not in left_out}
+    state, adapted = _adapt_input_convs(own, state, card.in_chans)
     shape = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
     if shape:
         k = shape[0]
@@ -130,12 +131,37 @@ def _load_fitted(model: nn.Module, card, state: dict[str, torch.Tensor], what: s
         raise ConvzooError(f"{what} does not fit {card.name}: {', '.join(first)}{_deploy_hint(model, card, state)}")
     head_missing = [k for k in own if in_head(k) and k not in state]
     model.load_state_dict(state, strict=False)
+    if adapted:
+        warnings.warn(f"{card.name}: input convolution {', '.join(adapted)} adapted from {card.in_chans} to "
+                      f"{own[adapted[0]].shape[1]} channels (summed for 1, else repeated and rescaled, as timm does)",
+                      UserWarning, stacklevel=4)
     if left_out or head_missing:
         why = "the checkpoint holds no classifier" if not left_out else \
             f"its classifier ({', '.join(left_out[:2])}) does not fit {getattr(model, 'num_classes', '?')} classes"
         warnings.warn(f"{card.name}: {why}; the classifier keeps its fresh initialisation, every other weight "
                       f"is loaded", UserWarning, stacklevel=4)
     return model
+
+
+def _adapt_input_convs(own, state, file_chans: int):
+    """Convolutions that read the image (``file_chans`` input channels in the file, another count in the model):
+    for 1 channel the weights are summed over the file's channels; otherwise they are tiled up to the model's
+    count and scaled by ``file_chans / in_chans``, so a constant image gives the same response (timm's rule)."""
+    out, adapted = dict(state), []
+    for k, theirs in state.items():
+        mine = own.get(k)
+        if mine is None or theirs.ndim < 3 or theirs.shape[1] != file_chans or mine.shape[1] == file_chans \
+                or theirs.shape[:1] + theirs.shape[2:] != mine.shape[:1] + mine.shape[2:]:
+            continue
+        w, n = theirs.float(), mine.shape[1]
+        if n == 1:
+            w = w.sum(dim=1, keepdim=True)
+        else:
+            reps = -(-n // file_chans)
+            w = w.repeat(1, reps, *[1] * (w.ndim - 2))[:, :n] * (file_chans / n)
+        out[k] = w.to(theirs.dtype)
+        adapted.append(k)
+    return out, adapted
 
 
 def _deploy_hint(model: nn.Module, card, state: dict[str, torch.Tensor]) -> str:
