@@ -473,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_analyse)
 
     s = sub.add_parser("export", help="export to ONNX or a torch.export program",
-                       description="Writes <model>[-<run>].onnx|.pt2 into the run folder (or --out DIR); the ONNX "
+                       description="Writes <model>[-<run>][-last].onnx|.pt2 into the run folder (or --out DIR); the ONNX "
                                    "file carries model, class names, mean/std and input size as metadata.")
     s.add_argument("source", metavar="RUN|CHECKPOINT|MODEL",
                    help="run folder, checkpoint file (inside a run folder, or with --model) or registered model")
