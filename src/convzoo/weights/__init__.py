@@ -110,7 +110,10 @@ def _load_fitted(model: nn.Module, card, state: dict[str, torch.Tensor], what: s
 
     own = model.state_dict()
     heads = classifier_prefixes(model)
-    in_head = lambda k: k.startswith(heads) if heads else False
+
+    def in_head(key: str) -> bool:
+        return bool(heads) and key.startswith(heads)
+
     left_out = [k for k in state if in_head(k) and (k not in own or tuple(own[k].shape) != tuple(state[k].shape))]
     state = {k: v for k, v in state.items() if k not in left_out}
     state, adapted = _adapt_input_convs(own, state, card.in_chans)
@@ -135,9 +138,13 @@ def _load_fitted(model: nn.Module, card, state: dict[str, torch.Tensor], what: s
         warnings.warn(f"{card.name}: input convolution {', '.join(adapted)} adapted from {card.in_chans} to "
                       f"{own[adapted[0]].shape[1]} channels (summed for 1, else repeated and rescaled, as timm does)",
                       UserWarning, stacklevel=4)
-    if left_out or head_missing:
+    classes = getattr(model, "num_classes", None)
+    if left_out and classes == 0:
+        warnings.warn(f"{card.name}: the model has no classifier (num_classes=0): the file's ({', '.join(left_out[:2])}) "
+                      "is left out, every other weight is loaded", UserWarning, stacklevel=4)
+    elif left_out or head_missing:
         why = "the checkpoint holds no classifier" if not left_out else \
-            f"its classifier ({', '.join(left_out[:2])}) does not fit {getattr(model, 'num_classes', '?')} classes"
+            f"its classifier ({', '.join(left_out[:2])}) does not fit {classes} classes"
         warnings.warn(f"{card.name}: {why}; the classifier keeps its fresh initialisation, every other weight "
                       f"is loaded", UserWarning, stacklevel=4)
     return model
