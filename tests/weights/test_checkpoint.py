@@ -243,3 +243,15 @@ def test_input_convolution_adapts_to_other_channel_counts(in_chans, source, tmp_
         grey = torch.rand(2, 1, 64, 64)
         with torch.no_grad():
             torch.testing.assert_close(model(grey), source(grey.expand(-1, 3, -1, -1)), rtol=1e-4, atol=1e-4)
+
+
+def test_every_model_without_shipped_weights_says_where_in_one_line():
+    from convzoo.weights import bundled_path
+    from convzoo.weights.layouts import where_weights
+
+    for name in convzoo.list_models():
+        card = convzoo.get_card(name)
+        if bundled_path(name).is_file():
+            continue
+        text = where_weights(card)
+        assert "\n" not in text and f"create_model('{name}', pretrained='PATH')" in text, name
