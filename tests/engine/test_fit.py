@@ -1,8 +1,8 @@
 """Training: reproducibility, run folder, evaluate/load_run, resume, bf16, EMA, clipping, errors."""
 
 import csv
-import math
 import json
+import math
 import shutil
 
 import pytest

@@ -270,7 +270,7 @@ def test_resume_from_a_mid_epoch_checkpoint_is_exact(tiny, tmp_path):
     assert (state["epoch"], state["step"]) == (1, 2) and len(state["history"]) == 1
     resumed = train(resume=d, progress=False)
     assert same(weights(d / "last.safetensors"), weights(full.run_dir / "last.safetensors"))
-    untimed = lambda rows: [{k: v for k, v in r.items() if k != "time"} for r in rows]  # noqa: E731
+    untimed = lambda rows: [{k: v for k, v in r.items() if k != "time"} for r in rows]
     assert untimed(resumed.history) == untimed(full.history) and resumed.metrics == full.metrics
     assert read_steps_csv(d) == read_steps_csv(full.run_dir) and len(read_steps_csv(d)) == 18
 

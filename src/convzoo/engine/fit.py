@@ -62,10 +62,10 @@ import torch
 
 from convzoo.engine.build import (
     build_batch_transform,
-    check_accelerator,
     build_data,
     build_method,
     build_task_for,
+    check_accelerator,
     eval_loader,
     train_loader,
 )
@@ -84,9 +84,9 @@ from convzoo.engine.checkpoint import (
     seed_step,
     write_atomic,
 )
+from convzoo.engine.evaluate import channels_last_batch, evaluate_loader, precision_of
 from convzoo.engine.finetune import freeze as freeze_modules
 from convzoo.engine.finetune import frozen_modules, load_init, resolve_init
-from convzoo.engine.evaluate import channels_last_batch, evaluate_loader, precision_of
 from convzoo.engine.optim import Schedule, build_ema, build_optimizer
 from convzoo.engine.recipe import IDENTITY, RESUMABLE, dump_recipe, load_recipe
 from convzoo.engine.report import (
