@@ -469,3 +469,34 @@ def test_narrow_model_lowers_loss_on_a_batch_with_official_groups():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+# --- timm's arguments and preprocessing (issue 9) ----------------------------------------------------------
+
+@pytest.mark.claim(paper=21, artefact="spartan_t", claim="card preprocessing = official src/dataset/imagenet.py eval transform")
+def test_preprocessing_is_the_official_eval_transform():
+    # official henry-pay/SpaRTAN 1715a43 src/dataset/imagenet.py (eval) with src/config/data/imagenet.yaml:
+    # v2.Resize(img_size=256) (torchvision's default bilinear) -> v2.CenterCrop(crop_size=256), ImageNet mean/std
+    assert convzoo.data_config("spartan_t") == {"input_size": (3, 256, 256), "interpolation": "bilinear",
+                                                "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),
+                                                "crop_pct": 256 / 256, "crop_mode": "center"}
+
+
+@pytest.mark.claim(paper=21, artefact="spartan_t", claim="global_pool (all timm values), per-block gradient checkpointing with equal gradients")
+def test_global_pool_and_grad_checkpointing():
+    x = torch.randn(2, 3, 32, 32)
+    for pool, width in (("avg", 7), ("max", 7), ("avgmax", 7), ("catavgmax", 7), ("", 7)):
+        model = convzoo.create_model("spartan_t", num_classes=width, global_pool=pool).eval()
+        with torch.no_grad():
+            pooled = model.forward_head(model.forward_features(x), pre_logits=True)
+        assert pooled.shape[1] == 256 * (2 if pool == "catavgmax" else 1)
+        assert model(x).shape == ((2, 7, 1, 1) if pool == "" else (2, 7))
+    torch.manual_seed(0)
+    model = convzoo.create_model("spartan_t", num_classes=5, drop_path_rate=0.0)
+    model(x).sum().backward()
+    plain = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    model.set_grad_checkpointing()
+    model(x).sum().backward()
+    for a, p in zip(plain, model.parameters()):
+        torch.testing.assert_close(p.grad, a)

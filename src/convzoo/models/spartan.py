@@ -47,10 +47,12 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 from torchvision.ops import StochasticDepth
 
 from convzoo.errors import ConvzooError
-from convzoo.layers.head import Backbone
+from convzoo.layers.drop_path import check_drop_rate
+from convzoo.layers.head import Backbone, SelectAdaptivePool, apply_fc, create_classifier, make_fc
 from convzoo.layers.spartan_mixers import CMixer, ConvNormAct, SMixer
 from convzoo.registry import ModelCard, register_model
 
@@ -89,11 +91,13 @@ class SpaRTAN(Backbone):
         num_classes: 0 gives the pooled ``dims[-1]`` embedding.
         in_chans: input channels.
         drop_rate: dropout before the classifier (0: the official model has none).
+        global_pool: timm's pool before the classifier ("avg", the official GAP; "max", "avgmax",
+            "catavgmax", "").
     """
 
     def __init__(self, depths: Sequence[int] = (3, 3, 12, 2), dims: Sequence[int] = (32, 64, 128, 256),
                  expand_ratios: Sequence[int] = (4, 4, 2, 2), drop_path_rate: float = 0.1,
-                 num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0):
+                 num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0, global_pool: str = "avg"):
         super().__init__()
         depths, dims, expand_ratios = tuple(depths), tuple(dims), tuple(expand_ratios)
         if not depths or not len(depths) == len(dims) == len(expand_ratios):
@@ -104,8 +108,8 @@ class SpaRTAN(Backbone):
         if any(c <= 0 or c % 8 for c in dims):
             raise ConvzooError(f"SpaRTAN widths must be positive multiples of 8 (SMixer halves, its SE quarters), "
                                f"got {dims}")
-        if not 0.0 <= drop_path_rate < 1.0:
-            raise ConvzooError(f"drop_path_rate must be in [0, 1), got {drop_path_rate}")
+        check_drop_rate(drop_path_rate)
+        check_drop_rate(drop_rate, "drop_rate")
         self.num_classes, self.drop_rate = num_classes, drop_rate
         # stem: (B, in_chans, H, W) -> (B, C0, H/4, W/4)
         self.conv = nn.Sequential(ConvNormAct(in_chans, dims[0] // 2, 3, stride=2, padding=1),
@@ -125,7 +129,7 @@ class SpaRTAN(Backbone):
         # head: GAP -> [dropout] -> linear (official key ``linear``)
         self.num_features = dims[-1]
         self.head_drop = nn.Dropout(drop_rate)
-        self.linear = nn.Linear(dims[-1], num_classes) if num_classes > 0 else nn.Identity()
+        self.global_pool, self.linear = create_classifier(dims[-1], num_classes, global_pool)
         self.apply(self._init_weights)
 
     @staticmethod
@@ -140,22 +144,35 @@ class SpaRTAN(Backbone):
         if isinstance(m, (nn.Conv2d, nn.BatchNorm2d, nn.Linear)) and m.bias is not None:
             nn.init.zeros_(m.bias)
 
+    def _layer(self, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(layer, x, use_reentrant=False)
+        return layer(x)
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         # (B, in_chans, H, W) -> (B, dims[-1], H/32, W/32)
-        return self.layers(self.conv(x))
+        x = self.conv(x)
+        for layer in self.layers:
+            x = self._layer(layer, x)
+        return x
 
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Output of each stage (before its downsampler): strides 4, 8, 16, 32 (``feature_info``)."""
+    def features(self, x: torch.Tensor, stop: int | None = None) -> list[torch.Tensor]:
+        """Output of each stage (before its downsampler): strides 4, 8, 16, 32 (``feature_info``); the
+        first ``stop`` only when given."""
         x, out = self.conv(x), []
-        for j, layer in enumerate(self.layers):
-            x = layer(x)
+        for j, layer in enumerate(self.layers[:self._stage_ends[(stop or len(self._stage_ends)) - 1] + 1]):
+            x = self._layer(layer, x)
             if j in self._stage_ends:
                 out.append(x)
         return out
 
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute every block and downsampler in the backward pass while training (timm's switch)."""
+        self.grad_checkpointing = enable
+
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.head_drop(x.mean((2, 3)))  # (B, C)
-        return x if pre_logits else self.linear(x)
+        x = self.head_drop(self.global_pool(x))  # (B, C)
+        return x if pre_logits else apply_fc(self.linear, x)
 
     def get_classifier(self) -> nn.Module:
         return self.linear
@@ -165,9 +182,11 @@ class SpaRTAN(Backbone):
         engine's default groups add this to its 1-D rule."""
         return no_weight_decay_names(self)
 
-    def reset_classifier(self, num_classes: int) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
-        self.linear = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        if global_pool is not None:
+            self.global_pool = SelectAdaptivePool(global_pool)
+        self.linear = make_fc(self.num_features * self.global_pool.feat_mult(), num_classes)
         if num_classes > 0:
             self._init_weights(self.linear)
 
@@ -209,6 +228,9 @@ _CARDS = {
                "src/config/model/spartan.yaml (the only shipped configuration, README 'SpaRTAN-T')",
         notes="ImageNet-1K top-1 77.7 % (256 px, abstract). Only this configuration is published; other "
               "variants (SpaRTAN-S, the detection backbone) are not reproducible from the released material.",
+        # official src/dataset/imagenet.py (eval) with src/config/data/imagenet.yaml: v2.Resize(img_size 256,
+        # bilinear by default) -> CenterCrop(crop_size 256), ImageNet mean/std
+        interpolation="bilinear", crop_pct=1.0,
     ),
 }
 
