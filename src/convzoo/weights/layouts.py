@@ -14,7 +14,7 @@ shape, then fewest keys the model lacks; ties go to the first listed). Layouts, 
   ResNets, official DenseNet-IBN-a, official SimpleNet (both numberings), torchvision's SSD300-VGG16, and
   RepLKNet's official re-parameterised files (conv-BN pairs folded on load, :func:`fold_conv_bn`).
 
-Each family's release places (:data:`RELEASES`) and timm's pretrained tags (:data:`TIMM_WEIGHTS`)
+The authors' released files (:data:`RELEASED`, per model; :data:`RELEASES`, per family) and timm's pretrained tags (:data:`TIMM_WEIGHTS`)
 make the line that ``pretrained=True`` prints when no weights ship inside convzoo.
 """
 
@@ -31,6 +31,7 @@ from convzoo.errors import ConvzooError
 __all__ = [
     "FAMILY_LAYOUTS",
     "OWN_LAYOUT",
+    "RELEASED",
     "RELEASES",
     "TIMM_WEIGHTS",
     "Layout",
@@ -135,45 +136,60 @@ FAMILY_LAYOUTS: dict[str, tuple[Layout, ...]] = {
 }
 
 _HF = "https://huggingface.co"
-_IBN = "https://github.com/XingangPan/IBN-Net/releases/download/v1.0"
 _DROPBOX = "https://dl.dropbox.com/s"
-# Where released weights are, per family (the official READMEs, read for these facts); "{name}" is the model.
+_IBN = "https://github.com/XingangPan/IBN-Net/releases/download/v1.0"
+# The authors' released files, per model (official READMEs and model_urls, read for these facts).
+RELEASED: dict[str, str] = {
+    # XingangPan/IBN-Net ibnnet/resnet_ibn.py, resnext_ibn.py, se_resnet_ibn.py, densenet_ibn.py model_urls
+    **{f"{n}": f"{_IBN}/{n}-{h}.pth" for n, h in (
+        ("resnet18_ibn_a", "2f571257"), ("resnet34_ibn_a", "94bc1577"), ("resnet50_ibn_a", "d9d0bb7b"),
+        ("resnet101_ibn_a", "59ea0ac6"), ("resnet18_ibn_b", "bc2f3c11"), ("resnet34_ibn_b", "04134c37"),
+        ("resnet50_ibn_b", "9ca61e85"), ("resnet101_ibn_b", "c55f6dba"), ("resnext101_ibn_a", "6ace051d"),
+        ("se_resnet101_ibn_a", "fabed4e2"), ("densenet121_ibn_a", "e4af5cc1"), ("densenet169_ibn_a", "9f32c161"))},
+    # THU-MIG/lsnet README
+    **{f"lsnet_{v}{d}": f"{_HF}/jameslahm/lsnet/blob/main/lsnet_{v}{d}.pth" for v in "tsb" for d in ("", "_distill")},
+    # AILab-CVC/UniRepLKNet unireplknet.py huggingface_file_names (repo DingXiaoH/UniRepLKNet)
+    **{f"unireplknet_{v}": f"{_HF}/DingXiaoH/UniRepLKNet/blob/main/{f}" for v, f in (
+        ("a", "unireplknet_a_in1k_224_acc77.03.pth"), ("f", "unireplknet_f_in1k_224_acc78.58.pth"),
+        ("p", "unireplknet_p_in1k_224_acc80.23.pth"), ("n", "unireplknet_n_in1k_224_acc81.64.pth"),
+        ("t", "unireplknet_t_in1k_224_acc83.21.pth"), ("s", "unireplknet_s_in1k_224_acc83.91.pth"),
+        ("b", "unireplknet_b_in22k_to_in1k_384_acc87.40.pth"), ("l", "unireplknet_l_in22k_to_in1k_384_acc87.88.pth"),
+        ("xl", "unireplknet_xl_in22k_to_in1k_384_acc87.96.pth"))},
+    # DingXiaoH/RepLKNet-pytorch README (Google Drive / Baidu links; the file names its commands use)
+    "replknet_31b": "RepLKNet-31B_ImageNet-1K_224.pth from the DingXiaoH/RepLKNet-pytorch README's Google Drive link",
+    "replknet_31l": "RepLKNet-31L_ImageNet-22K-to-1K_384.pth from the DingXiaoH/RepLKNet-pytorch README's Google Drive link",
+    "replknet_xl": "RepLKNet-XL_MegData73M_ImageNet1K.pth from the DingXiaoH/RepLKNet-pytorch README's Google Drive link",
+    # BangguWu/ECANet README (Google Drive / Baidu links)
+    **{n: f"{f} from the BangguWu/ECANet README's Google Drive / Baidu links" for n, f in (
+        ("eca_resnet18", "eca_resnet18_k3577"), ("eca_resnet34", "eca_resnet34_k3357"),
+        ("eca_resnet50", "eca_resnet50_k3557"), ("eca_resnet101", "eca_resnet101_k3357"),
+        ("eca_resnet152", "eca_resnet152_k3357"), ("eca_mobilenetv2", "eca_mobilenetv2_k13"))},
+    # K-H-Ismail/ConvNeXt-dcls README and facebookresearch/ConvNeXt
+    **{f"convnext_dcls_{v}": f"https://zenodo.org/record/7112021/files/convnext_dcls_{v}_1k_224_ema.pth"
+       for v in ("tiny", "small", "base")},
+    **{f"convnext_{v}": f"https://dl.fbaipublicfiles.com/convnext/convnext_{v}_1k_224_ema.pth"
+       for v in ("tiny", "small", "base")},
+    # stigma0617/VoVNet.pytorch model_urls (V1: build with residual=True, the official V1 code's identity)
+    **{n: f"{_DROPBOX}/1lnzsgnixd8gjra/vovnet39_torchvision.pth (build with residual=True)"
+       for n in ("vovnet39", "vovnet39a")},
+    **{n: f"{_DROPBOX}/6bfu9gstbwfw31m/vovnet57_torchvision.pth (build with residual=True)"
+       for n in ("vovnet57", "vovnet57a")},
+    # youngwanLEE/vovnet-detectron2 README: ImageNet backbones (eSE in every block, no classifier)
+    **{f"ese_vovnet{d}b": f"{_DROPBOX}/{h}/vovnet{d}_ese_detectron2.pth (build with attn_placement='block')"
+       for d, h in (("39", "q98pypf96rhtd8y"), ("57", "8xl0cb3jj51f45a"), ("99", "1mlv31coewx8trd"))},
+    "ssd300": ("torchvision's COCO weights: save torchvision.models.detection.ssd300_vgg16(weights='COCO_V1')"
+               ".state_dict() with torch.save (91 classes: num_classes=91)"),
+}
+# Families whose authors publish weights that convzoo does not list file by file.
 RELEASES: dict[str, str] = {
-    "unireplknet": f"the authors' files on {_HF}/DingXiaoH/UniRepLKNet (e.g. unireplknet_a_in1k_224_acc77.03.pth; "
-                   "AILab-CVC/UniRepLKNet README)",
-    "replknet": "the authors' Google Drive / Baidu files linked from the DingXiaoH/RepLKNet-pytorch README "
-                "(e.g. RepLKNet-31B_ImageNet-1K_224.pth)",
-    "lsnet": f"the authors' file {_HF}/jameslahm/lsnet/blob/main/{{name}}.pth (THU-MIG/lsnet README)",
-    "ibnnet": f"the authors' releases {_IBN}/{{name}}-<hash>.pth (resnet18/34/50/101 IBN-a and IBN-b, "
-              "resnext101, se_resnet101, densenet121/169 IBN-a; XingangPan/IBN-Net resnet_ibn.py model_urls)",
-    "ecanet": "the authors' Google Drive / Baidu files linked from the BangguWu/ECANet README (e.g. eca_resnet50_k3557)",
     "simplenet": "the authors' GitHub releases of Coderx7/SimpleNet_Pytorch",
 }
-_SSD300 = ("torchvision's COCO weights (save torchvision.models.detection.ssd300_vgg16(weights='COCO_V1').state_dict() "
-           "with torch.save; 91 classes: num_classes=91)")
-_VOVNET_V1 = (f"the authors' V1 file {_DROPBOX}/1lnzsgnixd8gjra/vovnet39_torchvision.pth (vovnet57: "
-              f"{_DROPBOX}/6bfu9gstbwfw31m/vovnet57_torchvision.pth; stigma0617/VoVNet.pytorch), built with residual=True")
-_VOVNET_V2 = (f"the authors' ImageNet backbone {_DROPBOX}/q98pypf96rhtd8y/vovnet39_ese_detectron2.pth (57: "
-              f"{_DROPBOX}/8xl0cb3jj51f45a/vovnet57_ese_detectron2.pth, 99: "
-              f"{_DROPBOX}/1mlv31coewx8trd/vovnet99_ese_detectron2.pth; youngwanLEE/vovnet-detectron2), built with "
-              "attn_placement='block', num_classes=0")
 
 
 def _release(card) -> str | None:
-    name, family = card.name, card.family
-    if family == "vovnet":
-        if name.startswith(("vovnet39", "vovnet57")):
-            return _VOVNET_V1
-        return _VOVNET_V2 if name in ("ese_vovnet39b", "ese_vovnet57b", "ese_vovnet99b") else None
-    if family == "convnext_dcls":
-        if name.startswith("convnext_dcls"):
-            return f"the authors' file https://zenodo.org/record/7112021/files/{name}_1k_224_ema.pth (K-H-Ismail/ConvNeXt-dcls)"
-        return f"the authors' file https://dl.fbaipublicfiles.com/convnext/{name}_1k_224_ema.pth (facebookresearch/ConvNeXt)"
-    if name == "ssd300":
-        return _SSD300
-    if family in ("lsnet", "ibnnet"):
-        return RELEASES[family].format(name=name)
-    return RELEASES.get(family)
+    if card.name in RELEASED:
+        return f"the authors' file {RELEASED[card.name]}" if card.name != "ssd300" else RELEASED[card.name]
+    return RELEASES.get(card.family)
 
 
 # timm's pretrained tag for each model whose card names a timm reference (timm 1.0 list_pretrained).
@@ -200,9 +216,8 @@ def where_weights(card) -> str:
     if release:
         places.append(release)
     if not places:
-        return (f"no weights ship with convzoo for '{card.name}' and none are released for the {card.family} family "
-                f"that convzoo knows of: train them with `convzoo train`, or load a file with "
-                f"create_model('{card.name}', pretrained='PATH')")
+        return (f"no weights ship with convzoo for '{card.name}' and convzoo knows of no released ones: train them "
+                f"with `convzoo train`, or load a file with create_model('{card.name}', pretrained='PATH')")
     return (f"no weights ship with convzoo for '{card.name}'; released weights: {'; or '.join(places)}; load the "
             f"file with create_model('{card.name}', pretrained='PATH')")
 
