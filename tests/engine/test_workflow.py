@@ -79,7 +79,7 @@ def test_resume_longer_follows_the_stretched_schedule(tiny, tmp_path, capsys, sc
 
 
 def test_resume_refuses_another_recipe_or_model(tiny, tmp_path):
-    base = run(tiny, tmp_path, "base", epochs=1)
+    base = run(tiny, tmp_path, "base", epochs=2)
     with pytest.raises(ConvzooError, match=r"differs from the run's at 'optimizer.lr' \(0.5 here, 0.1 in the run\)"):
         train(tiny.recipe(optimizer={"lr": 0.5}), resume=base.run_dir, progress=False)
     with pytest.raises(ConvzooError, match=r"model.name is '_tiny_net' in the run, 'resnet18' here") as e:
@@ -87,11 +87,13 @@ def test_resume_refuses_another_recipe_or_model(tiny, tmp_path):
     assert "\n" not in str(e.value)
     with pytest.raises(ConvzooError, match=r"model.kwargs is \{'drop_rate': 0.2\} in the run"):
         train(resume=base.run_dir, overrides=["model.kwargs.width=4"], progress=False)
+    with pytest.raises(ConvzooError, match=r"the run has trained 2 epochs already; epochs 1 would be fewer"):
+        train(resume=base.run_dir, values={"epochs": 1}, progress=False)
     with pytest.raises(ConvzooError, match=r"init starts a new run .* give one of them"):
         train(resume=base.run_dir, init=base.run_dir, progress=False)
     # the run's own recipe (with the new length) is accepted
-    again = train(tiny.recipe(), resume=base.run_dir, values={"epochs": 2}, progress=False)
-    assert again.epochs == 2
+    again = train(tiny.recipe(), resume=base.run_dir, values={"epochs": 3}, progress=False)
+    assert again.epochs == 3
 
 
 # --- fine-tuning --------------------------------------------------------------------------------

@@ -183,9 +183,12 @@ def _resume_recipe(resume, recipe, overrides, values: dict) -> tuple[Path, dict]
     """(run folder, recipe) of a resumed run: the run's ``config.yaml`` with the overrides applied, or the
     ``recipe`` given when it matches the run's; one-line errors when either would change what is trained."""
     resume_dir = run_folder(resume)
-    load_state(resume_dir / STATE)  # fail early on a missing or corrupt state
+    done = load_state(resume_dir / STATE)["epoch"]  # fail early on a missing or corrupt state
     saved = load_recipe(resume_dir / CONFIG)
     cfg = load_recipe(saved, overrides, values)
+    if cfg["epochs"] < done:
+        raise ConvzooError(f"--resume {resume_dir}: the run has trained {done} epochs already; epochs "
+                           f"{cfg['epochs']} would be fewer (give more to train longer)")
     if recipe is not None:
         given = load_recipe(recipe, overrides, values)
         if given["task"]["name"] is None:  # the data set's task, which the run's config.yaml names
