@@ -418,3 +418,47 @@ def test_sample_child_is_seeded_and_inside_the_space():
     with pytest.raises(convzoo.ConvzooError):
         net.set_active(dataclasses.replace(net.largest(), resolution=20))
     assert resize_to(torch.zeros(1, 1, 32, 32), 16).shape == (1, 1, 16, 16)
+
+
+# --- timm's arguments (issue 9) -------------------------------------------------------------------------------
+
+@pytest.mark.claim(paper=56, artefact="bignas_s", claim="features_only: the last block at each resolution, strides 2-32 as timm's EfficientNet; supernet levels follow the active child")
+def test_feature_levels_of_children_and_supernet():
+    x = torch.randn(1, 3, 64, 64)
+    for name in ("bignas_s", "bignas_m", "bignas_l", "bignas_xl", "bignas_supernet"):
+        cfg = NAMED_CHILDREN.get(name)
+        net = convzoo.create_model(name, features_only=True).eval()
+        assert net.feature_info.reduction() == [2, 4, 8, 16, 32]  # Table 1: stem /2, stage strides 1-2-2-2-1-2-1
+        if cfg is not None:  # the widths of stages 1, 2, 3, 5, 7 (the last one at each resolution)
+            assert net.feature_info.channels() == [cfg.widths[i] for i in (0, 1, 2, 4, 6)]
+        with torch.no_grad():
+            maps = net(x)
+        assert [m.shape[1] for m in maps] == net.feature_info.channels()
+        assert [m.shape[-1] for m in maps] == [32, 16, 8, 4, 2]
+    supernet = convzoo.create_model("bignas_supernet", num_classes=0)
+    supernet.set_active(supernet.smallest())
+    assert [f["num_chs"] for f in supernet.feature_info] == [16, 24, 40, 112, 320]  # Table 1's smallest widths
+
+
+@pytest.mark.claim(paper=56, artefact="bignas_m", claim="drop_path_rate: EfficientNet's drop connect, rate * i / n per block on residual blocks; global_pool and per-block gradient checkpointing")
+def test_drop_path_global_pool_and_grad_checkpointing():
+    cfg = NAMED_CHILDREN["bignas_m"]
+    child = convzoo.create_model("bignas_m", num_classes=10, drop_path_rate=0.2)
+    n = sum(cfg.depths)
+    rates = [getattr(b.drop_path, "p", 0.0) for b in child.blocks]
+    assert rates == pytest.approx([0.2 * i / n if b.residual else 0.0 for i, b in enumerate(child.blocks)])
+    x = torch.randn(2, 3, 32, 32)
+    for pool in ("avg", "max", "avgmax", "catavgmax", ""):
+        net = convzoo.create_model("bignas_m", num_classes=10, global_pool=pool).eval()
+        assert net(x).shape == ((2, 10, 1, 1) if pool == "" else (2, 10))
+    with pytest.raises(convzoo.ConvzooError, match="catavgmax"):
+        convzoo.create_model("bignas_supernet", global_pool="catavgmax")
+    torch.manual_seed(0)
+    net = convzoo.create_model("bignas_s", num_classes=5)
+    net(x).sum().backward()
+    plain = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+    net.set_grad_checkpointing()
+    net(x).sum().backward()
+    for a, p in zip(plain, net.parameters()):
+        torch.testing.assert_close(p.grad, a)

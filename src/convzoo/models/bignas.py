@@ -58,9 +58,13 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
+from torchvision.ops import StochasticDepth, stochastic_depth
 
 from convzoo.errors import ConvzooError
+from convzoo.layers.drop_path import check_drop_rate
 from convzoo.layers.elastic import ElasticBatchNorm2d, ElasticConv2d, ElasticLinear
+from convzoo.layers.head import Backbone, SelectAdaptivePool, check_pool
 from convzoo.registry import ModelCard, register_model
 
 __all__ = [
@@ -254,8 +258,8 @@ class ElasticMBConv(nn.Module):
         if residual:  # Sec. 3.1 "initialization": the residual branch starts at zero
             nn.init.zeros_(self.project_bn.weight)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x: (B, cin, H, W) -> (B, out, H / stride, W / stride)
+    def forward(self, x: torch.Tensor, drop_path: float = 0.0) -> torch.Tensor:
+        # x: (B, cin, H, W) -> (B, out, H / stride, W / stride); drop_path: this block's stochastic-depth rate
         cin = x.shape[1]
         hid = cin * self.expand_ratio
         h = F.silu(self.expand_bn(self.expand_conv(x, hid))) if self.expand_ratio > 1 else x
@@ -263,9 +267,11 @@ class ElasticMBConv(nn.Module):
         s = F.silu(self.se_reduce(h.mean((2, 3), keepdim=True), max(1, int(cin * self.se_ratio))))
         h = h * torch.sigmoid(self.se_expand(s, hid))
         h = self.project_bn(self.project_conv(h, self.out_channels))
+        if self.residual and drop_path > 0:
+            h = stochastic_depth(h, drop_path, "row", self.training)
         return x + h if self.residual else h
 
-    def to_static(self, cin: int) -> StaticMBConv:
+    def to_static(self, cin: int, drop_path: float = 0.0) -> StaticMBConv:
         """This block at its active size, for input width ``cin``, as plain layers with the sliced weights."""
         hid, se, k, out = cin * self.expand_ratio, max(1, int(cin * self.se_ratio)), self.kernel_size, self.out_channels
         expand = (nn.Sequential(self.expand_conv.to_static(cin, hid, 1), self.expand_bn.to_static(hid), nn.SiLU())
@@ -273,20 +279,50 @@ class ElasticMBConv(nn.Module):
         dw = nn.Sequential(self.dw_conv.to_static(hid, hid, k), self.dw_bn.to_static(hid), nn.SiLU())
         se_mod = SqueezeExcite(self.se_reduce.to_static(hid, se, 1), self.se_expand.to_static(se, hid, 1))
         project = nn.Sequential(self.project_conv.to_static(hid, out, 1), self.project_bn.to_static(out))
-        return StaticMBConv(expand, dw, se_mod, project, self.residual)
+        return StaticMBConv(expand, dw, se_mod, project, self.residual, drop_path)
 
 
 class StaticMBConv(nn.Module):
-    """One MBConv block of fixed size (conv-BN pairs in ``nn.Sequential``, so ``convzoo.deploy`` folds them)."""
+    """One MBConv block of fixed size (conv-BN pairs in ``nn.Sequential``, so ``convzoo.deploy`` folds them);
+    ``drop_path``: per-sample stochastic depth on the residual branch (EfficientNet's drop connect)."""
 
-    def __init__(self, expand: nn.Module | None, dw: nn.Module, se: nn.Module, project: nn.Module, residual: bool):
+    def __init__(self, expand: nn.Module | None, dw: nn.Module, se: nn.Module, project: nn.Module, residual: bool,
+                 drop_path: float = 0.0):
         super().__init__()
         self.expand, self.dw, self.se, self.project, self.residual = expand, dw, se, project, residual
+        self.drop_path = StochasticDepth(drop_path, "row") if residual and drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.expand(x) if self.expand is not None else x
         h = self.project(self.se(self.dw(h)))
-        return x + h if self.residual else h
+        return x + self.drop_path(h) if self.residual else h
+
+
+def _drop_path_rates(rate: float, n: int) -> list[float]:
+    """EfficientNet's drop-connect rule (TF ``efficientnet_model.py``, timm ``_efficientnet_builder``):
+    block i of n gets ``rate * i / n``, linear per block from 0."""
+    return [rate * i / n for i in range(n)]
+
+
+def _stage_levels(space: SearchSpace) -> list[int]:
+    """Indices of the stages whose output is a feature level: the last stage at each resolution."""
+    st = space.stages
+    return [i for i in range(len(st)) if i == len(st) - 1 or st[i + 1].stride > 1]
+
+
+def _global_pool(pool: str | None, elastic: bool = False) -> SelectAdaptivePool:
+    pool = check_pool(pool)
+    if elastic and pool == "catavgmax":
+        raise ConvzooError("global_pool 'catavgmax' doubles the pooled width, which the supernet's elastic "
+                           "classifier cannot slice; use 'avg', 'max', 'avgmax' or '' (children take it)")
+    return SelectAdaptivePool(pool)
+
+
+def _classify(fc: nn.Module | None, x: torch.Tensor) -> torch.Tensor:
+    """``fc`` on (B, C), or at every position of an unpooled (B, C, *spatial) map (global_pool "")."""
+    if fc is None:
+        return x
+    return fc(x) if x.dim() == 2 else fc(x.movedim(1, -1)).movedim(-1, 1)
 
 
 # --- the supernet -------------------------------------------------------------------------------------
@@ -294,9 +330,13 @@ class BigNASSupernet(nn.Module):
     """The single-stage model over ``space`` (a :class:`SearchSpace`, a name in :data:`SPACES` or a mapping)."""
 
     def __init__(self, space: SearchSpace | str | dict = "paper", num_classes: int = 1000, in_chans: int = 3,
-                 drop_rate: float = 0.0):
+                 drop_rate: float = 0.0, drop_path_rate: float = 0.0, global_pool: str = "avg"):
         super().__init__()
         space = as_space(space)
+        check_drop_rate(drop_rate, "drop_rate")
+        self.drop_path_rate = check_drop_rate(drop_path_rate)
+        self.global_pool = _global_pool(global_pool, elastic=True)
+        self.grad_checkpointing = False
         for s in space.stages:
             if 1 in s.expands and max(s.expands) > 1:
                 raise ConvzooError("a stage's expansion choices are either all 1 (MBConv1) or all > 1")
@@ -347,21 +387,51 @@ class BigNASSupernet(nn.Module):
     def num_features(self) -> int:
         return self.active.head
 
+    @property
+    def feature_info(self) -> list[dict]:
+        """The active child's feature levels: the output of the last stage at each resolution."""
+        reduction, out = self.space.stem_stride, []
+        for i, s in enumerate(self.space.stages):
+            reduction *= s.stride
+            if i in _stage_levels(self.space):
+                out.append({"num_chs": self.active.widths[i], "reduction": reduction, "module": f"stages.{i}"})
+        return out
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute every active block in the backward pass while training (timm's switch)."""
+        self.grad_checkpointing = enable
+
     # --- forward ---------------------------------------------------------------------------------
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        # x: (B, in_chans, H, W) -> (B, head, H / 32, W / 32) for the paper's space
+    def _blocks(self, x: torch.Tensor, stop: int | None = None):
+        """Run the stem and the active blocks; yield (stage index, output) after each stage."""
         cfg = self.active
         x = F.silu(self.stem_bn(self.stem_conv(x, cfg.stem)))
-        for blocks, d in zip(self.stages, cfg.depths):
+        rates = iter(_drop_path_rates(self.drop_path_rate if self.regularize else 0.0, sum(cfg.depths)))
+        for i, (blocks, d) in enumerate(zip(self.stages[:stop], cfg.depths)):
             for b in blocks[:d]:
-                x = b(x)
-        return F.silu(self.head_bn(self.head_conv(x, cfg.head)))
+                p = next(rates)
+                if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+                    x = checkpoint(b, x, p, use_reentrant=False)
+                else:
+                    x = b(x, p)
+            yield i, x
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (B, in_chans, H, W) -> (B, head, H / 32, W / 32) for the paper's space
+        for _, x in self._blocks(x):
+            pass
+        return F.silu(self.head_bn(self.head_conv(x, self.active.head)))
+
+    def features(self, x: torch.Tensor, stop: int | None = None) -> list[torch.Tensor]:
+        """The active child's maps at ``feature_info`` (the first ``stop`` levels when given)."""
+        levels = _stage_levels(self.space)[:stop]
+        return [y for i, y in self._blocks(x, levels[-1] + 1) if i in levels]
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = x.mean((2, 3))  # (B, head)
+        x = self.global_pool(x)  # (B, head); unpooled with global_pool ""
         if self.drop_rate > 0 and self.regularize:
             x = F.dropout(x, self.drop_rate, self.training)
-        return x if pre_logits or self.classifier is None else self.classifier(x)
+        return x if pre_logits else _classify(self.classifier, x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
@@ -369,58 +439,95 @@ class BigNASSupernet(nn.Module):
     def get_classifier(self) -> nn.Module | None:
         return self.classifier
 
-    def reset_classifier(self, num_classes: int) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        if global_pool is not None:
+            self.global_pool = _global_pool(global_pool, elastic=True)
         self.num_classes = num_classes
         self.classifier = ElasticLinear(max(self.space.head), num_classes) if num_classes else None
 
     # --- a static child -------------------------------------------------------------------------------
     @torch.no_grad()
     def extract(self, cfg: ChildConfig | None = None) -> BigNASChild:
-        """The child ``cfg`` (default: the active one) as a static network with the sliced weights copied."""
+        """The child ``cfg`` (default: the active one) as a static network with the sliced weights copied
+        (its drop rates, pool and feature levels included)."""
         cfg = cfg or self.active
         previous = self.active
         self.set_active(cfg)
         stem = nn.Sequential(self.stem_conv.to_static(self.in_chans, cfg.stem, 3), self.stem_bn.to_static(cfg.stem),
                              nn.SiLU())
-        blocks, cin = [], cfg.stem
-        for stage, d in zip(self.stages, cfg.depths):
+        blocks, cin, feature_info = [], cfg.stem, []
+        rates = iter(_drop_path_rates(self.drop_path_rate, sum(cfg.depths)))
+        for i, (stage, d) in enumerate(zip(self.stages, cfg.depths)):
             for b in stage[:d]:
-                blocks.append(b.to_static(cin))
+                blocks.append(b.to_static(cin, next(rates)))
                 cin = b.out_channels
+            if i in _stage_levels(self.space):
+                info = next(f for f in self.feature_info if f["module"] == f"stages.{i}")
+                feature_info.append({**info, "module": f"blocks.{len(blocks) - 1}"})
         head = nn.Sequential(self.head_conv.to_static(cin, cfg.head, 1), self.head_bn.to_static(cfg.head), nn.SiLU())
         fc = self.classifier.to_static(cfg.head) if self.classifier is not None else None
         self.set_active(previous)
-        return BigNASChild(cfg, stem, nn.Sequential(*blocks), head, fc, self.drop_rate)
+        return BigNASChild(cfg, stem, nn.Sequential(*blocks), head, fc, self.drop_rate, feature_info,
+                           self.global_pool.pool_type)
 
 
-class BigNASChild(nn.Module):
+class BigNASChild(Backbone):
     """A static child: stem, MBConv blocks, head, pool, dropout, classifier (timm-style interface).
-    ``config`` is its :class:`ChildConfig`; feed it images of ``config.resolution`` pixels."""
+    ``config`` is its :class:`ChildConfig`; feed it images of ``config.resolution`` pixels. ``feature_info``
+    lists the last block at each resolution (strides 2 to 32 in the paper's space), as timm's EfficientNet."""
 
     def __init__(self, config: ChildConfig, stem: nn.Module, blocks: nn.Sequential, head: nn.Module,
-                 classifier: nn.Linear | None, drop_rate: float = 0.0):
+                 classifier: nn.Linear | None, drop_rate: float = 0.0, feature_info: list[dict] | None = None,
+                 global_pool: str = "avg"):
         super().__init__()
         self.config, self.drop_rate = config, drop_rate
         self.stem, self.blocks, self.head, self.classifier = stem, blocks, head, classifier
         self.num_features = config.head
         self.num_classes = classifier.out_features if classifier is not None else 0
+        self.feature_info = list(feature_info or [])
+        self._ends = [int(f["module"].split(".")[1]) for f in self.feature_info]
+        self.global_pool = _global_pool(global_pool)
+        if classifier is not None and self.global_pool.feat_mult() != 1:  # catavgmax: a classifier of 2x width
+            self.reset_classifier(self.num_classes)
+
+    def _block(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(block, x, use_reentrant=False)
+        return block(x)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.blocks(self.stem(x)))
+        x = self.stem(x)
+        for block in self.blocks:
+            x = self._block(block, x)
+        return self.head(x)
+
+    def features(self, x: torch.Tensor, stop: int | None = None) -> list[torch.Tensor]:
+        """The output of the last block at each resolution (``feature_info``; the first ``stop`` only)."""
+        ends = self._ends[:stop]
+        x, out = self.stem(x), []
+        for j, block in enumerate(self.blocks[:ends[-1] + 1]):
+            x = self._block(block, x)
+            if j in ends:
+                out.append(x)
+        return out
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute every MBConv block in the backward pass while training (timm's switch)."""
+        self.grad_checkpointing = enable
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = F.dropout(x.mean((2, 3)), self.drop_rate, self.training)
-        return x if pre_logits or self.classifier is None else self.classifier(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        x = F.dropout(self.global_pool(x), self.drop_rate, self.training)
+        return x if pre_logits else _classify(self.classifier, x)
 
     def get_classifier(self) -> nn.Module | None:
         return self.classifier
 
-    def reset_classifier(self, num_classes: int) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        if global_pool is not None:
+            self.global_pool = _global_pool(global_pool)
         self.num_classes = num_classes
-        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else None
+        width = self.num_features * self.global_pool.feat_mult()
+        self.classifier = nn.Linear(width, num_classes) if num_classes else None
 
 
 # --- variants -----------------------------------------------------------------------------------------
@@ -482,10 +589,17 @@ def _child_card(name: str) -> ModelCard:
 
 
 def _named(name: str, **kwargs) -> BigNASChild:
-    kw = {k: kwargs.pop(k) for k in ("num_classes", "in_chans", "drop_rate") if k in kwargs}
+    known = ("num_classes", "in_chans", "drop_rate", "drop_path_rate", "global_pool")
+    kw = {k: kwargs.pop(k) for k in known if k in kwargs}
     if kwargs:
-        raise TypeError(f"{name} takes num_classes, in_chans and drop_rate, got {sorted(kwargs)}")
-    return BigNASSupernet("paper", **kw).extract(NAMED_CHILDREN[name])
+        raise ConvzooError(f"{name} takes {', '.join(known)}; got {', '.join(sorted(kwargs))}")
+    pool = kw.pop("global_pool", "avg")
+    child = BigNASSupernet("paper", **kw).extract(NAMED_CHILDREN[name])
+    if check_pool(pool) == "catavgmax":  # the supernet's elastic classifier cannot be sliced for it: a new one
+        child.reset_classifier(child.num_classes, pool)
+    else:
+        child.global_pool = _global_pool(pool)
+    return child
 
 
 @register_model(_child_card("bignas_s"))
