@@ -256,3 +256,9 @@ def test_every_model_without_shipped_weights_says_where_in_one_line():
             continue
         text = where_weights(card)
         assert "\n" not in text and f"create_model('{name}', pretrained='PATH')" in text, name
+
+
+def test_container_with_a_tensor_beside_the_weights(source, tmp_path):
+    """{"state_dict": ..., "best_acc1": tensor} (the PyTorch ImageNet example): the tensor is not the model."""
+    torch.save({"state_dict": source.state_dict(), "best_acc1": torch.tensor(70.0)}, tmp_path / "w.pth")
+    assert _equal(source, convzoo.create_model(NAME, pretrained=tmp_path / "w.pth"))

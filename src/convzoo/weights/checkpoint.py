@@ -120,8 +120,6 @@ def unwrap_state(obj, where: str = "checkpoint") -> dict[str, torch.Tensor]:
     for _ in range(4):  # containers nest at most a few levels ({"model": {"state_dict": ...}})
         if not isinstance(obj, Mapping):
             raise ConvzooError(f"{where} holds a {type(obj).__name__}, not a state dict of tensors")
-        if not _is_container(obj):  # mostly tensors: a state dict
-            break
         inner = next((obj[k] for k in CONTAINER_KEYS if k in obj and _holds_tensors(obj[k])), None)
         if inner is None:
             break
@@ -131,11 +129,6 @@ def unwrap_state(obj, where: str = "checkpoint") -> dict[str, torch.Tensor]:
         keys = ", ".join(map(str, list(obj)[:5]))
         raise ConvzooError(f"{where} holds no tensors (top-level keys: {keys or 'none'})")
     return {_strip(k): v for k, v in state.items()}
-
-
-def _is_container(obj: Mapping) -> bool:
-    """True when most entries are not tensors (a training checkpoint), not a state dict with a ``model.`` key."""
-    return sum(isinstance(v, torch.Tensor) for v in obj.values()) * 2 < len(obj)
 
 
 def _strip(key: str) -> str:
@@ -150,6 +143,6 @@ def _strip(key: str) -> str:
 
 def read_checkpoint(path) -> dict[str, torch.Tensor]:
     """The flat state dict stored in ``path`` (safetensors or PyTorch; containers opened, wrapper prefixes dropped)."""
-    path = _resolve(Path(path))
+    path = _resolve(Path(path).expanduser())
     obj = _load_safetensors(path) if _kind(path) == "safetensors" else _load_torch(path)
     return unwrap_state(obj, where=f"checkpoint {path}")
