@@ -10,12 +10,17 @@ from torch import nn
 
 import convzoo
 from convzoo.bench import (
+    COMPARE_HEADER,
+    DEPLOY_HEADER,
     MODES,
     TIMM_ALIASES,
     _parse_size,
     bench,
+    compare_markdown,
     count_macs,
+    deploy_markdown,
     deploy_peer,
+    environment,
     fold_conv_bn,
     format_bench,
 )
@@ -289,3 +294,36 @@ def test_train_bench_times_the_same_step_as_a_plain_loop():
     r = train_speed("cnn_svm_mnist", batch=4, steps=1, warmup=1, rounds=1, modes=("plain", "engine"))
     assert set(r["modes"]) == {"plain", "engine"} and r["modes"]["plain"]["vs_plain"] == 1.0
     assert all(m["items_per_s"] > 0 for m in r["modes"].values())
+
+
+def test_markdown_rows_for_quoted_tables(result):
+    row = compare_markdown(result)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert len(cells) == len(COMPARE_HEADER.splitlines()[0].strip("|").split("|")) == 6
+    assert cells[0].startswith("eca_resnet18 vs timm:test_resnet, batch 2, 32x32 px")
+    r = result["compare"]["ratios"]
+    assert cells[1].startswith(f"{r['eager']:.2f}x (") and cells[2].startswith(f"{r['deploy']:.2f}x (")
+    assert "GFLOP/s GEMM" in cells[5]
+    row = deploy_markdown(result)
+    assert row.startswith("| eca_resnet18 (11.69M -> 11.68M params), batch 2") and row.count("|") == 5
+    assert f"torch {torch.__version__}" in environment() and f"timm {__import__('timm').__version__}" in environment()
+
+
+def test_bench_table_script_runs(monkeypatch, capsys):
+    """scripts/bench_table.py (the README's Performance figures) on tiny stand-ins of its configurations."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_table.py"
+    spec = importlib.util.spec_from_file_location("bench_table", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(script, "ALL_MODES", ("eager", "deploy"))
+    monkeypatch.setattr(script, "COMPARE", ({"model": "eca_resnet18", "compare": "timm:test_resnet", "batch": 2,
+                                              "size": 32},))
+    monkeypatch.setattr(script, "DEPLOY", ({"model": "eca_resnet18", "batch": 2, "size": 32},))
+    monkeypatch.setattr(script, "ESPCN", {"model": "espcn_x3", "batch": 1, "size": "48x48", "threads": 1})
+    script.main(["--rounds", "1", "--threads", "1"])
+    out = capsys.readouterr().out
+    assert COMPARE_HEADER in out and DEPLOY_HEADER in out and "ESPCN x3: a 16x16 Y frame to 48x48" in out
+    assert out.count("| eca_resnet18 vs timm:test_resnet") == 2  # printed as measured, then in the table

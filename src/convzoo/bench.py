@@ -62,8 +62,8 @@ from torch import nn
 
 from convzoo.errors import ConvzooError
 
-__all__ = ["DEFAULT_MODES", "MODES", "REF_MODES", "TIMM_ALIASES", "bench", "deploy_peer", "fold_conv_bn",
-           "format_bench", "gemm_peak"]
+__all__ = ["DEFAULT_MODES", "MODES", "REF_MODES", "TIMM_ALIASES", "bench", "compare_markdown", "deploy_markdown",
+           "deploy_peer", "environment", "fold_conv_bn", "format_bench", "gemm_peak"]
 
 MODES = ("eager", "channels_last", "compile", "deploy", "deploy_compile", "bf16")
 DEFAULT_MODES = ("eager", "channels_last", "compile", "deploy", "bf16")
@@ -266,6 +266,7 @@ def _prepare(who: str, mode: str, model: nn.Module, x1: torch.Tensor, xn: torch.
             model, how = deploy_peer(model)
             info["deploy"] = how["how"]
         info["bn_left"] = _bn_count(model)
+        info["params"] = sum(p.numel() for p in model.parameters())  # after fusion
     else:
         model = copy.deepcopy(model)
     if fmt is not None:
@@ -700,6 +701,86 @@ def _deploy_notes(result: dict) -> list[str]:
             notes.append(f"deploy {'ours' if how else 'peer ' + label}: {how or rows[0].get('deploy', '?')}"
                          + (f"; BatchNorm left: {left}" if left is not None else ""))
     return notes
+
+
+def environment() -> str:
+    """One line naming the machine and software a benchmark ran on (for tables quoted elsewhere)."""
+    import os
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = [f"torch {torch.__version__}"]
+    try:
+        import timm
+
+        versions.append(f"timm {timm.__version__}")
+    except ImportError:
+        pass
+    if torch.cuda.is_available():
+        cpu += f"; {torch.cuda.get_device_name()}"
+    return f"{cpu}, {os.cpu_count()} logical cores, {', '.join(versions)}, {time.strftime('%Y-%m-%d')}"
+
+
+def _mode_speed(row: dict) -> str:
+    return f"{row['throughput']:.3g}" if row and "throughput" in row else "-"
+
+
+def compare_markdown(result: dict) -> str:
+    """One Markdown row of a ``compare`` result: | model vs peer, setup | eager | deploy (both fused) |
+    best fp32 | bf16 | best fraction of the fp32 GEMM peak |; each ratio with both throughputs."""
+    ours, cmp = result["modes"], result["compare"]
+    ref, r = cmp["modes"], cmp.get("ratios", {})
+    unit = result["unit"].split("/")[0]
+    size = "x".join(map(str, result["input_shape"][1:]))
+    trust = "trusted" if result["trust"]["ok"] else "not trusted"
+    cpu_wall = result["trust"].get("cpu_wall")
+    head = (f"{result['model']} vs {cmp['name']}, batch {result['batch']}, {size} px, {result['threads']} threads, "
+            f"{trust}" + (f" (CPU/wall {cpu_wall:.2f})" if cpu_wall is not None else ""))
+
+    def ratio(mode: str) -> str:  # ours / peer in one mode, with both throughputs
+        if mode not in r:
+            return "-"
+        cpu = f"; {r['cpu_' + mode]:.2f}x per CPU-s" if f"cpu_{mode}" in r else ""
+        return f"{r[mode]:.2f}x ({_mode_speed(ours.get(mode))} vs {_mode_speed(ref.get(mode))} {unit}/s{cpu})"
+
+    best = "-"
+    if "best" in r:
+        om, rm = r["best_ours_mode"], r["best_ref_mode"]
+        best = f"{r['best']:.2f}x (our {om} {_mode_speed(ours[om])} vs peer {rm} {_mode_speed(ref[rm])} {unit}/s)"
+    fractions = [(v["peak_fraction"], m) for m, v in ours.items() if m in FP32_MODES and "peak_fraction" in v]
+    ref_fractions = [(v["peak_fraction"], m) for m, v in ref.items() if m in FP32_MODES and "peak_fraction" in v]
+    peak = "-"
+    if fractions:
+        f, m = max(fractions)
+        peak = f"{100 * f:.0f}% ({m}) of the {result['gemm_peak_gflops']:.0f} GFLOP/s GEMM"
+        if ref_fractions:
+            f2, m2 = max(ref_fractions)
+            peak += f"; peer {100 * f2:.0f}% ({m2})"
+    return " | ".join(["", head, ratio("eager"), ratio("deploy"), best, ratio("bf16"), peak, ""]).strip()
+
+
+COMPARE_HEADER = ("| model vs peer, setup | ours eager / peer eager | ours deploy / peer deploy (both re-parameterised "
+                  "and BN-folded) | ours best / peer best (fp32) | ours bf16 / peer bf16 | best fraction of fp32 "
+                  "GEMM peak |\n|---|---|---|---|---|---|")
+DEPLOY_HEADER = ("| model (params eager -> deploy), setup | eager items/s (batch-1 ms) | deploy items/s (batch-1 ms) "
+                 "| deploy speed-up (throughput / latency) |\n|---|---|---|---|")
+
+
+def deploy_markdown(result: dict) -> str:
+    """One Markdown row of a result with eager and deploy modes: throughput, latency and their speed-ups."""
+    e, d = result["modes"]["eager"], result["modes"]["deploy"]
+    size = "x".join(map(str, result["input_shape"][1:]))
+    params = f"{result['params'] / 1e6:.2f}M -> {d.get('params', result['params']) / 1e6:.2f}M params"
+    return (f"| {result['model']} ({params}), batch {result['batch']}, {size} px, {result['threads']} threads | "
+            f"{e['throughput']:.3g} ({e['latency_ms']:.3g}) | {d['throughput']:.3g} ({d['latency_ms']:.3g}) | "
+            f"{d['throughput'] / e['throughput']:.2f}x / {e['latency_ms'] / d['latency_ms']:.2f}x |")
 
 
 def _rich_table(head: list[str], cols: list[str], rows: list[list[str]], tail: list[str]) -> str:
