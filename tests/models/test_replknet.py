@@ -313,3 +313,60 @@ def test_paper_recipe_loads_and_matches_the_official_command():
     no_decay = {n for g in param_groups(model, opt) if g["weight_decay"] == 0 for n, p in model.named_parameters()
                 if any(p is q for q in g["params"])}
     assert no_decay == {n for n, p in model.named_parameters() if p.ndim == 1 or n.endswith(".bias")}
+
+
+# --- timm's arguments and preprocessing (issue 9) ----------------------------------------------------------
+
+@pytest.mark.claim(paper=11, artefact="replknet_31b", claim="deploy=True builds convzoo.deploy's structure: state dict key for key (all variants, meta), same outputs")
+@pytest.mark.claim(paper=11, artefact="replknet_31l", claim="deploy=True builds convzoo.deploy's structure: state dict key for key (all variants, meta), same outputs")
+@pytest.mark.claim(paper=11, artefact="replknet_xl", claim="deploy=True builds convzoo.deploy's structure: state dict key for key (all variants, meta), same outputs")
+@pytest.mark.parametrize("v", list(OFFICIAL))
+def test_deploy_true_is_the_deployed_structure(v):
+    shapes = lambda m: {k: tuple(t.shape) for k, t in m.state_dict().items()}
+    fused = convzoo.deploy(_meta(v))
+    deployed = _meta(v, deploy=True)
+    assert shapes(deployed) == shapes(fused)
+    deployed.load_state_dict(fused.state_dict(), strict=True)
+    # numbers on a narrow model with the variant's kernel plan, small kernel and depth-wise ratio
+    cfg = {k: OFFICIAL[v][k] for k in ("large_kernel_sizes", "small_kernel", "dw_ratio")}
+    narrow = {**cfg, "layers": (1, 1, 1, 1), "channels": (8, 8, 16, 16), "num_classes": 10}
+    torch.manual_seed(0)
+    model = randomise_bn(RepLKNet(**narrow)).eval()
+    x = torch.randn(2, 3, 32, 32)
+    deployed = RepLKNet(**narrow, deploy=True).eval()
+    with torch.no_grad():
+        deployed.load_state_dict(convzoo.deploy(copy.deepcopy(model)).state_dict(), strict=True)
+        assert _rel(model(x), deployed(x)) <= 1e-4
+
+
+@pytest.mark.claim(paper=11, artefact="replknet_31b", claim="drop_rate, global_pool (all timm values, after the final BN), set_grad_checkpointing = official use_checkpoint")
+def test_drop_rate_global_pool_and_checkpointing():
+    narrow = {**TINY, "layers": (1, 1, 1, 1)}
+    x = torch.randn(2, 3, 32, 32)
+    for pool in ("avg", "max", "avgmax", "catavgmax", ""):
+        model = RepLKNet(**narrow, global_pool=pool, drop_rate=0.2).eval()
+        with torch.no_grad():
+            y = model(x)
+            normed = model.norm(model.forward_features(x))
+        pooled = {"avg": normed.mean((2, 3)), "max": normed.amax((2, 3)), "": None,
+                  "avgmax": 0.5 * (normed.mean((2, 3)) + normed.amax((2, 3))),
+                  "catavgmax": torch.cat([normed.mean((2, 3)), normed.amax((2, 3))], 1)}[pool]
+        expected = (F.conv2d(normed, model.head.weight[:, :, None, None], model.head.bias) if pool == ""
+                    else F.linear(pooled, model.head.weight, model.head.bias))
+        torch.testing.assert_close(y, expected)
+    model = convzoo.create_model("replknet_31b", **narrow)
+    model.set_grad_checkpointing()
+    assert model.grad_checkpointing and all(s.use_checkpoint for s in model.stages)
+
+
+@pytest.mark.claim(paper=11, artefact="replknet_31b", claim="card preprocessing = official datasets.py eval transform and README mean/std")
+def test_preprocessing_is_the_official_eval_transform():
+    # official DingXiaoH/RepLKNet-pytorch datasets.py build_transform(is_train=False): BICUBIC; below 384 px
+    # Resize(int(size / (224 / 256))) + CenterCrop, at 384 px a warp (crop 1.0); README "Evaluation": 31B/L use
+    # IMAGENET_DEFAULT_MEAN/STD, XL mean = std = [0.5, 0.5, 0.5] (--imagenet_default_mean_and_std false)
+    imagenet = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+    expected = {"31b": (224, 0.875, imagenet), "31l": (384, 1.0, imagenet),
+                "xl": (320, 0.875, {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)})}
+    for v, (size, crop, stats) in expected.items():
+        assert convzoo.data_config(f"replknet_{v}") == {"input_size": (3, size, size), "interpolation": "bicubic",
+                                                         **stats, "crop_pct": crop, "crop_mode": "center"}

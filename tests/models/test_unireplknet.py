@@ -460,3 +460,74 @@ def test_recipes_load(name):
         model = convzoo.create_model(r["model"]["name"], num_classes=10, in_chans=1, **r["model"]["kwargs"])
         assert count_params(model) < 500_000  # CPU-scale
         assert any(isinstance(m, DilatedReparamBlock) and m.kernel_size == 13 for m in model.modules())
+
+
+# --- timm's arguments and preprocessing (issue 9) ----------------------------------------------------------
+
+VARIANTS = ["a", "f", "p", "n", "t", "s", "b", "l", "xl"]
+
+
+@pytest.mark.claim(paper=13, artefact="unireplknet_a", claim="deploy=True builds convzoo.deploy's structure: state dict key for key, same outputs")
+@pytest.mark.claim(paper=13, artefact="unireplknet_f", claim="deploy=True builds convzoo.deploy's structure: state dict key for key, same outputs")
+@pytest.mark.claim(paper=13, artefact="unireplknet_p", claim="deploy=True builds convzoo.deploy's structure: state dict key for key, same outputs")
+@pytest.mark.claim(paper=13, artefact="unireplknet_n", claim="deploy=True builds convzoo.deploy's structure: state dict key for key, same outputs")
+@pytest.mark.claim(paper=13, artefact="unireplknet_t", claim="deploy=True builds convzoo.deploy's structure: state dict key for key, same outputs")
+@pytest.mark.claim(paper=13, artefact="unireplknet_s", claim="deploy=True builds convzoo.deploy's structure: state dict key for key, same outputs")
+@pytest.mark.claim(paper=11, artefact="unireplknet_b", claim="deploy=True builds convzoo.deploy's structure: state dict key for key, same outputs")
+@pytest.mark.claim(paper=11, artefact="unireplknet_l", claim="deploy=True builds convzoo.deploy's structure: state dict key for key, same outputs")
+@pytest.mark.claim(paper=11, artefact="unireplknet_xl", claim="deploy=True builds convzoo.deploy's structure: state dict key for key, same outputs")
+@pytest.mark.parametrize("v", VARIANTS)
+def test_deploy_true_is_the_deployed_structure(v):
+    name = f"unireplknet_{v}"
+    shapes = lambda m: {k: tuple(t.shape) for k, t in m.state_dict().items()}
+    fused = convzoo.deploy(_meta(name))
+    deployed = _meta(name, deploy=True)
+    assert shapes(deployed) == shapes(fused)
+    deployed.load_state_dict(fused.state_dict(), strict=True)
+    # numbers: the variant's depths and kernel plan at narrow widths, random BN statistics and layer scales
+    torch.manual_seed(0)
+    model = _randomise(convzoo.create_model(name, num_classes=10, **TINY))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        ref = model(x)
+        deployed = convzoo.create_model(name, num_classes=10, deploy=True, **TINY).eval()
+        deployed.load_state_dict(convzoo.deploy(copy.deepcopy(model)).state_dict(), strict=True)
+        out = deployed(x)
+    assert float((out - ref).abs().max() / ref.abs().max()) <= 1e-4
+
+
+@pytest.mark.claim(paper=13, artefact="unireplknet_a", claim="drop_rate, global_pool before the LayerNorm head (catavgmax refused, as timm's norm head), generic set_grad_checkpointing with equal gradients")
+def test_drop_rate_global_pool_and_checkpointing():
+    x = torch.randn(2, 3, 32, 32)
+    for pool in ("avg", "max", "avgmax", ""):
+        model = convzoo.create_model("unireplknet_a", num_classes=10, global_pool=pool, drop_rate=0.3, **TINY).eval()
+        with torch.no_grad():
+            feats = model.forward_features(x)
+            pooled = {"avg": feats.mean((2, 3)), "max": feats.amax((2, 3)), "": feats.movedim(1, -1),
+                      "avgmax": 0.5 * (feats.mean((2, 3)) + feats.amax((2, 3)))}[pool]
+            expected = model.head(model.norm(pooled))
+            torch.testing.assert_close(model(x), expected.movedim(-1, 1) if pool == "" else expected)
+    with pytest.raises(ConvzooError, match="catavgmax"):
+        convzoo.create_model("unireplknet_a", global_pool="catavgmax", **TINY)
+    torch.manual_seed(0)
+    model = convzoo.create_model("unireplknet_a", num_classes=5, **TINY)
+    model(x).sum().backward()
+    plain = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    model.set_grad_checkpointing()
+    model(x).sum().backward()
+    for a, p in zip(plain, model.parameters()):
+        torch.testing.assert_close(p.grad, a)
+
+
+@pytest.mark.claim(paper=13, artefact="unireplknet_a", claim="card preprocessing = official datasets.py eval transform")
+@pytest.mark.claim(paper=11, artefact="unireplknet_b", claim="card preprocessing = official datasets.py eval transform (384 px: warped, crop 1.0)")
+def test_preprocessing_is_the_official_eval_transform():
+    # official AILab-CVC/UniRepLKNet datasets.py build_transform(is_train=False): BICUBIC; below 384 px
+    # Resize(int(size / (224 / 256))) + CenterCrop, at 384 px a warp to the size; main.py default
+    # --imagenet_default_mean_and_std True (ImageNet mean/std)
+    for v in VARIANTS:
+        size, crop = (384, 1.0) if v in ("b", "l", "xl") else (224, 0.875)
+        assert convzoo.data_config(f"unireplknet_{v}") == {
+            "input_size": (3, size, size), "interpolation": "bicubic", "mean": (0.485, 0.456, 0.406),
+            "std": (0.229, 0.224, 0.225), "crop_pct": crop, "crop_mode": "center"}

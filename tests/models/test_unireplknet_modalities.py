@@ -224,3 +224,30 @@ def test_video_layouts_and_real_clip_forward():
     model = UniRepLKNet(in_chans=3, num_classes=400, **NARROW).eval()  # Kinetics-400 head
     with torch.no_grad():
         assert model(image).shape == (1, 400)
+
+
+# --- timm's arguments (issue 9) --------------------------------------------------------------------------------
+
+@pytest.mark.claim(paper=13, artefact="unireplknet_ts", claim="stage maps of the embedded series (features_only), deploy=True loads convzoo.deploy's state dict with equal outputs, backbone drop_rate / drop_path_rate / global_pool")
+def test_ts_features_deploy_and_timm_arguments():
+    import copy
+
+    from convzoo.testing import randomise_bn
+
+    x = torch.randn(2, 1, 32)
+    net = convzoo.create_model("unireplknet_ts", features_only=True).eval()
+    with torch.no_grad():
+        maps = net(x)
+    # the (L, d_model) = (32, 64) embedded map at strides 4, 8, 16, 32 of UniRepLKNet-A's widths
+    assert [tuple(m.shape[1:]) for m in maps] == [(40, 8, 16), (80, 4, 8), (160, 2, 4), (320, 1, 2)]
+    assert net.feature_info.channels() == [40, 80, 160, 320]
+    torch.manual_seed(0)
+    model = randomise_bn(convzoo.create_model("unireplknet_ts", dims=(8, 16, 24, 32))).eval()
+    with torch.no_grad():
+        ref = model(x)
+        deployed = convzoo.create_model("unireplknet_ts", dims=(8, 16, 24, 32), deploy=True).eval()
+        deployed.load_state_dict(convzoo.deploy(copy.deepcopy(model)).state_dict(), strict=True)
+        assert float((deployed(x) - ref).abs().max() / ref.abs().max()) <= 1e-4
+    model = convzoo.create_model("unireplknet_ts", drop_rate=0.2, drop_path_rate=0.1, global_pool="max")
+    assert model.backbone.head_drop.p == 0.2 and model.backbone.global_pool.pool_type == "max"
+    assert model.backbone.stages[-1][-1].drop_path.p == pytest.approx(0.1)

@@ -548,7 +548,7 @@ PAPER_COUNTS = {"bignas_s": (4.5e6, 242e6, 76.5), "bignas_m": (5.5e6, 418e6, 78.
                 "bignas_l": (6.4e6, 586e6, 79.5), "bignas_xl": (9.5e6, 1040e6, 80.9)}
 
 _SRC = "BigNAS (arXiv 2003.11142) Sec. 3.1 and Table 1 (MobileNetV2-based space, SE + swish)"
-_CAPS = frozenset({"compile", "onnx"})
+_CAPS = frozenset({"compile", "onnx", "features"})
 
 
 def _supernet_card() -> ModelCard:
@@ -582,7 +582,7 @@ def _child_card(name: str) -> ModelCard:
         params_source=f"BigNASModel-{name.split('_')[1].upper()}, paper Table 2 ({params / 1e6:.1f}M, rounded to 0.1M)",
         macs=int(macs), macs_rtol=0.5e6 / macs,
         macs_source=f"paper Table 2 ({macs / 1e6:.0f} MFLOPs = multiply-adds, at {res} px, rounded to 1M)",
-        capabilities=frozenset({"onnx"}), source=_SRC,
+        capabilities=frozenset({"onnx", "features"}), source=_SRC,
         notes=(f"ImageNet top-1 {top1}% in the paper; configuration chosen by convzoo inside Table 1's space to "
                "match the paper's counts (the paper does not list it); random weights"),
     )

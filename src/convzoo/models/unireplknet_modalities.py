@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from convzoo.errors import ConvzooError
+from convzoo.layers.head import Backbone
 from convzoo.models.unireplknet import UNIREPLKNET_CFGS, UniRepLKNet
 from convzoo.registry import ModelCard, register_model
 
@@ -163,8 +164,13 @@ class TimeSeriesEmbedding(nn.Module):
         return e.reshape(b, 1, h, w)  # row-major, as the official reshape
 
 
-class UniRepLKNetTimeSeries(nn.Module):
-    """TimeSeriesEmbedding -> UniRepLKNet(in_chans=1): (B, D, L) -> (B, num_classes)."""
+class UniRepLKNetTimeSeries(Backbone):
+    """TimeSeriesEmbedding -> UniRepLKNet(in_chans=1): (B, D, L) -> (B, num_classes).
+
+    ``features`` gives the backbone's four stage maps of the embedded (H, W) map (``feature_info``
+    reductions are relative to that map: strides 4..32 of (L, d_model) by default); the other keyword
+    arguments (``drop_rate``, ``drop_path_rate``, ``global_pool``, ``deploy``, ...) go to the backbone.
+    """
 
     def __init__(self, in_chans: int = 1, num_classes: int = 2, d_model: int = 64,
                  map_size: tuple[int, int] | None = None, **backbone):
@@ -172,9 +178,13 @@ class UniRepLKNetTimeSeries(nn.Module):
         self.embed = TimeSeriesEmbedding(in_chans, d_model, map_size)
         self.backbone = UniRepLKNet(in_chans=1, num_classes=num_classes, **backbone)
         self.num_classes, self.num_features = num_classes, self.backbone.num_features
+        self.feature_info = [{**f, "module": f"backbone.{f['module']}"} for f in self.backbone.feature_info]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone.forward_features(self.embed(x))  # (B, C3, h, w)
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.backbone.features(self.embed(x))  # four maps of the embedded map, strides 4..32
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         return self.backbone.forward_head(x, pre_logits)
@@ -185,8 +195,8 @@ class UniRepLKNetTimeSeries(nn.Module):
     def get_classifier(self) -> nn.Module:
         return self.backbone.head
 
-    def reset_classifier(self, num_classes: int) -> None:
-        self.backbone.reset_classifier(num_classes)
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        self.backbone.reset_classifier(num_classes, global_pool)
         self.num_classes = num_classes
 
     def reparameterize(self) -> None:
@@ -384,7 +394,7 @@ def read_video(path: str | Path, num_frames: int = 16, size: int | None = None) 
                   "1-channel stem and 2 classes, plus the 1 x 64 x 3 token embedding",
     source="CVPR paper Sec. 5 (time series via Corrformer's embedding); official Time-Series/models/Corrformer.py "
            "and layers/Embed.py (token embedding, reshape to one channel)",
-    capabilities=frozenset({"bf16"}),
+    capabilities=frozenset({"bf16", "features", "reparam"}),
     recipes=("unireplknet_ucr",),
     notes="UniRepLKNet-A backbone (depths 2-2-6-2, widths 40-80-160-320, kernel plan of A) with in_chans=1 behind "
           "the time-series embedding (d_model 64, map (L, 64)); the paper pairs the S backbone with Corrformer's "
