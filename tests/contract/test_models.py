@@ -761,3 +761,239 @@ def test_bf16_autocast(name):
     assert torch.isfinite(out).all()
     err = float((out.float() - ref).abs().max())
     assert err <= 5e-2 * _scale(ref), (err, _scale(ref))
+
+
+# --- timm's arguments (issue 9): features_only / out_indices, global_pool, drop_rate, drop_path_rate,
+# set_grad_checkpointing on every classifier -----------------------------------------------------------
+
+from convzoo.errors import ConvzooError  # noqa: E402
+from convzoo.layers.features import FeatureListNet  # noqa: E402
+from convzoo.layers.head import POOL_TYPES  # noqa: E402
+
+CLASSIFIERS = [n for n in MODELS if convzoo.get_card(n).task == "classification"]
+# networks without a residual sum (the papers' architectures): plain stacks (SimpleNet, the CNN of CNN-SVM),
+# Inception-v4 (Sec. 3.1: no residual connections), DenseNet (concatenation), VoVNet V1 (no identity path)
+# and the VoVNet-V2-19 variants (one OSA module per stage: the V2 identity only joins non-first modules)
+NO_RESIDUAL = re.compile(r"^(simplenet.*|cnn_svm_mnist|inception_v4.*|densenet\d+_ibn_a|vovnet\d+.*|ese_vovnet19b.*)$")
+
+
+def _spatial_ok(shape, x_shape, reduction) -> bool:
+    # as test_features: 'same'-padded nets give s / reduction (+-1), valid-padded stems a little less
+    return all(s / reduction / 2 - 1 <= d <= s / reduction + 1 for d, s in zip(shape[2:], x_shape[2:]))
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_timm_features_only_and_global_pool(name):
+    """Shapes only, on the meta device (every classifier, the heavy ones too): each ``global_pool`` value gives
+    ``(B, num_classes)`` (``""``: the classifier at every position of the unpooled map, or the flattening MLP
+    of CNN-SVM), catavgmax doubles the classifier's input (a LayerNorm head may refuse it in one line, as timm's
+    NormMlpClassifierHead cannot take it); features_only gives one map per ``feature_info`` entry with its
+    channels and reduction; ``out_indices`` selects (negative from the end) and is range-checked in one line."""
+    card = convzoo.get_card(name)
+    with torch.device("meta"):
+        model = convzoo.create_model(name, global_pool="max", num_classes=7).eval()
+        x = torch.empty(2, card.in_chans, *card.test_size)
+        assert tuple(model(x).shape) == (2, 7)
+        widths = {}
+        for pool in POOL_TYPES:
+            try:
+                model.reset_classifier(7, pool)
+            except ConvzooError as e:
+                assert pool == "catavgmax" and "\n" not in str(e), (pool, e)
+                continue
+            y = model(x)
+            assert y.shape[:2] == (2, 7) and (y.dim() == 2 or pool == ""), (pool, tuple(y.shape))
+            # the linear layer that reads the pooled features: the classifier, or CNN-SVM's first MLP layer
+            fc = model.head.fc1 if name == "cnn_svm_mnist" else model.get_classifier()
+            widths[pool] = getattr(fc, "in_features", None)
+        if widths.get("catavgmax") is not None:
+            assert widths["catavgmax"] == 2 * widths["avg"], widths
+        with pytest.raises(ConvzooError, match="global_pool"):
+            model.reset_classifier(7, "mean")
+        model.reset_classifier(0, "avg")
+        assert tuple(model(x).shape)[:2] == (2, model.num_features)
+        if "features" not in card.capabilities:
+            with pytest.raises(ConvzooError):
+                FeatureListNet(model)
+            return
+        n = len(model.feature_info)
+        net = FeatureListNet(model)
+        maps = net(x)
+        info = net.feature_info
+        assert len(maps) == len(info) == n and info.out_indices == tuple(range(n))
+        assert [m.shape[1] for m in maps] == info.channels() == [f["num_chs"] for f in model.feature_info]
+        assert info.reduction() == sorted(info.reduction()) and info.module_name() == [f["module"] for f in
+                                                                                       model.feature_info]
+        for m, r in zip(maps, info.reduction()):
+            assert _spatial_ok(m.shape, x.shape, r), (tuple(m.shape), r)
+        sub = FeatureListNet(model, (0, -1))
+        assert [m.shape for m in sub(x)] == [maps[0].shape, maps[-1].shape]
+        assert sub.feature_info.channels() == [info.channels()[0], info.channels()[-1]]
+        assert FeatureListNet(model, 2).feature_info.out_indices == (n - 2, n - 1)  # timm: an int = the last n
+        with pytest.raises(ConvzooError, match=rf"-{n}\.\.{n - 1}"):
+            FeatureListNet(model, (n,))
+
+
+def _smallest_per_architecture(names) -> list[str]:
+    """One model per architecture (and per residual / residual-free variant of it), the smallest: depth and
+    width variants reuse the same blocks (as ``_one_per_family``), so training-mode checks run there."""
+    best: dict = {}
+    for n in names:
+        key = (*_architecture(n), bool(NO_RESIDUAL.match(n)))
+        size = convzoo.get_card(n).params or 0
+        if key not in best or size < (convzoo.get_card(best[key]).params or 0):
+            best[key] = n
+    return sorted(best.values())
+
+
+def _differs(model, x) -> bool:
+    torch.manual_seed(1)
+    return not torch.equal(model(x), model(x))
+
+
+@pytest.mark.parametrize("name", _smallest_per_architecture([n for n in RUN if n in CLASSIFIERS]))
+def test_timm_training_arguments(name):
+    """Real compute at test_size: ``drop_rate`` and ``drop_path_rate`` make two training forwards differ and
+    leave evaluation deterministic (drop_path_rate is refused in one line by networks without residual paths);
+    ``set_grad_checkpointing()`` gives the same loss and gradients, with the checkpointed stages run twice per
+    step (forward hooks on every conv / linear count the recomputation); features_only maps equal the model's."""
+    card = convzoo.get_card(name)
+    x = _task(name).example_input(card, 4, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    dropped = randomise_bn(convzoo.create_model(name, drop_rate=0.5, num_classes=7))
+    assert _differs(dropped.train(), x), "drop_rate=0.5 changes nothing in training"
+    assert not _differs(dropped.eval(), x)
+    if NO_RESIDUAL.match(name):
+        with pytest.raises(ConvzooError, match="drop_path_rate") as e:
+            convzoo.create_model(name, drop_path_rate=0.1)
+        assert "\n" not in str(e.value)
+    else:
+        torch.manual_seed(0)
+        dp = randomise_bn(convzoo.create_model(name, drop_rate=0.0, drop_path_rate=0.5, num_classes=7))
+        assert _differs(dp.train(), x), "drop_path_rate=0.5 changes nothing in training"
+        assert not _differs(dp.eval(), x)
+
+    model = _model(name)
+    calls: dict = {}
+    hooks = [m.register_forward_hook(lambda m, i, o, k=k: calls.__setitem__(k, calls.get(k, 0) + 1))
+             for k, m in model.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv1d, torch.nn.Linear))]
+
+    def step():
+        calls.clear()
+        model.zero_grad(set_to_none=True)
+        torch.manual_seed(2)  # the same dropout masks (checkpointing restores the RNG state for the recompute)
+        loss = model(x).float().pow(2).mean()
+        loss.backward()
+        return loss.detach(), {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+
+    state = {k: v.clone() for k, v in model.state_dict().items()}  # BN statistics move in training forwards
+    try:
+        model.train()
+        ref_loss, ref_grads = step()
+        assert set(calls.values()) == {1}
+        model.load_state_dict(state)
+        model.set_grad_checkpointing(True)
+        loss, grads = step()
+        assert 2 in calls.values(), "no stage was recomputed in the backward pass"
+    finally:
+        model.set_grad_checkpointing(False)
+        for h in hooks:
+            h.remove()
+        model.load_state_dict(state)
+        model.zero_grad(set_to_none=True)
+        model.eval()
+    torch.testing.assert_close(loss, ref_loss)
+    assert grads.keys() == ref_grads.keys()
+    for k in grads:
+        torch.testing.assert_close(grads[k], ref_grads[k], atol=1e-5 * _scale(ref_grads[k]), rtol=1e-4)
+
+    if "features" in card.capabilities:
+        import copy
+
+        with torch.no_grad():
+            full = model.features(x)
+            sub = FeatureListNet(copy.deepcopy(model), (-1, 0)).eval()(x)
+        assert torch.equal(sub[0], full[-1]) and torch.equal(sub[1], full[0])
+
+
+def test_features_only_through_create_model():
+    """The registry path: a FeatureListNet with timm's FeatureInfo, no classifier left, no stage past the last
+    one asked computed (the model's ``features`` takes ``stop``)."""
+    net = convzoo.create_model("vovnet27_slim", features_only=True, out_indices=(1,))
+    assert isinstance(net, FeatureListNet) and net._stop == 2
+    assert net.feature_info.channels() == [256] and net.feature_info.reduction() == [8]
+    assert len(net.feature_info) == 4 and net.feature_info[1]["module"] == "stages.1"  # timm: the full list
+    assert not any("head.fc" in k for k in net.state_dict())
+    ran = []
+    net.model.stages[2].register_forward_hook(lambda *a: ran.append(1))
+    with torch.no_grad():
+        (m,) = net(torch.randn(1, 3, 64, 64))
+    assert m.shape == (1, 256, 8, 8) and not ran
+    with pytest.raises(ConvzooError, match="last n"):
+        convzoo.create_model("vovnet27_slim", features_only=True, out_indices=5)
+    with pytest.raises(ConvzooError, match="global_pool"):
+        convzoo.create_model("vovnet27_slim", global_pool="mean")
+
+
+def test_drop_path_rates_are_timms():
+    """Per-block stochastic-depth rates equal timm's for the same architecture (timm's models built here):
+    ResNet-50 (linear over all 16 blocks) and eSE-VoVNet-39 (linear over all OSA modules; only the modules with
+    an identity path drop here, timm also drops the others)."""
+    import timm
+
+    with torch.device("meta"):
+        ours = convzoo.create_model("eca_resnet50", drop_path_rate=0.3)
+        ref = timm.create_model("resnet50", drop_path_rate=0.3)
+        got = [getattr(b.drop_path, "p", 0.0) for b in ours.residual_blocks()]
+        want = [getattr(b.drop_path, "drop_prob", 0.0) for s in (ref.layer1, ref.layer2, ref.layer3, ref.layer4)
+                for b in s]
+        assert got == pytest.approx(want)
+        ours = convzoo.create_model("ese_vovnet39b", drop_path_rate=0.3)
+        ref = timm.create_model("ese_vovnet39b", drop_path_rate=0.3)
+        got = [getattr(b.drop_path, "p", 0.0) for s in ours.stages for b in s.blocks if b.residual]
+        want = [b.drop_path.drop_prob for s in ref.stages for b in s.blocks if b.residual]
+        assert got == pytest.approx(want) and len(got) == 2
+
+
+# every classifier whose card names a timm model of the same architecture (literal list: the claims)
+TIMM_FEATURES = [
+    pytest.param("vovnet39a", marks=pytest.mark.claim(paper=53, artefact="vovnet39a", claim="features_only channels and reductions equal timm's feature_info (less its stride-2 stem map)")),
+    pytest.param("vovnet57a", marks=pytest.mark.claim(paper=53, artefact="vovnet57a", claim="features_only channels and reductions equal timm's feature_info (less its stride-2 stem map)")),
+    pytest.param("vovnet39", marks=pytest.mark.claim(paper=53, artefact="vovnet39", claim="features_only channels and reductions equal timm's feature_info (less its stride-2 stem map)")),
+    pytest.param("vovnet57", marks=pytest.mark.claim(paper=53, artefact="vovnet57", claim="features_only channels and reductions equal timm's feature_info (less its stride-2 stem map)")),
+    pytest.param("ese_vovnet19b_dw", marks=pytest.mark.claim(paper=53, artefact="ese_vovnet19b_dw", claim="features_only channels and reductions equal timm's feature_info (less its stride-2 stem map)")),
+    pytest.param("ese_vovnet19b_slim", marks=pytest.mark.claim(paper=53, artefact="ese_vovnet19b_slim", claim="features_only channels and reductions equal timm's feature_info (less its stride-2 stem map)")),
+    pytest.param("ese_vovnet19b_slim_dw", marks=pytest.mark.claim(paper=53, artefact="ese_vovnet19b_slim_dw", claim="features_only channels and reductions equal timm's feature_info (less its stride-2 stem map)")),
+    pytest.param("ese_vovnet39b", marks=pytest.mark.claim(paper=53, artefact="ese_vovnet39b", claim="features_only channels and reductions equal timm's feature_info (less its stride-2 stem map)")),
+    pytest.param("ese_vovnet57b", marks=pytest.mark.claim(paper=53, artefact="ese_vovnet57b", claim="features_only channels and reductions equal timm's feature_info (less its stride-2 stem map)")),
+    pytest.param("ese_vovnet99b", marks=pytest.mark.claim(paper=53, artefact="ese_vovnet99b", claim="features_only channels and reductions equal timm's feature_info (less its stride-2 stem map)")),
+    pytest.param("eca_vovnet39b", marks=pytest.mark.claim(paper=53, artefact="eca_vovnet39b", claim="features_only channels and reductions equal timm's feature_info (less its stride-2 stem map)")),
+    pytest.param("inception_v4", marks=pytest.mark.claim(paper=33, artefact="inception_v4", claim="features_only channels and reductions equal timm's feature_info")),
+    pytest.param("inception_resnet_v2", marks=pytest.mark.claim(paper=33, artefact="inception_resnet_v2", claim="features_only channels and reductions equal timm's feature_info")),
+    pytest.param("convnext_tiny", marks=pytest.mark.claim(paper=39, artefact="convnext_tiny", claim="features_only channels and reductions equal timm's feature_info")),
+    pytest.param("convnext_small", marks=pytest.mark.claim(paper=39, artefact="convnext_small", claim="features_only channels and reductions equal timm's feature_info")),
+    pytest.param("convnext_base", marks=pytest.mark.claim(paper=39, artefact="convnext_base", claim="features_only channels and reductions equal timm's feature_info")),
+]
+
+
+def test_timm_features_list_is_complete():
+    assert sorted(p.values[0] for p in TIMM_FEATURES) == sorted(
+        n for n in CLASSIFIERS if (convzoo.get_card(n).reference or "").startswith("timm:"))
+
+
+@pytest.mark.parametrize("name", TIMM_FEATURES)
+def test_features_only_matches_timm(name):
+    """Outside proof: timm's own ``features_only`` model of the card's reference (built here, meta device).
+    convzoo's VoVNet lists the four OSA stages; timm also lists the stride-2 stem map in front."""
+    import timm
+
+    ref = convzoo.get_card(name).reference.removeprefix("timm:")
+    with torch.device("meta"):
+        theirs = timm.create_model(ref, features_only=True, pretrained=False).feature_info
+        ours = convzoo.create_model(name, features_only=True).feature_info
+    t = list(zip(theirs.channels(), theirs.reduction()))
+    o = list(zip(ours.channels(), ours.reduction()))
+    if "vovnet" in name:
+        assert t[0][1] == 2 and t[1:] == o, (t, o)
+    else:
+        assert t == o, (t, o)

@@ -144,6 +144,8 @@ class CnnSvmNet(Backbone):
     recipes=("cnn_svm_digits", "cnn_softmax_digits", "cnn_svm_mnist_paper"),
     source="paper Sec. 2.2-2.3 / official model/cnn_svm.py (network, init); "
            "L2-SVM loss in convzoo.layers.svm",
-    notes="same network as the paper's CNN-Softmax; CNN-SVM = this model + task loss 'l2svm'"))
+    mean=(0.0,), std=(1.0,), crop_pct=1.0,
+    notes="same network as the paper's CNN-Softmax; CNN-SVM = this model + task loss 'l2svm'. Preprocessing: none "
+          "beyond pixels in [0, 1] (official code: TensorFlow's MNIST input_data), 28x28, no crop"))
 def cnn_svm_mnist(num_classes: int = 10, in_chans: int = 1, **kw) -> CnnSvmNet:
     return CnnSvmNet(num_classes=num_classes, in_chans=in_chans, **kw)

@@ -291,7 +291,8 @@ def _card(name: str, source: str, notes: str) -> ModelCard:
         reference=None, capabilities=_CAPS, source=source,
         recipes={"eca_resnet18": ("eca_resnet18_digits",), "eca_resnet50": ("eca_resnet50_imagenet_paper",),
                  "eca_mobilenetv2": ("eca_mobilenetv2_imagenet_paper",)}.get(name, ()),
-        notes=f"ImageNet top-1 {top1}% (paper / official README). {notes}",
+        notes=f"ImageNet top-1 {top1}% (paper / official README). {notes} Preprocessing: the PyTorch ImageNet example's eval transform (bilinear, Resize 256 + CenterCrop 224, ImageNet statistics), as the "
+              "official main.py (the card defaults).",
     )
 
 

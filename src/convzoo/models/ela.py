@@ -198,7 +198,8 @@ def _card(name: str, source: str) -> ModelCard:
         recipes=("ela_resnet18_digits",) if name == "ela_resnet18" else (),
         notes=(f"Default ELA-{variant}; variant='T'|'B'|'S'|'L' selects another size. No official code and no "
                f"timm model (timm's EfficientLocalAttn is a different module: per-direction convs, 1-group GN, "
-               f"SiLU). Insertion point and the paper-count comparison: see the module docstring."),
+               f"SiLU). Insertion point and the paper-count comparison: see the module docstring. Preprocessing: "
+               f"torchvision's ImageNet eval transform (bilinear, 224/256, ImageNet statistics; the card defaults)."),
     )
 
 

@@ -265,7 +265,7 @@ def _card(name: str) -> ModelCard:
         notes=(f"{kind}. " + (f"ImageNet top-1/top-5 error {err} % (official README; the plain ResNet "
                              f"re-implementation in the same README is worse). " if err else "") +
                "Weights: torch.hub XingangPan/IBN-Net (keys load by name; not downloadable here). Not in timm "
-               "or torchvision."),
+               "or torchvision. Preprocessing: the PyTorch ImageNet example's eval transform (bilinear, Resize 256 + CenterCrop 224, ImageNet statistics), as the official ImageNet script (the card defaults)."),
     )
 
 

@@ -53,6 +53,7 @@ from convzoo.layers.drop_path import drop_path, drop_path_rates
 from convzoo.models.inception_v4 import (
     CAPS,
     Conv,
+    INCEPTION_PREPROCESSING,
     ConvBNReLU,
     InceptionBackbone,
     Mixed,
@@ -263,9 +264,14 @@ def _card(name: str, source: str, notes: str) -> ModelCard:
         name=name, paper=33, family="inception_resnet", task="classification", input_size=(299, 299),
         test_size=(75, 75), params=params, params_source=params_source, macs=macs, macs_source=macs_source,
         macs_rtol=macs_rtol, reference=reference, capabilities=CAPS, source=source,
+        mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_pct=0.8975 if reference else 0.875,
+        interpolation="bicubic" if reference else "bilinear",
         notes=(f"ImageNet val top-1/top-5 error {_RESULTS[name]} (single / 12 / 144 crops: `convzoo eval RUN "
                f"--crops 12|144`). Residual scales "
-               f"0.17/0.10/0.20 (A/B/C; ``scales=``). Valid-padded: smallest input 75x75. {notes}"),
+               f"0.17/0.10/0.20 (A/B/C; ``scales=``). Valid-padded: smallest input 75x75. {notes} "
+               + INCEPTION_PREPROCESSING + ("bicubic, crop 0.8975: timm's inception_resnet_v2.tf_in1k pretrained_cfg."
+                                            if reference else "central crop 0.875 and a bilinear resize (TF-slim's "
+                                            "eval transform; no released weights).")),
     )
 
 

@@ -313,6 +313,7 @@ V4_CFGS = {
 CAPS = frozenset({"features", "compile", "onnx", "channels_last", "bf16"})
 _V4_PARAMS = 42_679_816  # timm 1.0.31 inception_v4 at 1000 classes (fact sheet G1a Paper 33 Sec. 2)
 _V4_MACS = 12_253_974_624  # conv + FC multiply-accumulates @299, equal for both orders
+INCEPTION_PREPROCESSING = "Preprocessing: mean = std = 0.5 (inputs in [-1, 1], TF-slim's inception_preprocessing); "
 _V4_NOTES = ("ImageNet val top-1/top-5 error 20.0/5.0 single crop, 18.7/4.2 with 12 crops, 17.7/3.8 with "
              "144 crops (paper Tables 2-4, recalled in the fact sheet; `convzoo eval RUN --crops 12|144 "
              "[--ensemble RUN ...]` runs those protocols). Valid-padded: 299 -> 8x8 final map; "
@@ -330,7 +331,11 @@ def _v4_card(name: str, source: str, notes: str, reference: str | None) -> Model
                      "by layer from Figs. 3-9 at 299 px); agrees with the fact sheet's 12.254 GMACs for timm inception_v4"),
         reference=reference, capabilities=CAPS, source=source,
         recipes=("inception_v4_digits", "inception_v4_imagenet_paper") if name == "inception_v4" else (),
-        notes=f"{notes} {_V4_NOTES}",
+        mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_pct=0.875,
+        interpolation="bicubic" if reference else "bilinear",
+        notes=f"{notes} {_V4_NOTES} " + INCEPTION_PREPROCESSING + (
+            "bicubic, crop 0.875: timm's inception_v4.tf_in1k pretrained_cfg." if reference else
+            "central crop 0.875 and a bilinear resize (TF-slim's eval transform; no released weights)."),
     )
 
 

@@ -151,7 +151,9 @@ _PARAMS, _MACS = 24_008_744, 12_310_020_096
     capabilities=frozenset({"features", "channels_last", "bf16"}),
     source=("DCLS paper abstract / Sec. 5 (ResNet50 with DCLS convs) and official K-H-Ismail/pytorch-image-models "
             "timm/models/resnet_dcls.py + train.py (S 7, Kc 5, positions shared per stage, bilinear)"),
-    notes="No ImageNet figures: the paper's ResNet-50-dcls table was not available; Kc / S are the official code's defaults.",
+    notes=("No ImageNet figures: the paper's ResNet-50-dcls table was not available; Kc / S are the official code's "
+           "defaults. Preprocessing: timm's ResNet _cfg of the official timm fork (bilinear, crop 0.875, ImageNet "
+           "statistics; the card defaults)."),
 ))
 def resnet50_dcls(**kwargs) -> ResNetDcls:
     return ResNetDcls(**{"layers": (3, 4, 6, 3), **kwargs})

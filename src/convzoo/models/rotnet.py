@@ -51,6 +51,8 @@ NIN_BLOCK1 = ((5, 192), (1, 160), (1, 96))
 NIN_BLOCK2 = ((5, 192), (1, 192), (1, 192))
 NIN_BLOCK_N = ((3, 192), (1, 192), (1, 192))  # blocks 3, 4, 5
 NIN_POOL = {1: "max", 2: "avg"}  # block index -> pooling (3x3, stride 2, pad 1); block 3 optional
+CIFAR10_MEAN = tuple(x / 255 for x in (125.3, 123.0, 113.9))  # the official RotNet dataloader's statistics
+CIFAR10_STD = tuple(x / 255 for x in (63.0, 62.1, 66.7))
 NIN_VARIANTS = {"rotnet_nin3": 3, "rotnet_nin4": 4, "rotnet_nin5": 5}
 NIN_COUNTS = {  # (params with the 4-way head, conv + fc MACs at 32 x 32): the closed form of the layer list
     "rotnet_nin3": (1_004_484, 224_723_712),
@@ -239,7 +241,9 @@ def _nin_card(name: str, blocks: int) -> ModelCard:
         capabilities=frozenset({"features", "compile", "onnx", "channels_last", "bf16"}),
         recipes=RECIPES if blocks == 4 else (),
         source=f"paper Sec. 3.1 and Table 1 (RotNet with {blocks} conv. blocks); official NetworkInNetwork.py",
-        notes=_NIN_NOTE,
+        mean=CIFAR10_MEAN, std=CIFAR10_STD, crop_pct=1.0,
+        notes=_NIN_NOTE + ". Preprocessing: the official dataloader's CIFAR-10 statistics "
+                          "([125.3, 123.0, 113.9] / [63.0, 62.1, 66.7] / 255), no crop",
     )
 
 
@@ -268,7 +272,8 @@ rotnet_nin5 = _nin_factory("rotnet_nin5", 5)
                  "layer list, tests/models/test_rotnet.py::test_alexnet_counts_match_official_layer_list"),
     capabilities=frozenset({"features", "compile", "onnx", "channels_last"}),
     source="paper Sec. 3.2 (RotNet AlexNet for ImageNet / Places / PASCAL); official AlexNet.py",
-    notes="BatchNorm1d in the fc layers: train-mode batches need more than one image",
+    notes="BatchNorm1d in the fc layers: train-mode batches need more than one image. Preprocessing: ImageNet "
+          "statistics, Resize 256 + CenterCrop 224 (the official ImageNet dataloader)",
 ))
 def rotnet_alexnet(num_classes: int = 4, in_chans: int = 3, **kwargs) -> RotNetAlexNet:
     return RotNetAlexNet(num_classes=num_classes, in_chans=in_chans, **kwargs)

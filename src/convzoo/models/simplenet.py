@@ -332,6 +332,17 @@ _MACS_BENCH = ("; equals the official benchmark CSV infer_gmacs {csv} G (imagene
                "tests/models/test_simplenet.py::test_macs_match_official_benchmark)")
 
 
+# the evaluation preprocessing of the released weights: ImageNet nets, the official default_cfgs
+# (imagenet/training_scripts/.../timm/models/simplenet.py: bicubic, crop 0.875, ImageNet statistics); CIFAR nets,
+# the official Cifar/main.py (CIFAR-10 mean / std of [125.3, 123.0, 113.9] / [63.0, 62.1, 66.7] / 255, CenterCrop(32))
+CIFAR10_MEAN = tuple(x / 255 for x in (125.3, 123.0, 113.9))
+CIFAR10_STD = tuple(x / 255 for x in (63.0, 62.1, 66.7))
+_PREPROCESSING = {True: dict(interpolation="bicubic", crop_pct=0.875),
+                  False: dict(mean=CIFAR10_MEAN, std=CIFAR10_STD, crop_pct=1.0)}
+_PREPROCESSING_NOTE = {True: " Preprocessing: official default_cfgs (bicubic, crop 0.875, ImageNet statistics).",
+                       False: " Preprocessing: official Cifar/main.py (CIFAR-10 statistics, no crop)."}
+
+
 def _card(name: str, params: int, macs: int, *, imagenet: bool, readme: str = "-", csv_gmacs: str = "",
           num_classes: int | None = None, notes: str = "", recipes: tuple[str, ...] = ()) -> ModelCard:
     return ModelCard(
@@ -342,7 +353,7 @@ def _card(name: str, params: int, macs: int, *, imagenet: bool, readme: str = "-
         macs_source=_MACS_CLOSED + (_MACS_BENCH.format(csv=csv_gmacs) if csv_gmacs else ""),
         reference=None,  # not in timm / torchvision
         capabilities=frozenset({"compile", "onnx", "features"}),
-        recipes=recipes, source=_SRC, notes=notes)
+        recipes=recipes, source=_SRC, notes=notes + _PREPROCESSING_NOTE[imagenet], **_PREPROCESSING[imagenet])
 
 
 def _build(num_classes: int, in_chans: int, network: str, scale: float = 1.0, mode: int = 0,

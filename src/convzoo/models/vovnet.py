@@ -349,6 +349,21 @@ _NOTES = {
     "eca_vovnet39b": "timm's V2-39 with ECA (paper 43, adaptive k = 5 for 256..1024 channels) in place of eSE.",
 }
 _RECIPES = {"vovnet27_slim": ("vovnet_digits",), "vovnet39": ("vovnet39_imagenet_paper",)}
+# the preprocessing the weights expect: timm's pretrained_cfg for timm's names (its default tag; 1.0.31), the
+# PyTorch ImageNet example's eval transform (bilinear, 224/256, ImageNet statistics: the card defaults) for the
+# paper's V1 names (weights: official VoVNet.pytorch, whose eval transform is not checked here)
+_TIMM_CFG = dict(interpolation="bicubic", crop_pct=0.875)
+_PREPROCESSING = {
+    "ese_vovnet57b": dict(interpolation="bicubic", crop_pct=0.95, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+    **{n: _TIMM_CFG for n in ("vovnet39a", "vovnet57a", "ese_vovnet19b_slim_dw", "ese_vovnet19b_dw",
+                              "ese_vovnet19b_slim", "ese_vovnet19b", "ese_vovnet39b", "ese_vovnet99b", "eca_vovnet39b")},
+}
+_PREPROCESSING_NOTE = {
+    "ese_vovnet57b": " Preprocessing: timm's ese_vovnet57b.ra4_e3600_r256_in1k (bicubic, crop 0.95, mean = std = 0.5; "
+                     "trained at 256 px, tested at 320).",
+    **{n: " Preprocessing: timm's vovnet _cfg (bicubic, crop 0.875, ImageNet statistics)." for n in _PREPROCESSING
+       if n != "ese_vovnet57b"},
+}
 
 
 def _card(name: str) -> ModelCard:
@@ -368,7 +383,9 @@ def _card(name: str) -> ModelCard:
         macs_source=f"conv + linear MACs @224; {macs_src}" + (f" (fact sheet: {sheet_macs} G)" if sheet_macs else ""),
         reference=reference, capabilities=_CAPS, test_size=(64, 64),
         source=_V2_SRC if VOVNET_CFGS[name]["residual"] else _V1_SRC,
-        recipes=_RECIPES.get(name, ()), notes=_NOTES[name],
+        recipes=_RECIPES.get(name, ()), **_PREPROCESSING.get(name, {}),
+        notes=_NOTES[name] + _PREPROCESSING_NOTE.get(name, " Preprocessing: the PyTorch ImageNet example's (bilinear, "
+                                                     "224/256, ImageNet statistics)."),
     )
 
 
