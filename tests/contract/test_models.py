@@ -890,11 +890,12 @@ def test_timm_training_arguments(name):
     try:
         model.train()
         ref_loss, ref_grads = step()
-        assert set(calls.values()) == {1}
+        ref_calls = dict(calls)  # ELA runs its 1-D conv twice (H and W): counts are compared, not assumed 1
         model.load_state_dict(state)
         model.set_grad_checkpointing(True)
         loss, grads = step()
-        assert 2 in calls.values(), "no stage was recomputed in the backward pass"
+        assert all(calls[k] in (n, 2 * n) for k, n in ref_calls.items()), (calls, ref_calls)
+        assert any(calls[k] == 2 * n for k, n in ref_calls.items()), "no stage was recomputed in the backward pass"
     finally:
         model.set_grad_checkpointing(False)
         for h in hooks:
