@@ -25,8 +25,8 @@ from convzoo.errors import ConvzooError
 from convzoo.layers.lsconv import LKP, SKA, LSConv, ska
 from convzoo.models.lsnet import (
     Attention,
-    BNLinear,
     Block,
+    BNLinear,
     LSNet,
     RepVGGDW,
     SqueezeExcite,
@@ -586,6 +586,7 @@ def test_recipes_load(name):
 def test_distill_recipe_teacher_is_torchvision_regnety_16gf():
     import timm
     import torchvision
+
     from convzoo.engine import load_recipe
     from convzoo.methods import build_method
     from convzoo.tasks import build_task
@@ -639,6 +640,7 @@ def _image_tree(tmp_path_factory):
                    claim="the distilled recipe runs as written (AdamW groups, per-step warm-up/cosine, RandAugment + erasing, MixUp/CutMix, hard distillation) with a small torchvision RegNetY stand-in teacher (regnet_y_400mf, same interface)")
 def test_distill_recipe_takes_steps_with_a_stand_in_teacher(_image_tree, tmp_path):
     import torchvision
+
     from convzoo.engine import train
 
     values = {"data.root": str(_image_tree), "data.kwargs.size": 32, "data.num_workers": 0, "batch_size": 4,

@@ -418,9 +418,10 @@ class BigNASSupernet(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         # x: (B, in_chans, H, W) -> (B, head, H / 32, W / 32) for the paper's space
-        for _, x in self._blocks(x):
+        y = x
+        for _, y in self._blocks(x):
             pass
-        return F.silu(self.head_bn(self.head_conv(x, self.active.head)))
+        return F.silu(self.head_bn(self.head_conv(y, self.active.head)))
 
     def features(self, x: torch.Tensor, stop: int | None = None) -> list[torch.Tensor]:
         """The active child's maps at ``feature_info`` (the first ``stop`` levels when given)."""

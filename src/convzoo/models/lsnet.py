@@ -58,8 +58,8 @@ from torchvision.ops import StochasticDepth
 from convzoo.errors import ConvzooError
 from convzoo.layers.fuse import fuse_conv_bn
 from convzoo.layers.head import Backbone, SelectAdaptivePool
-from convzoo.models.convnext_dcls import check_norm_pool
 from convzoo.layers.lsconv import Conv2dBN, LSConv
+from convzoo.models.convnext_dcls import check_norm_pool
 from convzoo.registry import ModelCard, register_model
 
 __all__ = [
