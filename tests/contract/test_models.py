@@ -846,6 +846,19 @@ def _smallest_per_architecture(names) -> list[str]:
     return sorted(best.values())
 
 
+def _live_branches(model):
+    """Random BN statistics and random scales on every norm layer (also the elastic / custom ones that
+    ``randomise_bn`` does not know): zero-initialised last norms (ResNet, BigNAS) would hide a dropped branch."""
+    randomise_bn(model)
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for m in model.modules():
+            w = getattr(m, "weight", None)
+            if isinstance(w, torch.Tensor) and w.dim() == 1 and "norm" in type(m).__name__.lower():
+                w.copy_(torch.rand(w.shape, generator=g) * 0.5 + 0.25)
+    return model
+
+
 def _differs(model, x) -> bool:
     torch.manual_seed(1)
     return not torch.equal(model(x), model(x))
@@ -856,11 +869,12 @@ def test_timm_training_arguments(name):
     """Real compute at test_size: ``drop_rate`` and ``drop_path_rate`` make two training forwards differ and
     leave evaluation deterministic (drop_path_rate is refused in one line by networks without residual paths);
     ``set_grad_checkpointing()`` gives the same loss and gradients, with the checkpointed stages run twice per
-    step (forward hooks on every conv / linear count the recomputation); features_only maps equal the model's."""
+    step (forward hooks on every module that holds parameters count the recomputation); features_only maps equal
+    the model's."""
     card = convzoo.get_card(name)
     x = _task(name).example_input(card, 4, generator=torch.Generator().manual_seed(0))
     torch.manual_seed(0)
-    dropped = randomise_bn(convzoo.create_model(name, drop_rate=0.5, num_classes=7))
+    dropped = _live_branches(convzoo.create_model(name, drop_rate=0.5, num_classes=7))
     assert _differs(dropped.train(), x), "drop_rate=0.5 changes nothing in training"
     assert not _differs(dropped.eval(), x)
     if NO_RESIDUAL.match(name):
@@ -869,14 +883,14 @@ def test_timm_training_arguments(name):
         assert "\n" not in str(e.value)
     else:
         torch.manual_seed(0)
-        dp = randomise_bn(convzoo.create_model(name, drop_rate=0.0, drop_path_rate=0.5, num_classes=7))
+        dp = _live_branches(convzoo.create_model(name, drop_rate=0.0, drop_path_rate=0.5, num_classes=7))
         assert _differs(dp.train(), x), "drop_path_rate=0.5 changes nothing in training"
         assert not _differs(dp.eval(), x)
 
     model = _model(name)
     calls: dict = {}
     hooks = [m.register_forward_hook(lambda m, i, o, k=k: calls.__setitem__(k, calls.get(k, 0) + 1))
-             for k, m in model.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv1d, torch.nn.Linear))]
+             for k, m in model.named_modules() if next(m.parameters(recurse=False), None) is not None]
 
     def step():
         calls.clear()
