@@ -12,6 +12,9 @@ import pytest
 import torch
 
 import convzoo
+from convzoo.errors import ConvzooError
+from convzoo.layers.features import FeatureListNet
+from convzoo.layers.head import POOL_TYPES
 from convzoo.registry import count_params
 from convzoo.tasks import build_task
 from convzoo.testing import randomise_bn
@@ -766,9 +769,6 @@ def test_bf16_autocast(name):
 # --- timm's arguments (issue 9): features_only / out_indices, global_pool, drop_rate, drop_path_rate,
 # set_grad_checkpointing on every classifier -----------------------------------------------------------
 
-from convzoo.errors import ConvzooError  # noqa: E402
-from convzoo.layers.features import FeatureListNet  # noqa: E402
-from convzoo.layers.head import POOL_TYPES  # noqa: E402
 
 CLASSIFIERS = [n for n in MODELS if convzoo.get_card(n).task == "classification"]
 # networks without a residual sum (the papers' architectures): plain stacks (SimpleNet, the CNN of CNN-SVM),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch.nn as nn
+from torch import nn
 from torchvision.ops import StochasticDepth
 
 from convzoo.errors import ConvzooError

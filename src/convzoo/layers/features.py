@@ -16,7 +16,7 @@ import inspect
 from collections.abc import Sequence
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from convzoo.errors import ConvzooError
 
@@ -56,7 +56,7 @@ class FeatureInfo:
         self.info = [dict(f, index=f.get("index", i)) for i, f in enumerate(info)]
         self.out_indices = tuple(out_indices)
 
-    def from_other(self, out_indices: Sequence[int]) -> "FeatureInfo":
+    def from_other(self, out_indices: Sequence[int]) -> FeatureInfo:
         return FeatureInfo(self.info, out_indices)
 
     def get(self, key: str, idx: int | Sequence[int] | None = None):

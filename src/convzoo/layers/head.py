@@ -20,7 +20,7 @@ from __future__ import annotations
 import types
 
 import torch
-import torch.nn as nn
+from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from convzoo.errors import ConvzooError

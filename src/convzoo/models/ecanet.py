@@ -47,8 +47,8 @@ import torch
 from torch import nn
 
 from convzoo.errors import ConvzooError
-from convzoo.layers.eca import ECA, eca_kernel_size
 from convzoo.layers.drop_path import drop_path, drop_path_rates
+from convzoo.layers.eca import ECA, eca_kernel_size
 from convzoo.layers.head import Backbone, SelectAdaptivePool, apply_fc, make_fc
 from convzoo.models.resnet import ResNet
 from convzoo.registry import ModelCard, register_model

@@ -52,8 +52,8 @@ from convzoo.errors import ConvzooError
 from convzoo.layers.drop_path import drop_path, drop_path_rates
 from convzoo.models.inception_v4 import (
     CAPS,
-    Conv,
     INCEPTION_PREPROCESSING,
+    Conv,
     ConvBNReLU,
     InceptionBackbone,
     Mixed,

@@ -337,8 +337,8 @@ _MACS_BENCH = ("; equals the official benchmark CSV infer_gmacs {csv} G (imagene
 # the official Cifar/main.py (CIFAR-10 mean / std of [125.3, 123.0, 113.9] / [63.0, 62.1, 66.7] / 255, CenterCrop(32))
 CIFAR10_MEAN = tuple(x / 255 for x in (125.3, 123.0, 113.9))
 CIFAR10_STD = tuple(x / 255 for x in (63.0, 62.1, 66.7))
-_PREPROCESSING = {True: dict(interpolation="bicubic", crop_pct=0.875),
-                  False: dict(mean=CIFAR10_MEAN, std=CIFAR10_STD, crop_pct=1.0)}
+_PREPROCESSING = {True: {"interpolation": "bicubic", "crop_pct": 0.875},
+                  False: {"mean": CIFAR10_MEAN, "std": CIFAR10_STD, "crop_pct": 1.0}}
 _PREPROCESSING_NOTE = {True: " Preprocessing: official default_cfgs (bicubic, crop 0.875, ImageNet statistics).",
                        False: " Preprocessing: official Cifar/main.py (CIFAR-10 statistics, no crop)."}
 

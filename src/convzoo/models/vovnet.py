@@ -62,9 +62,9 @@ import torch
 from torch import nn
 
 from convzoo.errors import ConvzooError
+from convzoo.layers.drop_path import drop_path, drop_path_rates, no_drop_path
 from convzoo.layers.eca import ECA
 from convzoo.layers.ese import EffectiveSE
-from convzoo.layers.drop_path import drop_path, drop_path_rates, no_drop_path
 from convzoo.layers.head import ClassifierHead, StagedBackbone
 from convzoo.layers.init import kaiming_bn_init_
 from convzoo.registry import ModelCard, register_model
@@ -352,9 +352,9 @@ _RECIPES = {"vovnet27_slim": ("vovnet_digits",), "vovnet39": ("vovnet39_imagenet
 # the preprocessing the weights expect: timm's pretrained_cfg for timm's names (its default tag; 1.0.31), the
 # PyTorch ImageNet example's eval transform (bilinear, 224/256, ImageNet statistics: the card defaults) for the
 # paper's V1 names (weights: official VoVNet.pytorch, whose eval transform is not checked here)
-_TIMM_CFG = dict(interpolation="bicubic", crop_pct=0.875)
+_TIMM_CFG = {"interpolation": "bicubic", "crop_pct": 0.875}
 _PREPROCESSING = {
-    "ese_vovnet57b": dict(interpolation="bicubic", crop_pct=0.95, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+    "ese_vovnet57b": {"interpolation": "bicubic", "crop_pct": 0.95, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)},
     **{n: _TIMM_CFG for n in ("vovnet39a", "vovnet57a", "ese_vovnet19b_slim_dw", "ese_vovnet19b_dw",
                               "ese_vovnet19b_slim", "ese_vovnet19b", "ese_vovnet39b", "ese_vovnet99b", "eca_vovnet39b")},
 }
