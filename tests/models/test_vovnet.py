@@ -419,3 +419,35 @@ def test_deploy_fusion_keeps_outputs():
     ref, out, fused = deploy_outputs(model, torch.randn(2, 3, 64, 64))
     assert batch_norms(fused) == []
     torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.claim(paper=53, artefact="ese_vovnet19b_slim_dw",
+                   claim="every timm global_pool value gives timm's logits with copied weights (<= 1e-5)")
+@pytest.mark.parity
+def test_global_pool_matches_timm():
+    """timm's ``global_pool`` values on the same weights: avg / max / avgmax / catavgmax logits (catavgmax: a
+    classifier of twice the width, loaded from timm's), and ``""`` with ``num_classes=0`` the unpooled map."""
+    import timm
+
+    x = torch.randn(2, 3, 48, 48, generator=torch.Generator().manual_seed(2))
+    for pool, classes in (("avg", 5), ("max", 5), ("avgmax", 5), ("catavgmax", 5), ("", 0)):
+        torch.manual_seed(0)
+        ref = randomise_bn(timm.create_model("ese_vovnet19b_slim_dw", global_pool=pool, num_classes=classes)).eval()
+        ours = convzoo.create_model("ese_vovnet19b_slim_dw", global_pool=pool, num_classes=classes).eval()
+        result = ours.load_state_dict(ref.state_dict(), strict=True)
+        assert not result.missing_keys and not result.unexpected_keys, pool
+        with torch.no_grad():
+            a, b = ours(x), ref(x)
+        assert a.shape == b.shape and (a - b).abs().max().item() <= 1e-5, (pool, tuple(a.shape))
+
+
+def test_drop_path_only_on_identity_residuals():
+    """Stochastic depth sits on the V2 identity residuals only (CenterMask Sec. 2: the non-first OSA modules of a
+    stage); V1 and one-module-per-stage V2-19 refuse a rate in one line."""
+    model = convzoo.create_model("ese_vovnet39b", drop_path_rate=0.2)
+    dropped = [(s, b) for s, stage in enumerate(model.stages) for b, blk in enumerate(stage.blocks)
+               if not isinstance(blk.drop_path, torch.nn.Identity)]
+    assert dropped == [(2, 1), (3, 1)]  # blocks (1, 1, 2, 2): the second module of stages 3 and 4
+    for name in ("vovnet39a", "ese_vovnet19b_dw"):
+        with pytest.raises(ConvzooError, match="no residual paths"):
+            convzoo.create_model(name, drop_path_rate=0.1)
