@@ -328,14 +328,14 @@ def test_macs_closed_form(name):
 
 # --- numerical parity with timm on the released (registered) kernel tables ---------------------------
 
-def _timm_resnet_with_k_table(block: str, layers, ks):
+def _timm_resnet_with_k_table(block: str, layers, ks, **kwargs):
     """timm's ResNet with its EcaModule in every block (``attn_layer='eca'``), each stage's kernel set to
     the released table: timm picks the adaptive psi(C) from the channels, so the 1-D convs are replaced
     by Conv1d(1, 1, k, padding (k-1)/2, no bias), the layer timm's EcaModule builds for kernel_size=k."""
     from timm.models import resnet as timm_resnet
 
     ref = timm_resnet.ResNet(block=timm_resnet.BasicBlock if block == "basic" else timm_resnet.Bottleneck,
-                             layers=list(layers), block_args=dict(attn_layer="eca"))
+                             layers=list(layers), block_args=dict(attn_layer="eca"), **kwargs)
     for stage, k in enumerate(ks):
         for blk in getattr(ref, f"layer{stage + 1}"):
             blk.se.conv = torch.nn.Conv1d(1, 1, k, padding=(k - 1) // 2, bias=False)
@@ -540,3 +540,36 @@ def test_paper_recipe_is_the_papers_and_runs(name, tmp_path):
     after = seen["method"].state_dict()
     assert [k for k, v in seen["before"].items() if v.is_floating_point() and not torch.equal(v, after[k])]
     assert [row["lr"] for row in res.history] == pytest.approx([paper["lr_at"](0), paper["lr_at"](1)], rel=1e-9)
+
+
+@pytest.mark.claim(paper=43, artefact="eca_resnet18",
+                   claim="timm's global_pool values and drop_path_rate give timm's outputs on copied weights (fp64, "
+                         "<= 1e-6; training forwards with the same random draws)")
+@pytest.mark.parity
+def test_timm_arguments_match_timm():
+    """global_pool avg / max / avgmax / catavgmax (a 2x wide fc) and "" with num_classes=0 (the unpooled map) as
+    timm's ResNet; drop_path_rate: in training, with the same seed, the per-sample drops equal timm's DropPath
+    (same per-block rates, the same Bernoulli draws in block order, kept branches scaled by 1 / keep)."""
+    block, layers, ks = RESNETS["eca_resnet18"]
+    x = torch.randn(4, 3, 64, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    for pool, classes, rate in (("avg", 5, 0.0), ("max", 5, 0.0), ("avgmax", 5, 0.0), ("catavgmax", 5, 0.0),
+                                ("", 0, 0.0), ("avg", 5, 0.4)):
+        torch.manual_seed(0)
+        ref = _timm_resnet_with_k_table(block, layers, ks, global_pool=pool, num_classes=classes,
+                                        drop_path_rate=rate).double()
+        randomise_bn(ref)
+        ours = convzoo.create_model("eca_resnet18", global_pool=pool, num_classes=classes,
+                                    drop_path_rate=rate).double()
+        missing, unexpected = ours.load_state_dict(remap_state_dict(ref.state_dict()), strict=True)
+        assert not missing and not unexpected
+        for train in ((False, True) if rate else (False,)):
+            ours.train(train), ref.train(train)
+            with torch.no_grad():
+                torch.manual_seed(7)
+                a = ours(x)
+                torch.manual_seed(7)
+                b = ref(x)
+            assert a.shape == b.shape and (a - b).abs().max().item() <= 1e-6, (pool, rate, train)
+        if rate:
+            torch.manual_seed(8)
+            assert not torch.equal(ours(x), a)  # other draws, other drops: the rate is live
