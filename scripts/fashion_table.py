@@ -149,7 +149,8 @@ def main(argv=None) -> int:
     except ConvzooError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    command = "python scripts/fashion_table.py" + (f" --out {a.out}" if a.out else "")
+    command = ("python scripts/fashion_table.py" + (f" --threads {a.threads}" if a.threads else "")
+               + (f" --out {a.out}" if a.out else ""))
     text = table(rows, command)
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
