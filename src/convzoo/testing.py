@@ -13,10 +13,13 @@ def randomise_bn(model: nn.Module, seed: int = 1, affine: bool = True) -> nn.Mod
     with the identity statistics of a fresh model."""
     g = torch.Generator().manual_seed(seed)
     for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
+        # BatchNorm, and norms that keep BN statistics without subclassing it (BigNAS's ElasticBatchNorm2d)
+        is_bn = isinstance(m, nn.modules.batchnorm._BatchNorm) or (
+            getattr(m, "running_var", None) is not None and isinstance(getattr(m, "weight", None), torch.Tensor))
+        if is_bn and getattr(m, "track_running_stats", True) and m.running_var is not None:
             m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
             m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
-            if affine and m.affine:
+            if affine and getattr(m, "affine", m.weight is not None) and m.weight is not None:
                 m.weight.copy_(torch.rand(m.weight.shape, generator=g) * 0.5 + 0.25)
                 m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
     return model

@@ -247,7 +247,7 @@ def test_tensorboard_without_the_package_is_one_line(tiny, tmp_path, monkeypatch
 
 
 def test_tensorboard_writer(tiny, tmp_path):
-    pytest.importorskip("tensorboard")
+    # tensorboard is in the dev extra
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     res = run(tiny, tmp_path, "tb", epochs=1, log_every_n_steps=1, tensorboard=True)
