@@ -167,11 +167,15 @@ def test_gradient_clipping_bounds_the_step(tiny, tmp_path):
     assert step_norm(None) > 0.05
 
 
+def test_a_split_smaller_than_one_batch_trains_in_one_batch(tiny, tmp_path, capsys):
+    res = run(tiny, tmp_path, "big", batch_size=4096, epochs=1)
+    assert "fewer than one batch of 4096: training with batches of" in capsys.readouterr().err
+    assert res.epochs == 1
+
+
 def test_user_errors_before_training(tiny, tmp_path):
     with pytest.raises(ConvzooError, match=r"batch_size 15 is the global batch and must divide evenly over 2"):
         train(tiny.recipe(batch_size=15), devices=2, out_dir=tmp_path, progress=False)
-    with pytest.raises(ConvzooError, match=r"fewer than one batch of 128"):
-        run(tiny, tmp_path, "big", batch_size=128)
     with pytest.raises(ConvzooError, match=r"model '_tiny_net' rejects model.kwargs"):
         run(tiny, tmp_path, "kw", model={"kwargs": {"depth": 3}})
     with pytest.raises(ConvzooError, match=r"training diverged"):

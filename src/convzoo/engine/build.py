@@ -8,6 +8,7 @@ its ``kwargs`` into one line naming the recipe key.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 
 import torch
@@ -140,6 +141,10 @@ def train_loader(dataset: Dataset, task, cfg: dict, rank: int, world: int, pin_m
     """(loader, sampler, generator): ``batch_size / world`` items per process, shuffled with
     ``seed + epoch`` by a ``DistributedSampler`` (call ``sampler.set_epoch``)."""
     d, per_device = cfg["data"], cfg["batch_size"] // world
+    if 2 <= len(dataset) // world < per_device:  # a small folder of one's own: one batch of all of it, said once
+        print(f"convzoo: the '{d['train_split']}' split of {d['name']} has {len(dataset)} items, fewer than one batch "
+              f"of {per_device}: training with batches of {len(dataset) // world} per process", file=sys.stderr)
+        per_device = len(dataset) // world
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=cfg["seed"])
     generator = torch.Generator()
     loader = DataLoader(dataset, batch_size=per_device, sampler=sampler, drop_last=True,
