@@ -55,6 +55,7 @@ class ModelCard:
     std: tuple[float, ...] = IMAGENET_STD
     interpolation: str = "bilinear"  # resize interpolation at evaluation: bilinear | bicubic | nearest
     crop_pct: float = 0.875  # centre-crop fraction at evaluation (resize to input_size / crop_pct, then crop)
+    crop_mode: str = "center"  # timm's crop_mode: "center" (resize the short side, crop) | "squash" (warp to size)
     source: str = ""  # paper section/table the implementation follows
     notes: str = ""
 
@@ -151,7 +152,7 @@ def data_config(model_or_name: "nn.Module | str") -> dict:
     if card is None:
         raise ConvzooError("data_config needs a registered model name or a model built by convzoo.create_model")
     return {"input_size": (card.in_chans, *card.input_size), "interpolation": card.interpolation,
-            "mean": tuple(card.mean), "std": tuple(card.std), "crop_pct": card.crop_pct, "crop_mode": "center"}
+            "mean": tuple(card.mean), "std": tuple(card.std), "crop_pct": card.crop_pct, "crop_mode": card.crop_mode}
 
 
 def get_card(name: str) -> ModelCard:

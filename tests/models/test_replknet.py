@@ -369,4 +369,5 @@ def test_preprocessing_is_the_official_eval_transform():
                 "xl": (320, 0.875, {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)})}
     for v, (size, crop, stats) in expected.items():
         assert convzoo.data_config(f"replknet_{v}") == {"input_size": (3, size, size), "interpolation": "bicubic",
-                                                         **stats, "crop_pct": crop, "crop_mode": "center"}
+                                                         **stats, "crop_pct": crop,
+                                                         "crop_mode": "squash" if size >= 384 else "center"}

@@ -530,4 +530,4 @@ def test_preprocessing_is_the_official_eval_transform():
         size, crop = (384, 1.0) if v in ("b", "l", "xl") else (224, 0.875)
         assert convzoo.data_config(f"unireplknet_{v}") == {
             "input_size": (3, size, size), "interpolation": "bicubic", "mean": (0.485, 0.456, 0.406),
-            "std": (0.229, 0.224, 0.225), "crop_pct": crop, "crop_mode": "center"}
+            "std": (0.229, 0.224, 0.225), "crop_pct": crop, "crop_mode": "squash" if size == 384 else "center"}

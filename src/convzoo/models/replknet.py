@@ -430,6 +430,7 @@ def _card(v: str) -> ModelCard:
         # CenterCrop, at 384 px and above a warp to the size (crop 1.0); README "Evaluation": XL used the
         # inception mean/std (0.5, 0.5, 0.5), 31B/L ImageNet's
         interpolation="bicubic", crop_pct=1.0 if size >= 384 else 224 / 256,
+        crop_mode="squash" if size >= 384 else "center",
         **({"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)} if v == "xl" else {}),
     )
 

@@ -407,6 +407,7 @@ def _card(v: str) -> ModelCard:
         # official datasets.py build_transform (eval): bicubic, ImageNet mean/std (main.py default); below 384 px
         # Resize(size / (224 / 256)) + CenterCrop, the 384-px models warped to the size (crop 1.0)
         interpolation="bicubic", crop_pct=1.0 if v in ("b", "l", "xl") else 224 / 256,
+        crop_mode="squash" if v in ("b", "l", "xl") else "center",
     )
 
 
