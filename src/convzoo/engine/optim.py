@@ -25,6 +25,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from convzoo.errors import ConvzooError
 from convzoo.methods.base import param_groups
+from convzoo.optim.kar import Kar2, Kar3
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "sgd": torch.optim.SGD,
@@ -32,6 +33,8 @@ OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "adamw": torch.optim.AdamW,
     "adadelta": torch.optim.Adadelta,
     "rmsprop": torch.optim.RMSprop,
+    "kar2": Kar2,  # sign optimisers of the Terminator paper (34), convzoo.optim.kar
+    "kar3": Kar3,
 }
 
 

@@ -24,7 +24,7 @@ from convzoo.errors import ConvzooError, UnknownNameError, suggest
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 SPLITS = ("train", "val", "test")
-OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta", "rmsprop")
+OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta", "rmsprop", "kar2", "kar3")
 SCHEDULES = ("constant", "cosine", "step", "multistep", "exponential", "plateau")
 BATCH_TRANSFORMS = (None, "mixup", "cutmix", "mixup_cutmix")
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")
