@@ -67,6 +67,11 @@ def shift_right(x: torch.Tensor) -> torch.Tensor:
     return F.pad(x[:, :, :-1], (0, 0, 1, 0))
 
 
+def _embed(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Levels (...) -> table rows (..., D); one-hot codes (..., K) -> their mix of rows (same values)."""
+    return x @ table if x.is_floating_point() else table[x]
+
+
 def _emb(n: int, dim: int, scale: float) -> nn.Parameter:
     """Official ``emb_init``: normal with std ``scale / sqrt(dim)``."""
     return nn.Parameter(torch.randn(n, dim) * (scale / dim**0.5))
@@ -157,7 +162,7 @@ class Decoder2d(nn.Module):
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """Levels (B, H, W) and conditioning (B, H, W, D) -> logits (B, H, W, K)."""
-        h = self.embs[x]  # (B, H, W, D)
+        h = _embed(x, self.embs)  # (B, H, W, D)
         pos = self.pos_embs()
         return self.to_logits(self.row_autoregressive(h, self.upper_context(h, pos, cond), pos, cond))
 
@@ -216,10 +221,11 @@ class AxialTransformer(nn.Module):
                                        **kw)
 
     def _check(self, x: torch.Tensor) -> None:
-        if x.is_floating_point() or x.dim() != 4:
-            raise ConvzooError(f"AxialTransformer takes integer images (B, C, H, W) of levels 0..{self.num_classes - 1}, "
-                               f"got a {x.dtype} tensor of shape {tuple(x.shape)}")
-        if tuple(x.shape[1:]) != (self.in_chans, *self.img_size):
+        one_hot = x.is_floating_point() and x.dim() == 5 and x.shape[-1] == self.num_classes
+        if not one_hot and (x.is_floating_point() or x.dim() != 4):
+            raise ConvzooError(f"AxialTransformer takes integer images (B, C, H, W) of levels 0..{self.num_classes - 1} "
+                               f"(or their one-hot codes (B, C, H, W, K)), got a {x.dtype} tensor of shape {tuple(x.shape)}")
+        if tuple(x.shape[1:4]) != (self.in_chans, *self.img_size):
             raise ConvzooError(f"this AxialTransformer models {self.in_chans}x{self.img_size[0]}x{self.img_size[1]} "
                                f"images (its position tables fix the size), got {tuple(x.shape[1:])}")
 
@@ -227,7 +233,8 @@ class AxialTransformer(nn.Module):
         """Encoder over the channels before ``slices`` (B,) of ``x`` (B, C, H, W) -> cond (B, H, W, D)."""
         chans = torch.arange(self.in_chans, device=x.device)
         prev = (chans[None] < slices[:, None])[:, :, None, None]  # (B, C, 1, 1)
-        h = torch.where(prev, x, 0).to(self.pos_embs_h.dtype) / (self.num_classes - 1)
+        levels = x if not x.is_floating_point() else x @ torch.arange(self.num_classes, dtype=x.dtype, device=x.device)
+        h = torch.where(prev, levels, 0).to(self.pos_embs_h.dtype) / (self.num_classes - 1)
         mask = (chans[None] == slices[:, None])[:, :, None, None].to(h.dtype).expand_as(h)
         h = self.exterior_input_conv(torch.cat([h, mask], 1)).permute(0, 2, 3, 1)  # (B, H, W, D)
         h = h + self.pos_embs_h[:, None] + self.pos_embs_w[None]
@@ -236,10 +243,14 @@ class AxialTransformer(nn.Module):
         return h
 
     def slice_logits(self, x: torch.Tensor, slices: torch.Tensor) -> torch.Tensor:
-        """Logits (B, H, W, K) of channel ``slices[b]`` of each image ``x[b]``, given its earlier channels."""
+        """Logits (B, H, W, K) of channel ``slices[b]`` of each image ``x[b]``, given its earlier channels.
+
+        ``x``: levels (B, C, H, W), or one-hot codes (B, C, H, W, K) (float: the same logits, differentiable
+        with respect to every sub-pixel, as the causality test uses).
+        """
         self._check(x)
         cond = self.conditioning(x, slices)
-        cur = x[torch.arange(x.shape[0], device=x.device), slices]  # (B, H, W)
+        cur = x[torch.arange(x.shape[0], device=x.device), slices]  # (B, H, W) [or (B, H, W, K)]
         return self.transformer2d(cur, cond)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -247,7 +258,7 @@ class AxialTransformer(nn.Module):
         self._check(x)
         b, c = x.shape[:2]
         slices = torch.arange(c, device=x.device).repeat_interleave(b)  # (C*B,)
-        logits = self.slice_logits(x.repeat(c, 1, 1, 1), slices)  # (C*B, H, W, K)
+        logits = self.slice_logits(x.repeat(c, *[1] * (x.dim() - 1)), slices)  # (C*B, H, W, K)
         return logits.view(c, b, *logits.shape[1:]).transpose(0, 1)
 
     @torch.no_grad()
