@@ -18,7 +18,8 @@ relative index of a strided query is its index inside the subsampled block (timm
 not the paper's intent; there is no official code).
 
 How it is computed (no loops, one attention call):
-- keys/values of every window are gathered with two ``unfold`` views of the halo-padded map (one copy);
+- keys/values of every window are gathered with two ``unfold`` views of the halo-padded map (one copy;
+  ONNX export, which has no Unfold over a dynamic batch, gathers rows and columns with ``index_select``);
 - the relative logits are folded into the attention product instead of a dense bias: the query is
   extended with its gathered height and width logits (``2 (b + 2h)`` numbers) and every key with the
   one-hot codes of its window row and column, so ``q' . k' = q . k / sqrt(d) + q . r^H + q . r^W`` exactly.
@@ -132,7 +133,13 @@ class HaloAttn(nn.Module):
         q = q.reshape(b, nh, self.dim_head_qk, nby, bq, nbx, bq).permute(0, 1, 3, 5, 4, 6, 2)
         q = q.reshape(b * nh, nby * nbx, bq * bq, self.dim_head_qk)
         kv = F.pad(self.kv(x), [hs, hs, hs, hs])  # halo zero padding
-        kv = kv.unfold(2, win, bs).unfold(3, win, bs)  # (B, C, nby, nbx, win, win) view
+        if torch.onnx.is_in_onnx_export():  # ONNX has no Unfold of a map with a dynamic batch: gather rows, columns
+            rows = (torch.arange(nby, device=x.device)[:, None] * bs + torch.arange(win, device=x.device)).flatten()
+            cols = (torch.arange(nbx, device=x.device)[:, None] * bs + torch.arange(win, device=x.device)).flatten()
+            kv = kv.index_select(2, rows).index_select(3, cols)  # (B, C, nby win, nbx win)
+            kv = kv.reshape(b, -1, nby, win, nbx, win).transpose(3, 4)  # (B, C, nby, nbx, win, win)
+        else:
+            kv = kv.unfold(2, win, bs).unfold(3, win, bs)  # (B, C, nby, nbx, win, win) view
         kv = kv.reshape(b, nh, self.dim_head_qk + self.dim_head_v, nby, nbx, win, win).permute(0, 1, 3, 4, 5, 6, 2)
         kv = kv.reshape(b * nh, nby * nbx, win * win, self.dim_head_qk + self.dim_head_v)
         k, v = kv.split([self.dim_head_qk, self.dim_head_v], dim=-1)
