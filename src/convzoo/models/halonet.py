@@ -19,9 +19,9 @@ The value multiplier rv: the paper's table gives the widths as multipliers only.
 the values (and so the attention output and the 1x1 after it), queries and keys keep the base width d"
 gives H0-H7 counts of 5.50 / 8.10 / 9.40 / 11.84 / 19.10 / 30.72 / 43.46 / 67.43 M, i.e. all eight of the
 table's 5.5 / 8.1 / 9.4 / 11.8 / 19.1 / 30.7 / 43.4 / 67.4 M truncated to 0.1 M (rounded: all but H6,
-43.46 -> 43.5). Widening the attention input (conv1) by rv as well, or leaving rv out of the last stage
-(fact sheet G1b's readings), misses H5-H7 by 1-50 %. With rv = 1 (H0-H4) every reading is timm's
-``halonet_h1`` layout: its ``SelfAttnBlock`` with ``bottle_ratio = rv / rb``.
+43.46 -> 43.5). Fact sheet G1b's readings miss H5-H7: queries and keys widened with the values
+(37.9 / 53.3 / 83.0 M) or rv left out of stage 4 (32.0 / 44.2 / 67.6 M), 0.3-23 % off. With rv = 1 (H0-H4)
+every reading is timm's ``halonet_h1`` layout (its ``SelfAttnBlock`` with ``bottle_ratio = rv / rb``).
 
 Departures from the paper / timm, and why:
 - Attention is computed with blocked tensors and one ``scaled_dot_product_attention`` (relative logits
