@@ -220,8 +220,9 @@ def parse_official_name(name: str) -> dict:
 
 
 def from_official_name(name: str, num_classes: int = 10, **kw) -> PoincareResNet:
-    """The official ``parse_model_from_name``: e.g. ``from_official_name("hyperbolic-8-16-32-resnet-32", 100)``."""
-    return PoincareResNet(num_classes=num_classes, **parse_official_name(name), **kw)
+    """The official ``parse_model_from_name``: e.g. ``from_official_name("hyperbolic-8-16-32-resnet-32", 100)``;
+    ``kw`` may override the parsed ``widths`` / ``depth`` (e.g. a narrow CPU-scale net of the same kind)."""
+    return PoincareResNet(num_classes=num_classes, **{**parse_official_name(name), **kw})
 
 
 _SRC = ("paper Sec. 4 (Poincare ResNet: Mobius skip connection, identity init, midpoint BN), official "
