@@ -105,12 +105,23 @@ def coordinate_grid(sizes: tuple[int, ...], device=None, dtype=None) -> torch.Te
     return torch.stack(torch.meshgrid(*axes, indexing="ij"), 0).unsqueeze(0)
 
 
+def _hat_matrix(n_new: int, n_old: int, like: torch.Tensor) -> torch.Tensor:
+    """(n_new, n_old) linear-interpolation weights between linspace(-1, 1) grids (corners aligned): row i holds
+    the hat function max(0, 1 - |s_i - j|) at the old index j of new point i's position s_i."""
+    s = torch.arange(n_new, device=like.device, dtype=like.dtype) * ((n_old - 1) / max(n_new - 1, 1))
+    j = torch.arange(n_old, device=like.device, dtype=like.dtype)
+    return (1 - (s[:, None] - j[None, :]).abs()).clamp_min(0)
+
+
 def resample_position_bias(p: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
-    """A per-position bias (1, 1, *grid) on another grid: itself, or its (bi)linear resampling with corners kept."""
-    if tuple(p.shape[2:]) == tuple(sizes):
+    """A per-position bias (1, 1, *grid) on another grid: itself, or its separable linear resampling with the
+    corners kept (= ``F.interpolate(..., mode="(bi)linear", align_corners=True)``, as two small matmuls)."""
+    sizes = tuple(sizes)
+    if tuple(p.shape[2:]) == sizes:
         return p
-    mode = {1: "linear", 2: "bilinear"}[len(sizes)]
-    return F.interpolate(p, size=tuple(sizes), mode=mode, align_corners=True)
+    if len(sizes) == 1:
+        return p @ _hat_matrix(sizes[0], p.shape[-1], p).T
+    return _hat_matrix(sizes[0], p.shape[-2], p) @ p @ _hat_matrix(sizes[1], p.shape[-1], p).T
 
 
 def _pointwise(dims: int, cin: int, cout: int) -> nn.Module:
