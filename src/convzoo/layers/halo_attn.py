@@ -23,8 +23,9 @@ How it is computed (no loops, one attention call):
 - the relative logits are folded into the attention product instead of a dense bias: the query is
   extended with its gathered height and width logits (``2 (b + 2h)`` numbers) and every key with the
   one-hot codes of its window row and column, so ``q' . k' = q . k / sqrt(d) + q . r^H + q . r^W`` exactly.
-  ``F.scaled_dot_product_attention`` then runs without an attention mask (its fused kernels apply) and no
-  ``(blocks, b^2, (b + 2h)^2)`` bias tensor is ever built.
+  ``F.scaled_dot_product_attention`` then runs without an attention mask (its fused kernels apply; the
+  extended width is zero-padded to a multiple of 8 for them) and no ``(blocks, b^2, (b + 2h)^2)`` bias
+  tensor is ever built.
 
 Departure from timm: a map whose size the block size does not divide is zero-padded at the bottom/right
 to the next multiple (the padded positions act like the halo's zero padding) and the output cropped back
@@ -155,10 +156,12 @@ class HaloAttn(nn.Module):
         lh = torch.einsum("nbyxd,ykd->nbyxk", qg, th).reshape(n, nb, bq * bq, win)
         lw = torch.einsum("nbyxd,xkd->nbyxk", qg, tw).reshape(n, nb, bq * bq, win)
         # fold them into the product: q' = [q / sqrt(d), l^H, l^W], k' = [k, onehot(row), onehot(col)]
+        # (zero columns round the width up to a multiple of 8, which the fused GPU attention kernels ask for)
+        extra = -(q.shape[-1] + 2 * win) % 8
         eye = torch.eye(win, dtype=k.dtype, device=k.device)
         codes = torch.cat([eye.repeat_interleave(win, 0), eye.repeat(win, 1)], dim=1)  # (win^2, 2 win)
-        q = torch.cat([q * self.scale, lh, lw], dim=-1)
-        k = torch.cat([k, codes.expand(n, nb, -1, -1)], dim=-1)
+        q = F.pad(torch.cat([q * self.scale, lh, lw], dim=-1), [0, extra])
+        k = torch.cat([k, F.pad(codes, [0, extra]).expand(n, nb, -1, -1)], dim=-1)
         out = F.scaled_dot_product_attention(q, k, v, scale=1.0)  # (N, nb, bq^2, d_v)
         # un-block: (B, heads, nby, nbx, bq, bq, d_v) -> (B, heads d_v, nby bq, nbx bq)
         out = out.reshape(b, self.num_heads, nby, nbx, bq, bq, self.dim_head_v).permute(0, 1, 6, 2, 4, 3, 5)
