@@ -238,13 +238,13 @@ def test_paper_recipe_values():
 
 
 @pytest.mark.slow
-@pytest.mark.claim(paper=46, artefact="axial_transformer_digits",
+@pytest.mark.claim(paper=46, artefact="axial_digits",
                    claim="the CPU-scale recipe learns on the real digits: held-out bits/dim falls below log2 17 - 0.5 = 3.59 within 20 steps, samples.png written")
 def test_digits_recipe_learns(tmp_path):
     torch.manual_seed(0)
     values = {"epochs": 1, "limit_train_batches": 20, "batch_size": 16, "schedule.warmup_epochs": 0,
               "eval_batch_size": 64, "limit_eval_batches": 1, "task.kwargs.num_samples": 4}
-    res = train("axial_transformer_digits", values=values, out_dir=tmp_path, run_name="r", progress=False)
+    res = train("axial_digits", values=values, out_dir=tmp_path, run_name="r", progress=False)
     first = res.history[0]
     assert first["val_bits_per_dim"] < math.log2(17) - 0.5, first
     assert (res.run_dir / "samples.png").exists() and (res.run_dir / "data.png").exists()

@@ -341,7 +341,7 @@ def _card(name: str) -> ModelCard:
         reference=None, capabilities=frozenset({"compile"}), mean=(0.0,) * cfg["in_chans"],
         std=(1.0,) * cfg["in_chans"], crop_pct=1.0, source=_SRC,
         recipes=(("axial_transformer_imagenet32_paper",) if name == "axial_transformer_imagenet32" else
-                 ("axial_transformer_digits",) if name == "axial_transformer_digits" else ()),
+                 ("axial_digits",) if name == "axial_transformer_digits" else ()),
         notes=_NOTES[name] + "; input: integer levels (B, C, H, W), output: logits (B, C, H, W, K)")
 
 
