@@ -75,6 +75,27 @@ def _eps(dtype: torch.dtype) -> float:
     return 1e-5 if dtype == torch.float64 else 4e-3
 
 
+# The TorchScript ONNX exporter has no symbolic for aten::atanh / asinh / sinh / cosh: while exporting, these
+# are written with exp / log (ONNX Exp, Log), elsewhere the accurate torch kernels run.
+def atanh(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * torch.log((1 + x) / (1 - x)) if torch.onnx.is_in_onnx_export() else torch.atanh(x)
+
+
+def asinh(x: torch.Tensor) -> torch.Tensor:
+    if torch.onnx.is_in_onnx_export():
+        a = x.abs()
+        return torch.sign(x) * torch.log(a + (a * a + 1).sqrt())
+    return torch.asinh(x)
+
+
+def sinh(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (torch.exp(x) - torch.exp(-x)) if torch.onnx.is_in_onnx_export() else torch.sinh(x)
+
+
+def cosh(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (torch.exp(x) + torch.exp(-x)) if torch.onnx.is_in_onnx_export() else torch.cosh(x)
+
+
 def _sq(x: torch.Tensor, dim: int) -> torch.Tensor:
     return x.pow(2).sum(dim=dim, keepdim=True)
 
@@ -203,7 +224,7 @@ def expmap0(v: torch.Tensor, c: torch.Tensor, dim: int = -1, manual: bool = Fals
 
 def _logmap0(y: torch.Tensor, c: torch.Tensor, dim: int = -1) -> torch.Tensor:
     sn = y.norm(dim=dim, keepdim=True).clamp_min(MIN_NORM) * c.sqrt()
-    return torch.atanh(sn) * y / sn
+    return atanh(sn) * y / sn
 
 
 class LogMap0(torch.autograd.Function):
@@ -217,7 +238,7 @@ class LogMap0(torch.autograd.Function):
     def forward(ctx, y, c, dim):
         n = y.norm(dim=dim, keepdim=True).clamp_min(MIN_NORM)
         sn = n * c.sqrt()
-        h = torch.atanh(sn) / sn
+        h = atanh(sn) / sn
         ctx.save_for_backward(y, c, n, h)
         ctx.dim = dim
         return h * y
@@ -261,7 +282,7 @@ def logmap(x: torch.Tensor, y: torch.Tensor, c: torch.Tensor, dim: int = -1, man
     c = torch.as_tensor(c, dtype=y.dtype, device=y.device)
     w = mobius_add(-x, y, c, dim, manual)
     s, n = c.sqrt(), w.norm(dim=dim, keepdim=True).clamp_min(MIN_NORM)
-    return 2 / (s * conformal_factor(x, c, dim)) * torch.atanh(s * n) * w / n
+    return 2 / (s * conformal_factor(x, c, dim)) * atanh(s * n) * w / n
 
 
 def gyration(u: torch.Tensor, v: torch.Tensor, w: torch.Tensor, c: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -287,7 +308,7 @@ def dist(x: torch.Tensor, y: torch.Tensor, c: torch.Tensor, dim: int = -1, keepd
     c = torch.as_tensor(c, dtype=y.dtype, device=y.device)
     s = c.sqrt()
     n = mobius_add(-x, y, c, dim, manual).norm(dim=dim, keepdim=True)
-    d = 2 / s * torch.atanh(s * n)
+    d = 2 / s * atanh(s * n)
     return d if keepdim else d.squeeze(dim)
 
 

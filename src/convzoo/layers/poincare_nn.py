@@ -46,12 +46,15 @@ from convzoo.layers.poincare import (
     MIN_NORM,
     PoincareBall,
     _eps,
+    asinh,
     beta_scale,
     conformal_factor,
+    cosh,
     frechet_mean,
     frechet_variance,
     poincare_midpoint,
     project,
+    sinh,
 )
 
 __all__ = [
@@ -73,9 +76,9 @@ def _fc_from_dots(xz: torch.Tensor, x2: torch.Tensor, z_norm: torch.Tensor, r: t
     lam = 2 / (1 - c * x2).clamp_min(MIN_NORM)
     arg = s * lam / z_norm * xz
     if r is not None:
-        arg = arg * torch.cosh(2 * s * r) - (lam - 1) * torch.sinh(2 * s * r)
-    v = 2 * z_norm / s * torch.asinh(arg)  # signed distances to the hyperplanes, v_k(x)
-    w = torch.sinh(s * v) / s
+        arg = arg * cosh(2 * s * r) - (lam - 1) * sinh(2 * s * r)
+    v = 2 * z_norm / s * asinh(arg)  # signed distances to the hyperplanes, v_k(x)
+    w = sinh(s * v) / s
     y = w / (1 + (1 + c * w.pow(2).sum(dim, keepdim=True)).sqrt())
     return project(y, c, dim)
 
@@ -86,8 +89,8 @@ def hyperplane_dists(x: torch.Tensor, z: torch.Tensor, r: torch.Tensor | None, c
     lam = conformal_factor(x, c)
     arg = s * lam / z_norm * (x @ z)
     if r is not None:
-        arg = arg * torch.cosh(2 * s * r) - (lam - 1) * torch.sinh(2 * s * r)
-    return 2 * z_norm / s * torch.asinh(arg)
+        arg = arg * cosh(2 * s * r) - (lam - 1) * sinh(2 * s * r)
+    return 2 * z_norm / s * asinh(arg)
 
 
 def poincare_fc(x: torch.Tensor, z: torch.Tensor, r: torch.Tensor | None, c: torch.Tensor) -> torch.Tensor:
