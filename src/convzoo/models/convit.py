@@ -18,6 +18,9 @@ Departures from the official / timm code, and why:
   grid, and GPSA takes rectangular grids (timm assumes a square number of patches and the construction size).
 - GPSA computes its input-independent positional attention once per call for the batch and runs the content
   attention with ``F.scaled_dot_product_attention`` (see :mod:`convzoo.layers.gpsa`).
+- No ``onnx`` capability: at input sizes other than the construction size the position embedding is resized
+  with antialiased bicubic interpolation (the shared ``resample_abs_pos_embed``, timm's default), which the
+  TorchScript ONNX exporter (opset 17) cannot export; at the construction size nothing is resized.
 - ``global_pool``: timm's "token" (default), "avg" and "" plus "max", "avgmax", "catavgmax" over the patch tokens;
   "" scores every patch token: (B, num_classes, N) (:mod:`convzoo.layers.token_pool`).
 - ``set_grad_checkpointing`` works (timm refuses it).
@@ -179,7 +182,7 @@ CONVIT_CFGS: dict[str, tuple] = {
 }
 # timm 1.0.31 MACs under FlopCounterMode at 224 px (fact sheet G1b, 2 decimals)
 _TIMM_GMACS = {"convit_tiny": 1.25, "convit_small": 5.75, "convit_base": 17.51}
-_CAPS = frozenset({"features", "compile", "onnx", "channels_last"})
+_CAPS = frozenset({"features", "compile", "channels_last"})  # onnx: see the module docstring
 _SRC = ("paper Sec. 3 (GPSA Eq. 5, local init Eq. 7, class token after the GPSA blocks) and Table 1; official "
         "convit.py / models.py (local_up_to_layer 10, locality_strength 1); timm convit.py key layout")
 

@@ -22,6 +22,9 @@ Departures from the official / timm code, and why:
 - Any input size: the L branch takes ``int(H * scale)`` x ``int(W * scale)`` (timm's rounding, so 240 -> 224 as in
   timm) and the position embeddings are resized (bicubic, timm's ``resample_abs_pos_embed``) when the token grid
   differs from the construction grid; timm asserts the construction size.
+- No ``onnx`` capability: at input sizes other than the construction size the position embedding is resized
+  with antialiased bicubic interpolation (the shared ``resample_abs_pos_embed``, timm's default), which the
+  TorchScript ONNX exporter (opset 17) cannot export; at the construction size nothing is resized.
 - ``global_pool``: timm's "token" (default) and "avg", plus "max", "avgmax", "catavgmax" over the patch tokens and
   "" (each branch head at every patch token: (B, num_classes, N_s + N_l)), see :mod:`convzoo.layers.token_pool`.
 - Cross-attention and self-attention use ``F.scaled_dot_product_attention``.
@@ -293,7 +296,7 @@ _PAPER = {"tiny": ("CrossViT-Ti", 73.4), "small": ("CrossViT-S", 81.0), "base": 
           "9": ("CrossViT-9", 73.9), "15": ("CrossViT-15", 81.5), "18": ("CrossViT-18", 82.5),
           "9_dagger": ("CrossViT-9 dagger", 77.1), "15_dagger": ("CrossViT-15 dagger", 82.3),
           "18_dagger": ("CrossViT-18 dagger", 82.8)}
-_CAPS = frozenset({"features", "compile", "onnx", "channels_last"})
+_CAPS = frozenset({"features", "compile", "channels_last"})  # onnx: see the module docstring
 
 
 def _kwargs(name: str) -> dict:
@@ -317,8 +320,8 @@ def _card(name: str) -> ModelCard:
         reference=f"timm:{name}", capabilities=_CAPS,
         # timm pretrained_cfg: ImageNet mean/std, bicubic, crop_pct 0.875 (240) / 1.0 (408)
         interpolation="bicubic", crop_pct=0.875 if size == 240 else 1.0,
-        recipes=(("crossvit_9_dagger_imagenet_paper", "crossvit_fashion") if name == "crossvit_9_dagger_240"
-                 else ("crossvit_tiny_imagenet_paper",) if name == "crossvit_tiny_240" else ()),
+        recipes={"crossvit_tiny_240": ("crossvit_tiny_imagenet_paper",), "crossvit_9_240": ("crossvit_fashion",)}.get(
+            name, ()),
         source="paper Sec. 3 (Fig. 2-3, Eq. 5-8) and Table 1 configs; official models/crossvit.py builders; "
                "timm crossvit.py key layout",
         notes=(f"{row}: dims {dims[0]}/{dims[1]}, {heads} heads, K=3 x (1 S + {m} L blocks + cross-attention), "
