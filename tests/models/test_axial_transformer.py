@@ -248,3 +248,16 @@ def test_digits_recipe_learns(tmp_path):
     first = res.history[0]
     assert first["val_bits_per_dim"] < math.log2(17) - 0.5, first
     assert (res.run_dir / "samples.png").exists() and (res.run_dir / "data.png").exists()
+
+
+def test_predict_file_gives_bits_per_dim_and_samples(tmp_path):
+    from PIL import Image
+
+    card = convzoo.get_card("axial_transformer_digits")
+    model = convzoo.create_model("axial_transformer_digits").eval()
+    task = build_task("density_estimation", levels=17)
+    img = (torch.arange(64).view(8, 8) * 4).to(torch.uint8).numpy()
+    Image.fromarray(img).save(tmp_path / "d.png")
+    preds = list(task.predict_file(model, card, tmp_path / "d.png", None, tmp_path / "out"))
+    assert abs(preds[0]["bits_per_dim"] - math.log2(17)) < 1e-3  # the initial model is uniform (1e-10 logits init)
+    assert (tmp_path / "out" / "samples.png").exists() and "wrote" in task.format_prediction(preds[1])
