@@ -33,8 +33,8 @@ pytestmark = pytest.mark.paper(46)
 def _tiny(**kw) -> AxialTransformer:
     """A small model with O(1) initial branches (the official 1e-10 init hides every dependency)."""
     torch.manual_seed(0)
-    cfg = dict(in_chans=3, num_classes=5, img_size=(4, 5), embed_dim=16, num_heads=2, num_exterior_layers=2,
-               num_outer_layers=2, num_inner_layers=2, res_init_scale=1.0, logits_init_scale=1.0)
+    cfg = {"in_chans": 3, "num_classes": 5, "img_size": (4, 5), "embed_dim": 16, "num_heads": 2, "num_exterior_layers": 2,
+               "num_outer_layers": 2, "num_inner_layers": 2, "res_init_scale": 1.0, "logits_init_scale": 1.0}
     return AxialTransformer(**{**cfg, **kw}).double().eval()
 
 
@@ -158,8 +158,8 @@ def test_task_reads_levels_and_refuses_normalised_pixels():
 # --- counts ----------------------------------------------------------------------------------------------
 # official axial/config_imagenet32.py and config_imagenet64.py, "ardec" (img_channels 3, num_embs 256 in models.py)
 OFFICIAL = {
-    "axial_transformer_imagenet32": dict(img=32, d=1536, heads=16, ext=8, outer=8, inner=8, hdim_factor=1),
-    "axial_transformer_imagenet64": dict(img=64, d=2048, heads=16, ext=8, outer=8, inner=8, hdim_factor=1),
+    "axial_transformer_imagenet32": {"img": 32, "d": 1536, "heads": 16, "ext": 8, "outer": 8, "inner": 8, "hdim_factor": 1},
+    "axial_transformer_imagenet64": {"img": 64, "d": 2048, "heads": 16, "ext": 8, "outer": 8, "inner": 8, "hdim_factor": 1},
 }
 
 

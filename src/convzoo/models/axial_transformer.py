@@ -131,7 +131,7 @@ class Decoder2d(nn.Module):
         self.embs = _emb(num_levels, dim, emb_init_scale)
         self.pos_embs_h = _emb(h, dim, emb_init_scale)
         self.pos_embs_w = _emb(w, dim, emb_init_scale)
-        kw = dict(hdim_factor=hdim_factor, res_init_scale=res_init_scale, drop=drop)
+        kw = {"hdim_factor": hdim_factor, "res_init_scale": res_init_scale, "drop": drop}
         self.outer_layers = _stack(num_outer, dim, num_heads, [(ROW, False), (COL, True)], **kw)
         self.inner_layers = _stack(num_inner, dim, num_heads, [(ROW, True)], **kw)
         self.final_ln = nn.LayerNorm(dim, eps=1e-5)
@@ -214,7 +214,7 @@ class AxialTransformer(nn.Module):
         self.exterior_input_conv = nn.Conv2d(2 * in_chans, embed_dim, 3, padding=1)
         variance_scaling_(self.exterior_input_conv.weight, 1.0)
         nn.init.zeros_(self.exterior_input_conv.bias)
-        kw = dict(hdim_factor=hdim_factor, res_init_scale=res_init_scale, drop=drop_rate)
+        kw = {"hdim_factor": hdim_factor, "res_init_scale": res_init_scale, "drop": drop_rate}
         self.exterior_layers = _stack(num_exterior_layers, embed_dim, num_heads, [(ROW, False), (COL, False)], **kw)
         self.transformer2d = Decoder2d(self.img_size, num_classes, embed_dim, num_heads, num_outer_layers,
                                        num_inner_layers, emb_init_scale=emb_init_scale, logits_init_scale=logits_init_scale,
@@ -297,13 +297,16 @@ def sample(model: AxialTransformer, num: int, generator: torch.Generator | None 
 # --- variants ------------------------------------------------------------------------------------------
 # official config_imagenet{32,64}.py "ardec" (emb_init_scale 5.0, res_init_scale 1e-10, hdim_factor 1)
 AXIAL_CFGS = {
-    "axial_transformer_imagenet32": dict(img_size=(32, 32), in_chans=3, num_classes=256, embed_dim=1536, num_heads=16,
-                                         num_exterior_layers=8, num_outer_layers=8, num_inner_layers=8, drop_rate=0.04),
-    "axial_transformer_imagenet64": dict(img_size=(64, 64), in_chans=3, num_classes=256, embed_dim=2048, num_heads=16,
-                                         num_exterior_layers=8, num_outer_layers=8, num_inner_layers=8, drop_rate=0.0),
+    "axial_transformer_imagenet32": {
+        "img_size": (32, 32), "in_chans": 3, "num_classes": 256, "embed_dim": 1536, "num_heads": 16,
+        "num_exterior_layers": 8, "num_outer_layers": 8, "num_inner_layers": 8, "drop_rate": 0.04},
+    "axial_transformer_imagenet64": {
+        "img_size": (64, 64), "in_chans": 3, "num_classes": 256, "embed_dim": 2048, "num_heads": 16,
+        "num_exterior_layers": 8, "num_outer_layers": 8, "num_inner_layers": 8, "drop_rate": 0.0},
     # sklearn digits: 8x8 grey, 17 levels (0..16); not in the paper
-    "axial_transformer_digits": dict(img_size=(8, 8), in_chans=1, num_classes=17, embed_dim=128, num_heads=4,
-                                     num_exterior_layers=2, num_outer_layers=4, num_inner_layers=4, drop_rate=0.0),
+    "axial_transformer_digits": {
+        "img_size": (8, 8), "in_chans": 1, "num_classes": 17, "embed_dim": 128, "num_heads": 4,
+        "num_exterior_layers": 2, "num_outer_layers": 4, "num_inner_layers": 4, "drop_rate": 0.0},
 }
 
 

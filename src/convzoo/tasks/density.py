@@ -29,7 +29,14 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric, MetricCollection
 
 from convzoo.errors import ConvzooError
-from convzoo.tasks.base import CONTRACT_CHECKS, IMAGE_SUFFIXES, Task, image_to_input, read_image, register_task
+from convzoo.tasks.base import (
+    CONTRACT_CHECKS,
+    IMAGE_SUFFIXES,
+    Task,
+    image_to_input,
+    read_image,
+    register_task,
+)
 
 
 def bits_per_dim(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -41,8 +48,8 @@ def bits_per_dim(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 def image_grid(images: np.ndarray, cols: int | None = None, pad: int = 1, scale: int = 4) -> np.ndarray:
     """(N, C, H, W) uint8 -> one RGB picture (rows x cols tiles, ``pad`` white pixels apart, upscaled)."""
     n, c, h, w = images.shape
-    cols = cols or int(math.ceil(math.sqrt(n)))
-    rows = int(math.ceil(n / cols))
+    cols = cols or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
     grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, np.uint8)
     for i, im in enumerate(images):
         r, q = divmod(i, cols)
@@ -134,8 +141,7 @@ class DensityEstimation(Task):
 
     def predict_file(self, model, card, path: Path, info, out_dir: Path):
         """The image's bits/dim under the model, and ``samples.png`` (a grid drawn from it) in ``out_dir``."""
-        for pred in super().predict_file(model, card, path, info, out_dir):
-            yield pred
+        yield from super().predict_file(model, card, path, info, out_dir)
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         yield {"input": "(samples)", "output": str(self._write_samples(model, out_dir / "samples.png", 16))}
@@ -178,6 +184,6 @@ class DensityEstimation(Task):
         if bpd is not None:
             lines.append(f"{bpd:.4f} bits/dim against {uniform:.4f} for the uniform model (log2 {self.levels}).")
         lines += ["", "Samples drawn from the model (semi-parallel sampler): samples.png; held-out images: data.png.",
-                  "Paper (Axial Transformer, Table 1, recalled in the fact sheet): ImageNet 32x32 3.76, "
-                  "64x64 3.44 bits/dim."]
+                  ("Paper (Axial Transformer, Table 1, recalled in the fact sheet): ImageNet 32x32 3.76, "
+                  "64x64 3.44 bits/dim.")]
         return lines
