@@ -21,10 +21,10 @@ from convzoo.layers.hyperzzw import (
     GIBS,
     LocalSlowNet,
     SlowNet,
-    coordinate_grid,
     hyperzzw_2e,
     hyperzzw_global,
     hyperzzw_local,
+    resample_position_bias,
 )
 from convzoo.models.terminator import SFNEBlock, Terminator, tile_channels
 from convzoo.optim.kar import Kar2, Kar3
@@ -41,8 +41,9 @@ CFG_L_HIDDEN, CFG_L_LAYERS, CFG_L_SIZES = 32, 2, [3, 9, 5, 7]
 
 
 def _tiny(**kw) -> Terminator:
-    base = dict(widths=(12, 24, 48), num_pre=(0, 1, 2), dropout=(0.0, 0.0, 0.0), g_layers=(2, 2, 2), img_size=8,
-                g_hidden=8, l_hidden=8, gc_hidden=8, hi_c_hidden=4, hi_s_hidden=8, in_chans=3, num_classes=5)
+    base = {"widths": (12, 24, 48), "num_pre": (0, 1, 2), "dropout": (0.0, 0.0, 0.0), "g_layers": (2, 2, 2),
+            "img_size": 8, "g_hidden": 8, "l_hidden": 8, "gc_hidden": 8, "hi_c_hidden": 4, "hi_s_hidden": 8,
+            "in_chans": 3, "num_classes": 5}
     return Terminator(**{**base, **kw})
 
 
@@ -98,7 +99,7 @@ def _magnet_at(net: SlowNet, point: torch.Tensor) -> torch.Tensor:
         return conv.weight.reshape(conv.weight.shape[0], -1) @ v + conv.bias
 
     h = torch.sin(lin(net.filters[0].linear, point))
-    idx = tuple(int(round((float(point[a]) + 1) / 2 * (net.size[a] - 1))) for a in range(d))
+    idx = tuple(round((float(point[a]) + 1) / 2 * (net.size[a] - 1)) for a in range(d))
     bias = net.bias_p[(0, 0, *idx)]
     for filt, l in zip(net.filters[1:], net.linears):
         h = torch.sin(lin(filt.linear, point)) * lin(l, h) + bias
@@ -138,6 +139,12 @@ def test_global_kernels_are_functions_of_coordinates_only():
     assert torch.autograd.grad(k1.sum(), x1, allow_unused=True)[0] is None
     torch.testing.assert_close(net.kernel((63, 63))[..., ::2, ::2], net.kernel((32, 32)), rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(net.kernel((31, 31))[..., ::2, ::2], net.kernel((16, 16)), rtol=1e-10, atol=1e-10)
+    # the position bias is resampled as F.interpolate(bilinear / linear, align_corners=True)
+    for size in ((8, 8), (63, 63), (16, 40)):
+        torch.testing.assert_close(resample_position_bias(net.bias_p, size),
+                                   F.interpolate(net.bias_p, size=size, mode="bilinear", align_corners=True))
+    p1 = torch.randn(1, 1, 7, dtype=torch.float64)
+    torch.testing.assert_close(resample_position_bias(p1, (13,)), F.interpolate(p1, size=13, mode="linear", align_corners=True))
     # the block's global kernel: a function of coordinates, whatever the input
     block = SFNEBlock(12, 24, img_size=8, g_hidden=8, l_hidden=8, gc_hidden=8, hi_c_hidden=4, hi_s_hidden=8).double()
     a = block.slow_net_g(torch.randn(2, 12, 8, 8, dtype=torch.float64))

@@ -135,7 +135,7 @@ class GaborFilter(nn.Module):
     def __init__(self, dims: int, hidden: int, omega_0: float, alpha: float, beta: float):
         super().__init__()
         self.linear = _pointwise(dims, dims, hidden)
-        cpu = dict(device="cpu")  # sampled on the CPU also when the model is built on the meta device
+        cpu = {"device": "cpu"}  # sampled on the CPU also when the model is built on the meta device
         gamma = torch.distributions.Gamma(torch.tensor(float(alpha), **cpu), torch.tensor(float(beta), **cpu))
         gamma = gamma.sample((hidden, dims)).to(self.linear.weight.device)
         with torch.no_grad():

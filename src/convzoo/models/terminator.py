@@ -48,6 +48,10 @@ Departures and properties worth knowing:
   the other samples of its batch, as in the official code.
 - ``drop_path_rate`` must be 0 (no residual paths); ``drop_rate`` is dropout before the classifier.
 - No published parameter or MAC count exists; the card's count is this reconstruction's own (a pin).
+
+Recorded: ``convzoo train terminator_digits`` (2 blocks, widths 12/36, 102,867 parameters, Kar3, 15 epochs on
+the real 8x8 digits) reaches 98.33 % test accuracy (97.78 % at the best-validation checkpoint); logistic
+regression on the same pixels and split reaches 97.50 % (C chosen on the validation split).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ class _Kar(Optimizer):
             raise ConvzooError(f"{type(self).__name__}: lr must be >= 0, got {lr}")
         if len(betas) != self.num_avgs or not all(0.0 <= b < 1.0 for b in betas):
             raise ConvzooError(f"{type(self).__name__} takes {self.num_avgs} beta(s) in [0, 1), got {list(betas)}")
-        super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay))
+        super().__init__(params, {"lr": lr, "betas": betas, "weight_decay": weight_decay})
         if any(g["weight_decay"] for g in self.param_groups):
             raise ConvzooError(f"{type(self).__name__} has no weight decay (the paper removes it); set "
                                f"optimizer.weight_decay: 0 (got {weight_decay})")
