@@ -482,6 +482,11 @@ class NASNetCell(nn.Module):
                 chans[i] = filters
         self.out_chs = sum(chans[i] for i in genotype.concat)
         self.drop_path = ScheduledDropPath(drop_prob, cell_index, total_cells)
+        # (module name, input state, drop-path applies) per op, in order: forward reads no genotype
+        self._wiring = tuple(tuple((f"comb_iter_{j}_{side}", i, op != "identity")
+                                   for side, i, op in zip(("left", "right"), b.inputs, b.ops)) + (b.combine == "add",)
+                             for j, b in enumerate(genotype.blocks))
+        self._outputs = tuple((i, f"reduction_{i}" if f"reduction_{i}" in self.fix else None) for i in genotype.concat)
 
     def _prev(self, x: torch.Tensor, x_prev: torch.Tensor | None) -> torch.Tensor:
         if self.prev_mode == "none":
@@ -496,14 +501,12 @@ class NASNetCell(nn.Module):
     def forward(self, x: torch.Tensor, x_prev: torch.Tensor | None = None) -> torch.Tensor:
         # (B, in_chs, H, W), (B, prev_chs, H or 2H, W or 2W) -> (B, out_chs, H or H/2, W or W/2)
         states = [self.conv_1x1(x), self._prev(x, x_prev)]
-        for j, b in enumerate(self.genotype.blocks):
-            outs = []
-            for side, i, op in zip(("left", "right"), b.inputs, b.ops):
-                h = getattr(self, f"comb_iter_{j}_{side}")(states[i])
-                outs.append(h if op == "identity" else self.drop_path(h))  # official: no drop on identity
-            states.append(outs[0] + outs[1] if b.combine == "add" else torch.cat(outs, 1))
-        picked = []
-        for i in self.genotype.concat:
-            fix = self.fix[f"reduction_{i}"] if f"reduction_{i}" in self.fix else None
-            picked.append(states[i] if fix is None else fix(states[i]))
-        return torch.cat(picked, 1)
+        for (name_a, i_a, drop_a), (name_b, i_b, drop_b), add in self._wiring:
+            a = getattr(self, name_a)(states[i_a])
+            b = getattr(self, name_b)(states[i_b])
+            if drop_a:  # official: no drop path on identity
+                a = self.drop_path(a)
+            if drop_b:
+                b = self.drop_path(b)
+            states.append(a + b if add else torch.cat([a, b], 1))
+        return torch.cat([states[i] if fix is None else self.fix[fix](states[i]) for i, fix in self._outputs], 1)
