@@ -97,7 +97,7 @@ class ConViT(Backbone):
             Block(dim, num_heads, mlp_ratio, qkv_bias, proj_drop_rate, attn_drop_rate, rates[i], eps=eps)
             for i in range(depth))
         self.norm = nn.LayerNorm(dim, eps=eps)
-        self.feature_info = [dict(num_chs=dim, reduction=patch_size, module=f"blocks.{i}") for i in range(depth)]
+        self.feature_info = [{"num_chs": dim, "reduction": patch_size, "module": f"blocks.{i}"} for i in range(depth)]
         self.head_drop = nn.Dropout(drop_rate)
         self.head = self._make_head(num_classes)
         # timm / official init: trunc-normal(0.02) embeddings and Linears, zero biases; then the local init

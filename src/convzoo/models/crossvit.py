@@ -186,8 +186,8 @@ class CrossViT(Backbone):
             start += n
         k = len(depth)
         # branch-major (timm): S maps of blocks 0..K-1, then L maps; reduction relative to the input image
-        self.feature_info = [dict(num_chs=embed_dim[b], reduction=round(patch_size[b] / img_scale[b]),
-                                  module=f"blocks.{i}") for b in range(nb) for i in range(k)]
+        self.feature_info = [{"num_chs": embed_dim[b], "reduction": round(patch_size[b] / img_scale[b]),
+                                  "module": f"blocks.{i}"} for b in range(nb) for i in range(k)]
         self.norm = nn.ModuleList(nn.LayerNorm(c, eps=eps) for c in embed_dim)
         self.head_drop = nn.Dropout(drop_rate)
         self.head = self._make_heads(num_classes)
@@ -258,7 +258,7 @@ class CrossViT(Backbone):
         if global_pool is not None:
             self.global_pool = check_token_pool(global_pool)
         self.num_classes = num_classes
-        device = getattr(self, "pos_embed_0").device
+        device = self.pos_embed_0.device
         self.head = self._make_heads(num_classes).to(device)
 
 
