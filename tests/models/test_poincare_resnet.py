@@ -402,7 +402,7 @@ def test_paper_recipe():
 
 @pytest.mark.slow
 @pytest.mark.claim(paper=54, artefact="poincare_resnet_digits",
-                   claim="a hyperbolic-4-8-16-resnet-8 trained briefly with the CPU recipe on the real digits beats chance (>= 50% on 360 validation images, chance 10%) with finite losses")
+                   claim="a hyperbolic-4-8-16-resnet-8 trained for 2 epochs with the CPU recipe on the real digits beats chance (>= 40% on the 360 validation images, chance 10%) with finite losses")
 def test_digits_run_beats_chance():
     from convzoo.data.digits import _load, digits_split
     from convzoo.engine import load_recipe
@@ -422,7 +422,7 @@ def test_digits_run_beats_chance():
     g = torch.Generator().manual_seed(0)
     losses = []
     model.train()
-    for _ in range(3):  # epochs over the 1,077 training images
+    for _ in range(2):  # epochs over the 1,077 training images
         for idx in tr[torch.randperm(len(tr), generator=g)].split(r["batch_size"]):
             loss = F.cross_entropy(model(x[idx]), y[idx])
             opt.zero_grad()
@@ -433,4 +433,5 @@ def test_digits_run_beats_chance():
     model.eval()
     with torch.no_grad():
         acc = float((model(x[va]).argmax(1) == y[va]).float().mean())
-    assert acc >= 0.5, (acc, losses[::10])
+    print(f"digits: val accuracy {acc:.3f}, loss {losses[0]:.3f} -> {losses[-1]:.3f}")
+    assert acc >= 0.4, (acc, losses[::10])
