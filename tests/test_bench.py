@@ -327,3 +327,9 @@ def test_bench_table_script_runs(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert COMPARE_HEADER in out and DEPLOY_HEADER in out and "ESPCN x3: a 16x16 Y frame to 48x48" in out
     assert out.count("| eca_resnet18 vs timm:test_resnet") == 2  # printed as measured, then in the table
+
+
+def test_bench_feeds_a_density_model_integer_levels():
+    """A task whose bench_spec says int64 inputs (the Axial Transformer's grey levels) gets levels, not floats."""
+    res = bench("axial_transformer_digits", batch=2, modes=("eager",), rounds=1, threads=1)
+    assert res["input_dtype"] == "int64" and res["levels"] == 17 and res["modes"]["eager"]["throughput"] > 0

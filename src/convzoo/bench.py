@@ -118,6 +118,14 @@ def _input_spec(model: nn.Module, card, size) -> dict:
     return {"task": card.task, "dims": dims, **build_task(card.task).bench_spec(model, card, spatial)}
 
 
+def _example(batch: int, spec: dict, device: torch.device) -> torch.Tensor:
+    """Random inputs of the task's spec: Gaussian floats, or integer levels 0..levels-1 (density models)."""
+    shape = (batch, *spec["input_shape"])
+    if spec.get("input_dtype") == "int64":
+        return torch.randint(0, spec["levels"], shape, device=device)
+    return torch.randn(shape, device=device)
+
+
 def _memory_format(ndim: int):
     return {4: torch.channels_last, 5: torch.channels_last_3d}.get(ndim)
 
@@ -475,8 +483,7 @@ def bench(model: str | nn.Module, *, batch: int = 16, size=None, modes=DEFAULT_M
         card = getattr(net, "card", None)
         net = net.to(dev).eval()
         spec = _input_spec(net, card, size)
-        x1 = torch.randn(1, *spec["input_shape"], device=dev)
-        xn = torch.randn(batch, *spec["input_shape"], device=dev)
+        x1, xn = (_example(n, spec, dev) for n in (1, batch))
 
         result: dict[str, Any] = {
             "model": name, "device": str(dev), "torch": torch.__version__, "threads": torch.get_num_threads(),
