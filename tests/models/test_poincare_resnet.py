@@ -48,7 +48,7 @@ def test_ball_identities(c, manual):
     x, y = _points(64, 5, c, seed=1), _points(64, 5, c, seed=2)
     v = torch.randn(64, 5, dtype=D, generator=torch.Generator().manual_seed(3))
     ct = torch.tensor(c, dtype=D)
-    tol = dict(atol=1e-10, rtol=1e-9)
+    tol = {"atol": 1e-10, "rtol": 1e-9}
     torch.testing.assert_close(pb.expmap0(pb.logmap0(x, ct, manual=manual), ct, manual=manual), x, **tol)
     torch.testing.assert_close(pb.logmap0(pb.expmap0(v, ct), ct), v, **tol)
     zero = torch.zeros_like(x)
@@ -181,7 +181,7 @@ def test_ball_matches_hypll():
     c = torch.tensor(0.3, dtype=D)
     x, y = _points(40, 5, 0.3, seed=10), _points(40, 5, 0.3, seed=11)
     v = torch.randn(40, 5, dtype=D, generator=torch.Generator().manual_seed(12))
-    tol = dict(atol=1e-12, rtol=1e-10)
+    tol = {"atol": 1e-12, "rtol": 1e-10}
     torch.testing.assert_close(pb.mobius_add(x, y, c), hd.mobius_add(x, y, c), **tol)
     torch.testing.assert_close(pb.expmap0(v, c), hd.expmap0(v, c), **tol)
     torch.testing.assert_close(pb.logmap0(x, c), hd.logmap0(x, c), **tol)
@@ -327,7 +327,7 @@ def _closed_form(kind: str, widths, depth: int, classes: int) -> int:
     the Euclidean net with hyperbolic classifier adds the classifier's learnable curvature."""
     n = (depth - 2) // 6
     bn = (lambda ch: ch + 1) if kind == "hyperbolic" else (lambda ch: 2 * ch)
-    conv = lambda ci, co, k: k * k * ci * co + co  # noqa: E731
+    conv = lambda ci, co, k: k * k * ci * co + co
     total = conv(3, widths[0], 3) + bn(widths[0])
     cin = widths[0]
     for g, w in enumerate(widths):
@@ -357,7 +357,7 @@ def test_param_counts_closed_form():
             model = from_official_name(f"{kind}-8-16-32-resnet-{depth}", classes)
             assert count_params(model) == want, (kind, depth, classes)
         for name, v in VARIANTS.items():
-            kind, w, _, depth = v.official.split("-")[0], None, None, int(v.official.split("-")[-1])
+            kind, depth = v.official.split("-")[0], int(v.official.split("-")[-1])
             assert convzoo.get_card(name).params == v.params == _closed_form(kind, (8, 16, 32), depth, 10)
             assert count_params(convzoo.create_model(name)) == v.params
 

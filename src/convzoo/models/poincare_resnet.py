@@ -149,7 +149,7 @@ class PoincareResNet(Backbone):
                 in_chs = w
             self.add_module(f"group{g + 1}", nn.Sequential(*blocks))  # (B, w, H / 2^g, W / 2^g)
         self.num_features = widths[2]
-        self.feature_info = [dict(num_chs=w, reduction=r, module=f"group{g + 1}")
+        self.feature_info = [{"num_chs": w, "reduction": r, "module": f"group{g + 1}"}
                              for g, (w, r) in enumerate(zip(widths, (1, 2, 4)))]
         self.global_pool = SelectAdaptivePool(global_pool)
         self.drop = nn.Dropout(self.drop_rate)
@@ -216,7 +216,7 @@ def parse_official_name(name: str) -> dict:
     if m is None:
         raise ConvzooError(f"expected <hyperbolic|euclidean|euclideanwhypclass>-w1-w2-w3-resnet-depth "
                            f"(e.g. hyperbolic-8-16-32-resnet-20), got {name!r}")
-    return dict(kind=m[1], widths=(int(m[2]), int(m[3]), int(m[4])), depth=int(m[5]))
+    return {"kind": m[1], "widths": (int(m[2]), int(m[3]), int(m[4])), "depth": int(m[5])}
 
 
 def from_official_name(name: str, num_classes: int = 10, **kw) -> PoincareResNet:
