@@ -36,8 +36,8 @@ BLOCKS_WIDTH = {"d1": (14, 384), "d2": (18, 512), "d3": (28, 512), "d4": (28, 76
 
 
 def _tiny(**kw):
-    base = dict(layers=(2, 1, 1), embed_dims=(32, 64, 64), num_heads=(2, 4, 4), stem_hidden=16, img_size=64,
-                num_classes=5)
+    base = {"layers": (2, 1, 1), "embed_dims": (32, 64, 64), "num_heads": (2, 4, 4), "stem_hidden": 16,
+            "img_size": 64, "num_classes": 5}
     return convzoo.create_model("volo_d1_224", **{**base, **kw})
 
 

@@ -38,7 +38,6 @@ State-dict keys equal the official / timm ones (``patch_embed.conv.0``, ``networ
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -46,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from convzoo.errors import ConvzooError
-from convzoo.layers.drop_path import check_drop_rate, drop_path
+from convzoo.layers.drop_path import check_drop_rate
 from convzoo.layers.head import POOL_TYPES, Backbone
 from convzoo.layers.outlook import Outlooker
 from convzoo.layers.vit import Block, Mlp, resample_abs_pos_embed
