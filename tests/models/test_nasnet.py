@@ -221,8 +221,13 @@ def test_cifar_counts():
     assert round(count_params(model) / 1e6, 1) == 3.3  # paper Table 1
     aux = _meta("nasnet_a_cifar", aux_head=True)
     assert aux.aux_head.conv.kernel_size == (4, 4)  # 16x16 map -> 5x5/3 pool -> 4x4: the "full-size" kernel
-    # 7 @ 2304: a pin (the paper's 27.6M is not reproduced by the official cells; see the card)
-    assert count_params(_meta("nasnet_a_cifar_7_2304")) == 32_590_954
+
+
+@pytest.mark.claim(paper=14, artefact="nasnet_a_cifar_7_2304",
+                   claim="32,590,954 parameters at N = 7, F = 96 (the paper's 27.6M is not reproduced)", pin=True)
+def test_cifar_7_2304_count_pin():
+    model = _meta("nasnet_a_cifar_7_2304")
+    assert model.num_features == 2304 and count_params(model) == 32_590_954
 
 
 @pytest.mark.claim(paper=14, artefact="nasnetalarge", claim="23.8 G mult-adds at 331 px (paper Table 2)")
@@ -335,7 +340,7 @@ def test_paper_recipes():
 
 @pytest.mark.claim(paper=14, artefact="nasnet_digits",
                    claim="a narrow NASNet-A with aux head and ScheduledDropPath learns real digits (loss falls)")
-@pytest.mark.slow  # 40 SGD steps of a 3-cell NASNet at 32 px: ~10-20 s on the shared machine
+@pytest.mark.slow  # 30 SGD steps of a 3-cell NASNet at 16 px: ~10-20 s on the shared machine
 def test_digits_recipe_learns():
     from convzoo.data import build_dataset
     from convzoo.engine import load_recipe
@@ -345,7 +350,8 @@ def test_digits_recipe_learns():
     ds = build_dataset(r["data"]["name"], "train", **{**r["data"]["kwargs"], "augment": False})
     torch.manual_seed(0)
     model = convzoo.create_model(r["model"]["name"], num_classes=10, in_chans=1, **r["model"]["kwargs"])
-    assert count_params(model) < 300_000  # CPU-scale
+    # CPU-scale cells; the paper's auxiliary head (1x1 conv 128, 4x4 conv 768) holds 1.57M of one-position compute
+    assert count_params(model) - count_params(model.aux_head) < 150_000
     method = build_method("auxiliary", model, build_task("classification"), ds.info, **r["method"]["kwargs"])
     opt = torch.optim.SGD(method.parameters(), lr=r["optimizer"]["lr"], momentum=0.9)
     loader = torch.utils.data.DataLoader(ds, batch_size=r["batch_size"], shuffle=True,
@@ -353,7 +359,7 @@ def test_digits_recipe_learns():
     method.train()
     method.on_train_epoch_start(0)
     losses = []
-    while len(losses) < 40:
+    while len(losses) < 30:
         for batch in loader:
             loss = method(batch)["loss"]
             opt.zero_grad()
@@ -362,7 +368,7 @@ def test_digits_recipe_learns():
             opt.step()
             method.on_after_optimizer_step()
             losses.append(float(loss))
-            if len(losses) == 40:
+            if len(losses) == 30:
                 break
     assert sum(losses[-8:]) / 8 < 0.75 * sum(losses[:8]) / 8, losses
-    assert float(method.steps) == 40
+    assert float(method.steps) == 30
