@@ -170,7 +170,8 @@ class SGConv(nn.Module):
         if "randn" in self.mode:
             return torch.randn(kc, h, d)
         # cos: channel j gets cos(linspace(0, 2 pi j, d)), the channels then shuffled (official)
-        waves = torch.stack([torch.cos(torch.linspace(0, 2 * j * math.pi, d)) for j in range(h)])  # (H, d)
+        t = torch.arange(d, dtype=torch.float32) / max(d - 1, 1)  # linspace(0, 1, d)
+        waves = torch.cos(2 * math.pi * torch.arange(h, dtype=torch.float32)[:, None] * t)  # (H, d)
         return waves[torch.randperm(h)].expand(kc, h, d).clone()
 
     @staticmethod
@@ -244,6 +245,8 @@ class SGConv(nn.Module):
 
 class SGConv2d(nn.Module):
     """Depth-wise global 2-D SGConv for images (B, C, H, W) -> (B, C, H, W); see the module docstring.
+
+    y[c, i, j] = sum_{a, b} K[c, a, b] x[c, i - a, j - b] + D_c x[c, i, j] (a convolution, zero outside the map).
 
     The kernel covers offsets -K/2..K/2-1 in each axis with K = d 2^(S-1) >= max(H, W) of ``size``:
     sub-kernel i (C, d, d) is bilinearly upsampled by 2^i, weighted by alpha^-(i) relative to the finest
