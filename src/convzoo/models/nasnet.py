@@ -30,7 +30,8 @@ Departures from the official code, and why:
   weights give timm's outputs.
 - ``features(x)`` returns, as timm's ``feature_info``: the stem conv, ReLU of stem cell 0 (ImageNet stem),
   ReLU of the cell before each reduction and the final ReLU map.
-- The auxiliary head's kernel is fixed by ``img_size``; at another input size its map is averaged to 1x1.
+- The auxiliary head's kernel is fixed by ``img_size``; at another input size its map is resized to the
+  kernel (nearest) or averaged to 1x1 after it, so any input size trains.
 
 State-dict keys equal timm's ``nasnetalarge`` (``conv0.conv``, ``cell_stem_0.comb_iter_0_left.separable_1``,
 ``cell_0.path_1.conv``, ``reduction_cell_0.conv_prev_1x1``, ``last_linear``), so timm's weights load directly.
@@ -89,7 +90,8 @@ class AuxHead(nn.Module):
         self.fc = nn.Linear(768, num_classes) if num_classes > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.avg_pool2d(x, 5, 3)  # VALID
+        # VALID 5x5/3 pooling; a map smaller than the window (inputs far below img_size) is averaged instead
+        x = F.avg_pool2d(x, 5, 3) if min(x.shape[-2:]) >= 5 else x.mean((2, 3), keepdim=True)
         x = F.relu(self.bn0(self.proj(x)))
         k = self.conv.kernel_size
         if x.shape[-2] < k[0] or x.shape[-1] < k[1]:
