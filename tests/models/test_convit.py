@@ -267,3 +267,20 @@ def test_cpu_recipe_lowers_loss():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.85 * losses[0], losses  # 2.31 -> 1.90 in 15 steps at lr 5e-4
+
+
+@pytest.mark.claim(paper=36, artefact="GPSA",
+                   claim="MACs = timm's convit_tiny count (meta device) + 10 x N^2 x C for the separate positional product P @ V of the 10 GPSA layers")
+def test_macs_are_timms_plus_the_positional_product():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def macs(m):
+        with torch.device("meta"):
+            x = torch.empty(1, 3, 224, 224)
+            with FlopCounterMode(display=False) as c, torch.no_grad():
+                m.eval()(x)
+        return c.get_total_flops() // 2
+
+    with torch.device("meta"):
+        ours, ref = convzoo.create_model("convit_tiny"), timm.create_model("convit_tiny")
+    assert macs(ours) == macs(ref) + 10 * 196 ** 2 * 192 == convzoo.get_card("convit_tiny").macs

@@ -255,3 +255,24 @@ def test_cpu_recipe_lowers_loss():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.8 * losses[0], losses  # ViTs start slower than CNNs: 2.31 -> 1.67 in 15 steps
+
+
+def _meta_macs(model, size):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        x = torch.empty(1, 3, size, size)
+        with FlopCounterMode(display=False) as c, torch.no_grad():
+            model.eval()(x)
+    return c.get_total_flops() // 2
+
+
+@pytest.mark.claim(paper=28, artefact="crossvit_9_dagger_240",
+                   claim="MACs equal timm's under FlopCounterMode on the meta device (1.98 G for 9-dagger, 1.56 G for Ti: the paper's 2.0 / 1.6 GFLOPs column)")
+@pytest.mark.parametrize("name", ["crossvit_tiny_240", "crossvit_9_dagger_240"])
+def test_macs_equal_timms(name):
+    with torch.device("meta"):
+        ours, ref = convzoo.create_model(name), timm.create_model(name)
+    macs = _meta_macs(ref, 240)
+    assert _meta_macs(ours, 240) == macs == convzoo.get_card(name).macs
+    assert round(macs / 1e9, 1) == {"crossvit_tiny_240": 1.6, "crossvit_9_dagger_240": 2.0}[name]  # paper Table 1

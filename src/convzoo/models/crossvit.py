@@ -274,20 +274,22 @@ def remap_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 # --- variants ------------------------------------------------------------------------------------------------------
-# name: (embed_dim S/L, heads, L blocks per multi-scale block, mlp_ratio, dagger, S input, timm params, timm GMACs)
-# timm 1.0.31 parameter counts (sum of numel, 1000 classes; fact sheet G1b) and MACs (FlopCounterMode, sheet, 2 dp)
+# name: (embed_dim S/L, heads, L blocks per multi-scale block, mlp_ratio, dagger, S input, timm params, timm MACs)
+# timm 1.0.31 parameter counts (sum of numel, 1000 classes; fact sheet G1b) and MACs (FlopCounterMode on the meta
+# device, attention products included: = the paper's FLOPs column, e.g. Ti 1.6G, 9-dagger 2.0G; the sheet's CPU
+# figures (Ti 1.29G) miss timm's fused self-attention, which FlopCounterMode does not count on CPU)
 CROSSVIT_CFGS: dict[str, tuple] = {
-    "crossvit_tiny_240": ((96, 192), 3, 4, 4.0, False, 240, 7_014_800, 1.29),
-    "crossvit_small_240": ((192, 384), 6, 4, 4.0, False, 240, 26_856_272, 5.07),
-    "crossvit_base_240": ((384, 768), 12, 4, 4.0, False, 240, 105_025_232, 20.11),
-    "crossvit_9_240": ((128, 256), 4, 3, 3.0, False, 240, 8_553_296, 1.54),
-    "crossvit_15_240": ((192, 384), 6, 5, 3.0, False, 240, 27_528_464, 5.16),
-    "crossvit_18_240": ((224, 448), 7, 6, 3.0, False, 240, 43_271_408, 8.19),
-    "crossvit_9_dagger_240": ((128, 256), 4, 3, 3.0, True, 240, 8_776_592, 1.68),
-    "crossvit_15_dagger_240": ((192, 384), 6, 5, 3.0, True, 240, 28_209_008, 5.48),
-    "crossvit_18_dagger_240": ((224, 448), 7, 6, 3.0, True, 240, 44_266_976, 8.63),
-    "crossvit_15_dagger_408": ((192, 384), 6, 5, 3.0, True, 408, 28_500_080, 16.02),
-    "crossvit_18_dagger_408": ((224, 448), 7, 6, 3.0, True, 408, 44_606_560, 25.24),
+    "crossvit_tiny_240": ((96, 192), 3, 4, 4.0, False, 240, 7_014_800, 1_562_734_080),
+    "crossvit_small_240": ((192, 384), 6, 4, 4.0, False, 240, 26_856_272, 5_615_557_632),
+    "crossvit_base_240": ((384, 768), 12, 4, 4.0, False, 240, 105_025_232, 21_191_473_152),
+    "crossvit_9_240": ((128, 256), 4, 3, 3.0, False, 240, 8_553_296, 1_840_796_160),
+    "crossvit_15_240": ((192, 384), 6, 5, 3.0, False, 240, 27_528_464, 5_790_571_776),
+    "crossvit_18_240": ((224, 448), 7, 6, 3.0, False, 240, 43_271_408, 9_031_158_528),
+    "crossvit_9_dagger_240": ((128, 256), 4, 3, 3.0, True, 240, 8_776_592, 1_979_049_984),
+    "crossvit_15_dagger_240": ((192, 384), 6, 5, 3.0, True, 240, 28_209_008, 6_112_304_640),
+    "crossvit_18_dagger_240": ((224, 448), 7, 6, 3.0, True, 240, 44_266_976, 9_473_218_944),
+    "crossvit_15_dagger_408": ((192, 384), 6, 5, 3.0, True, 408, 28_500_080, 21_398_550_336),
+    "crossvit_18_dagger_408": ((224, 448), 7, 6, 3.0, True, 408, 44_606_560, 32_409_093_024),
 }
 # the authors' builder names (IBM/CrossViT models/crossvit.py) -> the registered (timm) names
 OFFICIAL_NAMES = {n.replace("_240", "_224").replace("_408", "_384"): n for n in CROSSVIT_CFGS}
@@ -306,7 +308,7 @@ def _kwargs(name: str) -> dict:
 
 
 def _card(name: str) -> ModelCard:
-    dims, heads, m, r, dagger, size, params, gmacs = CROSSVIT_CFGS[name]
+    dims, heads, m, r, dagger, size, params, macs = CROSSVIT_CFGS[name]
     key = name.removeprefix("crossvit_").rsplit("_", 1)[0]
     row, top1 = _PAPER[key]
     return ModelCard(
@@ -314,9 +316,9 @@ def _card(name: str) -> ModelCard:
         params=params,
         params_source="timm 1.0.31 " + name + ", sum of numel over parameters, 1000 classes (paper Table 2 "
                       "rounds to 0.1M and differs by up to 0.3M)",
-        macs=int(gmacs * 1e9), macs_rtol=0.006,
-        macs_source=f"timm 1.0.31 {name} under torch FlopCounterMode at {size} px: {gmacs} GMACs (2 decimals); "
-                    "the bicubic resize of the L-branch input is not counted",
+        macs=macs,
+        macs_source=f"timm 1.0.31 {name} under torch FlopCounterMode on the meta device at {size} px (every matmul "
+                    "of the attention counted; the bicubic resize of the L-branch input is not)",
         reference=f"timm:{name}", capabilities=_CAPS,
         # timm pretrained_cfg: ImageNet mean/std, bicubic, crop_pct 0.875 (240) / 1.0 (408)
         interpolation="bicubic", crop_pct=0.875 if size == 240 else 1.0,
