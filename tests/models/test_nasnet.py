@@ -367,7 +367,7 @@ def test_digits_recipe_learns():
             torch.nn.utils.clip_grad_norm_(method.parameters(), r["grad_clip"])
             opt.step()
             method.on_after_optimizer_step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             if len(losses) == 30:
                 break
     assert sum(losses[-8:]) / 8 < 0.75 * sum(losses[:8]) / 8, losses
