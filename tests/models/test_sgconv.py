@@ -226,9 +226,9 @@ def _lra_count(key: str) -> int:
     return n_layers * layer + norms + encoder + head
 
 
-@pytest.mark.claim(paper=52, artefact="sgconv_lra",
+@pytest.mark.claim(paper=52, artefact="sgconv_lra", pin=True,
                    claim="parameter counts of the six LRA configurations equal their term-by-term closed form "
-                         "(pin: the paper gives none): ListOps 295,434, Text 903,426, Retrieval 1,122,562, Image "
+                         "(the paper gives none): ListOps 295,434, Text 903,426, Retrieval 1,122,562, Image "
                          "4,349,962, Pathfinder 1,385,474, Path-X 2,368,514")
 @pytest.mark.parametrize("key", list(OFFICIAL))
 def test_lra_parameter_counts(key):
@@ -237,7 +237,7 @@ def test_lra_parameter_counts(key):
     assert count_params(model) == _lra_count(key) == LRA_PARAMS[key] == convzoo.get_card(f"sgconv_lra_{key}").params
 
 
-@pytest.mark.claim(paper=52, artefact="ts_resnet",
+@pytest.mark.claim(paper=52, artefact="ts_resnet", pin=True,
                    claim="Wang et al. ResNet baseline: 504,258 parameters at widths 64/128/128, 2 classes (closed form)")
 def test_ts_resnet_count():
     def conv(i, o, k):
