@@ -42,7 +42,8 @@ from convzoo.engine.build import build_data
 from convzoo.engine.checkpoint import load_state
 
 # which optimizer each torch class is, told by a setting only it keeps in its param groups
-OPTIMIZER_KEY = {"sgd": "nesterov", "adam": "amsgrad", "adamw": "amsgrad", "adadelta": "rho", "rmsprop": "centered"}
+OPTIMIZER_KEY = {"sgd": "nesterov", "adam": "amsgrad", "adamw": "amsgrad", "adadelta": "rho", "rmsprop": "centered", "kar2": "betas",
+                 "kar3": "betas"}
 
 
 # --- fixture data in each set's real format ---------------------------------------------------------
@@ -117,6 +118,9 @@ def smoke_values(cfg: dict, roots: dict) -> dict:
         values["precision"] = "32-true"
     if "pretext" in cfg["method"]["kwargs"]:  # a frozen probe starts from random weights here
         values["method.kwargs.pretext"] = None
+    if convzoo.get_card(cfg["model"]["name"]).params and convzoo.get_card(cfg["model"]["name"]).params > 300e6:
+        # the Axial Transformer's ImageNet configurations (341M / 606M): the same model at width 32 (not GBs of Adam state)
+        values["model.kwargs.embed_dim"], values["model.kwargs.num_heads"] = 32, 2
     if "teacher_kwargs" in cfg["method"]["kwargs"]:  # a teacher of random weights (none can be fetched here)
         values["method.kwargs.teacher_kwargs"] = {}
     return values
@@ -229,6 +233,21 @@ SMALL = [
     pytest.param("spartan_fashion", marks=pytest.mark.claim(paper=21, artefact="spartan_fashion", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
     pytest.param("unireplknet_fashion", marks=pytest.mark.claim(paper=13, artefact="unireplknet_fashion", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
     pytest.param("vovnet_fashion", marks=pytest.mark.claim(paper=53, artefact="vovnet_fashion", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    # attention, hybrid and non-Euclidean backbones (issue 10)
+    pytest.param("axial_digits", marks=pytest.mark.claim(paper=46, artefact="axial_digits", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("convit_fashion", marks=pytest.mark.claim(paper=36, artefact="convit_fashion", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("crossvit_fashion", marks=pytest.mark.claim(paper=28, artefact="crossvit_fashion", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("halonet_fashion", marks=pytest.mark.claim(paper=23, artefact="halonet_fashion", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("nasnet_a_cifar10_paper", marks=pytest.mark.claim(paper=14, artefact="nasnet_a_cifar10_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("nasnet_digits", marks=pytest.mark.claim(paper=14, artefact="nasnet_digits", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("poincare_resnet20_cifar10_paper", marks=pytest.mark.claim(paper=54, artefact="poincare_resnet20_cifar10_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("poincare_resnet_digits", marks=pytest.mark.claim(paper=54, artefact="poincare_resnet_digits", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("sgconv_lra_image_paper", marks=pytest.mark.claim(paper=52, artefact="sgconv_lra_image_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("sgconv_pigcvp", marks=pytest.mark.claim(paper=52, artefact="sgconv_pigcvp", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("terminator_cifar10_paper", marks=pytest.mark.claim(paper=34, artefact="terminator_cifar10_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("terminator_digits", marks=pytest.mark.claim(paper=34, artefact="terminator_digits", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("ts_resnet_pigcvp", marks=pytest.mark.claim(paper=52, artefact="ts_resnet_pigcvp", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("volo_fashion", marks=pytest.mark.claim(paper=51, artefact="volo_fashion", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
 ]
 
 
@@ -262,6 +281,14 @@ FULL = [
                  marks=pytest.mark.claim(paper=13, artefact="unireplknet_in1k", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
     pytest.param("vovnet39_imagenet_paper",
                  marks=pytest.mark.claim(paper=53, artefact="vovnet39_imagenet_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("axial_transformer_imagenet32_paper", marks=pytest.mark.claim(paper=46, artefact="axial_transformer_imagenet32_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("convit_tiny_imagenet_paper", marks=pytest.mark.claim(paper=36, artefact="convit_tiny_imagenet_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("crossvit_tiny_imagenet_paper", marks=pytest.mark.claim(paper=28, artefact="crossvit_tiny_imagenet_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("halonet_h1_imagenet_paper", marks=pytest.mark.claim(paper=23, artefact="halonet_h1_imagenet_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("nasnet_a_large_imagenet_paper", marks=pytest.mark.claim(paper=14, artefact="nasnet_a_large_imagenet_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("nasnet_a_mobile_imagenet_paper", marks=pytest.mark.claim(paper=14, artefact="nasnet_a_mobile_imagenet_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("volo_d1_imagenet_paper", marks=pytest.mark.claim(paper=51, artefact="volo_d1_imagenet_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("volo_d1_384_finetune_paper", marks=pytest.mark.claim(paper=51, artefact="volo_d1_384_finetune_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
 ]
 
 
