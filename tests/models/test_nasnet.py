@@ -8,7 +8,6 @@ mult-adds), and the official ``nasnet_utils.py`` / ``nasnet.py`` lists and confi
 from __future__ import annotations
 
 import json
-import random
 
 import pytest
 import torch
@@ -19,16 +18,23 @@ import convzoo
 from convzoo.errors import ConvzooError
 from convzoo.methods import build_method
 from convzoo.models.nasnet import NASNet, reduction_indices
-from convzoo.nas.nasnet_space import (NASNET_A, OPS, Block, CellGenotype, Genotype, NASNetCell, ScheduledDropPath,
-                                      make_op, random_genotype)
+from convzoo.nas.nasnet_space import (
+    NASNET_A,
+    OPS,
+    Genotype,
+    NASNetCell,
+    ScheduledDropPath,
+    make_op,
+    random_genotype,
+)
 from convzoo.registry import count_params
 from convzoo.tasks import build_task
 from convzoo.testing import randomise_bn
 
 TIMM_LARGE = 88_753_150  # timm 1.0.31 nasnetalarge, sum of numel (fact sheet G1b)
 KERAS_LARGE, KERAS_MOBILE = 88_949_818, 5_326_716  # Keras applications NASNetLarge / NASNetMobile (incl. BN stats)
-SMALL = dict(num_cells=3, num_conv_filters=8, stem="cifar", skip_reduction_layer_input=False, img_size=16,
-             num_classes=10)
+SMALL = {"num_cells": 3, "num_conv_filters": 8, "stem": "cifar", "skip_reduction_layer_input": False,
+         "img_size": 16, "num_classes": 10}
 
 
 def _meta(name, **kw):

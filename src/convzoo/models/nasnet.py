@@ -40,7 +40,6 @@ State-dict keys equal timm's ``nasnetalarge`` (``conv0.conv``, ``cell_stem_0.com
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +49,7 @@ from torch.utils.checkpoint import checkpoint
 from convzoo.errors import ConvzooError
 from convzoo.layers.drop_path import check_drop_rate
 from convzoo.layers.head import Backbone, apply_fc, check_pool, create_classifier
-from convzoo.nas.nasnet_space import NASNET_A, BN_EPS, Genotype, NASNetCell, ScheduledDropPath
+from convzoo.nas.nasnet_space import BN_EPS, NASNET_A, Genotype, NASNetCell, ScheduledDropPath
 from convzoo.registry import ModelCard, register_model
 
 __all__ = ["NASNET_CFGS", "AuxHead", "NASNet", "reduction_indices"]
@@ -256,14 +255,14 @@ class NASNet(Backbone):
 # --- variants (official nasnet.py configs; paper Table 1-2; fact sheet G1b "14") ----------------------------
 
 NASNET_CFGS = {
-    "nasnetalarge": dict(num_cells=18, num_conv_filters=168, stem_multiplier=3.0, stem="imagenet",
-                         skip_reduction_layer_input=True, img_size=331),
-    "nasnetamobile": dict(num_cells=12, num_conv_filters=44, stem_multiplier=1.0, stem="imagenet",
-                          skip_reduction_layer_input=False, img_size=224),
-    "nasnet_a_cifar": dict(num_cells=18, num_conv_filters=32, stem_multiplier=3.0, stem="cifar",
-                           skip_reduction_layer_input=False, img_size=32),
-    "nasnet_a_cifar_7_2304": dict(num_cells=21, num_conv_filters=96, stem_multiplier=3.0, stem="cifar",
-                                  skip_reduction_layer_input=False, img_size=32),
+    "nasnetalarge": {"num_cells": 18, "num_conv_filters": 168, "stem_multiplier": 3.0, "stem": "imagenet",
+                     "skip_reduction_layer_input": True, "img_size": 331},
+    "nasnetamobile": {"num_cells": 12, "num_conv_filters": 44, "stem_multiplier": 1.0, "stem": "imagenet",
+                      "skip_reduction_layer_input": False, "img_size": 224},
+    "nasnet_a_cifar": {"num_cells": 18, "num_conv_filters": 32, "stem_multiplier": 3.0, "stem": "cifar",
+                       "skip_reduction_layer_input": False, "img_size": 32},
+    "nasnet_a_cifar_7_2304": {"num_cells": 21, "num_conv_filters": 96, "stem_multiplier": 3.0, "stem": "cifar",
+                              "skip_reduction_layer_input": False, "img_size": 32},
 }
 
 
@@ -276,7 +275,7 @@ _SRC = ("paper Sec. 3-4, Fig. 2 and 4, Table 1-2; official tensorflow/models res
 # torch.compile is claimed (and so compiled by the contract) on nasnetalarge only, the bench model: the other
 # variants run the same cells, and compiling each costs minutes on CI's two cores
 _CAPS = frozenset({"features", "onnx", "channels_last"})
-_TF = dict(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))  # TF inception preprocessing: [-1, 1]
+_TF = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}  # TF inception preprocessing: [-1, 1]
 _BN_STATS = "the paper's and Keras's counts include the BN moving mean/variance (proven in tests/models/test_nasnet.py)"
 
 

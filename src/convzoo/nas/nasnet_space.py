@@ -96,7 +96,7 @@ class CellGenotype:
     blocks: tuple[Block, ...]
     concat: tuple[int, ...]
 
-    def validate(self, what: str = "cell") -> "CellGenotype":
+    def validate(self, what: str = "cell") -> CellGenotype:
         if not self.blocks:
             raise ConvzooError(f"{what} has no blocks; a NASNet cell needs at least one")
         for j, b in enumerate(self.blocks):
@@ -132,7 +132,7 @@ class Genotype:
     reduction: CellGenotype
     name: str = field(default="", compare=False)
 
-    def validate(self) -> "Genotype":
+    def validate(self) -> Genotype:
         self.normal.validate("normal cell")
         self.reduction.validate("reduction cell")
         return self
@@ -144,7 +144,7 @@ class Genotype:
         return {"normal": cell(self.normal), "reduction": cell(self.reduction)}
 
     @classmethod
-    def from_dict(cls, d: dict, name: str = "") -> "Genotype":
+    def from_dict(cls, d: dict, name: str = "") -> Genotype:
         def cell(c, what):
             try:
                 blocks = tuple(Block(tuple(b["inputs"]), tuple(b["ops"]), b.get("combine", "add"))
@@ -170,7 +170,7 @@ class Genotype:
 
     @classmethod
     def decode(cls, decisions, num_blocks: int = NUM_BLOCKS, normal_concat=None, reduction_concat=None,
-               name: str = "") -> "Genotype":
+               name: str = "") -> Genotype:
         """Inverse of :meth:`encode`; ``concat`` defaults to the unused block outputs (the paper's rule)."""
         decisions = [int(v) for v in decisions]
         if len(decisions) != 2 * 5 * num_blocks:
