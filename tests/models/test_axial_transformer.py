@@ -130,6 +130,8 @@ def test_fast_and_naive_sampling_agree():
 
 @pytest.mark.claim(paper=46, artefact="axial_ar_training",
                    claim="bits/dim bookkeeping: a uniform model scores exactly log2 K (8 bits/dim for 256 levels, log2 17 for 17)")
+@pytest.mark.claim(paper=46, artefact="density_estimation",
+                   claim="the task's loss is NLL in bits/dim: a uniform model scores exactly log2 K (8 for 256 levels)")
 @pytest.mark.parametrize("levels", [256, 17])
 def test_uniform_model_scores_log2_levels(levels):
     x = torch.randint(0, levels, (2, 3, 4, 4), generator=torch.Generator().manual_seed(5))
