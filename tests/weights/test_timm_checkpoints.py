@@ -77,14 +77,51 @@ CASES = [
         paper=33, artefact="inception_v4", claim="timm's inception_v4 state dict loads by create_model(pretrained=PATH) with equal outputs")),
     pytest.param("inception_resnet_v2", "inception_resnet_v2", "safetensors", id="inception_resnet_v2", marks=pytest.mark.claim(
         paper=33, artefact="inception_resnet_v2", claim="timm's inception_resnet_v2 state dict loads by create_model(pretrained=PATH) with equal outputs")),
+    # one per attention / hybrid architecture of issue 10; their other variants: keys and shapes below
+    pytest.param("halonet_h1", "halonet_h1", "pth", id="halonet_h1", marks=pytest.mark.claim(
+        paper=23, artefact="halonet_h1", claim="timm's halonet_h1 state dict loads by create_model(pretrained=PATH) with equal outputs")),
+    pytest.param("nasnetalarge", "nasnetalarge", "safetensors", id="nasnetalarge", marks=pytest.mark.claim(
+        paper=14, artefact="nasnetalarge", claim="timm's nasnetalarge state dict loads by create_model(pretrained=PATH) with equal outputs")),
+    pytest.param("crossvit_tiny_240", "crossvit_tiny_240", "pth", id="crossvit_tiny_240", marks=pytest.mark.claim(
+        paper=28, artefact="crossvit_tiny_240", claim="timm's crossvit_tiny_240 state dict loads by create_model(pretrained=PATH) with equal outputs")),
+    pytest.param("crossvit_9_dagger_240", "crossvit_9_dagger_240", "safetensors", id="crossvit_9_dagger_240", marks=pytest.mark.claim(
+        paper=28, artefact="crossvit_9_dagger_240", claim="timm's crossvit_9_dagger_240 state dict loads by create_model(pretrained=PATH) with equal outputs")),
+    pytest.param("convit_tiny", "convit_tiny", "pth", id="convit_tiny", marks=pytest.mark.claim(
+        paper=36, artefact="convit_tiny", claim="timm's convit_tiny state dict loads by create_model(pretrained=PATH) with equal outputs")),
+    pytest.param("volo_d1_224", "volo_d1_224", "safetensors", id="volo_d1_224", marks=pytest.mark.claim(
+        paper=51, artefact="volo_d1_224", claim="timm's volo_d1_224 state dict loads by create_model(pretrained=PATH) with equal outputs")),
 ]
 
 
-def test_every_timm_reference_is_here():
+# families whose variants share one architecture: one variant loads timm's file with equal outputs (CASES), and
+# every variant has timm's keys and shapes (test_state_dict_keys_and_shapes_equal_timms, meta device)
+BY_KEYS = ("crossvit", "convit", "volo")
+# timm builds these at a fixed size (learned position embeddings) or block grid (HaloNet: 256 px multiples)
+TIMM_SIZE = {"halonet_h1": 256, "crossvit_tiny_240": 240, "crossvit_9_dagger_240": 240, "convit_tiny": 224,
+             "volo_d1_224": 224}
+
+
+def _timm_references() -> dict[str, str]:
     _load_all()
-    refs = {n: e.card.reference.removeprefix("timm:") for n, e in _REGISTRY.items()
+    return {n: e.card.reference.removeprefix("timm:") for n, e in _REGISTRY.items()
             if (e.card.reference or "").startswith("timm:")}
-    assert refs == {p.values[0]: p.values[1] for p in CASES}
+
+
+def test_every_timm_reference_is_here():
+    refs = {n: r for n, r in _timm_references().items() if convzoo.get_card(n).family not in BY_KEYS}
+    cases = {p.values[0]: p.values[1] for p in CASES}
+    assert refs == {n: r for n, r in cases.items() if convzoo.get_card(n).family not in BY_KEYS}
+    assert {convzoo.get_card(n).family for n in _timm_references()} <= {convzoo.get_card(n).family for n in cases}
+
+
+@pytest.mark.parametrize("name", sorted(n for n in _timm_references() if convzoo.get_card(n).family in BY_KEYS))
+def test_state_dict_keys_and_shapes_equal_timms(name):
+    import timm
+
+    with torch.device("meta"):
+        theirs = timm.create_model(_timm_references()[name], pretrained=False).state_dict()
+        ours = convzoo.create_model(name).state_dict()
+    assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in theirs.items()}
 
 
 @pytest.mark.parametrize("name, ref, fmt", CASES)
@@ -96,7 +133,8 @@ def test_timm_state_dict_loads_with_equal_outputs(name, ref, fmt, tmp_path):
     path = tmp_path / ("model.safetensors" if fmt == "safetensors" else f"pytorch_model.{fmt}")
     _save(theirs.state_dict(), path, fmt)
     ours = convzoo.create_model(name, pretrained=path).eval()
-    x = torch.randn(2, 3, *convzoo.get_card(name).test_size, generator=torch.Generator().manual_seed(0))
+    size = (TIMM_SIZE[name],) * 2 if name in TIMM_SIZE else convzoo.get_card(name).test_size
+    x = torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected, got = theirs(x), ours(x)
     assert expected.shape == got.shape == (2, 1000)

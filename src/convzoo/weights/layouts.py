@@ -118,6 +118,11 @@ OWN_LAYOUT: dict[str, str] = {
     "simplenet": "official Coderx7/SimpleNet_Pytorch (current numbering)",
     "resnet_dcls": "torchvision ResNet keys plus layerN.P",
     "ela": "torchvision ResNet / MobileNetV2 keys plus .ela.",
+    "halonet": "timm byoanet.py halonet_h1 (ByobNet SelfAttnBlock + HaloAttn keys)",
+    "nasnet": "timm nasnet.py (nasnetalarge; the official TF-slim variables as timm ported them)",
+    "crossvit": "timm crossvit.py (official IBM/CrossViT keys less the .0 of pos_embed / cls_token)",
+    "convit": "official facebookresearch/convit convit.py (= timm convit.py)",
+    "volo": "official sail-sg/volo models/volo.py (= timm volo.py)",
 }
 
 # Layouts besides our own, per family, in the order they are tried.
@@ -131,6 +136,7 @@ FAMILY_LAYOUTS: dict[str, tuple[Layout, ...]] = {
     "ibnnet": (Layout("official XingangPan/IBN-Net densenet_ibn.py", _family_remap("ibnnet")),),
     "simplenet": (Layout("official Coderx7/SimpleNet_Pytorch (either numbering)", _simplenet),),
     "ssd": (Layout("torchvision ssd300_vgg16", _family_remap("ssd", "remap_torchvision")),),
+    "crossvit": (Layout("official IBM/CrossViT crossvit.py (pos_embed.0, cls_token.0)", _family_remap("crossvit")),),
     "replknet": (Layout("official DingXiaoH/RepLKNet-pytorch small_kernel_merged (conv-BN pairs folded on load)",
                         fold_conv_bn),),
 }
@@ -202,6 +208,32 @@ TIMM_WEIGHTS: dict[str, str] = {
     "ese_vovnet57b": "ese_vovnet57b.ra4_e3600_r256_in1k",
     "inception_v4": "inception_v4.tf_in1k",
     "inception_resnet_v2": "inception_resnet_v2.tf_in1k",
+    "convit_base": "convit_base.fb_in1k",
+    "convit_small": "convit_small.fb_in1k",
+    "convit_tiny": "convit_tiny.fb_in1k",
+    "crossvit_15_240": "crossvit_15_240.in1k",
+    "crossvit_15_dagger_240": "crossvit_15_dagger_240.in1k",
+    "crossvit_15_dagger_408": "crossvit_15_dagger_408.in1k",
+    "crossvit_18_240": "crossvit_18_240.in1k",
+    "crossvit_18_dagger_240": "crossvit_18_dagger_240.in1k",
+    "crossvit_18_dagger_408": "crossvit_18_dagger_408.in1k",
+    "crossvit_9_240": "crossvit_9_240.in1k",
+    "crossvit_9_dagger_240": "crossvit_9_dagger_240.in1k",
+    "crossvit_base_240": "crossvit_base_240.in1k",
+    "crossvit_small_240": "crossvit_small_240.in1k",
+    "crossvit_tiny_240": "crossvit_tiny_240.in1k",
+    "nasnetalarge": "nasnetalarge.tf_in1k",
+    "volo_d1_224": "volo_d1_224.sail_in1k",
+    "volo_d1_384": "volo_d1_384.sail_in1k",
+    "volo_d2_224": "volo_d2_224.sail_in1k",
+    "volo_d2_384": "volo_d2_384.sail_in1k",
+    "volo_d3_224": "volo_d3_224.sail_in1k",
+    "volo_d3_448": "volo_d3_448.sail_in1k",
+    "volo_d4_224": "volo_d4_224.sail_in1k",
+    "volo_d4_448": "volo_d4_448.sail_in1k",
+    "volo_d5_224": "volo_d5_224.sail_in1k",
+    "volo_d5_448": "volo_d5_448.sail_in1k",
+    "volo_d5_512": "volo_d5_512.sail_in1k",
 }
 
 
