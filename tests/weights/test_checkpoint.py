@@ -262,3 +262,16 @@ def test_container_with_a_tensor_beside_the_weights(source, tmp_path):
     """{"state_dict": ..., "best_acc1": tensor} (the PyTorch ImageNet example): the tensor is not the model."""
     torch.save({"state_dict": source.state_dict(), "best_acc1": torch.tensor(70.0)}, tmp_path / "w.pth")
     assert _equal(source, convzoo.create_model(NAME, pretrained=tmp_path / "w.pth"))
+
+
+def test_another_num_classes_drops_volos_aux_head_too(tmp_path):
+    """VOLO's token-labelling aux head has one output per class, like its class head: both are re-initialised."""
+    from safetensors.torch import save_file
+
+    src = convzoo.create_model("volo_d1_224")
+    save_file({k: v.contiguous() for k, v in src.state_dict().items()}, str(tmp_path / "model.safetensors"))
+    with pytest.warns(UserWarning):
+        net = convzoo.create_model("volo_d1_224", pretrained=tmp_path / "model.safetensors", num_classes=10)
+    assert net.head.weight.shape == net.aux_head.weight.shape == (10, 384)
+    kept = {k: v for k, v in src.state_dict().items() if not k.startswith(("head.", "aux_head."))}
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in kept.items())

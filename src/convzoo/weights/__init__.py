@@ -91,7 +91,7 @@ def load_pretrained(model: nn.Module, card, source) -> nn.Module:
 
 
 def classifier_prefixes(model: nn.Module) -> tuple[str, ...]:
-    """Key prefixes of the model's classifier(s): ``get_classifier()``'s module, and a distillation twin."""
+    """Key prefixes of the model's classifier(s): ``get_classifier()``'s module, a distillation twin, an aux head."""
     get = getattr(model, "get_classifier", None)
     clf = get() if callable(get) else None
     if clf is None:
@@ -102,6 +102,8 @@ def classifier_prefixes(model: nn.Module) -> tuple[str, ...]:
         twin = "head_dist" + names[0].removeprefix("head")
         if twin in dict(model.named_modules()):
             prefixes.append(twin + ".")
+        if "aux_head" in dict(model.named_modules()):  # VOLO's token-labelling head: one output per class too
+            prefixes.append("aux_head.")
     return tuple(prefixes)
 
 
