@@ -99,7 +99,8 @@ def test_info_shows_macs_for_every_model(capsys, monkeypatch):
         assert isinstance(card["macs"], int) and card["macs"] > 0, name
         if convzoo.get_card(name).macs is None:
             assert card["macs_source"].startswith("counted here"), name
-            assert name not in counted.values() or card["macs"] > 10 ** 8, (name, card["macs"])  # ImageNet-size nets
+            floor = 10 ** 8 if min(convzoo.get_card(name).input_size) >= 200 else 10 ** 5  # ImageNet-size nets
+            assert name not in counted.values() or card["macs"] > floor, (name, card["macs"])
 
 
 def test_info_macs_counted_here_match_a_closed_form(capsys, monkeypatch):

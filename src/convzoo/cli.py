@@ -51,9 +51,13 @@ def count_macs_here(card) -> int:
     import convzoo
     from convzoo.bench import count_macs
 
+    from convzoo.tasks import build_task
+
     with torch.device("meta"):
         model = convzoo.create_model(card.name).eval()
-        x = torch.empty(1, card.in_chans, *card.input_size)
+        spec = build_task(card.task).bench_spec(model, card, None)
+        shape = (1, card.in_chans, *card.input_size)  # a density model takes integer grey levels
+        x = torch.randint(0, spec["levels"], shape) if spec.get("input_dtype") == "int64" else torch.empty(shape)
     return count_macs(model, x)
 
 

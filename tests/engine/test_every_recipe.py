@@ -121,6 +121,8 @@ def smoke_values(cfg: dict, roots: dict) -> dict:
     if convzoo.get_card(cfg["model"]["name"]).params and convzoo.get_card(cfg["model"]["name"]).params > 300e6:
         # the Axial Transformer's ImageNet configurations (341M / 606M): the same model at width 32 (not GBs of Adam state)
         values["model.kwargs.embed_dim"], values["model.kwargs.num_heads"] = 32, 2
+        for part in ("exterior", "outer", "inner"):
+            values[f"model.kwargs.num_{part}_layers"] = 2  # one row / column pair each
     if "teacher_kwargs" in cfg["method"]["kwargs"]:  # a teacher of random weights (none can be fetched here)
         values["method.kwargs.teacher_kwargs"] = {}
     return values
