@@ -25,6 +25,12 @@ COMPARE = (
     {"model": "vovnet39a", "compare": "timm:vovnet39a", "batch": 8},
     {"model": "ese_vovnet19b_dw", "compare": "timm:ese_vovnet19b_dw", "batch": 8},
     {"model": "inception_v4", "compare": "timm:inception_v4", "batch": 8, "size": 299},
+    # attention / hybrid backbones (issue 10): where timm reaches 21-49% of the machine's peak
+    {"model": "halonet_h1", "compare": "timm:halonet_h1", "batch": 8, "size": 256},
+    {"model": "convit_tiny", "compare": "timm:convit_tiny", "batch": 16, "size": 224},
+    {"model": "crossvit_tiny_240", "compare": "timm:crossvit_tiny_240", "batch": 16, "size": 240},
+    {"model": "volo_d1_224", "compare": "timm:volo_d1_224", "batch": 8, "size": 224},
+    {"model": "nasnetalarge", "compare": "timm:nasnetalarge", "batch": 4, "size": 331},
 )
 DEPLOY = (  # structural re-parameterisation, ours only
     {"model": "unireplknet_a", "batch": 8, "size": 224},
