@@ -25,7 +25,7 @@ from torch import nn
 
 from convzoo.layers.drop_path import drop_path
 
-__all__ = ["Attention", "Block", "Mlp", "resample_abs_pos_embed"]
+__all__ = ["Attention", "Block", "Mlp", "init_vit_weights_", "resample_abs_pos_embed"]
 
 
 class Mlp(nn.Module):
@@ -85,6 +85,18 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, N, C) -> (B, N, C)
         x = x + self.drop_path1(self.attn(self.norm1(x)))
         return x + self.drop_path2(self.mlp(self.norm2(x)))
+
+
+def init_vit_weights_(model: nn.Module, *embeddings: torch.Tensor) -> None:
+    """The official ViT / DeiT initialisation (timm's too): trunc-normal(0.02) for the given position embeddings
+    and class tokens (in that order), then for every Linear weight, with zero biases."""
+    for t in embeddings:
+        nn.init.trunc_normal_(t, std=0.02)
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
 
 
 def resample_abs_pos_embed(pos: torch.Tensor, new_size: tuple[int, int], old_size: tuple[int, int] | None = None,

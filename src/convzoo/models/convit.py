@@ -40,7 +40,7 @@ from convzoo.layers.drop_path import check_drop_rate
 from convzoo.layers.gpsa import GPSA, local_init
 from convzoo.layers.head import Backbone
 from convzoo.layers.token_pool import apply_token_head, check_token_pool, pool_feat_mult, pool_tokens
-from convzoo.layers.vit import Block, resample_abs_pos_embed
+from convzoo.layers.vit import Block, init_vit_weights_, resample_abs_pos_embed
 from convzoo.registry import ModelCard, register_model
 
 __all__ = ["CONVIT_CFGS", "ConViT", "GPSABlock"]
@@ -101,13 +101,7 @@ class ConViT(Backbone):
         self.head_drop = nn.Dropout(drop_rate)
         self.head = self._make_head(num_classes)
         # timm / official init: trunc-normal(0.02) embeddings and Linears, zero biases; then the local init
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        nn.init.trunc_normal_(self.cls_token, std=0.02)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_vit_weights_(self, self.pos_embed, self.cls_token)
         for blk in self.blocks[:local_up_to_layer]:
             local_init(blk.attn, locality_strength)
 

@@ -48,7 +48,7 @@ from convzoo.layers.cross_attention import CrossAttentionBlock
 from convzoo.layers.drop_path import check_drop_rate
 from convzoo.layers.head import Backbone
 from convzoo.layers.token_pool import apply_token_head, check_token_pool, pool_feat_mult, pool_tokens
-from convzoo.layers.vit import Block, resample_abs_pos_embed
+from convzoo.layers.vit import Block, init_vit_weights_, resample_abs_pos_embed
 from convzoo.registry import ModelCard, register_model
 
 __all__ = ["CROSSVIT_CFGS", "OFFICIAL_NAMES", "CrossViT", "MultiScaleBlock", "PatchEmbed", "remap_state_dict"]
@@ -199,14 +199,9 @@ class CrossViT(Backbone):
                              for c in self.embed_dim)
 
     def _init_weights(self) -> None:
-        for b in range(self.num_branches):  # timm: trunc-normal(0.02) embeddings and Linears, zero biases
-            nn.init.trunc_normal_(getattr(self, f"pos_embed_{b}"), std=0.02)
-            nn.init.trunc_normal_(getattr(self, f"cls_token_{b}"), std=0.02)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        # timm: trunc-normal(0.02) embeddings (branch by branch) and Linears, zero biases
+        init_vit_weights_(self, *(getattr(self, f"{p}_{b}") for b in range(self.num_branches)
+                                  for p in ("pos_embed", "cls_token")))
 
     def no_weight_decay(self) -> set[str]:
         return {f"{p}_{b}" for b in range(self.num_branches) for p in ("pos_embed", "cls_token")}

@@ -48,7 +48,7 @@ from convzoo.errors import ConvzooError
 from convzoo.layers.drop_path import check_drop_rate
 from convzoo.layers.head import POOL_TYPES, Backbone
 from convzoo.layers.outlook import Outlooker
-from convzoo.layers.vit import Block, Mlp, resample_abs_pos_embed
+from convzoo.layers.vit import Block, Mlp, init_vit_weights_, resample_abs_pos_embed
 from convzoo.registry import ModelCard, register_model
 
 __all__ = ["VOLO", "VOLO_CFGS", "ClassAttention", "ClassBlock", "Downsample", "PatchEmbed"]
@@ -204,13 +204,7 @@ class VOLO(Backbone):
 
     def _init_weights(self) -> None:
         """Official / timm: trunc-normal(0.02) linear weights, zero biases, pos_embed and cls_token."""
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        nn.init.trunc_normal_(self.cls_token, std=0.02)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_vit_weights_(self, self.pos_embed, self.cls_token)
 
     # --- trunk -------------------------------------------------------------------------------------
     def _embed(self, x: torch.Tensor, mix=None) -> torch.Tensor:
