@@ -52,7 +52,7 @@ from convzoo.data.registry import DataInfo, register_dataset
 from convzoo.data.video import sample_clips
 from convzoo.errors import ConvzooError
 
-__all__ = ["DIRECTIONS", "MovingDigits", "SPLIT_SIZES", "moving_digits", "render_video"]
+__all__ = ["DIRECTIONS", "SPLIT_SIZES", "MovingDigits", "moving_digits", "render_video"]
 
 NAME = "moving_digits"
 DIRECTIONS = ("right", "left", "down", "up")

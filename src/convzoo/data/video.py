@@ -169,9 +169,7 @@ def read_any_video(path: str | Path, channels: int = 3) -> torch.Tensor:
 def _videos_of(class_dir: Path) -> list[Path]:
     out = []
     for p in sorted(class_dir.iterdir()):
-        if p.is_dir() and list_frames(p):
-            out.append(p)
-        elif p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES:
+        if p.is_dir() and list_frames(p) or p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES:
             out.append(p)
     return out
 
