@@ -114,7 +114,7 @@ def test_dataset_items_and_options(stamps):
     assert tokens[0] == train.vocab.bos_id and tokens[-1] == train.vocab.eos_id
     assert train.vocab.decode(tokens) == " ".join(tokenize(train.captions[0]))
     assert test.vocab == train.vocab  # one vocabulary, from the train split
-    assert train.info.task == "image_text_retrieval" and train.info.extra["vocab"] == tuple(train.vocab.itos)
+    assert train.info.task == "image_text_retrieval" and train.info.extra["vocab"] == train.vocab.itos
     white = (1.0 - torch.tensor(MEAN)) / torch.tensor(STD)
     assert torch.allclose(x[:, 0, 0], white, atol=1e-5)
     raw = build_dataset("captioned_photos", "train", root=str(root), size=16, raw=True)

@@ -33,7 +33,7 @@ The registered set ``captioned_photos`` (root = the cache unless given; options 
 token ids ``<bos> w1 ... wn <eos>`` (LongTensor; ``target="caption"``, the default) or the class index
 (``target="class"``, then ``info.task`` is ``classification``). ``augment=True`` (train split only) is a mild
 random resized crop (scale 0.7-1); no flips (captions say "Left eye."). ``info.extra`` holds the vocabulary
-(``vocab``, the word list), ``mean``/``std``, the ``root`` and ``size``. :func:`collate_captions` pads a batch.
+(``vocab``, the word list, a plain list that survives the run folder's data_info.yaml), ``mean``/``std``, the ``root`` and ``size``. :func:`collate_captions` pads a batch.
 """
 
 from __future__ import annotations
@@ -307,6 +307,6 @@ def captioned_photos(split: str, root=None, *, size: int = 64, min_count: int = 
         transform = v2.RandomResizedCrop(size, scale=(0.7, 1.0), ratio=(0.9, 1.1), antialias=True)
     task = task or ("classification" if target == "class" else "image_text_retrieval")
     info = DataInfo(NAME, task, 3, len(photos.categories) if target == "class" else 0, photos.categories,
-                    (size, size), {"vocab": tuple(vocab.itos), "root": str(photos.root), "size": size,
+                    (size, size), {"vocab": list(vocab.itos), "root": str(photos.root), "size": size,
                                    "min_count": min_count, "target": target, **({} if raw else {"mean": MEAN, "std": STD})})
     return CaptionedPhotosDataset(photos, split, parts[split], vocab, info, target, transform, raw)
