@@ -1,0 +1,314 @@
+"""P3D ResNet: Learning Spatio-Temporal Representation with Pseudo-3D Residual Networks.
+
+Seed paper 49; Qiu, Yao, Mei; ICCV 2017; arXiv 1711.10305. Official code: ZhaofanQiu/pseudo-3d-residual-networks
+(Caffe deploy prototxts ``deploy_p3d_resnet_sports1m.prototxt`` / ``..._kinetics.prototxt``); PyTorch port with
+converted weights: qijiezhao/pseudo-3d-pytorch ``p3d_model.py`` (``P3D63`` / ``P3D131`` / ``P3D199``).
+
+Implemented here (paper Sec. 3, Fig. 3-4; the prototxt and the port):
+- the A/B/C blocks (:class:`convzoo.layers.p3d.P3DBlock`) in a ResNet: the 1x7x7 stem (stride 1, 2, 2; 64 ch),
+  max-pooling 2x3x3 stride 2 (halves T, H and W), res2-res4 of P3D blocks, each followed by a temporal max-pool
+  (kernel 2, stride 2: T 16 -> 8 -> 4 -> 2 -> 1 at the paper's 16 frames), then res5 of plain 2-D bottlenecks on
+  the temporally collapsed map, global average pool, dropout, FC;
+- :class:`P3DResNet` with block types as data: one type everywhere (``p3d_a_resnet50``, ``p3d_b_resnet50``,
+  ``p3d_c_resnet50``: the paper's Table 1 ablation, ResNet-50 layout [3, 4, 6, 3]) or cycling ``"ABC"[i % 3]``
+  over the blocks i = 0, 1, ... of res2-res4 (``p3d_resnet199``: ResNet-152 layout [3, 8, 36, 3], 152 layers
+  + 47 temporal convs = 199; block 2a is A, 2b B, 2c C, 3a A, ..., 4a C);
+- :func:`inflate_2d_init`: ImageNet 2-D ResNet weights -> P3D (Sec. 4: "initialized with ... ResNet-152
+  pre-trained on ImageNet"): every 2-D kxk conv becomes the 1xkxk conv at the same place (S, the stem, 1x1s,
+  res5 unchanged), the T convs start as the temporal identity (centre tap 1 per channel, BN the identity);
+  ``temporal="neutral"`` zeroes the T branch of B and C blocks instead (whose identity would add S's output
+  twice), so the inflated network equals the 2-D ResNet on every frame of a still clip;
+- ``p3d_a_digits``: a small P3D-A (widths 16-128, one block per stage) for the CPU-scale moving-digits recipe.
+
+Departures, and why:
+- The stem's 2x3x3 max-pool runs as a 1x3x3 spatial pool then a 2x1x1 temporal pool (a max over a product window
+  is the max of the maxima: equal to the port's pool). Temporal pools use ``ceil_mode``, so clips of any length
+  work (1 or an odd number of frames); with even lengths the result is the port's.
+- res5 runs per frame: ``(N, C, T, H, W) -> (N T, C, H, W)`` and back, then the global pool averages over T, H
+  and W. At the paper's 16 frames T is 1 there and this is the port's ``view``; the port's view mixes channels
+  and frames when T > 1, and its fixed 5x5 average pool needs 160-pixel inputs.
+- ``drop_rate`` defaults to 0 (timm's convention); the Caffe deploy net uses 0.1, the port 0.5 (recipes set it).
+- ``stride_in="3x3"`` (not the paper's) strides the S conv / 3x3 conv instead of the first 1x1, to inflate
+  torchvision/timm ResNets (v1.5) exactly.
+
+State-dict keys are the port's (``conv1_custom``, ``bn1``, ``layer1.0.conv2`` (S), ``layer1.0.conv3`` (T),
+``layer4.0.conv_normal``, ``fc``), so its converted P3D-199 checkpoints load with ``load_state_dict`` (strip a
+DataParallel ``module.`` prefix first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from convzoo.errors import ConvzooError
+from convzoo.layers.drop_path import check_drop_rate, drop_path_rates
+from convzoo.layers.head import Backbone, SelectAdaptivePool, apply_fc, create_classifier, make_fc
+from convzoo.layers.p3d import EXPANSION, Bottleneck2d, P3DBlock
+from convzoo.registry import ModelCard, register_model
+
+__all__ = ["P3D_CFGS", "P3DConfig", "P3DResNet", "block_types", "inflate_2d_init", "temporal_pool"]
+
+
+@dataclass(frozen=True)
+class P3DConfig:
+    layers: tuple[int, int, int, int]
+    types: str  # block i of res2-res4 gets types[i % len(types)]
+    width: int = 64  # stem channels = res2 planes; planes double per stage
+
+
+P3D_CFGS = {
+    "p3d_a_resnet50": P3DConfig((3, 4, 6, 3), "A"),
+    "p3d_b_resnet50": P3DConfig((3, 4, 6, 3), "B"),
+    "p3d_c_resnet50": P3DConfig((3, 4, 6, 3), "C"),
+    "p3d_resnet199": P3DConfig((3, 8, 36, 3), "ABC"),
+    "p3d_a_digits": P3DConfig((1, 1, 1, 1), "A", width=16),
+}
+
+
+def block_types(layers: Sequence[int], types: str) -> list[str]:
+    """The type of each P3D block of res2-res4, in order: ``types[i % len(types)]``."""
+    return [types[i % len(types)] for i in range(sum(layers[:3]))]
+
+
+def temporal_pool(x: torch.Tensor) -> torch.Tensor:
+    """Max over pairs of frames (kernel 2, stride 2, ceil: an odd last frame is kept): ``T -> ceil(T / 2)``."""
+    return F.max_pool3d(x, (2, 1, 1), (2, 1, 1), ceil_mode=True)
+
+
+class P3DResNet(Backbone):
+    """P3D ResNet: ``(N, C, T, H, W)`` clips -> ``(N, num_classes)`` (module docstring)."""
+
+    def __init__(self, layers: Sequence[int] = (3, 4, 6, 3), types: str = "A", num_classes: int = 400,
+                 in_chans: int = 3, width: int = 64, drop_rate: float = 0.0, drop_path_rate: float = 0.0,
+                 global_pool: str = "avg", stride_in: str = "1x1"):
+        super().__init__()
+        if len(layers) != 4 or min(layers) < 1:
+            raise ConvzooError(f"P3D ResNet needs 4 stages of >= 1 block, got layers={tuple(layers)}")
+        if not types or set(types) - set("ABC"):
+            raise ConvzooError(f"P3D block types must be a string of A, B and C, got {types!r}")
+        self.num_classes, self.drop_rate = num_classes, check_drop_rate(drop_rate, "drop_rate")
+        self.types = block_types(layers, types)
+        # stem: 1x7x7 stride (1, 2, 2), BN, ReLU, then the 2x3x3 stride-2 max-pool (spatial, then temporal)
+        self.conv1_custom = nn.Conv3d(in_chans, width, (1, 7, 7), (1, 2, 2), (0, 3, 3), bias=False)
+        self.bn1 = nn.BatchNorm3d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1))
+        dpr = drop_path_rates(drop_path_rate, layers)
+        chs, idx, stages = width, 0, []
+        for s, n in enumerate(layers):
+            planes, blocks = width * 2 ** s, []
+            for j in range(n):
+                stride = 2 if s > 0 and j == 0 else 1
+                if s < 3:
+                    blocks.append(P3DBlock(chs, planes, self.types[idx], stride, stride_in, dpr[s][j]))
+                    idx += 1
+                else:
+                    blocks.append(Bottleneck2d(chs, planes, stride, stride_in, dpr[s][j]))
+                chs = planes * EXPANSION
+            stages.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.num_features = chs
+        self.feature_info = [{"num_chs": width * 2 ** s * EXPANSION, "reduction": 4 * 2 ** s, "module": f"layer{s + 1}"}
+                             for s in range(4)]
+        self.global_pool, self.fc = create_classifier(chs, num_classes, global_pool)
+        self.dropout = nn.Dropout(drop_rate)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, (nn.Conv3d, nn.Conv2d)):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, (nn.BatchNorm3d, nn.BatchNorm2d)):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    # -- forward -----------------------------------------------------------------------------------------
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 5:
+            raise ConvzooError(f"P3D takes clips (N, C, T, H, W), got a tensor of shape {tuple(x.shape)}")
+        x = self.relu(self.bn1(self.conv1_custom(x)))  # (N, w, T, H/2, W/2)
+        return temporal_pool(self.maxpool(x))  # (N, w, T/2, H/4, W/4)
+
+    def _res5(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, t, h, w = x.shape  # per frame in 2-D: (N T, C, H, W), then back to (N, C', T, H', W')
+        y = self.layer4(x.transpose(1, 2).reshape(n * t, c, h, w))
+        return y.reshape(n, t, *y.shape[1:]).transpose(1, 2)
+
+    def features(self, x: torch.Tensor, stop: int | None = None) -> list[torch.Tensor]:
+        """res2..res5 maps (before each temporal pool): (N, 4w, T/2, H/4, W/4) ... (N, 32w, T', H/32, W/32)."""
+        x, out = self.stem(x), []
+        stop = 4 if stop is None else stop
+        for i, layer in enumerate((self.layer1, self.layer2, self.layer3)):
+            if i >= stop:
+                return out
+            x = layer(x)
+            out.append(x)
+            x = temporal_pool(x)
+        if stop >= 4:
+            out.append(self._res5(x))
+        return out
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        x = temporal_pool(self.layer1(x))  # res2
+        x = temporal_pool(self.layer2(x))  # res3
+        x = temporal_pool(self.layer3(x))  # res4
+        return self._res5(x)  # (N, 32w, T', H/32, W/32)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.dropout(self.global_pool(x))  # (N, 32w) over T, H, W
+        return x if pre_logits else apply_fc(self.fc, x)
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        self.num_classes = num_classes
+        if global_pool is not None:
+            self.global_pool = SelectAdaptivePool(global_pool)
+        self.fc = make_fc(self.num_features * self.global_pool.feat_mult(), num_classes)
+
+
+# --- 2-D ImageNet ResNet -> P3D -------------------------------------------------------------------------
+def _identity_temporal_(conv: nn.Conv3d, bn: nn.BatchNorm3d) -> None:
+    """T conv = centre tap 1 on its own channel; BN = the identity (running var 1 - eps, so exactly)."""
+    c = conv.weight.shape[0]
+    conv.weight.zero_()
+    conv.weight[torch.arange(c), torch.arange(c), 1, 0, 0] = 1.0
+    bn.weight.fill_(1.0)
+    bn.bias.zero_()
+    bn.running_mean.zero_()
+    bn.running_var.fill_(1.0 - bn.eps)
+
+
+def _zero_temporal_(conv: nn.Conv3d, bn: nn.BatchNorm3d) -> None:
+    """The T branch adds nothing: BN scale and shift 0 (the conv keeps its initialisation)."""
+    bn.weight.zero_()
+    bn.bias.zero_()
+
+
+@torch.no_grad()
+def inflate_2d_init(model: P3DResNet, state_dict: dict[str, torch.Tensor], temporal: str = "identity") -> P3DResNet:
+    """Initialise ``model`` from a 2-D torchvision/timm ResNet ``state_dict`` (keys ``conv1``, ``layerI.J.convK``,
+    ``fc``; the same depth layout), in place; returns ``model``.
+
+    Each 2-D ``k x k`` weight becomes the ``1 x k x k`` 3-D weight at the same place (stem, 1x1 convs, 3x3 -> S,
+    projections; res5 keeps them 2-D); BN and, when the class count matches, ``fc`` are copied. The T convs:
+    ``temporal="identity"`` (the paper's reading: every T conv passes its input through) or ``"neutral"``
+    (A blocks identity, B and C blocks' T branch zero), which makes the P3D net on a clip of identical frames
+    equal the 2-D net per frame when ``model`` strides where the 2-D net does (``stride_in="3x3"`` for
+    torchvision/timm ResNets).
+    """
+    if temporal not in ("identity", "neutral"):
+        raise ConvzooError(f"inflate_2d_init: temporal must be 'identity' or 'neutral', got {temporal!r}")
+    src = {k.removeprefix("module."): v for k, v in state_dict.items()}
+    own = model.state_dict()
+    mapped: dict[str, torch.Tensor] = {}
+
+    def put(dst: str, value: torch.Tensor) -> None:
+        if dst not in own:
+            raise ConvzooError(f"inflate_2d_init: the P3D model has no parameter {dst}")
+        if value.dim() == own[dst].dim() - 1:  # a 2-D kernel (O, I, k, k) -> (O, I, 1, k, k)
+            value = value.unsqueeze(2)
+        if value.shape != own[dst].shape:
+            raise ConvzooError(f"inflate_2d_init: {dst} has shape {tuple(own[dst].shape)}, the 2-D weight "
+                               f"{tuple(value.shape)}; build the P3D model with the 2-D net's depth and width")
+        mapped[dst] = value
+
+    rename3d = {"conv1": "conv1", "bn1": "bn1", "conv2": "conv2", "bn2": "bn2", "conv3": "conv4", "bn3": "bn4",
+                "downsample": "downsample"}
+    rename2d = {**rename3d, "conv2": "conv_normal", "bn2": "bn_normal"}
+    for key, value in src.items():
+        if key.endswith("num_batches_tracked"):
+            continue
+        parts = key.split(".")
+        if parts[0] == "conv1":
+            put("conv1_custom.weight", value)
+        elif parts[0] == "bn1":
+            put(key, value)
+        elif parts[0] == "fc":
+            if own["fc.weight"].shape[0] == src["fc.weight"].shape[0]:
+                put(key, value)
+        elif parts[0].startswith("layer"):
+            table = rename2d if parts[0] == "layer4" else rename3d
+            if parts[2] not in table:
+                raise ConvzooError(f"inflate_2d_init: unexpected 2-D ResNet key {key}")
+            put(".".join([parts[0], parts[1], table[parts[2]], *parts[3:]]), value)
+        else:
+            raise ConvzooError(f"inflate_2d_init: unexpected 2-D ResNet key {key} (torchvision/timm ResNet keys)")
+    missing = [k for k in own if k not in mapped and not k.endswith("num_batches_tracked")
+               and ".conv3." not in k and ".bn3." not in k and not k.startswith("fc.")]
+    if missing:
+        raise ConvzooError(f"inflate_2d_init: the 2-D state dict lacks {len(missing)} weights, e.g. {missing[0]}")
+    model.load_state_dict(mapped, strict=False)
+    for layer in (model.layer1, model.layer2, model.layer3):
+        for block in layer:
+            if temporal == "neutral" and block.block_type in "BC":
+                _zero_temporal_(block.conv3, block.bn3)
+            else:
+                _identity_temporal_(block.conv3, block.bn3)
+    return model
+
+
+# --- registered variants ------------------------------------------------------------------------------------
+_SRC = ("paper Sec. 3.2-3.3 (Fig. 3 blocks, Fig. 4 P3D ResNet), official deploy_p3d_resnet_*.prototxt; "
+        "qijiezhao/pseudo-3d-pytorch p3d_model.py")
+_SHEET = ("fact sheet G3 Paper 49 Sec. 3: the official deploy prototxt's conv weights (no conv bias), BN gamma/beta "
+          "and FC, counted by hand")
+# P3D-A/B/C ResNet-50 share one count (each block has the same S, T and 1x1 convs); closed form in the test
+_CARD = {"paper": 49, "family": "p3d", "task": "video_classification", "dims": 3, "in_chans": 3, "input_size": (16, 160, 160),
+             "test_size": (4, 32, 32), "reference": None, "capabilities": frozenset({"features", "onnx"}), "source": _SRC}
+
+
+def _p3d(name: str, **kwargs) -> P3DResNet:
+    cfg = P3D_CFGS[name]
+    return P3DResNet(cfg.layers, cfg.types, width=cfg.width, **kwargs)
+
+
+@register_model(ModelCard(
+    name="p3d_resnet199", num_classes=400, params=66_492_240,
+    params_source=_SHEET + ", Kinetics head (400 classes): 66,492,240; Sports-1M head (487): 66,670,503 "
+                           "(both proven in tests/models/test_p3d.py)",
+    recipes=("p3d_resnet199_kinetics_paper",),
+    notes="A, B, C cycling over the 47 blocks of res2-res4, res5 2-D; 16 x 160 x 160 clips (mean/std of the port: "
+          "ImageNet's)", **_CARD))
+def p3d_resnet199(**kwargs) -> P3DResNet:
+    return _p3d("p3d_resnet199", **kwargs)
+
+
+def _r50_card(name: str, t: str) -> ModelCard:
+    return ModelCard(
+        name=name, num_classes=101, params=None,
+        params_source="", recipes=(),
+        notes=f"ResNet-50 layout with every res2-res4 block of type {t} (the paper's Table 1 ablation on UCF101, "
+              "101 classes); res5 2-D as the port's P3D63. The paper gives model sizes (MB), not counts; the count "
+              "is proven in closed form in tests/models/test_p3d.py", **_CARD)
+
+
+@register_model(_r50_card("p3d_a_resnet50", "A"))
+def p3d_a_resnet50(**kwargs) -> P3DResNet:
+    return _p3d("p3d_a_resnet50", **kwargs)
+
+
+@register_model(_r50_card("p3d_b_resnet50", "B"))
+def p3d_b_resnet50(**kwargs) -> P3DResNet:
+    return _p3d("p3d_b_resnet50", **kwargs)
+
+
+@register_model(_r50_card("p3d_c_resnet50", "C"))
+def p3d_c_resnet50(**kwargs) -> P3DResNet:
+    return _p3d("p3d_c_resnet50", **kwargs)
+
+
+@register_model(ModelCard(
+    name="p3d_a_digits", num_classes=4, in_chans=1, input_size=(16, 32, 32), params=None,
+    recipes=("p3d_moving_digits",),
+    notes="small P3D-A (widths 16/32/64/128 x 4, one block per stage) for moving_digits (4 directions, 1 channel)",
+    **{k: v for k, v in _CARD.items() if k not in ("in_chans", "input_size")}))
+def p3d_a_digits(**kwargs) -> P3DResNet:
+    return _p3d("p3d_a_digits", **kwargs)
