@@ -27,7 +27,6 @@ from convzoo.models.lrcn import (
     SmallFrameCNN,
     build_frame_cnn,
     caffe_lstm_to_torch,
-    per_step_cross_entropy,
 )
 from convzoo.registry import count_params
 
@@ -183,13 +182,19 @@ def test_prototxt_fillers():
 
 # --- loss, single frame, errors ----------------------------------------------------------------------
 
-def test_per_step_loss_is_the_softmax_loss_over_all_steps():
+def test_per_step_method_is_the_softmax_loss_over_all_steps():
+    """Method ``per_step``: the official SoftmaxWithLoss over the (T, N) steps, every step against its clip's label."""
+    from convzoo.methods import build_method
+
     torch.manual_seed(0)
     model = _build("lrcn_small").eval()
     x, y = torch.randn(3, 1, 4, 32, 32), torch.tensor([0, 3, 1])
     steps = model.forward_steps(x)
     want = sum(F.cross_entropy(steps[:, t], y) for t in range(4)) / 4
-    torch.testing.assert_close(per_step_cross_entropy(model, x, y), want)
+    method = build_method("per_step", model, None, None)
+    torch.testing.assert_close(method.training_step((x, y))["loss"], want)
+    with pytest.raises(ConvzooError, match="forward_steps"):
+        build_method("per_step", torch.nn.Linear(2, 2), None, None)
 
 
 def test_single_frame_is_order_blind_and_lrcn_is_not():

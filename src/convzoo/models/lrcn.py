@@ -38,9 +38,8 @@ Departures from the official code, and why:
   pool5 is already 6 x 6 and the pool is the identity; other frame sizes (the contract tests' small
   clips) then work too.
 - The official training loss is a per-step softmax loss (every step scored against the clip label);
-  a plain task loss sees the pooled (N, K) output. The per-step loss is
-  :func:`per_step_cross_entropy` (``model.forward_steps``), used by the method ``per_step``
-  (:mod:`convzoo.methods.per_step`).
+  a plain task loss sees the pooled (N, K) output. The method ``per_step`` (:mod:`convzoo.methods.per_step`)
+  trains the per-step loss on :meth:`LRCN.forward_steps`.
 - Initialisation follows the prototxt (Gaussian std 0.01 for conv / fc weights, conv and fc6 biases 0.1,
   LSTM weights uniform +-0.01 and bias 0, fc8 bias 0) for the activity model; the small variants use
   torch's defaults with BN. The official flow stream is the same network on 3-channel flow images.
@@ -70,7 +69,6 @@ __all__ = [
     "SmallFrameCNN",
     "build_frame_cnn",
     "caffe_lstm_to_torch",
-    "per_step_cross_entropy",
 ]
 
 TEMPORAL_POOLS = ("probs", "logits", "none")
@@ -333,15 +331,6 @@ class LRCN(nn.Module):
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute the frame CNN's activations in the backward pass (they dominate the memory)."""
         self.grad_checkpointing = enable
-
-
-def per_step_cross_entropy(model: LRCN, x: torch.Tensor, y: torch.Tensor,
-                           clip_markers: torch.Tensor | None = None, label_smoothing: float = 0.0) -> torch.Tensor:
-    """The official training loss (``SoftmaxWithLoss`` over the (T, N) steps): every step's scores against
-    its clip's label, averaged over the N*T steps."""
-    scores = model.forward_steps(x, clip_markers)  # (N, T, K)
-    n, t, k = scores.shape
-    return F.cross_entropy(scores.reshape(n * t, k), y.repeat_interleave(t), label_smoothing=label_smoothing)
 
 
 # --- variants ----------------------------------------------------------------------------------------
