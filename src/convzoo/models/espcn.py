@@ -22,6 +22,13 @@ used. ``icnr=True`` applies ICNR to the last layer (Aitken et al. 2017, later wo
 The paper's 10x smaller learning rate for the last layer is a recipe setting
 (``optimizer.param_groups: [{match: "upsample.*", lr_mult: 0.1}]``).
 
+Video (paper Sec. 3.4 / 4.5: 1080p video super-resolved frame by frame): ``espcn_x3`` runs per frame.
+``espcn_x3_fusion3`` is the multi-frame option: early fusion of ``2k + 1 = 3`` neighbouring LR frames stacked on
+the channel axis (``in_chans = frames``, ``out_chans = 1``), so only the first layer grows (``25 * 64`` weights
+per extra frame); the rest is the paper's network. Early fusion without motion compensation is the simplest
+multi-frame input of the authors' follow-up (Caballero et al. 2017, arXiv 1611.05250); the ESPCN paper itself
+has no multi-frame network. Pass ``in_chans=2k+1`` for other windows. Data: :mod:`convzoo.data.video_sr`.
+
 Compute (paper Sec. 2.2: cost is proportional to the LR size): MACs per LR pixel =
 ``25*64*C + 9*64*32 + 9*32*r^2 C`` = 21,184 / 22,624 / 24,640 for r = 2 / 3 / 4 (C = 1). The cards
 state MACs for a 1920x1080 output frame, i.e. LR 960x540 (x2), 640x360 (x3), 480x270 (x4).
@@ -41,28 +48,34 @@ _ACTS = {"tanh": nn.Tanh, "relu": nn.ReLU}
 class ESPCN(nn.Module):
     """ESPCN (paper Sec. 2, 3.1): two LR-space feature layers and a sub-pixel convolution layer.
 
-    (B, in_chans, h, w) -> (B, in_chans, scale*h, scale*w).
+    (B, in_chans, h, w) -> (B, out_chans, scale*h, scale*w); ``out_chans`` defaults to ``in_chans``. Early
+    fusion of ``frames`` video frames: ``in_chans = frames * out_chans`` (frame-major channels).
     """
 
     def __init__(self, scale: int = 3, in_chans: int = 1, widths: tuple[int, int] = (64, 32),
-                 kernels: tuple[int, int, int] = (5, 3, 3), act: str = "tanh", icnr: bool = False):
+                 kernels: tuple[int, int, int] = (5, 3, 3), act: str = "tanh", icnr: bool = False,
+                 out_chans: int | None = None):
         super().__init__()
         if act not in _ACTS:
             raise ValueError(f"act must be one of {sorted(_ACTS)}, got {act!r}")
         if len(widths) != 2 or len(kernels) != 3:
             raise ValueError(f"ESPCN has L=3 layers: widths needs 2 entries and kernels 3, got {widths}, "
                              f"{kernels}")
-        self.scale, self.in_chans = int(scale), in_chans
+        out_chans = in_chans if out_chans is None else int(out_chans)
+        if in_chans % out_chans:
+            raise ValueError(f"in_chans ({in_chans}) must be a multiple of out_chans ({out_chans}): frames x channels")
+        self.scale, self.in_chans, self.out_chans = int(scale), in_chans, out_chans
+        self.frames = in_chans // out_chans  # LR frames fused at the input (1: single image / frame)
         self.widths, self.kernels = tuple(widths), tuple(kernels)
         (n1, n2), (f1, f2, f3) = widths, kernels
-        # layer 1: patch extraction in LR space, (B, C, h, w) -> (B, n1, h, w)
+        # layer 1: patch extraction in LR space, (B, frames C, h, w) -> (B, n1, h, w) (early fusion when frames > 1)
         self.conv1 = nn.Conv2d(in_chans, n1, f1, padding=f1 // 2)
         self.act1 = _ACTS[act]()
         # layer 2: non-linear mapping, (B, n1, h, w) -> (B, n2, h, w)
         self.conv2 = nn.Conv2d(n1, n2, f2, padding=f2 // 2)
         self.act2 = _ACTS[act]()
         # layer 3: sub-pixel convolution (Eq. 4), (B, n2, h, w) -> (B, r^2 C, h, w) -> (B, C, rh, rw)
-        self.upsample = SubPixelConv2d(n2, in_chans, self.scale, f3, icnr=icnr)
+        self.upsample = SubPixelConv2d(n2, out_chans, self.scale, f3, icnr=icnr)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The LR-space feature maps f^{L-1}(I_LR): (B, C, h, w) -> (B, n2, h, w)."""
@@ -96,6 +109,9 @@ WEIGHTS = {
                           "interpolation -- use espcn_x{r} for those")),
 }
 MACS_TEST = "tests/models/test_espcn.py::test_espcn_params_and_macs_from_the_paper_layers"
+# early fusion (multi-frame) variants: name -> frames; counts from the closed form in FUSION_TEST
+FUSION = {"espcn_x3_fusion3": {"base": "espcn_x3", "frames": 3, "params": 25_929, "macs": 5_949_849_600}}
+FUSION_TEST = "tests/tasks/test_video_sr.py::test_fusion_counts_closed_form"
 
 
 def _card(base: str, suffix: str) -> ModelCard:
@@ -121,6 +137,29 @@ def _card(base: str, suffix: str) -> ModelCard:
                "(pretrained=True) were trained a few CPU minutes on bundled photos (recipe "
                f"espcn_x{r}_{recipe}, scripts/train_espcn_weights.py), not on ImageNet, for LR made by "
                f"{trained_on.format(r=r)}."),
+    )
+
+
+def _fusion_card(name: str) -> ModelCard:
+    cfg = FUSION[name]
+    base, f = ESPCN_CFGS[cfg["base"]], cfg["frames"]
+    r, (h, w) = base["scale"], base["lr_1080p"]
+    return ModelCard(
+        name=name, paper=41, family="espcn", task="super_resolution", dims=2, in_chans=f, num_classes=0,
+        scale=r, input_size=(h, w), test_size=(16, 16),
+        params=cfg["params"],
+        params_source=(f"closed form, {FUSION_TEST}: the paper's x{r} network with a first layer over {f} stacked "
+                       f"frames, 1,664 + 1,600 ({f} - 1) + 18,464 + 289 r^2; no source states a count"),
+        macs=cfg["macs"], macs_rtol=0.0,
+        macs_source=(f"closed form, {FUSION_TEST}: (1,600 x {f} + 18,432 + 288 r^2) MACs per LR pixel x {h}x{w} "
+                     f"LR pixels (one 1920x1080 output frame); biases not counted"),
+        reference=None,
+        capabilities=frozenset({"compile", "onnx", "channels_last", "bf16"}),
+        recipes=("espcn_x3_video_fusion",),
+        source=("paper Sec. 3.1 network; multi-frame early fusion as in Caballero et al. 2017 (arXiv 1611.05250), "
+                "the option the issue asks for (the ESPCN paper super-resolves video frame by frame)"),
+        notes=(f"input: {f} neighbouring LR Y frames t-{f // 2}..t+{f // 2} on the channel axis, output: HR Y frame t "
+               f"(data set video_sr with frames={f}); no shipped weights (train espcn_x3_video_fusion)"),
     )
 
 
@@ -157,3 +196,11 @@ def espcn_x3_paper(**kwargs) -> ESPCN:
 @register_model(_card("espcn_x4", "_paper"))
 def espcn_x4_paper(**kwargs) -> ESPCN:
     return _espcn("espcn_x4", **kwargs)
+
+
+@register_model(_fusion_card("espcn_x3_fusion3"))
+def espcn_x3_fusion3(**kwargs) -> ESPCN:
+    """ESPCN x3 over 3 stacked LR frames (early fusion); ``in_chans=2k+1`` for another window."""
+    kwargs.setdefault("in_chans", FUSION["espcn_x3_fusion3"]["frames"])
+    kwargs.setdefault("out_chans", 1)
+    return ESPCN(scale=kwargs.pop("scale", 3), **kwargs)

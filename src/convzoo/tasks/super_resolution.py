@@ -20,6 +20,12 @@ Batches are ``(lr, hr)``: ``(B, C, h, w)`` / ``(B, C, r h, r w)`` with values in
 
 Evaluation sets hold whole photos of different sizes: evaluate with batch size 1
 (``dataset.info.extra["eval_batch_size"]``).
+
+Video (paper Sec. 3.4, 1080p video super-resolved frame by frame; data set ``video_sr``): items are frames named
+``clip#t``; a multi-frame (early fusion) model takes ``2k + 1`` LR frames on the channel axis and predicts HR
+frame ``t``, and the bicubic baseline upscales the centre frame ``t`` (:func:`centre_frame`). The report gives
+PSNR per clip (mean over frames, model vs bicubic) and ``psnr_per_frame.png``; :func:`upscale_video` writes an
+upscaled video file (``convzoo predict MODEL clip.mp4``: Y by the network, Cb/Cr bicubic, as for photos).
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ from convzoo.tasks.base import (
     write_csv,
 )
 
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+
 # paper Table 1 (ImageNet-trained ESPCN vs bicubic, mean PSNR dB on Set5 / Set14; recalled, see the sheet)
 PAPER_TABLE1 = {3: {"Set5": (33.13, 30.39), "Set14": (29.49, 27.54)},
                 4: {"Set5": (30.90, 28.42), "Set14": (27.73, 26.00)}}
@@ -57,6 +65,15 @@ def eval_view(img: torch.Tensor, border: int) -> torch.Tensor:
     if img.shape[1] == 3:
         img = rgb_to_y(img)
     return img[..., border:img.shape[-2] - border, border:img.shape[-1] - border] if border > 0 else img
+
+
+def centre_frame(lr: torch.Tensor, chans: int) -> torch.Tensor:
+    """(B, frames * C, h, w) stacked LR frames -> (B, C, h, w) of the centre frame (itself when frames = 1)."""
+    frames = lr.shape[1] // chans
+    if frames * chans != lr.shape[1]:
+        raise ConvzooError(f"LR input with {lr.shape[1]} channels is not a stack of {chans}-channel frames")
+    k = frames // 2
+    return lr[:, k * chans:(k + 1) * chans]
 
 
 def _scale_of(model: nn.Module) -> int:
@@ -88,7 +105,7 @@ class SuperResolution(Task):
         """(sr, {"hr", "bicubic"}): the bicubic baseline is computed for the metrics only."""
         lr, hr = batch
         sr = model(lr)
-        bic = bicubic_upscale(lr.float(), hr.shape[-1] // lr.shape[-1]).to(hr.dtype)
+        bic = bicubic_upscale(centre_frame(lr, hr.shape[1]).float(), hr.shape[-1] // lr.shape[-1]).to(hr.dtype)
         return sr, {"hr": hr, "bicubic": bic}
 
     def loss(self, outputs, targets):
@@ -97,11 +114,11 @@ class SuperResolution(Task):
 
     # --- models of this task ------------------------------------------------------------------
     contract_checks = CONTRACT_CHECKS - {"num_classes", "embedding", "features"}
-    input_suffixes = IMAGE_SUFFIXES
+    input_suffixes = IMAGE_SUFFIXES + VIDEO_SUFFIXES
 
     def output_shape(self, model, card, x):
         s = _scale_of(model)
-        return (x.shape[0], x.shape[1], *(d * s for d in x.shape[2:]))
+        return (x.shape[0], getattr(model, "out_chans", x.shape[1]), *(d * s for d in x.shape[2:]))
 
     def fits_model(self, card, info) -> bool:
         return info.in_chans == card.in_chans and int(info.extra.get("scale", card.scale)) == card.scale
@@ -153,11 +170,16 @@ class SuperResolution(Task):
                 for img in inputs]
 
     def predict_file(self, model, card, path: Path, info, out_dir: Path):
-        """Upscale one photo the paper's way; writes ``<stem>_x<r>.png`` into ``out_dir``."""
+        """Upscale one photo (``<stem>_x<r>.png``) or video (``<stem>_x<r>.mp4``) the paper's way into ``out_dir``."""
         from PIL import Image
 
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            yield {"input": str(path), **upscale_video(model, path, out_dir / f"{path.stem}_x{_scale_of(model)}.mp4")}
+            return
         if path.suffix.lower() not in IMAGE_SUFFIXES:
-            raise ConvzooError(f"{path}: a super-resolution model needs an image file ({', '.join(IMAGE_SUFFIXES)})")
+            raise ConvzooError(f"{path}: a super-resolution model needs an image or video file "
+                               f"({', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)})")
         rgb = read_image(path)
         up = run_or_explain(lambda: upscale_image(model, rgb), "image", rgb.shape)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -168,7 +190,8 @@ class SuperResolution(Task):
 
     def format_prediction(self, pred: dict) -> str:
         h, w = pred["output_size"]
-        return f"{pred['input']}: wrote {pred['output']} ({w}x{h})"
+        frames = f", {pred['frames']} frames at {pred['fps']:.3g} fps" if "frames" in pred else ""
+        return f"{pred['input']}: wrote {pred['output']} ({w}x{h}{frames})"
 
     @torch.no_grad()
     def pictures(self, model, dataset, run_dir: Path, device) -> list[Path]:
@@ -176,7 +199,10 @@ class SuperResolution(Task):
         self._per_image = (tuple(getattr(dataset, "names", ())), rows)
         run_dir = Path(run_dir)
         csv_path = write_csv(run_dir / "sr_per_image.csv", rows)
-        return [sr_examples_figure(model, dataset, run_dir / "sr_examples.png", device, rows), csv_path]
+        paths = [sr_examples_figure(model, dataset, run_dir / "sr_examples.png", device, rows), csv_path]
+        if "frames" in dataset.info.extra:  # a video set: PSNR along each clip
+            paths.append(psnr_per_frame_figure(rows, run_dir / "psnr_per_frame.png"))
+        return paths
 
     def report(self, results: dict[str, float], dataset) -> list[str]:
         scale = int(dataset.info.extra["scale"])
@@ -186,7 +212,9 @@ class SuperResolution(Task):
         if psnr is not None and bic is not None:
             lines += [f"Mean PSNR {psnr:.2f} dB vs bicubic {bic:.2f} dB: gain {psnr - bic:+.2f} dB.", ""]
         if self._per_image is not None and self._per_image[0] == tuple(getattr(dataset, "names", ())):
-            lines += per_image_table(self._per_image[1]) + [""]
+            rows = self._per_image[1]
+            video = all("#" in str(r["photo"]) for r in rows)
+            lines += (per_clip_table(rows) if video else per_image_table(rows)) + [""]
         paper = PAPER_TABLE1.get(scale)
         if paper:
             refs = "; ".join(f"{k} {e:.2f} vs bicubic {c:.2f} ({e - c:+.2f} dB)"
@@ -221,6 +249,43 @@ def per_image_table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def per_clip_table(rows: list[dict]) -> list[str]:
+    """Markdown table of :func:`evaluate_pairs` rows of video frames (``clip#t``): mean PSNR per clip."""
+    clips: dict[str, list[dict]] = {}
+    for r in rows:
+        clips.setdefault(str(r["photo"]).split("#")[0], []).append(r)
+    lines = ["| clip | frames | bicubic PSNR | model PSNR | gain (dB) | frames better than bicubic |",
+             "|---|---|---|---|---|---|"]
+    for clip, rs in clips.items():
+        m, b = float(np.mean([r["psnr"] for r in rs])), float(np.mean([r["psnr_bicubic"] for r in rs]))
+        better = sum(r["psnr"] > r["psnr_bicubic"] for r in rs)
+        lines.append(f"| {clip} | {len(rs)} | {b:.2f} | {m:.2f} | {m - b:+.2f} | {better}/{len(rs)} |")
+    return lines
+
+
+def psnr_per_frame_figure(rows: list[dict], path: Path) -> Path:
+    """PSNR of every frame (model and bicubic), one line pair per clip, into ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    clips: dict[str, list[dict]] = {}
+    for r in rows:
+        clips.setdefault(str(r["photo"]).split("#")[0], []).append(r)
+    for clip, rs in clips.items():
+        t = [int(str(r["photo"]).split("#")[1]) for r in rs]
+        ax.plot(t, [r["psnr"] for r in rs], label=f"{clip}: model")
+        ax.plot(t, [r["psnr_bicubic"] for r in rs], "--", label=f"{clip}: bicubic")
+    ax.set_xlabel("frame")
+    ax.set_ylabel("PSNR on Y (dB)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
 
 @torch.no_grad()
 def evaluate_pairs(model, dataset, device="cpu", border: int | None = None) -> list[dict]:
@@ -237,7 +302,8 @@ def evaluate_pairs(model, dataset, device="cpu", border: int | None = None) -> l
         lr, hr = lr[None].to(device, dtype), hr[None].to(device)
         hr_v = eval_view(hr, border)
         row = {"photo": names[i]}
-        for suffix, pred in (("", model(lr)), ("_bicubic", bicubic_upscale(lr.float(), scale))):
+        bic = bicubic_upscale(centre_frame(lr, hr.shape[1]).float(), scale)
+        for suffix, pred in (("", model(lr)), ("_bicubic", bic)):
             pred_v = eval_view(pred, border)
             row["psnr" + suffix] = float(peak_signal_noise_ratio(pred_v, hr_v, data_range=1.0))
             row["ssim" + suffix] = float(structural_similarity_index_measure(pred_v, hr_v, data_range=1.0))
@@ -261,19 +327,93 @@ def upscale_image(model, image: np.ndarray) -> np.ndarray:
     was_training = model.training
     model.eval()
     rgb = to_rgb_tensor(np.asarray(image))[None].to(param.device)  # (1, 3, H, W) in [0, 1]
-    in_chans = getattr(model, "in_chans", 1)
+    frames = getattr(model, "frames", 1)  # a multi-frame model sees a still image as identical frames
+    in_chans = getattr(model, "out_chans", getattr(model, "in_chans", 1))
     if in_chans == 1:
         ycc = rgb_to_ycbcr(rgb)
-        y = model(quantize(ycc[:, :1]).to(param.dtype)).float()  # (1, 1, rH, rW)
+        y = model(quantize(ycc[:, :1]).repeat(1, frames, 1, 1).to(param.dtype)).float()  # (1, 1, rH, rW)
         out = ycbcr_to_rgb(torch.cat([y, bicubic_upscale(ycc[:, 1:], scale)], dim=1))
     elif in_chans == 3:
-        out = model(rgb.to(param.dtype)).float()
+        out = model(rgb.repeat(1, frames, 1, 1).to(param.dtype)).float()
     else:
         raise ConvzooError(f"upscale_image needs a model with 1 (Y) or 3 (RGB) input channels, got "
                            f"{in_chans}")
     model.train(was_training)
     out = quantize(out)[0].mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     return out[..., 0] if np.asarray(image).ndim == 2 else out
+
+
+@torch.no_grad()
+def upscale_video(model, src: str | Path, dst: str | Path, max_frames: int | None = None) -> dict:
+    """Upscale a video file frame by frame as the paper does and write it to ``dst`` (H.264 MP4).
+
+    Y (BT.601) by the network, Cb/Cr bicubic (:func:`upscale_image`); a multi-frame model gets LR frames
+    t - k .. t + k (the first / last frame repeated at the ends). Decoding and encoding use PyAV; frames stream
+    through a window of ``2k + 1``. Returns ``output``, ``frames``, ``fps``, ``input_size``, ``output_size``.
+    """
+    try:
+        import av
+    except ImportError:
+        raise ConvzooError("reading and writing video needs PyAV: pip install av") from None
+    scale, frames = _scale_of(model), getattr(model, "frames", 1)
+    if getattr(model, "out_chans", getattr(model, "in_chans", 1)) != 1:
+        raise ConvzooError("upscale_video needs a Y-channel model (1 output channel), e.g. espcn_x3")
+    param = next(model.parameters())
+    was_training = model.training
+    model.eval()
+    k, buf, written, size = frames // 2, {}, 0, None  # buf: frame index -> (1, 3, h, w) YCbCr, Y 8-bit
+    src, dst = Path(src), Path(dst)
+    try:
+        inp = av.open(str(src))
+    except (OSError, av.error.FFmpegError) as e:
+        raise ConvzooError(f"cannot decode video {src}: {e}") from None
+    stream_in = inp.streams.video[0]
+    fps = stream_in.average_rate or stream_in.guessed_rate or 25
+    out = av.open(str(dst), mode="w")
+    stream = out.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=fps)
+
+    def emit(t: int, last: int) -> None:  # super-resolve frame t from frames t-k..t+k (clamped), encode it
+        nonlocal written
+        lr = torch.cat([buf[min(max(j, 0), last)][:, :1] for j in range(t - k, t + k + 1)], dim=1)  # (1, F, h, w)
+        y = model(lr.to(param.dtype)).float()  # (1, 1, rh, rw)
+        rgb = ycbcr_to_rgb(torch.cat([y, bicubic_upscale(buf[t][:, 1:], scale)], dim=1))
+        img = quantize(rgb)[0].mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        img = np.ascontiguousarray(img[: img.shape[0] // 2 * 2, : img.shape[1] // 2 * 2])  # yuv420p: even sizes
+        if written == 0:
+            stream.width, stream.height, stream.pix_fmt = img.shape[1], img.shape[0], "yuv420p"
+        for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+            out.mux(packet)
+        written += 1
+
+    try:
+        n, t = 0, 0  # frames decoded, next frame to write
+        for frame in inp.decode(video=0):
+            if max_frames is not None and n >= max_frames:
+                break
+            rgb = to_rgb_tensor(frame.to_ndarray(format="rgb24"))[None].to(param.device)  # (1, 3, h, w)
+            size = tuple(rgb.shape[-2:])
+            ycc = rgb_to_ycbcr(rgb)
+            buf[n] = torch.cat([quantize(ycc[:, :1]), ycc[:, 1:]], dim=1)
+            n += 1
+            while t + k < n:  # frame t has its later neighbours
+                emit(t, n - 1)
+                t += 1
+                buf.pop(t - k - 1, None)  # no later frame needs it
+        while t < n:  # the last k frames: their later neighbours are the last frame
+            emit(t, n - 1)
+            t += 1
+        if written == 0:
+            raise ConvzooError(f"{src}: no video frames")
+        for packet in stream.encode():
+            out.mux(packet)
+    except av.error.FFmpegError as e:
+        raise ConvzooError(f"cannot decode video {src}: {e}") from None
+    finally:
+        out.close()
+        inp.close()
+        model.train(was_training)
+    return {"output": str(dst), "frames": written, "fps": float(fps), "input_size": list(size),
+            "output_size": [stream.height, stream.width]}
 
 
 def _detail_window(hr: torch.Tensor, size: int) -> tuple[int, int]:
@@ -303,6 +443,7 @@ def sr_examples_figure(model, dataset, path: Path, device="cpu", rows: list[dict
     for k in range(n):
         lr, hr = dataset[k]
         sr = model(lr[None].to(device, dtype)).float().cpu()[0]
+        lr = centre_frame(lr[None], hr.shape[0])[0]  # a multi-frame input: the frame being super-resolved
         bic = bicubic_upscale(lr[None].float(), scale)[0]
         near = lr.repeat_interleave(scale, -2).repeat_interleave(scale, -1)
         views = [eval_view(v[None], 0)[0] for v in (near, bic, sr, hr)]
