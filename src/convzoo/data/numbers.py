@@ -1,0 +1,165 @@
+"""Numbers of 1 to 5 real handwritten digits on real photos: a CPU-scale stand-in for SVHN numbers.
+
+Registered as ``numbers`` (task ``digit_sequence``), for the multi-digit model of Goodfellow et al.,
+"Multi-digit Number Recognition from Street View Imagery using Deep Convolutional Neural Networks",
+arXiv 1312.6082 (seed paper 47), where SVHN cannot be downloaded. This is **synthetic compositing of
+real images**: the digits are OpenCV's 5,000 real handwritten 20 x 20 MNIST digits
+(:mod:`convzoo.data.opencv_digits`, ``convzoo data fetch opencv_digits``), the backgrounds the bundled real
+photos of :mod:`convzoo.data.photos`; only their arrangement is drawn at random.
+
+A number (:func:`render_number`):
+
+1. its length ``n`` uniform in 1..5, its digits drawn uniformly from the split's digit images;
+2. digit height ``h`` uniform in 16..28 px for the whole number; the digits sit side by side, left to
+   right, each cell ``h x h`` advanced by ``h`` x U(0.55, 0.75) (MNIST cells have margins, so inks are
+   close but rarely touch), each with a vertical jitter of up to 8 % of ``h``;
+3. the background is a random window of one photo of the split (at full, half or quarter size), 1.4 - 1.8
+   times the number's width and 1.4 - 2 times its height; the number is placed at a random position
+   inside it, light ink on dark photos and dark ink on light ones, blended with the digit's ink as
+   opacity (:func:`convzoo.data.scenes.paste_digit`, which also gives each digit's tight ink box);
+4. then SVHN's preprocessing (:mod:`convzoo.data.svhn`, paper Sec. 5.1): the rectangle around the digit
+   boxes expanded by 30 %, cropped and resized to ``resize`` (default 40; the paper's 64), then a random
+   (train) or centred (eval) ``crop`` (default 36; the paper's 54) and per-image mean subtraction.
+
+Splits are fixed and held out in both sources: digits from the train/val/test parts of
+:func:`convzoo.data.opencv_digits.opencv_digits_split` (3,000 / 1,000 / 1,000), backgrounds from the
+train/val/test photos of :data:`convzoo.data.photos.SPLIT_PHOTOS`. Val and test numbers are drawn once
+from ``numpy.random.default_rng((seed, split, i))`` (1,000 / 2,000 by default), the same on every machine.
+Train numbers are drawn afresh every epoch from ``(seed, 0, epoch, i)``, with ``epoch`` given by
+``dataset.set_epoch`` or else ``torch.initial_seed()``, which the engine reseeds every epoch (so a run
+sees new arrangements of the same 3,000 train digits each epoch, reproducibly).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from convzoo.data.opencv_digits import _folder, _load, opencv_digits_split
+from convzoo.data.photos import SPLIT_PHOTOS
+from convzoo.data.registry import register_dataset
+from convzoo.data.scenes import _photo, paste_digit
+from convzoo.data.svhn import NumberCrops, crop_number, encode_target, number_box, sequence_info, standardize
+from convzoo.errors import ConvzooError
+
+__all__ = ["SPLIT_SIZES", "numbers", "render_number"]
+
+SPLIT_SIZES = {"train": 10_000, "val": 1_000, "test": 2_000}
+SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
+MIN_HEIGHT, MAX_HEIGHT = 16, 28
+MAX_LEN = 5
+
+
+@lru_cache(maxsize=32)
+def _levels(name: str) -> tuple[torch.Tensor, ...]:
+    """A photo (3, H, W) in [0, 1] at full, half and quarter size (antialiased), computed once."""
+    img = _photo(name)[None]
+    out = [img[0]]
+    for f in (2, 4):
+        size = (max(1, img.shape[-2] // f), max(1, img.shape[-1] // f))
+        out.append(F.interpolate(img, size=size, mode="bilinear", antialias=True, align_corners=False)[0])
+    return tuple(out)
+
+
+def _background(rng: np.random.Generator, photos: tuple[str, ...], height: int, width: int) -> torch.Tensor:
+    """A random (3, height, width) window of one photo at a random one of three scales (a copy)."""
+    levels = _levels(photos[int(rng.integers(len(photos)))])
+    fits = [lv for lv in levels if lv.shape[-2] >= height and lv.shape[-1] >= width] or [levels[0]]
+    img = fits[int(rng.integers(len(fits)))]
+    if img.shape[-2] < height or img.shape[-1] < width:  # a photo smaller than the canvas: stretch it
+        img = F.interpolate(img[None], size=(max(height, img.shape[-2]), max(width, img.shape[-1])),
+                            mode="bilinear", align_corners=False)[0]
+    top, left = int(rng.integers(img.shape[-2] - height + 1)), int(rng.integers(img.shape[-1] - width + 1))
+    return img[:, top:top + height, left:left + width].clone()
+
+
+def render_number(rng: np.random.Generator, digit_images: np.ndarray, digit_labels: np.ndarray, ids: np.ndarray,
+                  photos: tuple[str, ...], resize: int, max_len: int = MAX_LEN):
+    """One number: (uint8 (3, resize, resize) crop, its digits (list of int), the scene uint8 (H, W, 3),
+    the digit ink boxes (left, top, width, height) in the scene)."""
+    n = int(rng.integers(1, max_len + 1))
+    picks = ids[rng.integers(0, len(ids), n)]
+    h = int(rng.integers(MIN_HEIGHT, MAX_HEIGHT + 1))
+    xs = np.cumsum([0] + [round(h * rng.uniform(0.55, 0.75)) for _ in range(n - 1)])
+    jit = round(0.08 * h)
+    dys = rng.integers(-jit, jit + 1, n)
+    width, height = int(xs[-1] + h), h + 2 * jit
+    cw, ch = int(width * rng.uniform(1.4, 1.8)) + 2, int(height * rng.uniform(1.4, 2.0)) + 2
+    canvas = _background(rng, photos, ch, cw)  # (3, ch, cw) in [0, 1]
+    x0, y0 = int(rng.integers(0, cw - width + 1)), int(rng.integers(0, ch - height + 1)) + jit
+    under = canvas[:, y0 - jit:y0 - jit + height, x0:x0 + width].mean()
+    colour = torch.from_numpy(rng.uniform(0.0, 0.25, 3) if under > 0.5 else rng.uniform(0.75, 1.0, 3)).float()
+    boxes = []
+    for k, x, dy in zip(picks, xs, dys):
+        ink = torch.from_numpy(digit_images[k]).float() / 255.0
+        bx0, by0, bx1, by1 = paste_digit(canvas, ink, x0 + int(x), y0 + int(dy), h, colour)
+        boxes.append((bx0, by0, bx1 - bx0, by1 - by0))
+    scene = canvas.mul_(255).round_().to(torch.uint8).permute(1, 2, 0).numpy()
+    crop = crop_number(scene, number_box(boxes), resize)
+    return crop, [int(digit_labels[k]) for k in picks], scene, boxes
+
+
+class _FreshTrain:
+    """Train numbers drawn afresh every epoch: item i from ``(seed, 0, epoch, i)``."""
+
+    def __init__(self, digits, labels, ids, resize: int, seed: int, max_len: int):
+        self.digits, self.labels, self.ids, self.resize, self.seed = digits, labels, ids, resize, seed
+        self.max_len, self.epoch = max_len, None
+
+    def __call__(self, i: int) -> torch.Tensor:
+        return self.draw(i)[0]
+
+    def draw(self, i: int):
+        epoch = torch.initial_seed() if self.epoch is None else self.epoch
+        rng = np.random.default_rng((self.seed, 0, epoch % (2**63), int(i)))
+        crop, digits, _, _ = render_number(rng, self.digits, self.labels, self.ids, SPLIT_PHOTOS["train"],
+                                           self.resize, self.max_len)
+        return crop, encode_target(digits)
+
+
+class _TrainNumbers(NumberCrops):
+    def set_epoch(self, epoch: int) -> None:
+        self.images.epoch = int(epoch)
+
+    def __getitem__(self, i: int):
+        crop, target = self.images.draw(i)  # (the set's .targets are placeholders: drawn per item)
+        top, left = (int(v) for v in torch.randint(0, crop.shape[-1] - self.crop + 1, (2,)))
+        return standardize(crop[:, top:top + self.crop, left:left + self.crop]), target
+
+
+@lru_cache(maxsize=4)
+def _held_out(split: str, n: int, resize: int, seed: int, max_len: int, folder) -> tuple[torch.Tensor, torch.Tensor]:
+    digits, labels = _load(folder)
+    ids = opencv_digits_split()[split]
+    crops, targets = [], []
+    for i in range(n):
+        rng = np.random.default_rng((seed, SPLIT_CODE[split], i))
+        crop, ds, _, _ = render_number(rng, digits, labels, ids, SPLIT_PHOTOS[split], resize, max_len)
+        crops.append(crop)
+        targets.append(encode_target(ds))
+    return torch.stack(crops), torch.stack(targets)
+
+
+@register_dataset("numbers")
+def numbers(split: str, root=None, *, resize: int = 40, crop: int = 36, num_images: int | None = None,
+            max_len: int = MAX_LEN, seed: int = 0) -> NumberCrops:
+    """Numbers of real digits on real photos (module docstring). ``root``: a folder holding OpenCV's
+    ``digits.png`` (default: the ``convzoo data fetch opencv_digits`` cache)."""
+    if not 1 <= crop <= resize:
+        raise ConvzooError(f"numbers: need 1 <= crop <= resize, got crop {crop!r}, resize {resize!r}")
+    if not 1 <= max_len <= MAX_LEN:
+        raise ConvzooError(f"numbers: max_len must lie in 1..{MAX_LEN}, got {max_len!r}")
+    n = SPLIT_SIZES[split] if num_images is None else int(num_images)
+    folder = _folder(root)
+    info = sequence_info("numbers", crop, resize=resize, photos=list(SPLIT_PHOTOS[split]),
+                         source="OpenCV digits.png (real handwritten digits) on skimage/sklearn photos: "
+                                "synthetic compositing of real images")
+    if split == "train":
+        digits, labels = _load(folder)
+        draw = _FreshTrain(digits, labels, opencv_digits_split()["train"], resize, seed, max_len)
+        return _TrainNumbers(draw, torch.zeros(n, 1 + MAX_LEN, dtype=torch.int64), crop, True, info)
+    images, targets = _held_out(split, n, resize, seed, max_len, folder)
+    return NumberCrops(images, targets, crop, False, info)
