@@ -72,7 +72,7 @@ def resize_crop(video: torch.Tensor, resize: int | None, crop: int | None, rando
                 generator: torch.Generator | None = None) -> torch.Tensor:
     """``(C, T, H, W)``: resize the shorter side to ``resize`` (antialiased bilinear), then a square crop of
     ``crop`` (random position when ``random``, else the centre)."""
-    if resize is not None:
+    if resize is not None and resize != min(video.shape[-2:]):
         h, w = video.shape[-2:]
         s = resize / min(h, w)
         frames = video.transpose(0, 1)  # (T, C, H, W)

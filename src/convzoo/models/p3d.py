@@ -18,7 +18,10 @@ Implemented here (paper Sec. 3, Fig. 3-4; the prototxt and the port):
   res5 unchanged), the T convs start as the temporal identity (centre tap 1 per channel, BN the identity);
   ``temporal="neutral"`` zeroes the T branch of B and C blocks instead (whose identity would add S's output
   twice), so the inflated network equals the 2-D ResNet on every frame of a still clip;
-- ``p3d_a_digits``: a small P3D-A (widths 16-128, one block per stage) for the CPU-scale moving-digits recipe.
+- ``p3d_a_digits``: a small P3D-A (widths 16-128, one block per stage) for the CPU-scale moving-digits recipe, and
+  ``p3d_a_digits_frame2d``, the same network with ``per_frame=True``: every frame runs alone (T convs reduce to
+  their centre tap, the temporal pools see one frame), res5's map keeps all T frames and the head's average
+  over T, H, W gives the frame-averaged 2-D model the paper compares against (the frame-based ResNet baseline).
 
 Departures, and why:
 - The stem's 2x3x3 max-pool runs as a 1x3x3 spatial pool then a 2x1x1 temporal pool (a max over a product window
@@ -85,13 +88,14 @@ class P3DResNet(Backbone):
 
     def __init__(self, layers: Sequence[int] = (3, 4, 6, 3), types: str = "A", num_classes: int = 400,
                  in_chans: int = 3, width: int = 64, drop_rate: float = 0.0, drop_path_rate: float = 0.0,
-                 global_pool: str = "avg", stride_in: str = "1x1"):
+                 global_pool: str = "avg", stride_in: str = "1x1", per_frame: bool = False):
         super().__init__()
         if len(layers) != 4 or min(layers) < 1:
             raise ConvzooError(f"P3D ResNet needs 4 stages of >= 1 block, got layers={tuple(layers)}")
         if not types or set(types) - set("ABC"):
             raise ConvzooError(f"P3D block types must be a string of A, B and C, got {types!r}")
         self.num_classes, self.drop_rate = num_classes, check_drop_rate(drop_rate, "drop_rate")
+        self.per_frame = per_frame
         self.types = block_types(layers, types)
         # stem: 1x7x7 stride (1, 2, 2), BN, ReLU, then the 2x3x3 stride-2 max-pool (spatial, then temporal)
         self.conv1_custom = nn.Conv3d(in_chans, width, (1, 7, 7), (1, 2, 2), (0, 3, 3), bias=False)
@@ -131,34 +135,48 @@ class P3DResNet(Backbone):
     def stem(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 5:
             raise ConvzooError(f"P3D takes clips (N, C, T, H, W), got a tensor of shape {tuple(x.shape)}")
+        if self.per_frame:  # every frame on its own: (N, C, T, H, W) -> (N T, C, 1, H, W)
+            n, c, t, h, w = x.shape
+            x = x.transpose(1, 2).reshape(n * t, c, 1, h, w)
         x = self.relu(self.bn1(self.conv1_custom(x)))  # (N, w, T, H/2, W/2)
         return temporal_pool(self.maxpool(x))  # (N, w, T/2, H/4, W/4)
 
-    def _res5(self, x: torch.Tensor) -> torch.Tensor:
+    def _res5(self, x: torch.Tensor, frames: int) -> torch.Tensor:
         n, c, t, h, w = x.shape  # per frame in 2-D: (N T, C, H, W), then back to (N, C', T, H', W')
         y = self.layer4(x.transpose(1, 2).reshape(n * t, c, h, w))
+        if self.per_frame:  # (N frames, C', H', W') -> (N, C', frames, H', W')
+            return y.reshape(n // frames, frames, *y.shape[1:]).transpose(1, 2)
         return y.reshape(n, t, *y.shape[1:]).transpose(1, 2)
+
+    def _unfold(self, x: torch.Tensor, frames: int) -> torch.Tensor:
+        """A per-frame map (N T, C, 1, H, W) -> (N, C, T, H, W) (the identity for clip models)."""
+        if not self.per_frame:
+            return x
+        nt, c, _, h, w = x.shape
+        return x.reshape(nt // frames, frames, c, h, w).transpose(1, 2)
 
     def features(self, x: torch.Tensor, stop: int | None = None) -> list[torch.Tensor]:
         """res2..res5 maps (before each temporal pool): (N, 4w, T/2, H/4, W/4) ... (N, 32w, T', H/32, W/32)."""
+        frames = x.shape[2]
         x, out = self.stem(x), []
         stop = 4 if stop is None else stop
         for i, layer in enumerate((self.layer1, self.layer2, self.layer3)):
             if i >= stop:
                 return out
             x = layer(x)
-            out.append(x)
+            out.append(self._unfold(x, frames))
             x = temporal_pool(x)
         if stop >= 4:
-            out.append(self._res5(x))
+            out.append(self._res5(x, frames))
         return out
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        frames = x.shape[2]
         x = self.stem(x)
         x = temporal_pool(self.layer1(x))  # res2
         x = temporal_pool(self.layer2(x))  # res3
         x = temporal_pool(self.layer3(x))  # res4
-        return self._res5(x)  # (N, 32w, T', H/32, W/32)
+        return self._res5(x, frames)  # (N, 32w, T', H/32, W/32); per_frame: T' = T
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.dropout(self.global_pool(x))  # (N, 32w) over T, H, W
@@ -312,3 +330,13 @@ def p3d_c_resnet50(**kwargs) -> P3DResNet:
     **{k: v for k, v in _CARD.items() if k not in ("in_chans", "input_size")}))
 def p3d_a_digits(**kwargs) -> P3DResNet:
     return _p3d("p3d_a_digits", **kwargs)
+
+
+@register_model(ModelCard(
+    name="p3d_a_digits_frame2d", num_classes=4, in_chans=1, input_size=(16, 32, 32), params=None,
+    recipes=("p3d_frame2d_moving_digits",),
+    notes="p3d_a_digits run on every frame alone (per_frame=True), class scores averaged over the frames: the "
+          "per-frame 2-D baseline of the moving-digits comparison (same weights and count as p3d_a_digits)",
+    **{k: v for k, v in _CARD.items() if k not in ("in_chans", "input_size")}))
+def p3d_a_digits_frame2d(**kwargs) -> P3DResNet:
+    return _p3d("p3d_a_digits", **{"per_frame": True, **kwargs})
