@@ -64,6 +64,7 @@ __all__ = [
     "FRAME_CNNS",
     "LRCN",
     "LRCN_CFGS",
+    "PoolTo",
     "CaffeNetFc6",
     "ClipLSTM",
     "SmallFrameCNN",
@@ -75,6 +76,26 @@ TEMPORAL_POOLS = ("probs", "logits", "none")
 
 
 # --- per-frame CNNs --------------------------------------------------------------------------------
+
+class PoolTo(nn.Module):
+    """Average pool to ``size`` x ``size`` (timm/torchvision's adaptive pool); a map whose sides ``size`` divides
+    uses a plain average pool of the same windows, which ONNX export can take at any batch size."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w, p = int(x.shape[-2]), int(x.shape[-1]), self.size
+        if (h, w) == (p, p):
+            return x
+        if h % p == 0 and w % p == 0:
+            return F.avg_pool2d(x, (h // p, w // p))
+        return F.adaptive_avg_pool2d(x, p)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}"
+
 
 class CaffeNetFc6(nn.Module):
     """The official per-frame CNN up to fc6 (``train_test_lstm_RGB.prototxt``): (B, C, H, W) -> (B, 4096).
@@ -96,7 +117,7 @@ class CaffeNetFc6(nn.Module):
         self.conv4 = nn.Conv2d(512, 512, 3, padding=1, groups=2)
         self.conv5 = nn.Conv2d(512, 384, 3, padding=1, groups=2)
         self.pool5 = nn.MaxPool2d(3, 2, ceil_mode=True)  # 13 -> 6
-        self.pool = nn.AdaptiveAvgPool2d(pool_size)  # identity at 227 px (departure: any frame size)
+        self.pool = PoolTo(pool_size)  # identity at 227 px (departure: any frame size)
         self.fc6 = nn.Linear(384 * pool_size * pool_size, num_features)
         self.drop6 = nn.Dropout(drop_rate)
         for m in self.modules():  # prototxt fillers: gaussian std 0.01, bias 0.1
@@ -130,7 +151,7 @@ class SmallFrameCNN(nn.Module):
                 layers.append(nn.MaxPool2d(2))
             cin = w
         self.convs = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(pool_size)
+        self.pool = PoolTo(pool_size)
         self.fc = nn.Linear(cin * pool_size * pool_size, num_features)
         self.drop = nn.Dropout(drop_rate)
 
@@ -362,15 +383,65 @@ LRCN_CFGS = {
     "lrcn_small": {
         "kwargs": {"frame_cnn": "small", "hidden_size": 64, "lstm_bias": "torch"},
         "num_classes": 4, "in_chans": 1, "input_size": (16, 32, 32), "test_size": (4, 32, 32),
-        "params": None, "params_source": "",
+        "params": 204_532,
+        "params_source": ("closed form of this CPU configuration (no paper count): frame CNN 154,608 (3x3 convs "
+                          "1-16-32-64 with BN, FC 64*4*4 -> 128) + LSTM 4*64*(128 + 64) + 2*256 + FC 64*4 + 4"),
         "capabilities": frozenset({"compile", "onnx"}),
         "recipes": ("lrcn_moving_digits",),
     },
     "lrcn_small_single_frame": {
         "kwargs": {"frame_cnn": "small", "recurrent": False},
         "num_classes": 4, "in_chans": 1, "input_size": (16, 32, 32), "test_size": (4, 32, 32),
-        "params": None, "params_source": "",
+        "params": 155_124,
+        "params_source": "closed form of this CPU configuration (no paper count): frame CNN 154,608 + FC 128*4 + 4",
         "capabilities": frozenset({"compile", "onnx"}),
         "recipes": ("lrcn_single_frame_moving_digits",),
     },
 }
+
+
+def _card(name: str) -> ModelCard:
+    cfg = LRCN_CFGS[name]
+    official = cfg["kwargs"]["frame_cnn"] == "caffenet_fc6"
+    return ModelCard(
+        name=name, paper=42, family="lrcn", task="video_classification", dims=3, in_chans=cfg["in_chans"],
+        num_classes=cfg["num_classes"], input_size=cfg["input_size"], test_size=cfg["test_size"],
+        params=cfg["params"], params_source=cfg["params_source"], reference=None,
+        capabilities=cfg["capabilities"], recipes=cfg["recipes"],
+        # the official data layer: BGR minus the ImageNet mean [103.939, 116.779, 128.68] on a 0-255 scale
+        mean=(128.68 / 255, 116.779 / 255, 103.939 / 255) if official else (0.0,),
+        std=(1 / 255, 1 / 255, 1 / 255) if official else (1.0,),
+        crop_pct=227 / 240 if official else 1.0,
+        source=("paper Sec. 3 and 4.1 (LRCN-fc6, 16-frame clips, per-step scores averaged); official "
+                "train_test_lstm_RGB.prototxt (layers, fillers), classify_video.py (mean of per-frame probabilities)"
+                if official else "paper Sec. 3 (shared frame CNN -> LSTM -> per-step scores averaged over time); "
+                "a small frame CNN for CPU (no paper configuration)"),
+        notes=("UCF101 RGB stream; the flow stream is the same network on flow images (x, y, magnitude). Frames "
+               "resized to 240x320 and cropped to 227 in the official data layer."
+               if official else ("the single-frame baseline: the same frame CNN, no LSTM, frame-averaged"
+                                 if not cfg["kwargs"].get("recurrent", True) else "")),
+    )
+
+
+def _lrcn(name: str, num_classes: int, in_chans: int, **kwargs) -> LRCN:
+    return LRCN(num_classes=num_classes, in_chans=in_chans, **{**LRCN_CFGS[name]["kwargs"], **kwargs})
+
+
+@register_model(_card("lrcn_activity"))
+def lrcn_activity(num_classes: int = 101, in_chans: int = 3, **kwargs) -> LRCN:
+    return _lrcn("lrcn_activity", num_classes, in_chans, **kwargs)
+
+
+@register_model(_card("lrcn_activity_caffe"))
+def lrcn_activity_caffe(num_classes: int = 101, in_chans: int = 3, **kwargs) -> LRCN:
+    return _lrcn("lrcn_activity_caffe", num_classes, in_chans, **kwargs)
+
+
+@register_model(_card("lrcn_small"))
+def lrcn_small(num_classes: int = 4, in_chans: int = 1, **kwargs) -> LRCN:
+    return _lrcn("lrcn_small", num_classes, in_chans, **kwargs)
+
+
+@register_model(_card("lrcn_small_single_frame"))
+def lrcn_small_single_frame(num_classes: int = 4, in_chans: int = 1, **kwargs) -> LRCN:
+    return _lrcn("lrcn_small_single_frame", num_classes, in_chans, **kwargs)
