@@ -329,3 +329,98 @@ def test_pigcvp_recipe_learns(tmp_path):
                 out_dir=tmp_path, run_name="r", progress=False)
     losses = [h["train_loss"] for h in res.history]
     assert losses[-1] < losses[0] - 0.1, losses
+
+
+# --- the 2-D model: ConvNeXt with SGConv2d in place of the depth-wise convolutions ---------------------------
+# ConvNeXt-T (Liu et al. 2022 Table 9; timm convnext_tiny): depths and widths of the four stages, 4x4 stem
+CONVNEXT_T = {"depths": (3, 3, 9, 3), "dims": (96, 192, 384, 768), "stride": 4}
+
+
+def _sgconv2d_block_params(side: int, d: int, c: int) -> int:
+    """One SGConv2d built for a kernel spanning the whole map from any position (2 x side): S d x d sub-kernels per
+    channel, S = 1 + ceil(log2(2 side / d)) (Sec. 3.1), plus the skip D."""
+    s = 1 + math.ceil(math.log2(2 * side / d))
+    return (s * d * d + 1) * c
+
+
+@pytest.mark.claim(paper=52, artefact="sgconv_convnext_tiny",
+                   claim="params = timm convnext_tiny - its 18 depth-wise 7x7 convs + 18 SGConv2d (S d^2 + 1) C "
+                         "(closed form; no published count)")
+def test_sgconv_convnext_counts():
+    import timm
+
+    with torch.device("meta"):
+        ref = timm.create_model("convnext_tiny")
+        ours = convzoo.create_model("sgconv_convnext_tiny")
+    dw = sum(p.numel() for n, p in ref.named_parameters() if ".conv_dw." in n)
+    assert dw == sum(depth * (49 + 1) * c for depth, c in zip(CONVNEXT_T["depths"], CONVNEXT_T["dims"]))
+    sg = sum(depth * _sgconv2d_block_params(224 // (CONVNEXT_T["stride"] * 2 ** i), 4, c)
+             for i, (depth, c) in enumerate(zip(CONVNEXT_T["depths"], CONVNEXT_T["dims"])))
+    expected = count_params(ref) - dw + sg
+    assert expected == count_params(ours) == convzoo.get_card("sgconv_convnext_tiny").params == 28_670_056
+    scales = [[blk.conv_dw.num_scales for blk in stage.blocks] for stage in ours.stages]
+    assert scales == [[6] * 3, [5] * 3, [4] * 9, [3] * 3]  # kernels for 2 x sides 56, 28, 14, 7 at d = 4
+
+
+@pytest.mark.claim(paper=52, artefact="sgconv_convnext_tiny",
+                   claim="with no stage swapped the 2-D model is ConvNeXt-T: timm convnext_tiny's weights give "
+                         "its logits")
+def test_sgconv_convnext_without_sgconv_is_timm_convnext():
+    import timm
+
+    torch.manual_seed(0)
+    ref = timm.create_model("convnext_tiny", num_classes=10).eval()
+    ours = convzoo.create_model("sgconv_convnext_tiny", num_classes=10, sgconv_stages=(False,) * 4).eval()
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        a, b = ours(x), ref(x)
+    torch.testing.assert_close(a, b, atol=1e-5 * float(b.abs().max()), rtol=0)
+    swapped = convzoo.create_model("sgconv_convnext_tiny", num_classes=10, sgconv_stages=(True, True, False, False))
+    assert [type(s.blocks[0].conv_dw).__name__ for s in swapped.stages] == ["SGConv2d", "SGConv2d", "Conv2d", "Conv2d"]
+    with pytest.raises(ConvzooError, match="one flag per stage"):
+        convzoo.create_model("sgconv_convnext_tiny", sgconv_stages=(True,))
+
+
+def test_sgconv_convnext_global_kernels_see_the_whole_map():
+    """A change in one corner of the input reaches the opposite corner after the first stage (7x7 convs: no)."""
+    torch.manual_seed(0)
+    kw = {"depths": (1, 1, 1, 1), "dims": (8, 16, 32, 64), "img_size": 64, "num_classes": 0}
+    for use, reaches in ((True, True), (False, False)):
+        m = convzoo.create_model("sgconv_convnext_tiny", sgconv_stages=(use,) * 4, ls_init_value=1.0, **kw).eval()
+        x = torch.randn(1, 3, 64, 64)
+        x2 = x.clone()
+        x2[..., :4, :4] += 1.0
+        with torch.no_grad():
+            f, f2 = m.features(x, stop=1)[0], m.features(x2, stop=1)[0]  # (1, 8, 16, 16)
+        assert bool((f[..., -1, -1] - f2[..., -1, -1]).abs().max() > 1e-6) is reaches
+
+
+def test_sgconv_convnext_fashion_recipe_values():
+    r = load_recipe("sgconv_convnext_fashion")
+    assert r["model"]["name"] == "sgconv_convnext_tiny" and r["data"]["name"] == "fashion_mnist"
+    assert r["optimizer"]["lr"] * r["optimizer"]["param_groups"][0]["lr_mult"] == 0.001  # official sub-kernel lr
+    other = load_recipe("convnext_dcls_fashion")  # same data, widths and schedule: the two compare
+    for key in ("epochs", "batch_size", "data", "schedule"):
+        assert r[key] == other[key], key
+    for key in ("depths", "dims", "patch_size"):
+        assert r["model"]["kwargs"][key] == other["model"]["kwargs"][key], key
+
+
+@pytest.mark.slow
+@pytest.mark.claim(paper=52, artefact="sgconv_convnext_fashion",
+                   claim="the CPU-scale 2-D recipe learns on real Fashion-MNIST: training loss falls over 3 short epochs")
+def test_sgconv_convnext_fashion_recipe_learns(tmp_path):
+    from convzoo.data.fetch import data_home, is_fetched
+    from convzoo.engine import train
+
+    if not is_fetched("fashion_mnist"):
+        pytest.fail(f"Fashion-MNIST not in {data_home('fashion_mnist')}: run `convzoo data fetch fashion_mnist` first",
+                    pytrace=False)
+    torch.manual_seed(0)
+    res = train("sgconv_convnext_fashion",
+                values={"epochs": 3, "data.kwargs.train_size": 640, "data.kwargs.val_size": 200,
+                        "data.test_split": None, "schedule.warmup_epochs": 0},
+                out_dir=tmp_path, run_name="r", progress=False)
+    losses = [h["train_loss"] for h in res.history]
+    assert losses[-1] < losses[0] - 0.2, losses

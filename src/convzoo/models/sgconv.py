@@ -31,6 +31,21 @@ is the residual 1-D CNN time-series baseline of Wang, Yan, Oates 2017 (arXiv 161
 with kernels 8/5/3 and a shortcut, global average pool) that the CPU-scale UCR comparison trains with the same
 parameter budget.
 
+The 2-D model (paper Sec. 4.3, SGConv plugged into vision backbones "as a replacement of the depth-wise
+convolution"): :class:`SGConvNeXt` is ConvNeXt (Liu et al. 2022, arXiv 2201.03545; the ConvNeXt of
+:mod:`convzoo.models.convnext_dcls`, timm keys) whose 7x7 depth-wise convolutions are depth-wise global 2-D
+SGConvs (:class:`convzoo.layers.sgconv.SGConv2d`: d x d sub-kernels, upsampled x2 per scale, weighted
+``decay^-i``, norm frozen at the first call, FFT convolution, skip ``D``), one per block, in the stages
+``sgconv_stages`` (default all four). Each stage's kernel is built for twice its feature-map side at
+``img_size`` (224: sides 56, 28, 14, 7 -> 112, 56, 28, 14; at least d), so that the centred kernel spans offsets
+-side..side-1 and every output sees the whole map (the 2-D analogue of the bidirectional 1-D kernel of length L
+per direction): a stage has ``S = 1 + ceil(log2(2 side / d))`` scales and ``(S d^2 + 1) C`` parameters per block
+instead of ConvNeXt's ``(49 + 1) C``. Registered as ``sgconv_convnext_tiny`` (ConvNeXt-T: depths 3-3-9-3,
+dims 96-768). The plug-in experiments have no released code (the official README: "full code release
+upcoming") and the paper's text gives no 2-D kernel layout: d = 4 (the layer's default), decay 2 (the 1-D
+default, ratio 1/2 per scale) and all stages are this reconstruction's choices, not the paper's; no counts
+have been published either (the card's count is a closed form over timm's ConvNeXt-T, in the test).
+
 Departures: the decoders' ``use_lengths`` (pooling only over each sequence's unpadded length) needs per-item
 lengths that a tensor input does not carry: pooling runs over all positions; the S4 code base's parameter
 bookkeeping (``track_norms``, the state/step API) is left out. Key names: ``encoder.weight`` (official
@@ -50,10 +65,11 @@ from torch import nn
 from convzoo.errors import ConvzooError
 from convzoo.layers.drop_path import check_drop_rate, drop_path
 from convzoo.layers.head import POOL_TYPES, Backbone, SelectAdaptivePool, apply_fc, make_fc
-from convzoo.layers.sgconv import SGConv
+from convzoo.layers.sgconv import SGConv, SGConv2d
+from convzoo.models.convnext_dcls import ConvNeXt
 from convzoo.registry import ModelCard, register_model
 
-__all__ = ["LRA", "LRAConfig", "SGConvBlock", "SGConvModel", "SequenceHead", "TSResNet"]
+__all__ = ["LRA", "LRAConfig", "SGConvBlock", "SGConvModel", "SGConvNeXt", "SequenceHead", "TSResNet"]
 
 SEQ_POOLS = POOL_TYPES + ("last",)
 
@@ -410,3 +426,65 @@ for _key in LRA:
     notes="baseline for the SGConv CPU-scale UCR comparison (not a model of paper 52)"))
 def ts_resnet(**kwargs) -> TSResNet:
     return TSResNet(**kwargs)
+
+
+
+# --- the 2-D model: ConvNeXt with SGConv2d instead of the depth-wise convolutions ------------------------
+
+class SGConvNeXt(ConvNeXt):
+    """ConvNeXt whose depth-wise 7x7 convs are :class:`SGConv2d` in ``sgconv_stages`` (see module doc).
+
+    Args (beyond :class:`convzoo.models.convnext_dcls.ConvNeXt`): ``img_size`` (the input side the kernels are
+    built for; other sizes run too: the kernel then covers a smaller or larger share of the map),
+    ``kernel_dim`` d, ``decay`` (alpha: scale i weighs alpha^-i of the finest), ``sgconv_stages`` (a bool per
+    stage; False keeps ConvNeXt's 7x7 depth-wise conv).
+    """
+
+    def __init__(self, depths=(3, 3, 9, 3), dims=(96, 192, 384, 768), img_size: int = 224, kernel_dim: int = 4,
+                 decay: float = 2.0, sgconv_stages=(True, True, True, True), patch_size: int = 4, **kwargs):
+        super().__init__(depths=depths, dims=dims, patch_size=patch_size, **kwargs)
+        if len(sgconv_stages) != 4:
+            raise ConvzooError(f"sgconv_stages needs one flag per stage (4), got {tuple(sgconv_stages)}")
+        self.img_size, self.kernel_dim, self.decay = int(img_size), int(kernel_dim), float(decay)
+        for i, (stage, use) in enumerate(zip(self.stages, sgconv_stages)):
+            # twice the stage's feature-map side at img_size (at least d: one scale): the centred kernel then
+            # spans offsets -side..side-1, so every output sees the whole map (as a bidirectional 1-D kernel)
+            side = max(self.kernel_dim, 2 * (self.img_size // (patch_size * 2 ** i)))
+            if use:
+                for block in stage.blocks:  # (B, C, h, w) -> (B, C, h, w), a global depth-wise kernel
+                    block.conv_dw = SGConv2d(dims[i], side, kernel_dim=self.kernel_dim, decay=self.decay)
+
+
+def sgconv_convnext_params(depths, dims, img_size: int = 224, kernel_dim: int = 4, patch_size: int = 4,
+                           sgconv_stages=(True, True, True, True)) -> dict[int, int]:
+    """SGConv2d parameters per block of each stage: (S d^2 + 1) C (the layer's closed form)."""
+    from convzoo.layers.sgconv import num_scales
+
+    return {i: (num_scales(max(kernel_dim, 2 * (img_size // (patch_size * 2 ** i))), kernel_dim) * kernel_dim ** 2 + 1)
+            * dims[i]
+            for i in range(4) if sgconv_stages[i]}
+
+
+# closed form of tests/models/test_sgconv.py::test_sgconv_convnext_counts: timm convnext_tiny (28,589,128)
+# - 18 depth-wise 7x7 convs (50 C each) + 18 SGConv2d ((S d^2 + 1) C, S = 6, 5, 4, 3 over the stages)
+SGCONV_CONVNEXT_TINY_PARAMS = 28_670_056
+
+
+@register_model(ModelCard(
+    name="sgconv_convnext_tiny", paper=52, family="sgconv", task="classification", input_size=(224, 224),
+    test_size=(32, 32), params=SGCONV_CONVNEXT_TINY_PARAMS,
+    params_source=("closed form in tests/models/test_sgconv.py::test_sgconv_convnext_counts: timm 1.0.31 "
+                   "convnext_tiny's count minus its 18 depth-wise convs plus 18 SGConv2d (S d^2 + 1) C; the paper "
+                   "and the official repository publish no count for the 2-D models"),
+    reference=None,
+    capabilities=frozenset({"features", "channels_last", "bf16"}),
+    recipes=("sgconv_convnext_fashion",),
+    source=("paper Sec. 4.3 (SGConv replacing depth-wise convolutions in vision models; no released code) on "
+            "ConvNeXt-T (Liu et al. 2022 Sec. 2, timm convnext_tiny)"),
+    notes=("a reconstruction: kernel_dim 4, decay 2, SGConv2d in all four stages with kernels built for twice the "
+           "224 px maps' sides (112/56/28/14: global receptive field); no ONNX (the TorchScript exporter has no rfft2); MACs not stated (FFT "
+           "convolutions are not counted by the MAC counter)"),
+    interpolation="bicubic", crop_pct=224 / 256,
+))
+def sgconv_convnext_tiny(**kwargs) -> SGConvNeXt:
+    return SGConvNeXt(**kwargs)
