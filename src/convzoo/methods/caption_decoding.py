@@ -43,11 +43,12 @@ class Captions(NamedTuple):
     scores: torch.Tensor
 
 
-def _word_logp(model, logits: torch.Tensor) -> torch.Tensor:
-    """log-softmax over the vocabulary with <pad> and <bos> made impossible to emit."""
+def _word_logp(model, logits: torch.Tensor, banned: tuple[int, ...] = ()) -> torch.Tensor:
+    """log-softmax over the vocabulary with <pad>, <bos> (and the ``banned`` ids, e.g. <unk>) made impossible
+    to emit."""
     logp = F.log_softmax(logits.float(), dim=-1)
-    logp[..., model.pad_id] = float("-inf")
-    logp[..., model.bos_id] = float("-inf")
+    for i in (model.pad_id, model.bos_id, *banned):
+        logp[..., i] = float("-inf")
     return logp
 
 
@@ -56,7 +57,7 @@ def _reorder(state, index: torch.Tensor):
 
 
 @torch.no_grad()
-def greedy_decode(model, images: torch.Tensor, max_len: int | None = None) -> Captions:
+def greedy_decode(model, images: torch.Tensor, max_len: int | None = None, banned: tuple[int, ...] = ()) -> Captions:
     """The most likely next word at every step; (B, 1, L) tokens and (B, 1) scores."""
     max_len = int(max_len or model.max_len)
     feat = model.encode(images)
@@ -68,7 +69,7 @@ def greedy_decode(model, images: torch.Tensor, max_len: int | None = None) -> Ca
     out = []
     for t in range(max_len):
         logits, state = model.step(feat, prev, state, t)
-        logp = _word_logp(model, logits)  # (B, V)
+        logp = _word_logp(model, logits, banned)  # (B, V)
         word = logp.argmax(-1)
         best = logp.gather(1, word[:, None])[:, 0]
         scores = torch.where(done, scores, scores + best)
@@ -82,7 +83,8 @@ def greedy_decode(model, images: torch.Tensor, max_len: int | None = None) -> Ca
 
 
 @torch.no_grad()
-def beam_search(model, images: torch.Tensor, beam_size: int = 5, max_len: int | None = None) -> Captions:
+def beam_search(model, images: torch.Tensor, beam_size: int = 5, max_len: int | None = None,
+                banned: tuple[int, ...] = ()) -> Captions:
     """Beam search over captions; (B, K, L) tokens and (B, K) scores, best first (K = ``beam_size``)."""
     max_len, k = int(max_len or model.max_len), int(beam_size)
     feat = model.encode(images)
@@ -97,7 +99,7 @@ def beam_search(model, images: torch.Tensor, beam_size: int = 5, max_len: int | 
     offset = (torch.arange(b, device=feat.device) * k)[:, None]
     for t in range(max_len):
         logits, state = model.step(feat, prev, state, t)
-        logp = _word_logp(model, logits).view(b, k, -1)  # (B, K, V)
+        logp = _word_logp(model, logits, banned).view(b, k, -1)  # (B, K, V)
         v = logp.shape[-1]
         cand = scores[..., None] + logp
         # a finished hypothesis stays as it is: one candidate (in the <pad> slot) with its own score
@@ -118,7 +120,7 @@ def beam_search(model, images: torch.Tensor, beam_size: int = 5, max_len: int | 
 
 @torch.no_grad()
 def sample_captions(model, images: torch.Tensor, temperature: float = 1.0, max_len: int | None = None,
-                    generator: torch.Generator | None = None) -> Captions:
+                    generator: torch.Generator | None = None, banned: tuple[int, ...] = ()) -> Captions:
     """Random sampling from softmax(logits / temperature); scores are the model's log-likelihoods."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -132,8 +134,8 @@ def sample_captions(model, images: torch.Tensor, temperature: float = 1.0, max_l
     out = []
     for t in range(max_len):
         logits, state = model.step(feat, prev, state, t)
-        logp = _word_logp(model, logits)
-        probs = torch.softmax(_word_logp(model, logits.float() / temperature), dim=-1)
+        logp = _word_logp(model, logits, banned)
+        probs = torch.softmax(_word_logp(model, logits.float() / temperature, banned), dim=-1)
         word = torch.multinomial(probs, 1, generator=generator)[:, 0]
         scores = torch.where(done, scores, scores + logp.gather(1, word[:, None])[:, 0])
         word = torch.where(done, torch.full_like(word, model.pad_id), word)
@@ -146,14 +148,15 @@ def sample_captions(model, images: torch.Tensor, temperature: float = 1.0, max_l
 
 
 def decode(model, images: torch.Tensor, method: str = "beam", beam_size: int = 5, temperature: float = 1.0,
-           max_len: int | None = None, generator: torch.Generator | None = None) -> Captions:
+           max_len: int | None = None, generator: torch.Generator | None = None,
+           banned: tuple[int, ...] = ()) -> Captions:
     """``method``: "beam", "greedy" or "sample"."""
     if method == "beam":
-        return beam_search(model, images, beam_size, max_len)
+        return beam_search(model, images, beam_size, max_len, banned)
     if method == "greedy":
-        return greedy_decode(model, images, max_len)
+        return greedy_decode(model, images, max_len, banned)
     if method == "sample":
-        return sample_captions(model, images, temperature, max_len, generator)
+        return sample_captions(model, images, temperature, max_len, generator, banned)
     raise ValueError(f"decoding method must be 'beam', 'greedy' or 'sample', got {method!r}")
 
 

@@ -14,7 +14,8 @@ references as lists of word ids.
   averaged over the non-``<pad>`` words, times ``loss_weight`` (the official net uses 20).
 * Metrics: corpus BLEU-1..4 (torchmetrics ``BLEUScore``, the captions' words, no smoothing), ROUGE-L
   F-measure (torchmetrics ``ROUGEScore``) and CIDEr-D (pycocoevalcap's ``Cider`` when that package is
-  installed) of the captions decoded by beam search (``decode="beam"``, ``beam_size`` 5, at most
+  installed) of the captions decoded by beam search (``<unk>`` is never generated unless ``allow_unk``:
+  a reference's ``<unk>``, a word outside the training vocabulary, matches nothing) (``decode="beam"``, ``beam_size`` 5, at most
   ``max_len`` 20 words; ``"greedy"`` and ``"sample"`` with ``temperature`` also). METEOR needs Java and
   the METEOR jar (pycocoevalcap); it is not computed. Headline: ``bleu4``.
 * Pictures: ``captions.csv`` (per held-out image: reference, model caption, nearest-neighbour
@@ -40,7 +41,7 @@ from convzoo.errors import ConvzooError
 from convzoo.methods.caption_decoding import caption_ids, decode
 from convzoo.tasks.base import CONTRACT_CHECKS, IMAGE_SUFFIXES, Task, register_task, write_csv
 
-PAD, BOS, EOS = 0, 1, 2
+PAD, BOS, EOS, UNK = 0, 1, 2, 3
 
 
 class CaptionOutputs(NamedTuple):
@@ -118,13 +119,16 @@ class Captioning(Task):
     input_suffixes = IMAGE_SUFFIXES
 
     def __init__(self, decode: str = "beam", beam_size: int = 5, max_len: int = 20, temperature: float = 1.0,
-                 loss_weight: float = 1.0, cider: bool = True, nn_baseline: bool = True, num_pictures: int = 8):
+                 loss_weight: float = 1.0, allow_unk: bool = False, cider: bool = True, nn_baseline: bool = True,
+                 num_pictures: int = 8):
         super().__init__(decode=decode, beam_size=beam_size, max_len=max_len, temperature=temperature,
-                         loss_weight=loss_weight, cider=cider, nn_baseline=nn_baseline, num_pictures=num_pictures)
+                         loss_weight=loss_weight, allow_unk=allow_unk, cider=cider, nn_baseline=nn_baseline,
+                         num_pictures=num_pictures)
         if decode not in ("beam", "greedy", "sample"):
             raise ValueError(f"decode must be 'beam', 'greedy' or 'sample', got {decode!r}")
         self.decoding, self.beam_size, self.max_len = decode, int(beam_size), int(max_len)
         self.temperature, self.loss_weight = float(temperature), float(loss_weight)
+        self.banned = () if allow_unk else (UNK,)  # a generated <unk> would match the references' <unk>
         self.cider = bool(cider) and _cider_available()
         self.nn_baseline, self.num_pictures = bool(nn_baseline), int(num_pictures)
         self._vocab_list: list[str] | None = None
@@ -148,7 +152,7 @@ class Captioning(Task):
     def evaluation_forward(self, model, batch):
         images, targets = batch
         logits = model(images, targets["tokens"][:, :-1])
-        caps = decode(model, images, self.decoding, self.beam_size, self.temperature, self.max_len)
+        caps = decode(model, images, self.decoding, self.beam_size, self.temperature, self.max_len, banned=self.banned)
         return CaptionOutputs(logits, caps.tokens[:, 0]), targets
 
     def loss(self, outputs: CaptionOutputs, targets):
@@ -205,7 +209,8 @@ class Captioning(Task):
     def predict(self, model, inputs, dataset=None):
         """(B, C, H, W) -> per image ``{"captions": [{"text", "logp"}, ...]}``, best first (beam search)."""
         vocab = _vocab(dataset.info if dataset is not None else None)
-        caps = decode(model, inputs, "beam", max(self.beam_size, 1), self.temperature, self.max_len)
+        caps = decode(model, inputs, "beam", max(self.beam_size, 1), self.temperature, self.max_len,
+                      banned=self.banned)
         out = []
         for toks, scores in zip(caps.tokens.cpu(), caps.scores.cpu()):
             found = [{"text": words(caption_ids(t, EOS, PAD), vocab), "logp": round(float(s), 3)}
@@ -225,7 +230,8 @@ class Captioning(Task):
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=self.collate)
         preds, refs = [], []
         for images, targets in loader:
-            caps = decode(model, images.to(device), self.decoding, self.beam_size, self.temperature, self.max_len)
+            caps = decode(model, images.to(device), self.decoding, self.beam_size, self.temperature, self.max_len,
+                          banned=self.banned)
             preds += [words(caption_ids(c, EOS, PAD), vocab) for c in caps.tokens[:, 0].cpu()]
             refs += [[words(r, vocab) for r in rs] for rs in targets["references"]]
         return preds, refs
@@ -281,7 +287,10 @@ def _train_split(run_dir: Path):
     if not path.is_file():
         return None
     d = yaml.safe_load(path.read_text())["data"]
-    return build_dataset(d["name"], d.get("train_split") or "train", root=d.get("root"), **(d.get("kwargs") or {}))
+    kw = dict(d.get("kwargs") or {})
+    if "augment" in kw:  # the baseline indexes the training images as they are, not random crops of them
+        kw["augment"] = False
+    return build_dataset(d["name"], d.get("train_split") or "train", root=d.get("root"), **kw)
 
 
 @torch.no_grad()
