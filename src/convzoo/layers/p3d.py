@@ -36,9 +36,9 @@ def spatial_conv(chs: int, stride: int = 1) -> nn.Conv3d:
     return nn.Conv3d(chs, chs, (1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1), bias=False)
 
 
-def temporal_conv(chs: int) -> nn.Conv3d:
-    """T: 3x1x1, padding (1, 0, 0) (port ``conv_T``)."""
-    return nn.Conv3d(chs, chs, (3, 1, 1), padding=(1, 0, 0), bias=False)
+def temporal_conv(chs: int, stride: int = 1) -> nn.Conv3d:
+    """T: 3x1x1, padding (1, 0, 0) (port ``conv_T``); ``stride`` subsamples H and W (B blocks striding in S)."""
+    return nn.Conv3d(chs, chs, (3, 1, 1), stride=(1, stride, stride), padding=(1, 0, 0), bias=False)
 
 
 def _check_stride_in(stride_in: str) -> str:
@@ -62,7 +62,7 @@ class P3DBlock(nn.Module):
         self.bn1 = nn.BatchNorm3d(planes)
         self.conv2 = spatial_conv(planes, s2)  # S
         self.bn2 = nn.BatchNorm3d(planes)
-        self.conv3 = temporal_conv(planes)  # T
+        self.conv3 = temporal_conv(planes, s2 if block_type == "B" else 1)  # T (B: reads S's input, same stride)
         self.bn3 = nn.BatchNorm3d(planes)
         self.conv4 = nn.Conv3d(planes, out, 1, bias=False)
         self.bn4 = nn.BatchNorm3d(out)

@@ -54,7 +54,8 @@ from convzoo.layers.head import Backbone, SelectAdaptivePool, apply_fc, create_c
 from convzoo.layers.p3d import EXPANSION, Bottleneck2d, P3DBlock
 from convzoo.registry import ModelCard, register_model
 
-__all__ = ["P3D_CFGS", "P3DConfig", "P3DResNet", "block_types", "inflate_2d_init", "temporal_pool"]
+__all__ = ["P3D_CFGS", "P3DConfig", "P3DResNet", "block_types", "inflate_2d_init", "set_temporal_identity_",
+           "set_temporal_zero_", "temporal_pool"]
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,8 @@ class P3DResNet(Backbone):
 
 
 # --- 2-D ImageNet ResNet -> P3D -------------------------------------------------------------------------
-def _identity_temporal_(conv: nn.Conv3d, bn: nn.BatchNorm3d) -> None:
+@torch.no_grad()
+def set_temporal_identity_(conv: nn.Conv3d, bn: nn.BatchNorm3d) -> None:
     """T conv = centre tap 1 on its own channel; BN = the identity (running var 1 - eps, so exactly)."""
     c = conv.weight.shape[0]
     conv.weight.zero_()
@@ -204,7 +206,8 @@ def _identity_temporal_(conv: nn.Conv3d, bn: nn.BatchNorm3d) -> None:
     bn.running_var.fill_(1.0 - bn.eps)
 
 
-def _zero_temporal_(conv: nn.Conv3d, bn: nn.BatchNorm3d) -> None:
+@torch.no_grad()
+def set_temporal_zero_(conv: nn.Conv3d, bn: nn.BatchNorm3d) -> None:
     """The T branch adds nothing: BN scale and shift 0 (the conv keeps its initialisation)."""
     bn.weight.zero_()
     bn.bias.zero_()
@@ -267,9 +270,9 @@ def inflate_2d_init(model: P3DResNet, state_dict: dict[str, torch.Tensor], tempo
     for layer in (model.layer1, model.layer2, model.layer3):
         for block in layer:
             if temporal == "neutral" and block.block_type in "BC":
-                _zero_temporal_(block.conv3, block.bn3)
+                set_temporal_zero_(block.conv3, block.bn3)
             else:
-                _identity_temporal_(block.conv3, block.bn3)
+                set_temporal_identity_(block.conv3, block.bn3)
     return model
 
 
@@ -279,12 +282,15 @@ _SRC = ("paper Sec. 3.2-3.3 (Fig. 3 blocks, Fig. 4 P3D ResNet), official deploy_
 _SHEET = ("fact sheet G3 Paper 49 Sec. 3: the official deploy prototxt's conv weights (no conv bias), BN gamma/beta "
           "and FC, counted by hand")
 # P3D-A/B/C ResNet-50 share one count (each block has the same S, T and 1x1 convs); closed form in the test
-_CARD = {"paper": 49, "family": "p3d", "task": "video_classification", "dims": 3, "in_chans": 3, "input_size": (16, 160, 160),
-             "test_size": (4, 32, 32), "reference": None, "capabilities": frozenset({"features", "onnx"}), "source": _SRC}
+_CARD = {"paper": 49, "family": "p3d", "task": "video_classification", "dims": 3, "in_chans": 3,
+         "input_size": (16, 160, 160), "test_size": (4, 32, 32), "reference": None,
+         "capabilities": frozenset({"features"}), "source": _SRC}
 
 
-def _p3d(name: str, **kwargs) -> P3DResNet:
+def _p3d(name: str, card: ModelCard, **kwargs) -> P3DResNet:
+    """The variant ``name`` with the card's classes and channels unless given (also when called directly)."""
     cfg = P3D_CFGS[name]
+    kwargs = {"num_classes": card.num_classes, "in_chans": card.in_chans, **kwargs}
     return P3DResNet(cfg.layers, cfg.types, width=cfg.width, **kwargs)
 
 
@@ -292,51 +298,52 @@ def _p3d(name: str, **kwargs) -> P3DResNet:
     name="p3d_resnet199", num_classes=400, params=66_492_240,
     params_source=_SHEET + ", Kinetics head (400 classes): 66,492,240; Sports-1M head (487): 66,670,503 "
                            "(both proven in tests/models/test_p3d.py)",
-    recipes=("p3d_resnet199_kinetics_paper",),
+    recipes=("p3d_resnet199_sports1m_paper",),
     notes="A, B, C cycling over the 47 blocks of res2-res4, res5 2-D; 16 x 160 x 160 clips (mean/std of the port: "
           "ImageNet's)", **_CARD))
 def p3d_resnet199(**kwargs) -> P3DResNet:
-    return _p3d("p3d_resnet199", **kwargs)
+    return _p3d("p3d_resnet199", p3d_resnet199.card, **kwargs)
 
 
 def _r50_card(name: str, t: str) -> ModelCard:
     return ModelCard(
-        name=name, num_classes=101, params=None,
-        params_source="", recipes=(),
+        name=name, num_classes=101, params=25_132_581,
+        params_source="closed form (tests/models/test_p3d.py): torchvision resnet50 with 101 classes (23,714,981) plus "
+                      "one 3x1x1 T conv (3 c^2) and its BN (2 c) per res2-res4 block (c = 64, 128, 256)", recipes=(),
         notes=f"ResNet-50 layout with every res2-res4 block of type {t} (the paper's Table 1 ablation on UCF101, "
               "101 classes); res5 2-D as the port's P3D63. The paper gives model sizes (MB), not counts; the count "
-              "is proven in closed form in tests/models/test_p3d.py", **_CARD)
+              "is proven in closed form in tests/models/test_p3d.py; the same for A, B and C", **_CARD)
 
 
 @register_model(_r50_card("p3d_a_resnet50", "A"))
 def p3d_a_resnet50(**kwargs) -> P3DResNet:
-    return _p3d("p3d_a_resnet50", **kwargs)
+    return _p3d("p3d_a_resnet50", p3d_a_resnet50.card, **kwargs)
 
 
 @register_model(_r50_card("p3d_b_resnet50", "B"))
 def p3d_b_resnet50(**kwargs) -> P3DResNet:
-    return _p3d("p3d_b_resnet50", **kwargs)
+    return _p3d("p3d_b_resnet50", p3d_b_resnet50.card, **kwargs)
 
 
 @register_model(_r50_card("p3d_c_resnet50", "C"))
 def p3d_c_resnet50(**kwargs) -> P3DResNet:
-    return _p3d("p3d_c_resnet50", **kwargs)
+    return _p3d("p3d_c_resnet50", p3d_c_resnet50.card, **kwargs)
 
 
 @register_model(ModelCard(
     name="p3d_a_digits", num_classes=4, in_chans=1, input_size=(16, 32, 32), params=None,
-    recipes=("p3d_moving_digits",),
+    recipes=("p3d_moving_digits",), capabilities=frozenset({"features", "onnx"}),
     notes="small P3D-A (widths 16/32/64/128 x 4, one block per stage) for moving_digits (4 directions, 1 channel)",
-    **{k: v for k, v in _CARD.items() if k not in ("in_chans", "input_size")}))
+    **{k: v for k, v in _CARD.items() if k not in ("in_chans", "input_size", "capabilities")}))
 def p3d_a_digits(**kwargs) -> P3DResNet:
-    return _p3d("p3d_a_digits", **kwargs)
+    return _p3d("p3d_a_digits", p3d_a_digits.card, **kwargs)
 
 
 @register_model(ModelCard(
     name="p3d_a_digits_frame2d", num_classes=4, in_chans=1, input_size=(16, 32, 32), params=None,
-    recipes=("p3d_frame2d_moving_digits",),
+    recipes=("p3d_frame2d_moving_digits",), capabilities=frozenset({"onnx"}),
     notes="p3d_a_digits run on every frame alone (per_frame=True), class scores averaged over the frames: the "
           "per-frame 2-D baseline of the moving-digits comparison (same weights and count as p3d_a_digits)",
-    **{k: v for k, v in _CARD.items() if k not in ("in_chans", "input_size")}))
+    **{k: v for k, v in _CARD.items() if k not in ("in_chans", "input_size", "capabilities")}))
 def p3d_a_digits_frame2d(**kwargs) -> P3DResNet:
-    return _p3d("p3d_a_digits", **{"per_frame": True, **kwargs})
+    return _p3d("p3d_a_digits", p3d_a_digits_frame2d.card, **{"per_frame": True, **kwargs})
