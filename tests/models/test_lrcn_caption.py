@@ -386,3 +386,76 @@ def test_freeze_encoder_keeps_fc8_trainable():
     assert trainable == {"fc8"}
     assert all(p.requires_grad for p in m.lstms.parameters())
     assert isinstance(m.encoder.features[3], nn.LocalResponseNorm)
+
+
+# --- data and recipes ----------------------------------------------------------------------------------------------
+def test_coco_captions_reads_the_real_format(tmp_path):
+    from fixture_captions import CAPTIONS, write_coco_captions
+
+    from convzoo.data import build_dataset
+
+    root = write_coco_captions(tmp_path)
+    train = build_dataset("coco_captions", "train", root=str(root), size=32, min_count=1, max_words=3)
+    val = build_dataset("coco_captions", "val", root=str(root), size=32, min_count=1)
+    assert len(train) == sum(len(c) for c in CAPTIONS) and len(val) == len(CAPTIONS)  # pairs / images
+    x, tok = train[0]
+    assert x.shape == (3, 32, 32) and tok[0] == 1 and tok[-1] == 2 and len(tok) == 3 + 2  # cut at max_words
+    vocab = train.info.extra["vocab"]
+    assert vocab[:4] == ["<pad>", "<bos>", "<eos>", "<unk>"] and "red" in vocab and train.info.task == "captioning"
+    _, t = val[1]
+    assert len(t["references"]) == 3 and torch.equal(t["tokens"], t["references"][0])
+    assert " ".join(vocab[i] for i in t["references"][0][1:-1]) == "a blue circle on grey"
+    with pytest.raises(Exception, match="data.root"):
+        build_dataset("coco_captions", "train")
+
+
+@pytest.mark.claim(paper=42, artefact="lrcn_caption_coco_paper",
+                   claim="the paper recipe holds the official coco_caption solver's values")
+def test_paper_recipe_values():
+    from convzoo.engine import load_recipe
+
+    cfg = load_recipe("lrcn_caption_coco_paper")
+    # official BVLC/caffe examples/coco_caption/lrcn_solver.prototxt and lrcn.prototxt, written literally
+    assert cfg["model"]["name"] == "lrcn_caption_2f" and cfg["model"]["kwargs"]["freeze_encoder"] is True
+    opt = cfg["optimizer"]
+    assert (opt["name"], opt["lr"], opt["weight_decay"], opt["kwargs"]["momentum"]) == ("sgd", 0.01, 0.0, 0.9)
+    mult = {g["match"]: g["lr_mult"] for g in opt["param_groups"]}
+    assert mult == {"encoder.fc8.weight": 0.1, "encoder.fc8.bias": 0.2, "head.bias": 2.0}
+    assert cfg["schedule"]["name"] == "step" and cfg["schedule"]["kwargs"]["gamma"] == 0.5
+    captions = 414_113  # COCO train2014 captions
+    assert cfg["schedule"]["kwargs"]["step_size"] == round(20_000 * 100 / captions)  # stepsize 20000 iterations
+    assert cfg["epochs"] == math.ceil(110_000 * 100 / captions)  # max_iter 110000
+    assert cfg["batch_size"] == 100 and cfg["grad_clip"] == 10.0 and cfg["seed"] == 1701
+    assert cfg["task"]["kwargs"]["loss_weight"] == 20.0 and cfg["task"]["kwargs"]["max_len"] == 20
+    assert cfg["data"]["kwargs"] == {"size": 227, "min_count": 5, "max_words": 20}
+
+
+def test_paper_recipe_groups_select_the_official_parameters():
+    from convzoo.engine import load_recipe
+    from convzoo.methods.base import param_groups
+
+    cfg = load_recipe("lrcn_caption_coco_paper")
+    with torch.device("meta"):
+        m = L.lrcn_caption_2f(**cfg["model"]["kwargs"])
+    groups = param_groups(m, cfg["optimizer"])
+    n = {g["match"]: sum(p.numel() for p in g["params"]) for g in groups}
+    assert n["encoder.fc8.weight"] == 4096 * 1000 and n["encoder.fc8.bias"] == 1000 and n["head.bias"] == 8801
+    frozen = sum(p.numel() for p in m.parameters() if not p.requires_grad)
+    assert frozen == _caffenet_params() - (4096 * 1000 + 1000)  # conv1-fc7 fixed ("freeze-convnet")
+
+
+@pytest.mark.slow
+@pytest.mark.claim(paper=42, artefact="lrcn_caption_photos",
+                   claim="the CPU-scale recipe learns on the captioned photos (training loss falls over 3 short epochs)")
+def test_photos_recipe_learns(tmp_path):
+    from convzoo.engine import train
+
+    values = {"epochs": 3, "limit_train_batches": 8, "limit_eval_batches": 1, "batch_size": 16,
+              "eval_batch_size": 8, "data.kwargs.size": 32}
+    torch.manual_seed(0)
+    res = train("lrcn_caption_photos", values=values, out_dir=tmp_path, run_name="r", progress=False)
+    losses = [h["train_loss"] for h in res.history]
+    assert losses[-1] < 0.8 * losses[0], losses
+    assert {"bleu4", "rougeL_fmeasure"} <= set(res.metrics)
+    report = (res.run_dir / "report.md").read_text()
+    assert "nearest-neighbour caption baseline" in report and (res.run_dir / "captions.csv").is_file()
