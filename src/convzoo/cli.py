@@ -270,6 +270,33 @@ def cmd_predict(a) -> None:
         print(f"convzoo: {len(records)} predictions written to {results}", file=sys.stderr)
 
 
+# --- features --------------------------------------------------------------------------------
+def cmd_features(a) -> None:
+    import numpy as np
+
+    from convzoo.analysis.offtheshelf import OffTheShelfFeatures, layer_names, write_features
+    from convzoo.predict import expand_inputs, load_model
+
+    loaded = load_model(a.source, model=a.model, which=_which(a))
+    if a.list_layers:
+        default = getattr(loaded.model, "offtheshelf_layer", None)
+        for name in layer_names(loaded.model):
+            print(name + ("  (default)" if name == default else ""))
+        return
+    if not a.inputs or not a.out:
+        raise ConvzooError("give the input files/folders and --out FILE.npy|FILE.npz (or --list-layers)")
+    feats = OffTheShelfFeatures(loaded.model, a.layer, spatial=a.spatial, power=a.power, l2=not a.no_l2)
+    paths = expand_inputs(a.inputs, loaded.task.input_suffixes)
+    out = write_features(feats, paths, lambda p: loaded.task.read_input(p, loaded.card, loaded.info), a.out,
+                         a.batch)
+    if not loaded.trained:
+        print(f"warning: '{loaded.card.name}' has no trained weights here; pass a run folder or a checkpoint "
+              "for meaningful features", file=sys.stderr)
+    n, d = (np.load(out)["features"] if out.suffix == ".npz" else np.load(out, mmap_mode="r")).shape
+    where = feats.layer or "pre-logits embedding"
+    print(f"{n} feature vectors of {d} values ({where}) written to {out}")
+
+
 # --- analyse / bench / export ------------------------------------------------------------------
 ANALYSES = {  # name -> module with main(argv) -> exit code
     "efficiency": "convzoo.analysis.efficiency",  # VoVNet's efficiency measures against DenseNet / ResNet (paper 53)
@@ -453,6 +480,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", choices=("json", "csv"), help="format of the --out file (default: its suffix)")
     s.add_argument("--json", action="store_true", help="print one JSON document per prediction")
     s.set_defaults(fn=cmd_predict)
+
+    s = sub.add_parser("features", help="frozen features of a layer for image / .npy files (.npy or .npz)",
+                       description="Off-the-shelf features (Razavian et al. 2014): the output of one layer of a run, "
+                                   "checkpoint or model for every input, flattened and L2-normalised, written as "
+                                   "FILE.npz (features, names) or FILE.npy plus FILE.names.txt.")
+    s.add_argument("source", metavar="RUN|CHECKPOINT|MODEL",
+                   help="run folder, checkpoint file (inside a run folder, or with --model) or registered model")
+    s.add_argument("inputs", nargs="*", metavar="INPUT", help="files, folders and glob patterns ('photos/*.png')")
+    _weights_args(s)
+    s.add_argument("--model", help="architecture of a checkpoint file outside a run folder")
+    s.add_argument("--out", help="FILE.npz or FILE.npy to write")
+    s.add_argument("--layer", help="module name to read (default: the model's paper layer, else the pooled "
+                                   "pre-logits embedding); --list-layers prints them")
+    s.add_argument("--list-layers", action="store_true", help="print the model's layer names and stop")
+    s.add_argument("--spatial", default="flatten", choices=("flatten", "avg", "max"),
+                   help="what to do with a spatial map: flatten (default), or pool it")
+    s.add_argument("--power", type=float, help="signed power transform sign(x)|x|^P before normalising")
+    s.add_argument("--no-l2", action="store_true", help="keep the raw length (no L2 normalisation)")
+    s.add_argument("--batch", type=int, default=32, help="images per forward pass (default 32)")
+    s.set_defaults(fn=cmd_features)
 
     s = sub.add_parser("bench", help="speed, compute and memory against a peer")
     s.add_argument("model", help="registered model name")
