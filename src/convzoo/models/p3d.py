@@ -331,7 +331,8 @@ def p3d_c_resnet50(**kwargs) -> P3DResNet:
 
 
 @register_model(ModelCard(
-    name="p3d_a_digits", num_classes=4, in_chans=1, input_size=(16, 32, 32), params=None,
+    name="p3d_a_digits", num_classes=4, in_chans=1, input_size=(16, 32, 32), params=523_220,
+    params_source="pin: measured on this code (no published count; a CPU-scale configuration)",
     recipes=("p3d_moving_digits",), capabilities=frozenset({"features", "onnx"}),
     notes="small P3D-A (widths 16/32/64/128 x 4, one block per stage) for moving_digits (4 directions, 1 channel)",
     **{k: v for k, v in _CARD.items() if k not in ("in_chans", "input_size", "capabilities")}))
@@ -340,7 +341,8 @@ def p3d_a_digits(**kwargs) -> P3DResNet:
 
 
 @register_model(ModelCard(
-    name="p3d_a_digits_frame2d", num_classes=4, in_chans=1, input_size=(16, 32, 32), params=None,
+    name="p3d_a_digits_frame2d", num_classes=4, in_chans=1, input_size=(16, 32, 32), params=523_220,
+    params_source="pin: measured on this code; the same weights as p3d_a_digits (tests/models/test_p3d.py)",
     recipes=("p3d_frame2d_moving_digits",), capabilities=frozenset({"onnx"}),
     notes="p3d_a_digits run on every frame alone (per_frame=True), class scores averaged over the frames: the "
           "per-frame 2-D baseline of the moving-digits comparison (same weights and count as p3d_a_digits)",
