@@ -27,11 +27,12 @@ SHEET_PAPER_LIKE, SHEET_PORT = 42_858_329, 42_868_734
 WIDTHS = [48, 64, 128, 160, 192, 192, 192, 192]  # paper Sec. 5.1
 
 
-def closed_form(maxout: int, bn: bool, digit_classes: int, grid: int = 7, fc: int = 3072, k: int = 5) -> int:
+def closed_form(maxout: int, bn: bool, digit_classes: int, grid: int = 7, fc: int = 3072, k: int = 5,
+                widths=tuple(WIDTHS)) -> int:
     """Parameters of 8 conv k x k layers (+ biases; maxout multiplies the first layer's filters; BN 2 per
     channel), FC (widths[-1] grid^2 -> fc -> fc) and the heads (7 lengths + 5 x digit_classes)."""
     total, c_in = 0, 3
-    for i, w in enumerate(WIDTHS):
+    for i, w in enumerate(widths):
         filters = w * (maxout if i == 0 else 1)
         total += filters * (c_in * k * k + 1) + (2 * w if bn else 0)
         c_in = w
@@ -49,10 +50,14 @@ def _meta(name: str):
                    claim="42,858,329 parameters (sheet, paper-like: maxout x3, no BN, 10-way heads) = closed form")
 @pytest.mark.claim(paper=47, artefact="multidigit_net_port",
                    claim="42,868,734 parameters (issue / potterhsu port: Conv-BN-ReLU, 11-way heads) = closed form")
+@pytest.mark.claim(paper=47, artefact="multidigit_small", claim="503,833 parameters = closed form of its widths")
 def test_counts_from_the_closed_form():
     assert closed_form(maxout=3, bn=False, digit_classes=10) == SHEET_PAPER_LIKE
     assert closed_form(maxout=1, bn=True, digit_classes=11) == SHEET_PORT
     assert count_params(_meta("multidigit_net")) == SHEET_PAPER_LIKE
+    # the CPU-scale width: 36 px -> 19, 20, 11, 12, 7, 8, 5, 6: a 6 x 6 map
+    small = closed_form(maxout=1, bn=True, digit_classes=10, grid=6, fc=256, widths=(16, 16, 24, 24, 32, 32, 32, 32))
+    assert count_params(_meta("multidigit_small")) == small == convzoo.get_card("multidigit_small").params
     assert count_params(_meta("multidigit_net_port")) == SHEET_PORT
     # the sheet's split of the port's count: conv 4,333,504, FC 38,344,704, heads 190,526
     port = _meta("multidigit_net_port")
