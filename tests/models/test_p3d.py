@@ -188,15 +188,23 @@ def test_paper_clip_shapes():
 
 def test_state_dict_keys_are_the_ports():
     """Key names and shapes of qijiezhao/pseudo-3d-pytorch p3d_model.py (conv1_custom, conv_S/conv_T as conv2/conv3,
-    res5 conv_normal, fc), so its converted checkpoints load with load_state_dict."""
-    sd = _meta(p3d_resnet199, num_classes=400).state_dict()
-    want = {"conv1_custom.weight": (64, 3, 1, 7, 7), "layer1.0.conv2.weight": (64, 64, 1, 3, 3),
-            "layer1.0.conv3.weight": (64, 64, 3, 1, 1), "layer2.0.conv1.weight": (128, 256, 1, 1, 1),
-            "layer2.0.downsample.0.weight": (512, 256, 1, 1, 1), "layer4.0.conv_normal.weight": (512, 512, 3, 3),
-            "layer4.0.downsample.0.weight": (2048, 1024, 1, 1), "fc.weight": (400, 2048)}
+    res5 conv_normal, fc); its 2-D res5 kernels (Conv2d there) load through remap_state_dict."""
+    from convzoo.models.p3d import remap_state_dict
+
+    model = P3DResNet((1, 1, 1, 1), "ABC", num_classes=5, width=8)
+    sd = model.state_dict()
+    want = {"conv1_custom.weight": (8, 3, 1, 7, 7), "layer1.0.conv2.weight": (8, 8, 1, 3, 3),
+            "layer1.0.conv3.weight": (8, 8, 3, 1, 1), "layer2.0.conv1.weight": (16, 32, 1, 1, 1),
+            "layer2.0.downsample.0.weight": (64, 32, 1, 1, 1), "layer4.0.conv_normal.weight": (64, 64, 1, 3, 3),
+            "layer4.0.downsample.0.weight": (256, 128, 1, 1, 1), "fc.weight": (5, 256)}
     for k, shape in want.items():
         assert tuple(sd[k].shape) == shape, k
-    assert not any(k.startswith("head") for k in sd)
+    # the port's file: DataParallel prefix, res5 as Conv2d / BatchNorm2d
+    port = {f"module.{k}": (v.squeeze(2) if k.startswith("layer4.") and v.dim() == 5 else v) for k, v in sd.items()}
+    assert port["module.layer4.0.conv_normal.weight"].dim() == 4
+    other = P3DResNet((1, 1, 1, 1), "ABC", num_classes=5, width=8)
+    other.load_state_dict(remap_state_dict(port))  # strict
+    assert all(torch.equal(other.state_dict()[k], v) for k, v in sd.items())
 
 
 def test_per_frame_model_ignores_frame_order():

@@ -14,7 +14,8 @@ A 3x3x3 convolution is split into a spatial ``S`` = 1x3x3 and a temporal ``T`` =
 deploy prototxt and the port, a block that halves the resolution strides its first 1x1x1 conv spatially
 (``stride_in="1x1"``, the original Caffe ResNet); ``stride_in="3x3"`` strides S instead (torchvision/timm
 "ResNet v1.5"), so the 2-D weights of such a ResNet inflate to the same function (:func:`inflate_2d_init`).
-:class:`Bottleneck2d` is the plain 2-D bottleneck of res5 (port keys ``conv1``, ``conv_normal``, ``conv4``).
+:class:`Bottleneck2d` is the plain 2-D bottleneck of res5 (port keys ``conv1``, ``conv_normal``, ``conv4``), run on
+every frame with 1 x k x k kernels.
 """
 
 from __future__ import annotations
@@ -94,28 +95,32 @@ class P3DBlock(nn.Module):
 
 
 class Bottleneck2d(nn.Module):
-    """The 2-D bottleneck of res5 (port keys ``conv1``, ``conv_normal``, ``conv4``, ``downsample``)."""
+    """The 2-D bottleneck of res5, applied to every frame of a ``(N, C, T, H, W)`` map: its kernels are 1 x k x k
+    (``Conv3d``/``BatchNorm3d``: the same arithmetic as ``Conv2d``/``BatchNorm2d`` on ``(N T, C, H, W)``, and the
+    whole network keeps one 5-D memory format, e.g. ``channels_last_3d``). Port keys ``conv1``, ``conv_normal``,
+    ``conv4``, ``downsample``; the port's 2-D kernels load after :func:`convzoo.models.p3d.remap_state_dict`."""
 
     def __init__(self, in_chs: int, planes: int, stride: int = 1, stride_in: str = "1x1", drop_path_rate: float = 0.0):
         super().__init__()
         _check_stride_in(stride_in)
         out = planes * EXPANSION
         s1, s2 = (stride, 1) if stride_in == "1x1" else (1, stride)
-        self.conv1 = nn.Conv2d(in_chs, planes, 1, stride=s1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv_normal = nn.Conv2d(planes, planes, 3, stride=s2, padding=1, bias=False)
-        self.bn_normal = nn.BatchNorm2d(planes)
-        self.conv4 = nn.Conv2d(planes, out, 1, bias=False)
-        self.bn4 = nn.BatchNorm2d(out)
+        self.conv1 = nn.Conv3d(in_chs, planes, 1, stride=(1, s1, s1), bias=False)
+        self.bn1 = nn.BatchNorm3d(planes)
+        self.conv_normal = spatial_conv(planes, s2)
+        self.bn_normal = nn.BatchNorm3d(planes)
+        self.conv4 = nn.Conv3d(planes, out, 1, bias=False)
+        self.bn4 = nn.BatchNorm3d(out)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = None
         if stride != 1 or in_chs != out:
-            self.downsample = nn.Sequential(nn.Conv2d(in_chs, out, 1, stride=stride, bias=False), nn.BatchNorm2d(out))
+            self.downsample = nn.Sequential(nn.Conv3d(in_chs, out, 1, stride=(1, stride, stride), bias=False),
+                                            nn.BatchNorm3d(out))
         self.drop_path = drop_path(drop_path_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn1(self.conv1(x)))  # (N, planes, T, H', W'), every frame alone
         out = self.relu(self.bn_normal(self.conv_normal(out)))
         out = self.bn4(self.conv4(out))
         return self.relu(self.drop_path(out) + shortcut)

@@ -27,16 +27,18 @@ Departures, and why:
 - The stem's 2x3x3 max-pool runs as a 1x3x3 spatial pool then a 2x1x1 temporal pool (a max over a product window
   is the max of the maxima: equal to the port's pool). Temporal pools use ``ceil_mode``, so clips of any length
   work (1 or an odd number of frames); with even lengths the result is the port's.
-- res5 runs per frame: ``(N, C, T, H, W) -> (N T, C, H, W)`` and back, then the global pool averages over T, H
-  and W. At the paper's 16 frames T is 1 there and this is the port's ``view``; the port's view mixes channels
-  and frames when T > 1, and its fixed 5x5 average pool needs 160-pixel inputs.
+- res5 runs on every frame with 1 x k x k kernels (the 2-D arithmetic, without reshaping the map to 2-D), then the
+  global pool averages over T, H and W. At the paper's 16 frames T is 1 there, as in the port; the port's ``view``
+  to 2-D mixes channels and frames when T > 1, and its fixed 5x5 average pool needs 160-pixel inputs. Keeping
+  every conv 3-D lets the whole network run in ``channels_last_3d``; the port's 4-D res5 kernels load through
+  :func:`remap_state_dict` (an added unit temporal axis).
 - ``drop_rate`` defaults to 0 (timm's convention); the Caffe deploy net uses 0.1, the port 0.5 (recipes set it).
 - ``stride_in="3x3"`` (not the paper's) strides the S conv / 3x3 conv instead of the first 1x1, to inflate
   torchvision/timm ResNets (v1.5) exactly.
 
 State-dict keys are the port's (``conv1_custom``, ``bn1``, ``layer1.0.conv2`` (S), ``layer1.0.conv3`` (T),
-``layer4.0.conv_normal``, ``fc``), so its converted P3D-199 checkpoints load with ``load_state_dict`` (strip a
-DataParallel ``module.`` prefix first).
+``layer4.0.conv_normal``, ``fc``); :func:`remap_state_dict` turns its converted P3D-199 checkpoints into ours (drops a
+DataParallel ``module.`` prefix, gives res5's 2-D kernels a unit temporal axis).
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ from convzoo.layers.head import Backbone, SelectAdaptivePool, apply_fc, create_c
 from convzoo.layers.p3d import EXPANSION, Bottleneck2d, P3DBlock
 from convzoo.registry import ModelCard, register_model
 
-__all__ = ["P3D_CFGS", "P3DConfig", "P3DResNet", "block_types", "inflate_2d_init", "set_temporal_identity_",
+__all__ = ["P3D_CFGS", "P3DConfig", "P3DResNet", "block_types", "inflate_2d_init", "remap_state_dict",
+           "set_temporal_identity_",
            "set_temporal_zero_", "temporal_pool"]
 
 
@@ -142,13 +145,6 @@ class P3DResNet(Backbone):
         x = self.relu(self.bn1(self.conv1_custom(x)))  # (N, w, T, H/2, W/2)
         return temporal_pool(self.maxpool(x))  # (N, w, T/2, H/4, W/4)
 
-    def _res5(self, x: torch.Tensor, frames: int) -> torch.Tensor:
-        n, c, t, h, w = x.shape  # per frame in 2-D: (N T, C, H, W), then back to (N, C', T, H', W')
-        y = self.layer4(x.transpose(1, 2).reshape(n * t, c, h, w))
-        if self.per_frame:  # (N frames, C', H', W') -> (N, C', frames, H', W')
-            return y.reshape(n // frames, frames, *y.shape[1:]).transpose(1, 2)
-        return y.reshape(n, t, *y.shape[1:]).transpose(1, 2)
-
     def _unfold(self, x: torch.Tensor, frames: int) -> torch.Tensor:
         """A per-frame map (N T, C, 1, H, W) -> (N, C, T, H, W) (the identity for clip models)."""
         if not self.per_frame:
@@ -168,7 +164,7 @@ class P3DResNet(Backbone):
             out.append(self._unfold(x, frames))
             x = temporal_pool(x)
         if stop >= 4:
-            out.append(self._res5(x, frames))
+            out.append(self._unfold(self.layer4(x), frames))
         return out
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -177,7 +173,7 @@ class P3DResNet(Backbone):
         x = temporal_pool(self.layer1(x))  # res2
         x = temporal_pool(self.layer2(x))  # res3
         x = temporal_pool(self.layer3(x))  # res4
-        return self._res5(x, frames)  # (N, 32w, T', H/32, W/32); per_frame: T' = T
+        return self._unfold(self.layer4(x), frames)  # res5 per frame: (N, 32w, T', H/32, W/32); per_frame: T' = T
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.dropout(self.global_pool(x))  # (N, 32w) over T, H, W
@@ -191,6 +187,16 @@ class P3DResNet(Backbone):
         if global_pool is not None:
             self.global_pool = SelectAdaptivePool(global_pool)
         self.fc = make_fc(self.num_features * self.global_pool.feat_mult(), num_classes)
+
+
+def remap_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A checkpoint of the PyTorch port (qijiezhao/pseudo-3d-pytorch, ``state_dict`` of ``P3D199``) in our layout:
+    the same keys without ``module.``; res5's 4-D conv kernels get their unit temporal axis."""
+    out = {}
+    for k, v in state.items():
+        k = k.removeprefix("module.")
+        out[k] = v.unsqueeze(2) if k.startswith("layer4.") and v.dim() == 4 else v
+    return out
 
 
 # --- 2-D ImageNet ResNet -> P3D -------------------------------------------------------------------------
