@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import ClassVar
 
 import pytest
 import torch
@@ -21,8 +22,8 @@ VOCAB = ["<pad>", "<bos>", "<eos>", "<unk>", "a", "red", "blue", "green", "squar
 def _tiny(vocab: int = len(VOCAB), max_len: int = 6, seed: int = 0, **kw) -> L.LRCNCaptioner:
     """A small captioner whose weights are spread (N(0, 0.5)) so that word probabilities differ clearly."""
     torch.manual_seed(seed)
-    cfg = dict(vocab_size=vocab, encoder="small", encoder_kwargs={"widths": (8,)}, image_dim=8, embed_dim=8,
-               hidden=12, num_layers=2, factored=True, max_len=max_len)
+    cfg = {"vocab_size": vocab, "encoder": "small", "encoder_kwargs": {"widths": (8,)}, "image_dim": 8,
+           "embed_dim": 8, "hidden": 12, "num_layers": 2, "factored": True, "max_len": max_len}
     cfg.update(kw)
     m = L.LRCNCaptioner(**cfg)
     with torch.no_grad():
@@ -236,8 +237,9 @@ def test_likelihood_matrix_and_retrieval_ranks():
 @pytest.mark.claim(paper=42, artefact="captioning",
                    claim="BLEU-4, BLEU-3 with brevity penalty and ROUGE-L of torchmetrics equal hand-computed values")
 def test_bleu_and_rouge_equal_hand_computed_values():
-    from convzoo.tasks.captioning import corpus_bleu
     from torchmetrics.text import ROUGEScore
+
+    from convzoo.tasks.captioning import corpus_bleu
 
     hyp, ref = "a small black cat sat on the mat", "a black cat sat on the mat"
     # clipped n-gram precisions 7/8, 5/7, 4/6, 3/5; candidate longer than the reference: no brevity penalty
@@ -256,7 +258,7 @@ class Pairs(torch.utils.data.Dataset):
     """Fixture image/caption pairs: a coloured shape on grey, captioned "a <colour> <shape>" (shape from the
     image, colour from the image); the vocabulary follows convzoo's special ids."""
 
-    COLOURS = {"red": (1.0, 0.1, 0.1), "blue": (0.1, 0.2, 1.0), "green": (0.1, 0.9, 0.2)}
+    COLOURS: ClassVar[dict] = {"red": (1.0, 0.1, 0.1), "blue": (0.1, 0.2, 1.0), "green": (0.1, 0.9, 0.2)}
     SHAPES = ("square", "circle", "cross")
 
     def __init__(self, n: int = 36, size: int = 24, seed: int = 0):
@@ -356,6 +358,10 @@ def test_task_metrics_predict_and_nn_baseline(tmp_path):
     assert len(pred["captions"]) == 3
     line = task.format_prediction({"input": "img.png", **pred})
     assert line.startswith("img.png: \"a ") and "\n" not in line
+    from convzoo.tasks.captioning import likelihood_retrieval
+
+    r = likelihood_retrieval(model, data)
+    assert set(r) == {"annotation", "search"} and r["search"]["r@10"] >= r["search"]["r@1"]
     nn_caps = nearest_neighbour_captions(model, data, data)
     assert nn_caps == data.captions  # its own training image is the nearest
     assert task.model_kwargs(None, data.info) == {"vocab_size": len(VOCAB)}
@@ -459,3 +465,4 @@ def test_photos_recipe_learns(tmp_path):
     assert {"bleu4", "rougeL_fmeasure"} <= set(res.metrics)
     report = (res.run_dir / "report.md").read_text()
     assert "nearest-neighbour caption baseline" in report and (res.run_dir / "captions.csv").is_file()
+    assert "| image -> sentence |" in report and "| sentence -> image |" in report

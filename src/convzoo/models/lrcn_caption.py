@@ -242,9 +242,9 @@ def _make(name: str):
 
     @register_model(_card(name, v))
     def factory(**kw) -> LRCNCaptioner:
-        cfg = dict(vocab_size=v.vocab_size, encoder=v.encoder, image_dim=v.image_dim, embed_dim=v.embed_dim,
-                   hidden=v.hidden, num_layers=v.num_layers, factored=v.factored,
-                   encoder_kwargs=dict(v.encoder_kwargs) or None)
+        cfg = {"vocab_size": v.vocab_size, "encoder": v.encoder, "image_dim": v.image_dim, "embed_dim": v.embed_dim,
+               "hidden": v.hidden, "num_layers": v.num_layers, "factored": v.factored,
+               "encoder_kwargs": dict(v.encoder_kwargs) or None}
         cfg.update(kw)
         return LRCNCaptioner(**cfg)
 
