@@ -11,8 +11,6 @@ learns the moving-digit directions. Full-size models are built on the meta devic
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -85,6 +83,21 @@ def test_caffenet_map_sizes_at_227():
     assert out.shape == (1, 4096)
     x = torch.randn(2, 384, 6, 6)
     assert torch.equal(cnn.pool(x), x)
+
+
+@pytest.mark.claim(paper=42, artefact="activity_recognition",
+                   claim="per-frame scores averaged over time and clips: the video's probabilities are the mean of "
+                         "every frame's softmax over its K clips (classify_video.py's rule)")
+def test_video_score_is_the_mean_of_all_frame_probabilities():
+    from convzoo.tasks import build_task
+
+    torch.manual_seed(0)
+    model = _build("lrcn_small").eval()
+    clips = torch.randn(2, 3, 1, 5, 32, 32)  # (N videos, K clips, C, T, H, W)
+    with torch.no_grad():
+        video, _ = build_task("video_classification").forward(model, (clips, torch.zeros(2, dtype=torch.long)))
+        steps = model.forward_steps(clips.flatten(0, 1)).reshape(2, 3 * 5, 4)  # every frame of every clip
+    torch.testing.assert_close(video.softmax(-1), steps.softmax(-1).mean(1))
 
 
 def test_output_shapes_and_pools():
@@ -223,3 +236,117 @@ def test_bad_inputs_and_arguments():
     with pytest.raises(ConvzooError, match="frame CNN"):
         build_frame_cnn("vgg", 3)
     assert isinstance(build_frame_cnn("small", 3), SmallFrameCNN)
+
+
+@pytest.mark.claim(paper=42, artefact="lrcn_small_single_frame",
+                   claim="on moving_digits every right-moving clip has a left-moving twin with the same frames in reverse "
+                         "order, which the frame-averaged single-frame model scores identically: it cannot beat chance")
+def test_moving_digits_reversed_twin_fools_the_single_frame_model():
+    from convzoo.data.moving_digits import render_video
+
+    g = torch.Generator().manual_seed(0)
+    ink = torch.rand(8, 8, generator=g)
+    frames, speed, start = 6, 2, (5, 3)
+    right = render_video(ink, "right", start, speed, frames, 16)
+    # the same digit moving left from where the right-moving one ends: its frames reversed
+    left = render_video(ink, "left", (start[0], start[1] + (frames - 1) * speed), speed, frames, 16)
+    assert torch.equal(left, right.flip(1))
+    down = render_video(ink, "down", start, speed, frames, 16)
+    up = render_video(ink, "up", (start[0] + (frames - 1) * speed, start[1]), speed, frames, 16)
+    assert torch.equal(up, down.flip(1))
+    torch.manual_seed(0)
+    single = LRCN(num_classes=4, in_chans=1, frame_cnn="small", recurrent=False).double().eval()
+    lrcn = LRCN(num_classes=4, in_chans=1, frame_cnn="small", hidden_size=16).double().eval()
+    clips = torch.stack([right, left, down, up]).double()
+    with torch.no_grad():
+        s = single(clips)
+        torch.testing.assert_close(s[0], s[1], atol=1e-12, rtol=0)
+        torch.testing.assert_close(s[2], s[3], atol=1e-12, rtol=0)
+        o = lrcn(clips)
+        assert (o[0] - o[1]).abs().max() > 1e-6 and (o[2] - o[3]).abs().max() > 1e-6
+
+
+# --- recipes -----------------------------------------------------------------------------------------
+
+@pytest.mark.claim(paper=42, artefact="lrcn_ucf101_paper",
+                   claim="the official lstm_solver_RGB / train_test_lstm_RGB values: SGD lr 0.001 momentum 0.9, weight "
+                         "decay 0.005, step x0.1 every 10,000 of 30,000 iterations, clip 5, 24 clips x 16 frames, per-step "
+                         "loss, fc8 lr x10 / x20, biases x2 without decay, 227 crops of 240 px frames, BGR mean")
+def test_paper_recipe_values():
+    from convzoo.engine import load_recipe
+    from convzoo.engine.optim import param_groups
+
+    r = load_recipe("lrcn_ucf101_paper")
+    assert r["paper"] == 42 and "lrcn_ucf101_paper" in convzoo.get_card(r["model"]["name"]).recipes
+    opt = r["optimizer"]
+    assert (opt["name"], opt["lr"], opt["weight_decay"], opt["kwargs"]) == ("sgd", 0.001, 0.005, {"momentum": 0.9})
+    assert (r["batch_size"], r["grad_clip"], r["seed"], r["method"]["name"]) == (24, 5.0, 1701, "per_step")
+    # 30,000 iterations of 24 clips over UCF101 split 1's 9,537 training videos; the step every 10,000
+    iters_per_epoch = 9_537 / 24
+    assert r["epochs"] == round(30_000 / iters_per_epoch) and r["schedule"]["name"] == "step"
+    assert r["schedule"]["kwargs"] == {"step_size": round(10_000 / iters_per_epoch), "gamma": 0.1}
+    data = r["data"]["kwargs"]
+    assert (data["clip_len"], data["crop"], data["resize"]) == (16, 227, 240)
+    bgr_mean = (103.939, 116.779, 128.68)  # sequence_input_layer.py, on 0-255 BGR
+    assert data["mean"] == pytest.approx([m / 255 for m in bgr_mean[::-1]], abs=1e-6)
+    assert data["std"] == pytest.approx([1 / 255] * 3, abs=1e-7)
+    with torch.device("meta"):
+        model = convzoo.create_model("lrcn_activity")
+    lr_mult, decay = {}, {}
+    for g in param_groups(model, opt):
+        for p in g["params"]:
+            lr_mult[id(p)], decay[id(p)] = g["lr"] / opt["lr"], g["weight_decay"]
+    named = dict(model.named_parameters())
+    assert lr_mult[id(named["fc.weight"])] == pytest.approx(10) and lr_mult[id(named["fc.bias"])] == pytest.approx(20)
+    assert lr_mult[id(named["frame_cnn.conv1.bias"])] == pytest.approx(2) and decay[id(named["frame_cnn.fc6.bias"])] == 0
+    assert decay[id(named["lstm.bias_ih_l0"])] == 0.005 and decay[id(named["frame_cnn.conv3.weight"])] == 0.005
+
+
+@pytest.mark.claim(paper=42, artefact="lrcn_moving_digits",
+                   claim="recipe validates; the CPU LRCN and its single-frame baseline share data, loss and budget")
+def test_cpu_recipes_load():
+    from convzoo.engine import load_recipe
+
+    a, b = load_recipe("lrcn_moving_digits"), load_recipe("lrcn_single_frame_moving_digits")
+    assert (a["model"]["name"], b["model"]["name"]) == ("lrcn_small", "lrcn_small_single_frame")
+    for key in ("data", "task", "method", "optimizer", "schedule", "epochs", "batch_size", "seed"):
+        assert a[key] == b[key], key
+    assert a["method"]["name"] == "per_step" and a["data"]["name"] == "moving_digits"
+    assert count_params(convzoo.create_model("lrcn_small")) < 500_000  # CPU scale
+
+
+@pytest.mark.slow
+@pytest.mark.claim(paper=42, artefact="lrcn_moving_digits",
+                   claim="LRCN learns the direction of moving real digits (far above chance after 50 per-step-loss steps) "
+                         "where the single-frame average of the same CNN stays near chance (recorded full runs: README)")
+def test_moving_digits_lrcn_learns_single_frame_does_not():
+    from convzoo.data import build_dataset
+    from convzoo.methods import build_method
+    from convzoo.tasks import build_task
+
+    task = build_task("video_classification")
+    kw = {"frames": 8, "digits": "sklearn", "size": 32}
+    train = build_dataset("moving_digits", "train", num_videos=800, **kw)
+    test = build_dataset("moving_digits", "test", num_videos=200, **kw)
+    xs, ys = torch.stack([test[i][0] for i in range(len(test))]), test.labels
+
+    def fit(name) -> float:
+        torch.manual_seed(0)
+        model = convzoo.create_model(name)
+        method = build_method("per_step", model, task, train.info)
+        opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.05)
+        loader = torch.utils.data.DataLoader(train, batch_size=32, shuffle=True)
+        method.train()
+        for _ in range(2):
+            for batch in loader:
+                loss = method.training_step(batch)["loss"]
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        model.eval()
+        with torch.no_grad():
+            return float((task.forward(model, (xs, ys))[0].argmax(-1) == ys).float().mean())
+
+    acc_lrcn, acc_single = fit("lrcn_small"), fit("lrcn_small_single_frame")
+    assert acc_lrcn >= 0.8, acc_lrcn
+    assert acc_single <= 0.45, acc_single
