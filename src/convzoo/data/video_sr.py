@@ -83,8 +83,9 @@ def clip_frames_y(path: str) -> np.ndarray:
     frames = np.stack(decode_rgb(path))  # (T, H, W, 3) uint8
     weights = torch.tensor([65.481, 128.553, 24.966], dtype=torch.float32) / 255.0
     out = []
-    for chunk in torch.from_numpy(frames).split(16):
-        y = chunk.float().div(255.0) @ weights + 16.0 / 255.0  # (n, H, W)
+    for chunk in torch.from_numpy(frames).split(8):
+        c = chunk.float().div(255.0)
+        y = c[..., 0] * weights[0] + c[..., 1] * weights[1] + c[..., 2] * weights[2] + 16.0 / 255.0  # (n, H, W)
         out.append(quantize(y).mul(255).round().to(torch.uint8))
     return torch.cat(out).numpy()
 
@@ -122,10 +123,10 @@ class _Clips:
             self.segments.append((clip.removesuffix(".mp4"), lr, hr, first, stop))
             self.items += [(len(self.segments) - 1, t) for t in range(first, stop, step)]
 
-    def lr_stack(self, seg: int, t: int) -> torch.Tensor:
-        """(frames, h, w) uint8: LR frames t - k .. t + k of segment ``seg``."""
+    def lr_stack(self, seg: int, t: int, window: tuple[slice, slice] = (slice(None), slice(None))) -> torch.Tensor:
+        """(frames, h, w) uint8: LR frames t - k .. t + k of segment ``seg`` (only ``window`` of each)."""
         _, lr, _, first, stop = self.segments[seg]
-        return lr[neighbours(t, first, stop, self.frames)]
+        return torch.stack([lr[(s, *window)] for s in neighbours(t, first, stop, self.frames)])
 
 
 def _float(x: torch.Tensor) -> torch.Tensor:
@@ -168,11 +169,12 @@ class VideoPatches(Dataset):
         epoch = torch.initial_seed() if self.epoch is None else self.epoch
         rng = np.random.default_rng((self.seed, epoch, int(i)))
         seg, t = self.clips.items[int(rng.integers(len(self.clips.items)))]
-        lr = self.clips.lr_stack(seg, t)  # (frames, h, w)
-        hr = self.clips.segments[seg][2][t]  # (rh, rw)
+        h, w = self.clips.segments[seg][1].shape[-2:]  # LR frame size
         p, r = self.patch, self.scale
-        y, x = int(rng.integers(lr.shape[-2] - p + 1)), int(rng.integers(lr.shape[-1] - p + 1))
-        return _float(lr[:, y:y + p, x:x + p]), _float(hr[None, r * y:r * (y + p), r * x:r * (x + p)])
+        y, x = int(rng.integers(h - p + 1)), int(rng.integers(w - p + 1))
+        lr = self.clips.lr_stack(seg, t, (slice(y, y + p), slice(x, x + p)))  # (frames, p, p)
+        hr = self.clips.segments[seg][2][t, r * y:r * (y + p), r * x:r * (x + p)]  # (r p, r p)
+        return _float(lr), _float(hr[None])
 
 
 @register_dataset("video_sr")
