@@ -23,9 +23,10 @@ How it is computed (no loops, one attention call):
 - the relative logits are folded into the attention product instead of a dense bias: the query is
   extended with its gathered height and width logits (``2 (b + 2h)`` numbers) and every key with the
   one-hot codes of its window row and column, so ``q' . k' = q . k / sqrt(d) + q . r^H + q . r^W`` exactly.
-  ``F.scaled_dot_product_attention`` then runs without an attention mask (its fused kernels apply; the
-  extended width is zero-padded to a multiple of 8 for them) and no ``(blocks, b^2, (b + 2h)^2)`` bias
-  tensor is ever built.
+  The attention then needs no mask and no ``(blocks, b^2, (b + 2h)^2)`` bias tensor is ever built:
+  ``F.scaled_dot_product_attention`` with the values zero-padded to the extended width (its fused kernels
+  need equal widths; the width is a multiple of 8) on a GPU and in fp32 on a CPU, or matmul-softmax-matmul
+  where that is faster (bf16 on a CPU, few queries per block; see ``HaloAttn._attend``).
 
 Departure from timm: a map whose size the block size does not divide is zero-padded at the bottom/right
 to the next multiple (the padded positions act like the halo's zero padding) and the output cropped back
@@ -146,6 +147,26 @@ class HaloAttn(nn.Module):
         k, v = kv.split([self.dim_head_qk, self.dim_head_v], dim=-1)
         return q, k, v, (b, nby, nbx, h, w)
 
+    @staticmethod
+    def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """softmax(q k^T) v over each window; q, k (N, nb, L, D), v (N, nb, S, d_v).
+
+        SDPA's fused kernels need equal widths: fed these as they are, it falls back to its unfused math path,
+        which on a CPU checks every row for -inf and (bf16) upcasts to fp32. So: the narrower side zero-padded
+        (values sliced back after) and the fused kernel where it pays (any GPU; a CPU in fp32 when a block has
+        at least 64 queries: the fused CPU kernel repacks each window's keys, too much for the 16 queries of a
+        strided block), else the plain three ops (a CPU in bf16, where the fused kernel is 1.2-1.5x slower per
+        layer of halonet_h1).
+        """
+        if q.device.type != "cpu" or (q.dtype == torch.float32 and q.shape[-2] >= 64):
+            dv, width = v.shape[-1], q.shape[-1]
+            if dv > width:  # zero columns of q and k leave the logits unchanged
+                q, k = F.pad(q, [0, dv - width]), F.pad(k, [0, dv - width])
+            elif dv < width:
+                return F.scaled_dot_product_attention(q, k, F.pad(v, [0, width - dv]), scale=1.0)[..., :dv]
+            return F.scaled_dot_product_attention(q, k, v, scale=1.0)
+        return torch.softmax(q @ k.transpose(-1, -2), dim=-1) @ v
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v, (b, nby, nbx, h, w) = self._blocks(x)
         bq, win = self.block_size_ds, self.win_size
@@ -162,7 +183,7 @@ class HaloAttn(nn.Module):
         codes = torch.cat([eye.repeat_interleave(win, 0), eye.repeat(win, 1)], dim=1)  # (win^2, 2 win)
         q = F.pad(torch.cat([q * self.scale, lh, lw], dim=-1), [0, extra])
         k = torch.cat([k, F.pad(codes, [0, extra]).expand(n, nb, -1, -1)], dim=-1)
-        out = F.scaled_dot_product_attention(q, k, v, scale=1.0)  # (N, nb, bq^2, d_v)
+        out = self._attend(q, k, v)  # (N, nb, bq^2, d_v)
         # un-block: (B, heads, nby, nbx, bq, bq, d_v) -> (B, heads d_v, nby bq, nbx bq)
         out = out.reshape(b, self.num_heads, nby, nbx, bq, bq, self.dim_head_v).permute(0, 1, 6, 2, 4, 3, 5)
         out = out.reshape(b, self.dim_out_v, nby * bq, nbx * bq)
