@@ -16,7 +16,13 @@ from torch import nn
 
 import convzoo
 from convzoo.errors import ConvzooError
-from convzoo.models.multidigit import Maxout2d, MultiDigitNet, SubtractiveNorm2d, pooled_size, remap_state_dict
+from convzoo.models.multidigit import (
+    Maxout2d,
+    MultiDigitNet,
+    SubtractiveNorm2d,
+    pooled_size,
+    remap_state_dict,
+)
 from convzoo.registry import count_params
 from convzoo.testing import randomise_bn
 

@@ -10,7 +10,6 @@ CPU-scale recipe and ``convzoo predict`` on an image of a number.
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import h5py
@@ -193,7 +192,7 @@ def _svhn_folder(root):
 @pytest.mark.claim(paper=47, artefact="svhn_multidigit",
                    claim="SVHN format 1 (digitStruct.mat, HDF5) and format 2 (.mat) read; box + 30%, 64x64, random 54 / centre crops")
 def test_svhn_format1_and_preprocessing(tmp_path):
-    recs = _svhn_folder(tmp_path)
+    _svhn_folder(tmp_path)
     got = read_digit_struct(tmp_path / "train" / "digitStruct.mat")
     assert [r["name"] for r in got] == ["1.png", "2.png", "3.png", "4.png"]
     assert got[0]["digits"] == [1, 0] and got[0]["boxes"] == [(10, 5, 8, 16), (19, 6, 9, 15)]
@@ -205,7 +204,7 @@ def test_svhn_format1_and_preprocessing(tmp_path):
     test = build_dataset("svhn_multidigit", "test", root=tmp_path)
     assert len(test) == 2 and test.info.task == "digit_sequence" and test.info.input_size == (54, 54)
     assert test.targets[0].tolist() == [3, 2, 3, 0, -1, -1]
-    x, y = test[0]
+    x, _ = test[0]
     assert x.shape == (3, 54, 54) and abs(float(x.mean())) < 1e-5  # per-image mean subtracted
     full = test.image(0)
     assert full.shape == (3, 64, 64) and full.dtype == torch.uint8
@@ -249,9 +248,9 @@ def test_numbers_are_fixed_and_held_out():
     train = build_dataset("numbers", "train", num_images=8)
     train.set_epoch(0)
     torch.manual_seed(0)
-    x0, y0 = train[3]
+    x0, _ = train[3]
     train.set_epoch(1)
-    x1, y1 = train[3]
+    x1, _ = train[3]
     train.set_epoch(0)
     torch.manual_seed(0)
     assert torch.equal(train[3][0], x0) and not torch.equal(x0, x1)  # fresh numbers per epoch, reproducible
@@ -316,6 +315,6 @@ def test_predict_prints_the_number(tmp_path):
     loaded = Loaded(model, card, task, ds.info, None, True, None, "test")
     (pred,) = list(predict(loaded, [png], tmp_path))
     line = task.format_prediction(pred)
-    lengths, digits, logp = decode(model(x))
+    _, digits, logp = decode(model(x))
     want = "".join(str(d) for d in digits[0].tolist() if d >= 0) or "(no digits)"
     assert line.startswith(f"{png}: {want}") and f"P = {math.exp(float(logp[0])):.3f}" in line

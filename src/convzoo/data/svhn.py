@@ -77,7 +77,7 @@ def crop_number(rgb: np.ndarray, box: Sequence[float], size: int = RESIZE) -> to
     outside the image read black) resized with bilinear interpolation (PIL)."""
     from PIL import Image
 
-    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    x0, y0, x1, y1 = (round(v) for v in box)
     x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1)
     crop = Image.fromarray(np.ascontiguousarray(rgb)).crop((x0, y0, x1, y1)).resize((size, size), Image.BILINEAR)
     return torch.from_numpy(np.asarray(crop, dtype=np.uint8).copy()).permute(2, 0, 1)

@@ -230,30 +230,30 @@ def remap_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 # --- variants ----------------------------------------------------------------------------------------
 PAPER_WIDTHS = (48, 64, 128, 160, 192, 192, 192, 192)
 MULTIDIGIT_CFGS = {
-    "multidigit_net": dict(
-        kwargs=dict(widths=PAPER_WIDTHS, fc_dim=3072, num_classes=10, img_size=54, norm="subtractive", maxout=3,
-                    fc_dropout=True),
-        params=42_858_329, test_size=(32, 32), capabilities=frozenset({"compile", "channels_last"}),
-        params_source=("fact sheet G3 'Paper 47' Sec. 3 (paper-like: maxout x3 in layer 1, no BN, 10-way digit "
-                       "heads, 7 x 7 final map); closed form in tests/models/test_multidigit.py; the paper "
-                       "states no count"),
-        notes="the paper's layout; subtractive normalisation has no parameters"),
-    "multidigit_net_port": dict(
-        kwargs=dict(widths=PAPER_WIDTHS, fc_dim=3072, num_classes=11, img_size=54, norm="batch", maxout=1,
-                    fc_dropout=False),
-        params=42_868_734, test_size=(32, 32), capabilities=frozenset({"channels_last"}),
-        params_source=("issue 11 / fact sheet G3 'Paper 47' Sec. 3: potterhsu/SVHNClassifier-PyTorch model.py "
-                       "(Conv-BN-ReLU, 11-way heads with 'no digit', 7 x 7 final map); closed form in "
-                       "tests/models/test_multidigit.py"),
-        notes=("potterhsu/SVHNClassifier-PyTorch layout (its checkpoints load through remap_state_dict); README "
-               "95.65 % sequence accuracy on SVHN test")),
-    "multidigit_small": dict(
-        kwargs=dict(widths=(16, 16, 24, 24, 32, 32, 32, 32), fc_dim=256, num_classes=10, img_size=36, norm="batch",
-                    maxout=1, fc_dropout=False, drop_rate=0.0),
-        params=503_833, test_size=(36, 36), capabilities=frozenset({"compile", "channels_last", "onnx"}),
-        params_source=("closed form of this CPU-scale width (not in the paper): 8 conv 5x5 + BN, FC 32*6*6-256-256, "
-                       "heads 7 + 5 x 10; tests/models/test_multidigit.py"),
-        notes="CPU-scale width (not in the paper); recipe multidigit_numbers"),
+    "multidigit_net": {
+        "kwargs": {"widths": PAPER_WIDTHS, "fc_dim": 3072, "num_classes": 10, "img_size": 54, "norm": "subtractive",
+                   "maxout": 3, "fc_dropout": True},
+        "params": 42_858_329, "test_size": (32, 32), "capabilities": frozenset({"compile", "channels_last"}),
+        "params_source": ("fact sheet G3 'Paper 47' Sec. 3 (paper-like: maxout x3 in layer 1, no BN, 10-way digit "
+                          "heads, 7 x 7 final map); closed form in tests/models/test_multidigit.py; the paper "
+                          "states no count"),
+        "notes": "the paper's layout; subtractive normalisation has no parameters"},
+    "multidigit_net_port": {
+        "kwargs": {"widths": PAPER_WIDTHS, "fc_dim": 3072, "num_classes": 11, "img_size": 54, "norm": "batch",
+                   "maxout": 1, "fc_dropout": False},
+        "params": 42_868_734, "test_size": (32, 32), "capabilities": frozenset({"channels_last"}),
+        "params_source": ("issue 11 / fact sheet G3 'Paper 47' Sec. 3: potterhsu/SVHNClassifier-PyTorch model.py "
+                          "(Conv-BN-ReLU, 11-way heads with 'no digit', 7 x 7 final map); closed form in "
+                          "tests/models/test_multidigit.py"),
+        "notes": ("potterhsu/SVHNClassifier-PyTorch layout (its checkpoints load through remap_state_dict); README "
+                  "95.65 % sequence accuracy on SVHN test")},
+    "multidigit_small": {
+        "kwargs": {"widths": (16, 16, 24, 24, 32, 32, 32, 32), "fc_dim": 256, "num_classes": 10, "img_size": 36,
+                   "norm": "batch", "maxout": 1, "fc_dropout": False, "drop_rate": 0.0},
+        "params": 503_833, "test_size": (36, 36), "capabilities": frozenset({"compile", "channels_last", "onnx"}),
+        "params_source": ("closed form of this CPU-scale width (not in the paper): 8 conv 5x5 + BN, FC 32*6*6-256-256, "
+                          "heads 7 + 5 x 10; tests/models/test_multidigit.py"),
+        "notes": "CPU-scale width (not in the paper); recipe multidigit_numbers"},
 }
 _SRC = ("paper Sec. 3 (sequence model, heads), Sec. 5.1 (8 conv 5x5 [48, 64, 128, 160, 192 x 4], maxout x3 "
         "first layer, 2x2 max pool stride 2/1 alternating, subtractive normalisation, FC 3072-3072, dropout); "

@@ -305,11 +305,11 @@ class DigitSequence(Task):
             return None
 
         seq, dig, cov = get("seq_acc"), get("digit_acc"), get("coverage")
-        lines = ["### Multi-digit numbers: sequence accuracy, per-digit accuracy, coverage at "
-                 f"{100 * self.coverage_accuracy:.0f} % accuracy", ""]
+        lines = [("### Multi-digit numbers: sequence accuracy, per-digit accuracy, coverage at "
+                  f"{100 * self.coverage_accuracy:.0f} % accuracy"), ""]
         if seq is not None:
-            lines += [f"Sequence accuracy {seq:.2f} %, per-digit accuracy {dig:.2f} %, coverage at "
-                      f"{100 * self.coverage_accuracy:.0f} % accuracy {cov:.2f} % (test split).", ""]
+            lines += [(f"Sequence accuracy {seq:.2f} %, per-digit accuracy {dig:.2f} %, coverage at "
+                       f"{100 * self.coverage_accuracy:.0f} % accuracy {cov:.2f} % (test split)."), ""]
         where = "SVHN test" if dataset.info.name == "svhn_multidigit" else f"SVHN test; this run: '{dataset.info.name}'"
         lines.append(f"Paper (Sec. 5.1, {where}): sequence accuracy {PAPER_SVHN['seq_acc']} %, per-digit "
                      f"{PAPER_SVHN['digit_acc']} %, coverage at 98 % accuracy {PAPER_SVHN['coverage']} %.")
