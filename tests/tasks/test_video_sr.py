@@ -259,3 +259,14 @@ def test_video_fusion_recipe_learns(tmp_path):
                 out_dir=tmp_path, run_name="r", progress=False)
     losses = [h["train_loss"] for h in res.history]
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_video_recipes_compare_single_and_multi_frame_on_equal_budgets():
+    from convzoo.engine import load_recipe
+
+    a, b = load_recipe("espcn_x3_video"), load_recipe("espcn_x3_video_fusion")
+    assert (a["model"]["name"], b["model"]["name"]) == ("espcn_x3", "espcn_x3_fusion3")
+    assert (a["data"]["kwargs"].pop("frames"), b["data"]["kwargs"].pop("frames")) == (1, 3)
+    for key in ("epochs", "batch_size", "data", "optimizer", "schedule", "seed"):
+        assert a[key] == b[key], key
+    assert a["data"]["name"] == "video_sr" and a["data"]["test_split"] == "test"
