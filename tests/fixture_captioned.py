@@ -67,3 +67,32 @@ def write_stamps(root: Path, per_pair: int = 2, seed: int = 0) -> list[tuple[str
     Image.fromarray(rgba, "RGBA").save(root / "animals" / "empty.png")
     (root / "animals" / "empty.txt").write_text("\nde.utf8=Leer.\n", encoding="utf-8")
     return sorted(pairs)
+
+
+def write_flickr(root: Path, name: str = "flickr8k", n_train: int = 4, n_val: int = 2, n_test: int = 2,
+                 folder: str = "Flicker8k_Dataset") -> dict:
+    """Karpathy's split JSON (``dataset_<name>.json``) and JPEG images in ``root/folder``: every image five
+    sentences naming its colour and shape; returns the JSON written."""
+    import json
+
+    from PIL import Image
+
+    root = Path(root)
+    (root / folder).mkdir(parents=True, exist_ok=True)
+    images, k = [], 0
+    combos = [(c, s) for c in COLOURS for s in SHAPES]
+    for split, n in (("train", n_train), ("val", n_val), ("test", n_test)):
+        for _ in range(n):
+            colour, shape = combos[k % len(combos)]
+            arr = np.full((30, 40, 3), 255, np.uint8)
+            arr[_shape_mask(shape, 30, 40)] = COLOURS[colour]
+            filename = f"{1000 + k}_{colour}{shape}.jpg"
+            Image.fromarray(arr).save(root / folder / filename, quality=95)
+            sents = [f"A {colour} {shape}.", f"The {shape} is {colour}.", f"One {colour} {shape} on white.",
+                     f"a {shape} coloured {colour}", f"There is a {colour} {shape} here."]
+            images.append({"filename": filename, "imgid": k, "split": split,
+                           "sentences": [{"raw": s, "tokens": s.lower().strip(".").split()} for s in sents]})
+            k += 1
+    data = {"dataset": name, "images": images}
+    (root / f"dataset_{name}.json").write_text(json.dumps(data))
+    return data

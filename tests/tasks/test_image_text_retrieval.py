@@ -191,3 +191,99 @@ def test_predict_on_a_photo_and_a_caption(stamps, tmp_path):
     info = ds.info.__class__(ds.info.name, ds.info.task, 3)
     with pytest.raises(ConvzooError, match="needs its vocabulary"):
         list(task.predict_file(model, card, photo, info, tmp_path))
+
+
+# --- Flickr (Karpathy's split format) -------------------------------------------------------------------
+@pytest.mark.claim(paper=5, artefact="image_text_retrieval",
+                   claim="Flickr8k/30k in Karpathy's split JSON: one item per sentence, an image's five sentences share its "
+                         "id; at evaluation each image is ranked once and any of its sentences is a hit (1k-image protocol)")
+def test_flickr_reader_and_one_rank_per_image(tmp_path):
+    from fixture_captioned import write_flickr
+
+    write_flickr(tmp_path)
+    train = build_dataset("flickr8k", "train", root=str(tmp_path), size=16, min_count=1)
+    test = build_dataset("flickr8k", "test", root=str(tmp_path), size=16, min_count=1)
+    assert len(train) == 4 * 5 and len(test) == 2 * 5 and test.image_ids == [6] * 5 + [7] * 5
+    x, target = test[0]
+    assert x.shape == (3, 16, 16) and target["image_id"] == 6 and int(target["tokens"][0]) == 1
+    assert len(build_dataset("flickr8k", "train", root=str(tmp_path), size=16).vocab) < len(train.vocab)  # min count 5
+    task = build_task("image_text_retrieval")
+    _, targets = task.collate([test[i] for i in range(10)])
+    assert targets["image_ids"].tolist() == [6] * 5 + [7] * 5
+    # embeddings by hand: image 6 is closest to its sentences 0-4 except sentence 3
+    img = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0]] * 5 + [[0.0, 1.0]] * 5), dim=1)
+    txt = torch.nn.functional.normalize(torch.tensor([[1.0, 0.1]] * 3 + [[0.2, 1.0]] + [[1.0, 0.2]]
+                                                     + [[0.1, 1.0]] * 5), dim=1)
+    metrics = task.metrics(test)
+    task.update_metrics(metrics, RetrievalOutputs(img @ txt.t(), img, txt), targets)
+    out = {k: float(v) for k, v in metrics.compute().items()}
+    assert out["i2t_r1"] == 100.0  # both images find one of their sentences first
+    # search: 10 sentence queries over the 2 images (not 10 copies); sentence 3 ranks image 7 first
+    assert out["t2i_r1"] == pytest.approx(90.0) and out["t2i_r5"] == 100.0
+    # in a training batch, two sentences of one image are no negatives of each other
+    scores = torch.zeros(10, 10)  # every pair violates the margin
+    loss_same = task.loss(scores, targets)
+    other = dict(targets, image_ids=torch.arange(10))
+    assert float(loss_same) < float(task.loss(scores, other))
+    with pytest.raises(ConvzooError, match="no dataset_flickr30k.json"):
+        build_dataset("flickr30k", "train", root=str(tmp_path))
+    with pytest.raises(ConvzooError, match="needs data.root"):
+        build_dataset("flickr8k", "train")
+
+
+# --- recipes ----------------------------------------------------------------------------------------------
+@pytest.mark.claim(paper=5, artefact="image_text_flickr_paper",
+                   claim="the paper recipe holds the report's shape and sheet G3's stated defaults: 4,096-d fc7-like image "
+                         "feature, 1,024-d joint space, BoW words seen >= 5 times, margin 0.2, both negatives, Adam 2e-4")
+def test_paper_recipe_values():
+    from convzoo.engine import load_recipe
+
+    cfg = load_recipe("image_text_flickr_paper")
+    # sheet G3, paper 5, point 3 (library defaults the report leaves open) and point 1 (4,096-d fc7 feature)
+    assert cfg["model"]["name"] == "image_text_embedding"
+    with torch.device("meta"):
+        model = convzoo.create_model("image_text_embedding")
+    assert model.embed_dim == 1024 and model.image.fc7[0].out_features == 4096
+    assert model.text_encoder_name == "bow"
+    assert cfg["data"]["name"] == "flickr8k" and cfg["data"]["kwargs"]["min_count"] == 5
+    assert cfg["task"]["kwargs"] == {"margin": 0.2, "negatives": "both"}
+    assert cfg["optimizer"]["name"] == "adam" and cfg["optimizer"]["lr"] == 2.0e-4
+    # VSE++ (Faghri et al. 2018): 30 epochs, batch 128, lr x0.1 after 15
+    assert (cfg["epochs"], cfg["batch_size"]) == (30, 128)
+    assert cfg["schedule"]["name"] == "step" and cfg["schedule"]["kwargs"] == {"step_size": 15, "gamma": 0.1}
+
+
+@pytest.mark.slow
+def test_paper_recipe_takes_steps_on_fixture_flickr(tmp_path):
+    from fixture_captioned import write_flickr
+
+    from convzoo.engine import train
+
+    write_flickr(tmp_path / "flickr")
+    torch.manual_seed(0)
+    res = train("image_text_flickr_paper", values={"data.root": str(tmp_path / "flickr"), "data.kwargs.size": 32,
+                                                   "data.kwargs.min_count": 1, "epochs": 1, "batch_size": 4,
+                                                   "eval_batch_size": 10, "limit_train_batches": 2},
+                out_dir=tmp_path / "runs", run_name="r", progress=False)
+    assert math.isfinite(res.history[0]["train_loss"]) and "val_i2t_r1" in res.history[0]
+
+
+@pytest.mark.claim(paper=5, artefact="image_text_photos",
+                   claim="each negative-sampling option (sentence, image, both) trains on the captioned photos: the ranking "
+                         "loss falls over 2 short epochs and R@K is reported both ways")
+@pytest.mark.slow
+@pytest.mark.parametrize("negatives", ["sentence", "image", "both"])
+def test_photos_recipe_learns_with_each_negative_option(negatives, tmp_path):
+    from convzoo.data.fetch import data_home, is_fetched
+    from convzoo.engine import train
+
+    if not is_fetched("captioned_photos"):
+        pytest.fail(f"captioned photos not in {data_home('captioned_photos')}: run `convzoo data fetch captioned_photos`",
+                    pytrace=False)
+    torch.manual_seed(0)
+    res = train("image_text_photos", values={"task.kwargs.negatives": negatives, "epochs": 3, "limit_train_batches": 6,
+                                             "data.kwargs.augment": False},
+                out_dir=tmp_path, run_name=negatives, progress=False)
+    losses = [h["train_loss"] for h in res.history]
+    assert losses[-1] < 0.8 * losses[0], losses
+    assert {"val_i2t_r10", "val_t2i_r10", "val_i2t_medr", "val_t2i_medr"} <= set(res.history[-1])

@@ -3,9 +3,12 @@
 Baqapuri, "Deep Learning Applied to Image and Text Matching", arXiv 1601.03478 (seed paper 5).
 
 Items of a retrieval data set are ``(image, tokens)``, ``tokens`` a LongTensor ``<bos> w_1 .. w_n <eos>`` of
-:class:`convzoo.data.captioned_photos.Vocabulary` (vocabulary in ``info.extra["vocab"]``). A batch is
-``(images (B, C, H, W), {"tokens": (B, L) padded with <pad>, "keys": (B,)})``; ``keys`` identify the caption's
-words, so two items with the same caption ("A flower.") count as each other's matches.
+:class:`convzoo.data.captioned_photos.Vocabulary` (vocabulary in ``info.extra["vocab"]``), or ``(image, {"tokens":
+..., "image_id": int})`` when an image has several sentences (Flickr, :mod:`convzoo.data.flickr`: one item per
+sentence). A batch is ``(images (B, C, H, W), {"tokens": (B, L) padded with <pad>, "keys": (B,), "image_ids":
+(B,)})``; ``keys`` identify the caption's words, so two items with the same caption ("A flower.") count as each
+other's matches; ``image_ids`` (-1 when the items give none) make the sentences of one image its matches, and at
+evaluation each image is ranked once (the first item of each id), as the 1k-image / 5-sentence protocol.
 
 * Model: ``model(images, tokens)`` -> (B, B) cosine scores; ``model(images)`` and ``model(None, tokens)`` ->
   unit embeddings of each side (:class:`convzoo.models.image_text.ImageTextEmbedding`).
@@ -83,10 +86,12 @@ def median_rank(ranks: torch.Tensor) -> float:
 
 
 def retrieval_metrics(image_emb: torch.Tensor, text_emb: torch.Tensor, image_keys: torch.Tensor,
-                      text_keys: torch.Tensor, ks=KS) -> dict[str, float]:
-    """R@K (percent) and median rank both ways, for N images and M captions with their caption keys."""
+                      text_keys: torch.Tensor, ks=KS, relevant: torch.Tensor | None = None) -> dict[str, float]:
+    """R@K (percent) and median rank both ways, for N images and M captions: caption ``j`` matches image ``i``
+    when their keys are equal, or where ``relevant`` (N, M) is True when given."""
     scores = image_emb.float() @ text_emb.float().t()  # (N, M)
-    relevant = image_keys[:, None] == text_keys[None, :]
+    if relevant is None:
+        relevant = image_keys[:, None] == text_keys[None, :]
     out = {}
     for side, s, rel in (("i2t", scores, relevant), ("t2i", scores.t(), relevant.t())):
         ranks = retrieval_ranks(s, rel)
@@ -108,16 +113,28 @@ class RetrievalRecall(Metric):
         self.add_state("images", default=[], dist_reduce_fx="cat")
         self.add_state("texts", default=[], dist_reduce_fx="cat")
         self.add_state("keys", default=[], dist_reduce_fx="cat")
+        self.add_state("image_ids", default=[], dist_reduce_fx="cat")
 
     def update(self, outputs: RetrievalOutputs, targets: dict) -> None:
         self.images.append(outputs.image_emb.detach().float())
         self.texts.append(outputs.text_emb.detach().float())
         self.keys.append(targets["keys"].detach())
+        ids = targets.get("image_ids")
+        self.image_ids.append(ids.detach() if ids is not None else torch.full_like(targets["keys"], -1))
 
     def compute(self) -> dict[str, torch.Tensor]:
         cat = (lambda x: torch.cat(x) if isinstance(x, list) else x)
-        images, texts, keys = cat(self.images), cat(self.texts), cat(self.keys)
-        return {k: torch.tensor(v) for k, v in retrieval_metrics(images, texts, keys, keys, self.ks).items()}
+        images, texts, keys, ids = cat(self.images), cat(self.texts), cat(self.keys), cat(self.image_ids)
+        relevant = None
+        if bool((ids >= 0).all()):  # several sentences per image: rank each image once, its sentences match it
+            first = {}
+            for pos, i in enumerate(ids.tolist()):
+                first.setdefault(i, pos)
+            keep = torch.tensor(list(first.values()), device=ids.device)
+            relevant = ids[keep][:, None] == ids[None, :]
+            images = images[keep]
+        out = retrieval_metrics(images, texts, keys, keys, self.ks, relevant)
+        return {k: torch.tensor(v) for k, v in out.items()}
 
 
 def _vocab(info) -> list[str]:
@@ -155,10 +172,12 @@ class ImageTextRetrieval(Task):
     # --- batches and steps ------------------------------------------------------------------------
     def collate(self, items: list):
         images = torch.stack([x for x, _ in items])
-        toks = [torch.as_tensor(t, dtype=torch.long) for _, t in items]
+        toks = [torch.as_tensor(t["tokens"] if isinstance(t, dict) else t, dtype=torch.long) for _, t in items]
         tokens = torch.nn.utils.rnn.pad_sequence(toks, batch_first=True, padding_value=PAD)
         keys = torch.tensor([caption_key(t) for t in toks], dtype=torch.long)
-        return images, {"tokens": tokens, "keys": keys}
+        ids = torch.tensor([int(t.get("image_id", -1)) if isinstance(t, dict) else -1 for _, t in items],
+                           dtype=torch.long)
+        return images, {"tokens": tokens, "keys": keys, "image_ids": ids}
 
     def forward(self, model, batch):
         images, targets = batch
@@ -171,9 +190,12 @@ class ImageTextRetrieval(Task):
 
     def loss(self, outputs, targets):
         scores = outputs.scores if isinstance(outputs, RetrievalOutputs) else outputs
-        keys = targets["keys"]
-        return bidirectional_ranking_loss(scores.float(), self.margin, self.negatives, keys[:, None] == keys[None, :],
-                                          self.reduction, self.hardest)
+        keys, ids = targets["keys"], targets.get("image_ids")
+        positives = keys[:, None] == keys[None, :]
+        if ids is not None:  # two sentences of one image are no negatives of each other
+            positives = positives | ((ids[:, None] == ids[None, :]) & (ids[:, None] >= 0))
+        return bidirectional_ranking_loss(scores.float(), self.margin, self.negatives, positives, self.reduction,
+                                          self.hardest)
 
     def batch_size(self, targets) -> int:
         return int(targets["tokens"].shape[0])
@@ -200,7 +222,8 @@ class ImageTextRetrieval(Task):
 
     def example_batch(self, card, batch: int = 2, size=None, generator=None):
         images, tokens = self.example_input(card, batch, size, generator)
-        return images, {"tokens": tokens, "keys": torch.tensor([caption_key(t) for t in tokens])}
+        return images, {"tokens": tokens, "keys": torch.tensor([caption_key(t) for t in tokens]),
+                        "image_ids": torch.full((batch,), -1, dtype=torch.long)}
 
     def output_shape(self, model, card, x):
         if isinstance(x, (tuple, list)):
@@ -228,7 +251,8 @@ class ImageTextRetrieval(Task):
         raise ConvzooError(f"{path}: unsupported input type '{suffix}' ({', '.join(self.input_suffixes)})")
 
     def _pool(self, info):
-        """The train + val items of the run's data set: (captions, names, paths, image batch, token rows)."""
+        """The train + val items of the run's data set: (captions, their token rows) and, once per image, (names,
+        paths, a caption, the image batch)."""
         from convzoo.data import build_dataset
 
         extra = (info.extra or {}) if info is not None else {}
@@ -237,24 +261,28 @@ class ImageTextRetrieval(Task):
         kw = {k: extra[k] for k in ("size", "min_count") if k in extra}
         parts = [build_dataset(info.name, s, root=extra["root"], **kw) for s in ("train", "val")]
         captions = [c for p in parts for c in p.captions]
-        names = [n for p in parts for n in p.names]
-        paths = [str(p.path(i)) for p in parts for i in range(len(p))]
-        images = torch.stack([p.image(i) for p in parts for i in range(len(p))])
         tokens = torch.nn.utils.rnn.pad_sequence([torch.tensor(t) for p in parts for t in p.tokens],
                                                  batch_first=True, padding_value=PAD)
-        return captions, names, paths, images, tokens
+        first = {}  # one entry per image (Flickr items repeat an image once per sentence)
+        for k, (part, i) in enumerate((q, j) for q in parts for j in range(len(q))):
+            first.setdefault(str(part.path(i)), (part, i, k))
+        names = [part.names[i] for part, i, _ in first.values()]
+        paths = list(first)
+        image_captions = [captions[k] for _, _, k in first.values()]
+        images = torch.stack([part.image(i) for part, i, _ in first.values()])
+        return captions, tokens, names, paths, image_captions, images
 
     def predict(self, model, inputs, dataset=None):
         info = getattr(dataset, "info", None)
         vocab = _vocab(info)
-        captions, names, paths, images, tokens = self._pool(info)
+        captions, tokens, names, paths, image_captions, images = self._pool(info)
         model.eval()
         with torch.no_grad():
             if isinstance(inputs, str):  # a sentence: the pool's best images
                 query = model(None, encode_sentence(inputs, vocab))
                 scores = (model(images) @ query.t())[:, 0]
                 order = scores.argsort(descending=True)[: self.top]
-                return [{"images": [{"name": names[i], "path": paths[i], "caption": captions[i],
+                return [{"images": [{"name": names[i], "path": paths[i], "caption": image_captions[i],
                                      "score": float(scores[i])} for i in order.tolist()]}]
             txt = model(None, tokens)
             out = []
