@@ -292,3 +292,94 @@ def test_caption_head_noun():
     assert caption_head_noun("A football used in Australian Rules.") == "football"
     assert caption_head_noun("The sign for the letter E in American Sign Language.") == "sign"
     assert caption_head_noun("") == ""
+
+
+# --- proofs on real data (slow: a backbone is trained on Fashion-MNIST first) ---------------------------------
+def _tensors(ds, n: int | None = None):
+    items = [ds[i] for i in range(len(ds) if n is None else n)]
+    return torch.stack([torch.as_tensor(x) for x, _ in items]).float(), np.array([int(y) for _, y in items])
+
+
+def _per_class(y: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.sort(np.concatenate([rng.choice(np.nonzero(y == c)[0], k, replace=False) for c in np.unique(y)]))
+
+
+@pytest.fixture(scope="module")
+def fashion_backbone():
+    """The CNN of CNN-SVM (registered ``cnn_svm_mnist``, 1,024-d pre-logits) trained for one epoch on 2,000
+    Fashion-MNIST training images (Adam 1e-3, batch 64, seed 0): the "off-the-shelf" network of these proofs."""
+    from convzoo.data import build_dataset
+
+    x, y = _tensors(build_dataset("fashion_mnist", "train", size=28, train_size=2000))
+    torch.manual_seed(0)
+    model = convzoo.create_model("cnn_svm_mnist")
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    target = torch.from_numpy(y)
+    model.train()
+    for i in range(0, len(x), 64):
+        b = order[i:i + 64]
+        loss = nn.functional.cross_entropy(model(x[b]), target[b])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+@pytest.mark.slow
+@pytest.mark.claim(paper=7, artefact="cnn_svm_pipeline", claim="real data: Fashion-MNIST features + linear SVM on real handwritten digits (20 per class) beat raw pixels by >= 5 points (0.893 vs 0.822 held-out)")
+def test_fashion_features_transfer_to_real_digits(fashion_backbone):
+    """Paper Sec. 3 in small: a network trained on one set (Fashion-MNIST photographs of clothes), frozen, its
+    pre-logits features + one-vs-all linear SVMs (C by CV) on another (the 5,000 real MNIST digits of
+    opencv-doc: 20 labelled per class from the train split, all 1,000 of the test split) against the same SVM
+    on raw (L2-normalised) pixels. Measured: 0.893 vs 0.822; a random-init copy of the network gives 0.910 (the
+    proof is features vs pixels, not training vs none)."""
+    from convzoo.data import build_dataset
+
+    x, y = _tensors(build_dataset("opencv_digits", "train", size=28))
+    xt, yt = _tensors(build_dataset("opencv_digits", "test", size=28))
+    sel = _per_class(y, 20)
+    pixels = LinearSVM().fit(l2_normalise(x[sel].flatten(1).numpy()), y[sel])
+    raw_acc = float((pixels.predict(l2_normalise(xt.flatten(1).numpy())) == yt).mean())
+    pipe = CNNSVMPipeline(OffTheShelfFeatures(fashion_backbone)).fit(x[sel], y[sel])
+    acc = float((pipe.predict(xt) == yt).mean())
+    print(f"transfer: features {acc:.3f}, raw pixels {raw_acc:.3f}")
+    assert acc >= raw_acc + 0.05 and acc >= 0.85, (acc, raw_acc)
+
+
+@pytest.mark.slow
+@pytest.mark.claim(paper=7, artefact="offtheshelf_retrieval", claim="real data: retrieval of held-out captioned photos by their caption's head noun, frozen Fashion-MNIST features, L2 / PCA-whitened / spatial search: mAP >= 5x a random ranking's (0.155 / 0.160 / 0.167 vs 0.019)")
+@pytest.mark.claim(paper=7, artefact="offtheshelf_eval", claim="real data: retrieval mAP over the captioned photos' 100 test queries (junk-free protocol, head-noun relevance)")
+def test_retrieval_on_captioned_photos(fashion_backbone):
+    """The 100 test-split photos of ``captioned_photos`` query the 685 others; relevant = the same head noun of
+    the caption (:func:`caption_head_noun`); queries without a relevant photo are skipped (56 remain). Photos
+    in grey, inverted (objects bright on black, as Fashion-MNIST), 28 px, Fashion-MNIST's normalisation.
+    Measured: features 0.155, PCA-whitened (64-d, fitted on the train split) 0.160, spatial search (2 levels)
+    0.167; raw pixels 0.160, random ranking 0.019 (the mean of 20 random rankings here). These features beat
+    chance, not pixels: a 1-epoch clothes network is no ImageNet OverFeat."""
+    import torch.nn.functional as F
+
+    from convzoo.data.captioned_photos import captioned_photos_split, load_captioned_photos
+
+    photos = load_captioned_photos(size=32)
+    split = captioned_photos_split(photos.names)
+    rgb = torch.from_numpy(photos.images).permute(0, 3, 1, 2).float() / 255
+    grey = 1 - (rgb * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    x = (F.interpolate(grey, size=28, mode="bilinear", antialias=True, align_corners=False) - 0.2860) / 0.3530
+    nouns = np.array([caption_head_noun(c) for c in photos.captions])
+    q, db = split["test"], np.r_[split["train"], split["val"]]
+    rel = nouns[q][:, None] == nouns[db][None]
+    assert rel.any(1).sum() >= 40
+    rng = np.random.default_rng(0)
+    chance = float(np.mean([retrieval_map(rng.random(rel.shape), rel) for _ in range(20)]))
+    feats = OffTheShelfFeatures(fashion_backbone)
+    scores = {}
+    for name, kw in {"l2": {}, "whitened": {"whiten": True, "dim": 64}, "spatial": {"levels": 2, "patch_size": 28}}.items():
+        r = OffTheShelfRetrieval(feats, **kw)
+        if r.whiten:
+            r.fit_whitening(x[split["train"]])
+        r.index(x[db])
+        scores[name] = retrieval_map(r.distances(x[q]), rel)
+    print(f"retrieval mAP {scores}, random ranking {chance:.3f}")
+    assert min(scores.values()) >= 5 * chance, (scores, chance)
