@@ -212,9 +212,11 @@ def test_per_frame_model_ignores_frame_order():
     clip = torch.randn(2, 1, 8, 32, 32)
     perm = torch.randperm(8)
     frame2d, p3d = p3d_a_digits_frame2d().eval(), p3d_a_digits().eval()
+    randomise_bn(p3d)
+    frame2d.load_state_dict(p3d.state_dict())
     with torch.no_grad():
         torch.testing.assert_close(frame2d(clip[:, :, perm]), frame2d(clip), atol=1e-5, rtol=1e-5)
-        assert not torch.allclose(p3d(clip[:, :, perm]), p3d(clip), atol=1e-3)
+        assert not torch.allclose(p3d(clip[:, :, perm]), p3d(clip), atol=1e-4)
     assert count_params(frame2d) == count_params(p3d)
 
 

@@ -32,6 +32,9 @@ Departures, and why:
   to 2-D mixes channels and frames when T > 1, and its fixed 5x5 average pool needs 160-pixel inputs. Keeping
   every conv 3-D lets the whole network run in ``channels_last_3d``; the port's 4-D res5 kernels load through
   :func:`remap_state_dict` (an added unit temporal axis).
+- The last BN of every block starts with scale 0 (``zero_init_last``, timm's ResNet default; the port starts at 1):
+  a fresh P3D-199 otherwise grows its activations to ~1e5 through 50 residual blocks and overflows in evaluation
+  before its BN statistics settle. Inflated or loaded weights replace it.
 - ``drop_rate`` defaults to 0 (timm's convention); the Caffe deploy net uses 0.1, the port 0.5 (recipes set it).
 - ``stride_in="3x3"`` (not the paper's) strides the S conv / 3x3 conv instead of the first 1x1, to inflate
   torchvision/timm ResNets (v1.5) exactly.
@@ -66,6 +69,7 @@ class P3DConfig:
     layers: tuple[int, int, int, int]
     types: str  # block i of res2-res4 gets types[i % len(types)]
     width: int = 64  # stem channels = res2 planes; planes double per stage
+    zero_init_last: bool = True  # the small digits net (4 blocks) needs no zero-initialised branches
 
 
 P3D_CFGS = {
@@ -73,7 +77,7 @@ P3D_CFGS = {
     "p3d_b_resnet50": P3DConfig((3, 4, 6, 3), "B"),
     "p3d_c_resnet50": P3DConfig((3, 4, 6, 3), "C"),
     "p3d_resnet199": P3DConfig((3, 8, 36, 3), "ABC"),
-    "p3d_a_digits": P3DConfig((1, 1, 1, 1), "A", width=16),
+    "p3d_a_digits": P3DConfig((1, 1, 1, 1), "A", width=16, zero_init_last=False),
 }
 
 
@@ -92,7 +96,8 @@ class P3DResNet(Backbone):
 
     def __init__(self, layers: Sequence[int] = (3, 4, 6, 3), types: str = "A", num_classes: int = 400,
                  in_chans: int = 3, width: int = 64, drop_rate: float = 0.0, drop_path_rate: float = 0.0,
-                 global_pool: str = "avg", stride_in: str = "1x1", per_frame: bool = False):
+                 global_pool: str = "avg", stride_in: str = "1x1", per_frame: bool = False,
+                 zero_init_last: bool = True):
         super().__init__()
         if len(layers) != 4 or min(layers) < 1:
             raise ConvzooError(f"P3D ResNet needs 4 stages of >= 1 block, got layers={tuple(layers)}")
@@ -125,15 +130,19 @@ class P3DResNet(Backbone):
                              for s in range(4)]
         self.global_pool, self.fc = create_classifier(chs, num_classes, global_pool)
         self.dropout = nn.Dropout(drop_rate)
-        self._init_weights()
+        self._init_weights(zero_init_last)
 
-    def _init_weights(self) -> None:
+    def _init_weights(self, zero_init_last: bool) -> None:
         for m in self.modules():
-            if isinstance(m, (nn.Conv3d, nn.Conv2d)):
+            if isinstance(m, nn.Conv3d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, (nn.BatchNorm3d, nn.BatchNorm2d)):
+            elif isinstance(m, nn.BatchNorm3d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        if zero_init_last:  # every residual branch starts at zero: the 50 blocks of P3D-199 keep activations bounded
+            for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
+                for block in layer:
+                    nn.init.zeros_(block.bn4.weight)
 
     # -- forward -----------------------------------------------------------------------------------------
     def stem(self, x: torch.Tensor) -> torch.Tensor:
@@ -296,7 +305,8 @@ _CARD = {"paper": 49, "family": "p3d", "task": "video_classification", "dims": 3
 def _p3d(name: str, card: ModelCard, **kwargs) -> P3DResNet:
     """The variant ``name`` with the card's classes and channels unless given (also when called directly)."""
     cfg = P3D_CFGS[name]
-    kwargs = {"num_classes": card.num_classes, "in_chans": card.in_chans, **kwargs}
+    kwargs = {"num_classes": card.num_classes, "in_chans": card.in_chans, "zero_init_last": cfg.zero_init_last,
+              **kwargs}
     return P3DResNet(cfg.layers, cfg.types, width=cfg.width, **kwargs)
 
 
