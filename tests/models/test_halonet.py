@@ -9,6 +9,7 @@ size does not divide, and the recipes.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -132,6 +133,39 @@ def test_halo_attn_window_is_local():
     inside = torch.zeros(16, 16, dtype=torch.bool)
     inside[3:9, 7:13] = True
     assert (g[~inside] == 0).all() and (g[inside] > 0).all()
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(dim=32, num_heads=4, block_size=8, halo_size=3),  # 64 queries, values narrower than q': fused, v padded
+    dict(dim=32, dim_out=128, num_heads=2, dim_head=4, block_size=8, halo_size=1),  # values wider: q, k padded
+    dict(dim=32, num_heads=4, block_size=8, halo_size=3, stride=2),  # 16 queries: matmul-softmax-matmul
+])
+def test_halo_attn_fp32_and_bf16_paths_equal_float64(kwargs):
+    """The fp32 paths of ``HaloAttn._attend`` (SDPA's fused kernel on zero-padded widths, or the plain three ops)
+    give the float64 function; bf16 autocast stays within bf16 rounding of it."""
+    torch.manual_seed(3)
+    layer = HaloAttn(**kwargs).eval()
+    x = torch.randn(2, 32, 16, 16)
+    with torch.no_grad():
+        ref = copy.deepcopy(layer).double()(x.double())
+        out = layer(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = layer(x)
+    assert _rel(out.double(), ref) < 1e-5
+    assert low.dtype == torch.bfloat16 and _rel(low.double(), ref) < 3e-2
+
+
+def test_deploy_folds_every_conv_bn():
+    """``convzoo.deploy``: each ConvNormAct's BN folded into its conv (42 in halonet_h1, as timm's fused peer),
+    the 19 BNs after attention kept; same logits."""
+    torch.manual_seed(4)
+    model = randomise_bn(convzoo.create_model("halonet_h1")).eval()
+    x = torch.randn(2, 3, 64, 64)
+    fused = convzoo.deploy(copy.deepcopy(model))
+    bns = [n for n, m in fused.named_modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(bns) == 19 and all(n.endswith("post_attn") for n in bns)
+    with torch.no_grad():
+        assert _rel(fused(x), model(x)) < 1e-5
 
 
 def test_halo_attn_errors_are_one_line():

@@ -35,7 +35,8 @@ Departures from the paper / timm, and why:
 
 State-dict keys equal timm's ``halonet_h1`` (``stem.conv1.conv``, ``stages.1.0.shortcut.conv``,
 ``stages.0.0.self_attn.pos_embed.height_rel``, ``post_attn``, ``conv3_1x1.bn``, ``final_conv.conv``,
-``head.fc``), so its state dict loads with ``load_state_dict``.
+``head.fc``), so its state dict loads with ``load_state_dict``. For inference, ``convzoo.deploy`` folds every
+conv+BN pair (:meth:`ConvNormAct.reparameterize`); the BN after the attention stays (no conv before it).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from torch import nn
 from torchvision.ops import StochasticDepth
 
 from convzoo.errors import ConvzooError
+from convzoo.layers.fuse import fuse_conv_bn
 from convzoo.layers.halo_attn import HaloAttn
 from convzoo.layers.head import ClassifierHead, StagedBackbone
 from convzoo.registry import ModelCard, register_model
@@ -78,6 +80,12 @@ class ConvNormAct(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn(self.conv(x))
+
+    @torch.no_grad()
+    def reparameterize(self) -> None:
+        """Inference: fold the BN into the conv (``convzoo.deploy`` calls this); the ReLU stays."""
+        if isinstance(self.bn, nn.BatchNorm2d):
+            self.conv, self.bn = fuse_conv_bn(self.conv, self.bn), self.bn.act
 
 
 # --- block and network -------------------------------------------------------------------------------
