@@ -159,7 +159,8 @@ class VideoClassification(Task):
 
     def format_prediction(self, pred: dict) -> str:
         tops = ", ".join(f"{t['name']} {t['score']:.3f}" for t in pred["top5"])
-        return f"{pred['input']} ({pred.get('clips', 1)} clips): {tops}"
+        k = pred.get("clips", 1)
+        return f"{pred['input']} ({k} clip{'s' if k != 1 else ''}): {tops}"
 
     @torch.no_grad()
     def pictures(self, model, dataset, run_dir: Path, device) -> list[Path]:
