@@ -282,6 +282,27 @@ def test_large_parity_with_timm():
         [(f["num_chs"], f["reduction"]) for f in ref.feature_info]
 
 
+def test_deploy_folds_every_bn():
+    """``convzoo.deploy`` folds every BN (into the conv before it; the factorized reductions' BN after the
+    concatenation of two path convs split over them) of NASNet-A and of random genotypes: no BN left, same
+    logits; the model runs with the shared ReLUs (each state's once per cell) before and after."""
+    import copy
+
+    for genotype, cells in ((None, SMALL["num_cells"]), (random_genotype(7).to_dict(), 3)):
+        torch.manual_seed(0)
+        model = randomise_bn(NASNet(**{**SMALL, "num_cells": cells}, genotype=genotype, aux_head=True)).eval()
+        fused = convzoo.deploy(copy.deepcopy(model))
+        assert not [m for m in fused.modules() if isinstance(m, nn.BatchNorm2d)]
+        x = torch.randn(2, 3, 17, 17)
+        with torch.no_grad():
+            a, b = model(x), fused(x)
+            aux = (model.aux_head(F.relu(model._run(x)[model.aux_tap])),
+                   fused.aux_head(F.relu(fused._run(x)[fused.aux_tap])))
+        assert float(a.abs().max()) > 1e-3
+        torch.testing.assert_close(b, a, atol=1e-5 * max(1.0, float(a.abs().max())), rtol=0)
+        torch.testing.assert_close(aux[1], aux[0], atol=1e-5 * max(1.0, float(aux[0].abs().max())), rtol=0)
+
+
 # --- auxiliary head and method ----------------------------------------------------------------------------
 
 @pytest.mark.claim(paper=14, artefact="nasnet_a_cifar",

@@ -49,7 +49,7 @@ from torch.utils.checkpoint import checkpoint
 from convzoo.errors import ConvzooError
 from convzoo.layers.drop_path import check_drop_rate
 from convzoo.layers.head import Backbone, apply_fc, check_pool, create_classifier
-from convzoo.nas.nasnet_space import BN_EPS, NASNET_A, Genotype, NASNetCell, ScheduledDropPath
+from convzoo.nas.nasnet_space import BN_EPS, NASNET_A, Genotype, NASNetCell, ScheduledDropPath, fold_bn_
 from convzoo.registry import ModelCard, register_model
 
 __all__ = ["NASNET_CFGS", "AuxHead", "NASNet", "reduction_indices"]
@@ -70,6 +70,11 @@ class ConvBn(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn(self.conv(x))
+
+    def reparameterize(self) -> None:
+        """Inference: BN folded into the conv (``convzoo.deploy``)."""
+        if isinstance(self.bn, nn.BatchNorm2d):
+            self.bn = fold_bn_(self.bn, self.conv)
 
 
 class AuxHead(nn.Module):
@@ -97,6 +102,10 @@ class AuxHead(nn.Module):
             x = F.interpolate(x, size=k, mode="nearest")
         x = F.relu(self.bn1(self.conv(x))).mean((2, 3))  # (B, 768); 1x1 at img_size
         return self.fc(x)
+
+    def reparameterize(self) -> None:
+        if isinstance(self.bn0, nn.BatchNorm2d):
+            self.bn0, self.bn1 = fold_bn_(self.bn0, self.proj), fold_bn_(self.bn1, self.conv)
 
 
 class NASNet(Backbone):
@@ -197,16 +206,26 @@ class NASNet(Backbone):
     def _run(self, x: torch.Tensor, stop: int | None = None):
         """Every output of the plan up to index ``stop`` (all by default)."""
         outs: list[torch.Tensor] = []
+        acts: dict[int, torch.Tensor] = {}  # ReLU of an output, computed once for the two cells that read it
+
+        def act(i: int) -> torch.Tensor:
+            if i not in acts:
+                acts[i] = F.relu(outs[i])
+            return acts[i]
+
         for name, cur, prev in self._plan[:None if stop is None else stop + 1]:
             layer = getattr(self, name)
             if cur < 0:
                 outs.append(layer(x))
                 continue
-            args = (outs[cur], None if prev is None else outs[prev])
+            args = (outs[cur], None if prev is None else outs[prev], act(cur),
+                    act(prev) if prev is not None and layer.prev_needs_relu else None)
             if self.grad_checkpointing and self.training and torch.is_grad_enabled():
                 outs.append(checkpoint(layer, *args, use_reentrant=False))
             else:
                 outs.append(layer(*args))
+            for i in [i for i in acts if i < min(cur, cur if prev is None else prev)]:
+                del acts[i]  # read by no later cell
         return outs
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -283,8 +283,27 @@ def _bn(c: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(c, eps=BN_EPS, momentum=0.1)
 
 
+@torch.no_grad()
+def fold_bn_(bn: nn.BatchNorm2d, *convs: nn.Conv2d) -> nn.Identity:
+    """Fold an eval-mode BN into the conv(s) before it, in place: one conv, or several whose outputs are
+    concatenated (in order) into the BN's channels; returns the Identity that replaces the BN."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    shift = bn.bias - bn.running_mean * scale
+    start = 0
+    for conv in convs:
+        s, t = scale[start:start + conv.out_channels], shift[start:start + conv.out_channels]
+        start += conv.out_channels
+        conv.weight.mul_(s.reshape(-1, 1, 1, 1))
+        conv.bias = nn.Parameter(t if conv.bias is None else conv.bias * s + t)
+    if start != bn.num_features:
+        raise ConvzooError(f"cannot fold a BN of {bn.num_features} channels into convs of {start} outputs")
+    return nn.Identity()
+
+
 class ActConvBn(nn.Module):
     """ReLU -> conv (TF "SAME") -> BN (timm keys ``act``, ``conv``, ``bn``)."""
+
+    relu_first = True  # forward = forward_activated(ReLU(x)): a cell shares ReLU(x) between such ops
 
     def __init__(self, cin: int, cout: int, k=1, stride=1, dilation=1):
         super().__init__()
@@ -293,7 +312,15 @@ class ActConvBn(nn.Module):
         self.bn = _bn(cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.conv(self.act(x)))
+        return self.forward_activated(self.act(x))
+
+    def forward_activated(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(x))
+
+    def reparameterize(self) -> None:
+        """Inference: BN folded into the conv (``convzoo.deploy``)."""
+        if isinstance(self.bn, nn.BatchNorm2d):
+            self.bn = fold_bn_(self.bn, self.conv)
 
 
 class FactorizedConv(nn.Module):
@@ -306,8 +333,17 @@ class FactorizedConv(nn.Module):
         self.conv_2 = Conv2dSame(cout, cout, (k, 1), (stride, 1))
         self.bn = _bn(cout)
 
+    relu_first = True
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.conv_2(self.conv_1(self.act(x))))
+        return self.forward_activated(self.act(x))
+
+    def forward_activated(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv_2(self.conv_1(x)))
+
+    def reparameterize(self) -> None:
+        if isinstance(self.bn, nn.BatchNorm2d):
+            self.bn = fold_bn_(self.bn, self.conv_2)
 
 
 class SeparableConv2d(nn.Module):
@@ -326,18 +362,29 @@ class BranchSeparables(nn.Module):
     """(ReLU -> separable kxk -> BN) twice, the stride in the first, both to ``cout`` channels (official
     ``_stacked_separable_conv``; timm's ``BranchSeparables`` keys)."""
 
+    relu_first = True
+
     def __init__(self, cin: int, cout: int, k: int, stride: int = 1):
         super().__init__()
         self.act_1 = nn.ReLU()
         self.separable_1 = SeparableConv2d(cin, cout, k, stride)
         self.bn_sep_1 = _bn(cout)
-        self.act_2 = nn.ReLU()
+        self.act_2 = nn.ReLU(inplace=True)  # on the fresh BN (or, deployed, conv) output
         self.separable_2 = SeparableConv2d(cout, cout, k, 1)
         self.bn_sep_2 = _bn(cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.bn_sep_1(self.separable_1(self.act_1(x)))
+        return self.forward_activated(self.act_1(x))
+
+    def forward_activated(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.bn_sep_1(self.separable_1(x))
         return self.bn_sep_2(self.separable_2(self.act_2(x)))
+
+    def reparameterize(self) -> None:
+        """Inference: each BN folded into the pointwise conv before it (``convzoo.deploy``)."""
+        if isinstance(self.bn_sep_1, nn.BatchNorm2d):
+            self.bn_sep_1 = fold_bn_(self.bn_sep_1, self.separable_1.pointwise_conv2d)
+            self.bn_sep_2 = fold_bn_(self.bn_sep_2, self.separable_2.pointwise_conv2d)
 
 
 class PoolOp(nn.Module):
@@ -352,6 +399,10 @@ class PoolOp(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(x)
         return x if self.conv is None else self.bn(self.conv(x))
+
+    def reparameterize(self) -> None:
+        if isinstance(self.bn, nn.BatchNorm2d):
+            self.bn = fold_bn_(self.bn, self.conv)
 
 
 def make_op(name: str, cin: int, cout: int, stride: int = 1) -> nn.Module:
@@ -417,9 +468,16 @@ class _SkipPath(nn.Module):
         self.conv = nn.Conv2d(cin, cout, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.shift:  # official: pad one zero after, drop the first row and column
-            x = F.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))
-        return self.conv(x[:, :, ::2, ::2])
+        # the stride-2 subsample as a 1x1 average pool (exact; a dense map in x's memory format, which the conv
+        # takes without a copy); the shifted path (official: drop the first row and column, pad one zero
+        # after, subsample) = odd rows/columns, then a zero row/column where H/W is odd
+        if not self.shift:
+            return self.conv(F.avg_pool2d(x, 1, 2))
+        h, w = x.shape[-2:]
+        x = F.avg_pool2d(x[:, :, 1:, 1:], 1, 2)
+        if h % 2 or w % 2:
+            x = F.pad(x, (0, w % 2, 0, h % 2))
+        return self.conv(x)
 
 
 class FactorizedReduction(nn.Module):
@@ -439,6 +497,13 @@ class FactorizedReduction(nn.Module):
         if self.stride == 1:
             return self.path_bn(self.path_conv(x))
         return self.final_path_bn(torch.cat([self.path_1(x), self.path_2(x)], 1))
+
+    def reparameterize(self) -> None:
+        """Inference: the BN folded into the conv(s) before it (split by channel over the two paths)."""
+        if self.stride == 1 and isinstance(self.path_bn, nn.BatchNorm2d):
+            self.path_bn = fold_bn_(self.path_bn, self.path_conv)
+        elif self.stride != 1 and isinstance(self.final_path_bn, nn.BatchNorm2d):
+            self.final_path_bn = fold_bn_(self.final_path_bn, self.path_1.conv, self.path_2.conv)
 
 
 class NASNetCell(nn.Module):
@@ -488,25 +553,49 @@ class NASNetCell(nn.Module):
                              for j, b in enumerate(genotype.blocks))
         self._outputs = tuple((i, f"reduction_{i}" if f"reduction_{i}" in self.fix else None) for i in genotype.concat)
 
-    def _prev(self, x: torch.Tensor, x_prev: torch.Tensor | None) -> torch.Tensor:
+    @property
+    def prev_needs_relu(self) -> bool:
+        """Whether the cell reads ReLU(x_prev) (then a caller holding it passes it as ``x_prev_act``)."""
+        return self.prev_mode in ("reduce", "conv")
+
+    def _prev(self, x: torch.Tensor, x_prev: torch.Tensor | None, x_prev_act: torch.Tensor | None) -> torch.Tensor:
         if self.prev_mode == "none":
             return x
+        if self.prev_mode == "identity":
+            return x_prev
+        x_prev = self.act_of(x_prev, x_prev_act)
         if self.prev_mode == "reduce":
-            x_prev = self.act(x_prev)
             return self.final_path_bn(torch.cat([self.path_1(x_prev), self.path_2(x_prev)], 1))
-        if self.prev_mode == "conv":
-            return self.conv_prev_1x1(x_prev)
-        return x_prev
+        return self.conv_prev_1x1.forward_activated(x_prev)
 
-    def forward(self, x: torch.Tensor, x_prev: torch.Tensor | None = None) -> torch.Tensor:
+    @staticmethod
+    def act_of(x: torch.Tensor, x_act: torch.Tensor | None) -> torch.Tensor:
+        return F.relu(x) if x_act is None else x_act
+
+    def forward(self, x: torch.Tensor, x_prev: torch.Tensor | None = None, x_act: torch.Tensor | None = None,
+                x_prev_act: torch.Tensor | None = None) -> torch.Tensor:
         # (B, in_chs, H, W), (B, prev_chs, H or 2H, W or 2W) -> (B, out_chs, H or H/2, W or W/2)
-        states = [self.conv_1x1(x), self._prev(x, x_prev)]
+        # x_act / x_prev_act: ReLU(x) / ReLU(x_prev) when the caller already has them (the network computes
+        # each cell output's ReLU once for the two cells that read it); each state's ReLU is likewise computed
+        # once for all the operations that start with one (ops with ``relu_first``): same values, fewer passes
+        states = [self.conv_1x1.forward_activated(self.act_of(x, x_act)), self._prev(x, x_prev, x_prev_act)]
+        acts: dict[int, torch.Tensor] = {}
         for (name_a, i_a, drop_a), (name_b, i_b, drop_b), add in self._wiring:
-            a = getattr(self, name_a)(states[i_a])
-            b = getattr(self, name_b)(states[i_b])
-            if drop_a:  # official: no drop path on identity
-                a = self.drop_path(a)
-            if drop_b:
-                b = self.drop_path(b)
+            pair = []
+            for name, i, drop in ((name_a, i_a, drop_a), (name_b, i_b, drop_b)):
+                op = getattr(self, name)
+                if getattr(op, "relu_first", False):
+                    if i not in acts:
+                        acts[i] = F.relu(states[i])
+                    y = op.forward_activated(acts[i])
+                else:
+                    y = op(states[i])
+                pair.append(self.drop_path(y) if drop else y)  # official: no drop path on identity
+            a, b = pair
             states.append(a + b if add else torch.cat([a, b], 1))
         return torch.cat([states[i] if fix is None else self.fix[fix](states[i]) for i, fix in self._outputs], 1)
+
+    def reparameterize(self) -> None:
+        """Inference: the h_i-1 reduction's BN folded into its two path convs (the ops fold their own)."""
+        if self.prev_mode == "reduce" and isinstance(self.final_path_bn, nn.BatchNorm2d):
+            self.final_path_bn = fold_bn_(self.final_path_bn, self.path_1.conv, self.path_2.conv)
