@@ -396,6 +396,8 @@ def test_sgconv_convnext_global_kernels_see_the_whole_map():
         assert bool((f[..., -1, -1] - f2[..., -1, -1]).abs().max() > 1e-6) is reaches
 
 
+@pytest.mark.claim(paper=52, artefact="sgconv_convnext_fashion",
+                   claim="the official sub-kernel lr 0.001; data, widths and schedule of convnext_dcls_fashion")
 def test_sgconv_convnext_fashion_recipe_values():
     r = load_recipe("sgconv_convnext_fashion")
     assert r["model"]["name"] == "sgconv_convnext_tiny" and r["data"]["name"] == "fashion_mnist"

@@ -261,6 +261,10 @@ def test_video_fusion_recipe_learns(tmp_path):
     assert losses[-1] < 0.5 * losses[0], losses
 
 
+@pytest.mark.claim(paper=41, artefact="espcn_x3_video",
+                   claim="single- and multi-frame video recipes differ only in the model and the number of frames")
+@pytest.mark.claim(paper=41, artefact="espcn_x3_video_fusion",
+                   claim="single- and multi-frame video recipes differ only in the model and the number of frames")
 def test_video_recipes_compare_single_and_multi_frame_on_equal_budgets():
     from convzoo.engine import load_recipe
 
