@@ -13,15 +13,15 @@ the input is average-pooled 2 x 2 (ceil mode) before the weight layer, the value
 ``fold`` scatters the windows back to full resolution (``out_kernel=3, out_stride=2, out_padding=1``). That is
 what :class:`OutlookAttention` does with ``stride=2`` (``stride=1`` is Eq. 2-5 as written).
 
-Both are computed with ``F.unfold`` / ``F.fold`` and one batched matrix product (no loop over positions).
-Tokens are channels-last ``(B, H, W, C)``; parameter names are the official / timm ones (``v``, ``attn``,
+Both are computed channels-last without ``F.unfold`` / ``F.fold`` (which need channels-first maps and their
+permuted copies): the windows are gathered by K^2 strided slices of the zero-padded values (one copy), weighted
+by one batched matrix product, and folded back by K^2 strided adds (no loop over positions; the same sums as
+``fold``). Tokens are channels-last ``(B, H, W, C)``; parameter names are the official / timm ones (``v``, ``attn``,
 ``proj``; ``norm1``, ``attn``, ``norm2``, ``mlp.fc1``, ``mlp.fc2`` for the block), so released checkpoints load
 without a key map.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
@@ -57,20 +57,26 @@ class OutlookAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, W, C) -> (B, H, W, C)
         b, h, w, c = x.shape
-        k2, nh, s = self.kernel_size ** 2, self.num_heads, self.stride
-        oh, ow = math.ceil(h / s), math.ceil(w / s)  # window centres (unfold with padding (K-1)/2 gives these)
+        k, k2, nh, s, p = self.kernel_size, self.kernel_size ** 2, self.num_heads, self.stride, self.padding
+        oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1  # window centres (= ceil(H / s) for K = 2p + 1)
         n = oh * ow
-        v = self.v(x).permute(0, 3, 1, 2)  # (B, C, H, W)
-        v = F.unfold(v, self.kernel_size, padding=self.padding, stride=s)  # (B, C * K^2, n)
-        v = v.reshape(b, nh, self.head_dim, k2, n).permute(0, 1, 4, 3, 2)  # (B, nh, n, K^2, d)
-        centre = x.permute(0, 3, 1, 2)
-        if s > 1:
-            centre = F.avg_pool2d(centre, s, s, ceil_mode=True)  # (B, C, oh, ow)
-        a = self.attn(centre.permute(0, 2, 3, 1)).reshape(b, n, nh, k2, k2).transpose(1, 2)  # (B, nh, n, K^2, K^2)
+        # values, zero-padded so that every window lies inside: (B, Hp, Wp, C), channels last
+        hp, wp = max(h + 2 * p, s * (oh - 1) + k), max(w + 2 * p, s * (ow - 1) + k)
+        v = F.pad(self.v(x), (0, 0, p, wp - w - p, p, hp - h - p))
+        # unfold: each window's K^2 values, (B, oh, ow, K^2, C) in one copy -> (B, n, nh, K^2, d)
+        rows, cols = s * (oh - 1) + 1, s * (ow - 1) + 1  # extent of the centres' strided grid
+        win = torch.stack([v[:, i:i + rows:s, j:j + cols:s] for i in range(k) for j in range(k)], dim=3)
+        win = win.reshape(b, n, k2, nh, self.head_dim).transpose(2, 3)
+        centre = x if s == 1 else F.avg_pool2d(x.permute(0, 3, 1, 2), s, s, ceil_mode=True).permute(0, 2, 3, 1)
+        a = self.attn(centre).reshape(b, n, nh, k2, k2)  # (B, n, nh, K^2, K^2): weights from the centre token
         a = self.attn_drop((a * self.scale).softmax(dim=-1))  # over the K^2 source positions of each window
-        out = (a @ v).permute(0, 1, 4, 3, 2).reshape(b, c * k2, n)  # (B, C * K^2, n): each window's K^2 outputs
-        out = F.fold(out, (h, w), self.kernel_size, padding=self.padding, stride=s)  # (B, C, H, W), overlaps summed
-        return self.proj_drop(self.proj(out.permute(0, 2, 3, 1)))  # (B, H, W, C)
+        out = (a @ win).transpose(2, 3).reshape(b, oh, ow, k2, c)  # each window's K^2 outputs, (B, oh, ow, K^2, C)
+        # fold (Eq. 4): overlapping windows add up; K^2 strided adds into the padded map, cropped back
+        acc = v.new_zeros(v.shape)
+        for q in range(k2):
+            i, j = divmod(q, k)
+            acc[:, i:i + rows:s, j:j + cols:s] += out[:, :, :, q]
+        return self.proj_drop(self.proj(acc[:, p:p + h, p:p + w]))  # (B, H, W, C)
 
 
 class Outlooker(Block):
