@@ -197,6 +197,9 @@ def test_prototxt_fillers():
 
 # --- loss, single frame, errors ----------------------------------------------------------------------
 
+@pytest.mark.claim(paper=42, artefact="per_step",
+                   claim="method per_step is the official SoftmaxWithLoss over the (T, N) steps, each step against its "
+                         "clip's label")
 def test_per_step_method_is_the_softmax_loss_over_all_steps():
     """Method ``per_step``: the official SoftmaxWithLoss over the (T, N) steps, every step against its clip's label."""
     from convzoo.methods import build_method
@@ -307,6 +310,8 @@ def test_paper_recipe_values():
 
 @pytest.mark.claim(paper=42, artefact="lrcn_moving_digits",
                    claim="recipe validates; the CPU LRCN and its single-frame baseline share data, loss and budget")
+@pytest.mark.claim(paper=42, artefact="lrcn_single_frame_moving_digits",
+                   claim="recipe validates; the same data, loss and budget as lrcn_moving_digits, without the LSTM")
 def test_cpu_recipes_load():
     from convzoo.engine import load_recipe
 
