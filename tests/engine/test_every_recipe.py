@@ -34,6 +34,10 @@ from fixture_files import (
     write_tree,
     write_voc_xml,
 )
+from fixture_captioned import write_flickr
+from fixture_captions import write_coco_captions
+from fixture_svhn import write_svhn_folder
+from fixture_video import write_video_tree
 from safetensors.torch import load_file
 
 import convzoo
@@ -84,6 +88,10 @@ WRITERS = {
     "voc": _voc,
     "coco": _coco,
     "deepforest": write_deepforest_files,
+    "svhn_multidigit": write_svhn_folder,  # format 1: PNGs + digitStruct.mat (HDF5)
+    "coco_captions": write_coco_captions,
+    "flickr8k": write_flickr,  # Karpathy's dataset_flickr8k.json + images
+    "video_folder": write_video_tree,  # <split>/<class>/<video>/frame_*.jpg
 }
 
 
@@ -114,6 +122,14 @@ def smoke_values(cfg: dict, roots: dict) -> dict:
         values["data.kwargs.size"] = convzoo.get_card(cfg["model"]["name"]).test_size[0]
     if data["name"] == "deepforest":
         values["data.kwargs.size"] = values["data.kwargs.tile"] = 100
+    if data["name"] == "svhn_multidigit":  # no extra/ in the fixture
+        values["data.kwargs.extra"] = False
+    if data["name"] == "flickr8k":  # 224 px is slow on a CPU; the recipe's model takes any size
+        values["data.kwargs.size"] = 32
+    if data["name"] == "video_folder":  # 16-frame clips of 160-227 px are slow on a CPU: the card's small clip
+        frames, side = convzoo.get_card(cfg["model"]["name"]).test_size[:2]
+        values.update({"data.kwargs.resize": side, "data.kwargs.crop": side, "data.kwargs.clip_len": frames,
+                       "data.kwargs.eval_clips": 2, "batch_size": 2})  # 6 fixture videos: 3 batches of 2
     if cfg["precision"] == "16-mixed":
         values["precision"] = "32-true"
     if "pretext" in cfg["method"]["kwargs"]:  # a frozen probe starts from random weights here
@@ -250,6 +266,18 @@ SMALL = [
     pytest.param("terminator_digits", marks=pytest.mark.claim(paper=34, artefact="terminator_digits", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
     pytest.param("ts_resnet_pigcvp", marks=pytest.mark.claim(paper=52, artefact="ts_resnet_pigcvp", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
     pytest.param("volo_fashion", marks=pytest.mark.claim(paper=51, artefact="volo_fashion", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    # sequences, video, retrieval and frozen features (issue 11); SGConv's 2-D model (issue 10)
+    pytest.param("multidigit_numbers", marks=pytest.mark.claim(paper=47, artefact="multidigit_numbers", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("lrcn_caption_photos", marks=pytest.mark.claim(paper=42, artefact="lrcn_caption_photos", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("lrcn_moving_digits", marks=pytest.mark.claim(paper=42, artefact="lrcn_moving_digits", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("lrcn_single_frame_moving_digits", marks=pytest.mark.claim(paper=42, artefact="lrcn_single_frame_moving_digits", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("p3d_moving_digits", marks=pytest.mark.claim(paper=49, artefact="p3d_moving_digits", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("p3d_frame2d_moving_digits", marks=pytest.mark.claim(paper=49, artefact="p3d_frame2d_moving_digits", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("image_text_photos", marks=pytest.mark.claim(paper=5, artefact="image_text_photos", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("image_text_flickr_paper", marks=pytest.mark.claim(paper=5, artefact="image_text_flickr_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("espcn_x3_video", marks=pytest.mark.claim(paper=41, artefact="espcn_x3_video", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("espcn_x3_video_fusion", marks=pytest.mark.claim(paper=41, artefact="espcn_x3_video_fusion", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("sgconv_convnext_fashion", marks=pytest.mark.claim(paper=52, artefact="sgconv_convnext_fashion", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
 ]
 
 
@@ -291,6 +319,11 @@ FULL = [
     pytest.param("nasnet_a_mobile_imagenet_paper", marks=pytest.mark.claim(paper=14, artefact="nasnet_a_mobile_imagenet_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
     pytest.param("volo_d1_imagenet_paper", marks=pytest.mark.claim(paper=51, artefact="volo_d1_imagenet_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
     pytest.param("volo_d1_384_finetune_paper", marks=pytest.mark.claim(paper=51, artefact="volo_d1_384_finetune_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    # issue 11
+    pytest.param("multidigit_svhn_paper", marks=pytest.mark.claim(paper=47, artefact="multidigit_svhn_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("lrcn_caption_coco_paper", marks=pytest.mark.claim(paper=42, artefact="lrcn_caption_coco_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("lrcn_ucf101_paper", marks=pytest.mark.claim(paper=42, artefact="lrcn_ucf101_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
+    pytest.param("p3d_resnet199_sports1m_paper", marks=pytest.mark.claim(paper=49, artefact="p3d_resnet199_sports1m_paper", claim="runs as written: its optimizer, groups, schedule, accumulation and augmentation take steps")),
 ]
 
 

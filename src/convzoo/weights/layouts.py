@@ -138,6 +138,7 @@ FAMILY_LAYOUTS: dict[str, tuple[Layout, ...]] = {
     "ssd": (Layout("torchvision ssd300_vgg16", _family_remap("ssd", "remap_torchvision")),),
     "crossvit": (Layout("official IBM/CrossViT crossvit.py (pos_embed.0, cls_token.0)", _family_remap("crossvit")),),
     "multidigit": (Layout("potterhsu/SVHNClassifier-PyTorch model.py (multidigit_net_port)", _family_remap("multidigit")),),
+    "p3d": (Layout("qijiezhao/pseudo-3d-pytorch p3d_model.py (P3D199 ported weights)", _family_remap("p3d")),),
     "replknet": (Layout("official DingXiaoH/RepLKNet-pytorch small_kernel_merged (conv-BN pairs folded on load)",
                         fold_conv_bn),),
 }
