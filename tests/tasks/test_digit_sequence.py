@@ -133,6 +133,8 @@ def test_coverage_equals_threshold_scan():
             assert coverage_at_accuracy(conf, ok, acc) == pytest.approx(_coverage_scan(conf, ok, acc))
 
 
+@pytest.mark.claim(paper=47, artefact="digit_sequence",
+                   claim="sequence, per-digit and length accuracy and coverage of hand-made numbers equal hand-computed values")
 def test_metrics_on_a_hand_made_batch():
     """Three numbers read from one-hot-like logits: right; one digit wrong; length wrong."""
     y = _targets([[1, 2, 3], [4, 5], [6]])
@@ -256,6 +258,29 @@ def test_numbers_are_fixed_and_held_out():
     assert torch.equal(train[3][0], x0) and not torch.equal(x0, x1)  # fresh numbers per epoch, reproducible
 
 
+def test_numbers_train_pool_is_fixed_and_cached(tmp_path, monkeypatch):
+    """``pool``: a fixed set of train numbers (epoch 0 of the fresh draws), rendered once and read back from
+    the data cache; ``square``: the port's square box keeps the digits' aspect (a wider box than the paper's)."""
+    from convzoo.data.fetch import data_home
+
+    root = data_home("opencv_digits")  # the digits stay where they were fetched; the pool goes to tmp_path
+    monkeypatch.setenv("CONVZOO_DATA", str(tmp_path))
+    a = build_dataset("numbers", "train", root, pool=6)
+    items = [a[i] for i in range(6)]  # rendered when first asked for; the cache is written after the last
+    assert len(list((tmp_path / "numbers").glob("train_pool_*.npz"))) == 1
+    assert all(x.shape == (3, 36, 36) for x, _ in items)
+    b = build_dataset("numbers", "train", root, pool=6)  # from the cache
+    assert torch.equal(a.images.images, b.images.images) and torch.equal(a.targets, b.targets) and len(a) == 6
+    fresh = build_dataset("numbers", "train", root, num_images=6)
+    crop, target = fresh.images.draw(4, epoch=0)
+    assert torch.equal(a.image(4), crop) and torch.equal(a.targets[4], target)
+    assert ((a.targets[:, 1:] >= 0).sum(1) == a.targets[:, 0]).all()
+    sq = build_dataset("numbers", "test", root, num_images=4, square=True)
+    assert torch.equal(sq.targets, build_dataset("numbers", "test", root, num_images=4).targets)
+    with pytest.raises(convzoo.errors.ConvzooError, match="pool"):
+        build_dataset("numbers", "train", root, pool=0)
+
+
 # --- recipes --------------------------------------------------------------------------------------------
 @pytest.mark.claim(paper=47, artefact="multidigit_svhn_paper",
                    claim="the paper's settings: multidigit_net, SVHN train+extra, box +30%, 64 -> 54 crops; potterhsu README SGD")
@@ -298,6 +323,7 @@ def test_numbers_recipe_learns():
     assert losses[-1] < 0.6 * losses[0], losses[::5]
 
 
+@pytest.mark.claim(paper=47, artefact="digit_sequence", claim="predict on an image of a number prints the number")
 def test_predict_prints_the_number(tmp_path):
     """``convzoo predict`` on an image of a number: read_input gives the evaluation crop of the set and the
     printed line is the decoded number."""

@@ -27,7 +27,13 @@ train/val/test photos of :data:`convzoo.data.photos.SPLIT_PHOTOS`. Val and test 
 from ``numpy.random.default_rng((seed, split, i))`` (1,000 / 2,000 by default), the same on every machine.
 Train numbers are drawn afresh every epoch from ``(seed, 0, epoch, i)``, with ``epoch`` given by
 ``dataset.set_epoch`` or else ``torch.initial_seed()``, which the engine reseeds every epoch (so a run
-sees new arrangements of the same 3,000 train digits each epoch, reproducibly).
+sees new arrangements of the same 3,000 train digits each epoch, reproducibly). With ``pool=N`` the train
+set is instead a fixed pool of the first ``N`` numbers of epoch 0, each rendered once, when first asked
+for, and the whole pool cached as ``.npz`` in the data cache (``~/.cache/convzoo/numbers``): rendering a number costs about twice
+a CPU training step of ``multidigit_small`` on it, so a CPU run spends its time on the model; random crops
+still differ every epoch. ``square=True`` makes the digit box square (around its centre, before the 30 %
+expansion) as potterhsu's SVHN port does, keeping the digits' aspect; the paper (and the default) keeps
+the rectangle, which squeezes 5-digit numbers horizontally and stretches 1-digit ones.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from convzoo.data.fetch import data_home
 from convzoo.data.opencv_digits import _folder, _load, opencv_digits_split
 from convzoo.data.photos import SPLIT_PHOTOS
 from convzoo.data.registry import register_dataset
@@ -77,7 +84,7 @@ def _background(rng: np.random.Generator, photos: tuple[str, ...], height: int, 
 
 
 def render_number(rng: np.random.Generator, digit_images: np.ndarray, digit_labels: np.ndarray, ids: np.ndarray,
-                  photos: tuple[str, ...], resize: int, max_len: int = MAX_LEN):
+                  photos: tuple[str, ...], resize: int, max_len: int = MAX_LEN, square: bool = False):
     """One number: (uint8 (3, resize, resize) crop, its digits (list of int), the scene uint8 (H, W, 3),
     the digit ink boxes (left, top, width, height) in the scene)."""
     n = int(rng.integers(1, max_len + 1))
@@ -98,25 +105,26 @@ def render_number(rng: np.random.Generator, digit_images: np.ndarray, digit_labe
         bx0, by0, bx1, by1 = paste_digit(canvas, ink, x0 + int(x), y0 + int(dy), h, colour)
         boxes.append((bx0, by0, bx1 - bx0, by1 - by0))
     scene = canvas.mul_(255).round_().to(torch.uint8).permute(1, 2, 0).numpy()
-    crop = crop_number(scene, number_box(boxes), resize)
+    crop = crop_number(scene, number_box(boxes, square=square), resize)
     return crop, [int(digit_labels[k]) for k in picks], scene, boxes
 
 
 class _FreshTrain:
     """Train numbers drawn afresh every epoch: item i from ``(seed, 0, epoch, i)``."""
 
-    def __init__(self, digits, labels, ids, resize: int, seed: int, max_len: int):
+    def __init__(self, digits, labels, ids, resize: int, seed: int, max_len: int, square: bool = False):
         self.digits, self.labels, self.ids, self.resize, self.seed = digits, labels, ids, resize, seed
-        self.max_len, self.epoch = max_len, None
+        self.max_len, self.square, self.epoch = max_len, square, None
 
     def __call__(self, i: int) -> torch.Tensor:
         return self.draw(i)[0]
 
-    def draw(self, i: int):
-        epoch = torch.initial_seed() if self.epoch is None else self.epoch
+    def draw(self, i: int, epoch: int | None = None):
+        if epoch is None:
+            epoch = torch.initial_seed() if self.epoch is None else self.epoch
         rng = np.random.default_rng((self.seed, 0, epoch % (2**63), int(i)))
         crop, digits, _, _ = render_number(rng, self.digits, self.labels, self.ids, SPLIT_PHOTOS["train"],
-                                           self.resize, self.max_len)
+                                           self.resize, self.max_len, self.square)
         return crop, encode_target(digits)
 
 
@@ -130,14 +138,64 @@ class _TrainNumbers(NumberCrops):
         return standardize(crop[:, top:top + self.crop, left:left + self.crop]), target
 
 
+class _TrainPool:
+    """A fixed pool of ``n`` train numbers, item i drawn from ``(seed, 0, 0, i)`` (epoch 0 of the fresh
+    draws): read from the data cache's ``.npz`` when there, else rendered the first time an item is asked
+    for and kept; the file is written once every item has been rendered (the end of a run's first epoch).
+    (With ``num_workers > 0`` each worker keeps its own copy; the CPU recipe loads in the main process.)"""
+
+    def __init__(self, draw: _FreshTrain, n: int):
+        self.draw, self.n = draw, n
+        name = f"train_pool_n{n}_r{draw.resize}_s{draw.seed}_l{draw.max_len}{'_sq' if draw.square else ''}.npz"
+        self.path = data_home("numbers") / name
+        if self.path.is_file():
+            with np.load(self.path) as f:
+                self.images, self.targets = torch.from_numpy(f["images"]), torch.from_numpy(f["targets"])
+            self.have = torch.ones(n, dtype=torch.bool)
+        else:
+            self.images = torch.zeros(n, 3, draw.resize, draw.resize, dtype=torch.uint8)
+            self.targets = torch.zeros(n, 1 + MAX_LEN, dtype=torch.int64)
+            self.have = torch.zeros(n, dtype=torch.bool)
+        self.missing = int((~self.have).sum())
+
+    def __call__(self, i: int) -> torch.Tensor:
+        return self.get(i)[0]
+
+    def get(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.have[i]:
+            self.images[i], self.targets[i] = self.draw.draw(i, epoch=0)
+            self.have[i] = True
+            self.missing -= 1
+            if self.missing == 0:
+                self._save()
+        return self.images[i], self.targets[i]
+
+    def _save(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(self.path.stem + ".tmp.npz")
+            np.savez(tmp, images=self.images.numpy(), targets=self.targets.numpy())
+            tmp.replace(self.path)
+        except OSError:  # a read-only cache: the pool stays in memory only
+            pass
+
+
+class _PoolNumbers(NumberCrops):
+    def __getitem__(self, i: int):
+        crop, target = self.images.get(i)
+        top, left = (int(v) for v in torch.randint(0, crop.shape[-1] - self.crop + 1, (2,)))
+        return standardize(crop[:, top:top + self.crop, left:left + self.crop]), target
+
+
 @lru_cache(maxsize=4)
-def _held_out(split: str, n: int, resize: int, seed: int, max_len: int, folder) -> tuple[torch.Tensor, torch.Tensor]:
+def _held_out(split: str, n: int, resize: int, seed: int, max_len: int, folder, square: bool = False
+              ) -> tuple[torch.Tensor, torch.Tensor]:
     digits, labels = _load(folder)
     ids = opencv_digits_split()[split]
     crops, targets = [], []
     for i in range(n):
         rng = np.random.default_rng((seed, SPLIT_CODE[split], i))
-        crop, ds, _, _ = render_number(rng, digits, labels, ids, SPLIT_PHOTOS[split], resize, max_len)
+        crop, ds, _, _ = render_number(rng, digits, labels, ids, SPLIT_PHOTOS[split], resize, max_len, square)
         crops.append(crop)
         targets.append(encode_target(ds))
     return torch.stack(crops), torch.stack(targets)
@@ -145,21 +203,28 @@ def _held_out(split: str, n: int, resize: int, seed: int, max_len: int, folder) 
 
 @register_dataset("numbers")
 def numbers(split: str, root=None, *, resize: int = 40, crop: int = 36, num_images: int | None = None,
-            max_len: int = MAX_LEN, seed: int = 0) -> NumberCrops:
+            max_len: int = MAX_LEN, seed: int = 0, pool: int | None = None, square: bool = False) -> NumberCrops:
     """Numbers of real digits on real photos (module docstring). ``root``: a folder holding OpenCV's
-    ``digits.png`` (default: the ``convzoo data fetch opencv_digits`` cache)."""
+    ``digits.png`` (default: the ``convzoo data fetch opencv_digits`` cache). ``pool``: train on a fixed
+    pool of that many numbers (drawn once, cached) instead of fresh numbers every epoch; ``square``: the
+    digit box made square before the 30 % expansion (potterhsu's port; keeps the digits' aspect)."""
     if not 1 <= crop <= resize:
         raise ConvzooError(f"numbers: need 1 <= crop <= resize, got crop {crop!r}, resize {resize!r}")
     if not 1 <= max_len <= MAX_LEN:
         raise ConvzooError(f"numbers: max_len must lie in 1..{MAX_LEN}, got {max_len!r}")
     n = SPLIT_SIZES[split] if num_images is None else int(num_images)
     folder = _folder(root)
-    info = sequence_info("numbers", crop, resize=resize, photos=list(SPLIT_PHOTOS[split]),
+    info = sequence_info("numbers", crop, resize=resize, square=square, photos=list(SPLIT_PHOTOS[split]),
                          source="OpenCV digits.png (real handwritten digits) on skimage/sklearn photos: "
                                 "synthetic compositing of real images")
     if split == "train":
         digits, labels = _load(folder)
-        draw = _FreshTrain(digits, labels, opencv_digits_split()["train"], resize, seed, max_len)
+        draw = _FreshTrain(digits, labels, opencv_digits_split()["train"], resize, seed, max_len, square)
+        if pool is not None:
+            if int(pool) < 1:
+                raise ConvzooError(f"numbers: pool must be a positive number of train numbers, got {pool!r}")
+            pooled = _TrainPool(draw, int(pool) if num_images is None else min(int(pool), n))
+            return _PoolNumbers(pooled, pooled.targets, crop, True, info)
         return _TrainNumbers(draw, torch.zeros(n, 1 + MAX_LEN, dtype=torch.int64), crop, True, info)
-    images, targets = _held_out(split, n, resize, seed, max_len, folder)
+    images, targets = _held_out(split, n, resize, seed, max_len, folder, square)
     return NumberCrops(images, targets, crop, False, info)
