@@ -61,6 +61,7 @@ def test_mp4_decoded_with_pyav(tmp_path):
         read_video_frames(tmp_path / "broken.mp4")
 
 
+@pytest.mark.claim(paper=49, artefact="video_folder", claim="frame folders and PyAV-decoded video files of <split>/<class>/<video> read as (C, T, H, W) clips with uniform / random temporal sampling")
 def test_video_folder_dataset(tmp_path):
     root = write_video_tree(tmp_path / "videos")
     train = build_dataset("video_folder", "train", root=str(root), clip_len=4, resize=32, crop=24)

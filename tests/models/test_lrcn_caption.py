@@ -395,6 +395,7 @@ def test_freeze_encoder_keeps_fc8_trainable():
 
 
 # --- data and recipes ----------------------------------------------------------------------------------------------
+@pytest.mark.claim(paper=42, artefact="coco_captions", claim="reads COCO 2014 captions JSON and images (fixture in the real format): pairs for training, every reference at evaluation")
 def test_coco_captions_reads_the_real_format(tmp_path):
     from fixture_captions import CAPTIONS, write_coco_captions
 

@@ -197,6 +197,7 @@ def test_predict_on_a_photo_and_a_caption(stamps, tmp_path):
 @pytest.mark.claim(paper=5, artefact="image_text_retrieval",
                    claim="Flickr8k/30k in Karpathy's split JSON: one item per sentence, an image's five sentences share its "
                          "id; at evaluation each image is ranked once and any of its sentences is a hit (1k-image protocol)")
+@pytest.mark.claim(paper=5, artefact="flickr8k", claim="reads Karpathy's dataset_flickr8k.json and its images (fixture in the real format): splits, five sentences per image id")
 def test_flickr_reader_and_one_rank_per_image(tmp_path):
     from fixture_captioned import write_flickr
 
