@@ -333,3 +333,13 @@ def test_bench_feeds_a_density_model_integer_levels():
     """A task whose bench_spec says int64 inputs (the Axial Transformer's grey levels) gets levels, not floats."""
     res = bench("axial_transformer_digits", batch=2, modes=("eager",), rounds=1, threads=1)
     assert res["input_dtype"] == "int64" and res["levels"] == 17 and res["modes"]["eager"]["throughput"] > 0
+
+
+def test_a_clip_model_of_frame_convs_skips_channels_last_only():
+    """LRCN runs 2-D convs over the frames of a 5-D clip: its 4-D weights cannot take channels_last_3d, so that mode is
+    skipped with a reason and the other modes run in the default layout (before: every mode but eager raised)."""
+    res = bench("lrcn_small", batch=2, modes=("eager", "channels_last", "bf16"), rounds=1, threads=1)
+    modes = res["modes"]
+    assert "channels_last_3d" in modes["channels_last"]["skipped"]
+    assert modes["bf16"]["throughput"] > 0 and "skipped" not in modes["bf16"]
+    assert res["frames_per_clip"] == 16  # frames/s = clips/s x 16

@@ -278,7 +278,13 @@ def _prepare(who: str, mode: str, model: nn.Module, x1: torch.Tensor, xn: torch.
     else:
         model = copy.deepcopy(model)
     if fmt is not None:
-        model = model.to(memory_format=fmt)
+        try:
+            model = model.to(memory_format=fmt)
+        except RuntimeError:  # e.g. 2-D convs run over the frames of a 5-D clip (LRCN): its weights are 4-D
+            if mode == "channels_last":
+                return f"{fmt} does not fit this model's weights (it takes {x1.dim()}-D inputs, runs lower-D layers)"
+            fmt = None
+    if fmt is not None:
         x1, xn = x1.contiguous(memory_format=fmt), xn.contiguous(memory_format=fmt)
     context = None
     if mode == "bf16":
