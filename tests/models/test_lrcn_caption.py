@@ -466,4 +466,5 @@ def test_photos_recipe_learns(tmp_path):
     assert {"bleu4", "rougeL_fmeasure"} <= set(res.metrics)
     report = (res.run_dir / "report.md").read_text()
     assert "nearest-neighbour caption baseline" in report and (res.run_dir / "captions.csv").is_file()
+    assert "(best-validation-BLEU-4 checkpoint, held-out split)" in report  # best.safetensors, own-feature baseline
     assert "| image -> sentence |" in report and "| sentence -> image |" in report
