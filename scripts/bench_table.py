@@ -37,6 +37,29 @@ DEPLOY = (  # structural re-parameterisation, ours only
     {"model": "lsnet_t", "batch": 8, "size": 224},
 )
 ESPCN = {"model": "espcn_x3", "batch": 1, "size": "1920x1080", "threads": 1}
+# sequences and video (issue 11): P3D-A against torchvision's R(2+1)D-18 (a relative, not the same network: the
+# ratio is speed per clip of two video nets), and our multi-digit and LRCN nets alone, in every mode that applies
+VIDEO_COMPARE = ({"model": "p3d_a_resnet50", "compare": "torchvision:r2plus1d_18", "batch": 2, "size": "16x112x112"},)
+SPEED = (
+    {"model": "multidigit_net", "batch": 32, "size": 54},
+    {"model": "lrcn_activity", "batch": 2, "size": "16x227x227"},
+    {"model": "espcn_x3_fusion3", "batch": 1, "size": "1080x1920"},
+)
+SPEED_MODES = ("eager", "channels_last", "compile", "bf16")
+SPEED_HEADER = ("| model, setup | " + " | ".join(f"{m} items/s (batch-1 ms)" for m in SPEED_MODES)
+                + " |\n|---|" + "---|" * len(SPEED_MODES))
+
+
+def speed_markdown(res: dict) -> str:
+    """One row: throughput and batch-1 latency per mode (frames/s = clips/s x frames per clip for video)."""
+    size = "x".join(map(str, res["input_shape"][1:]))
+    cells = []
+    for m in SPEED_MODES:
+        r = res["modes"].get(m, {})
+        cells.append("skipped" if "skipped" in r or not r else f"{r['throughput']:.3g} ({r['latency_ms']:.3g})")
+    trust = "trusted" if res["trust"]["ok"] else "not trusted"
+    fpc = f", {res['frames_per_clip']} frames per clip" if res.get("frames_per_clip") else ""
+    return f"| {res['model']}, batch {res['batch']}, {size}{fpc}, {res['threads']} threads, {trust} | " + " | ".join(cells) + " |"
 
 
 def main(argv=None) -> None:
@@ -67,6 +90,21 @@ def main(argv=None) -> None:
         rows.append(deploy_markdown(res))
     if rows:
         print(DEPLOY_HEADER + "\n" + "\n".join(rows) + "\n")
+    rows = []
+    for cfg in filter(wanted, VIDEO_COMPARE):
+        res = bench(**{"threads": args.threads, **cfg}, modes=("eager", "channels_last", "bf16"), rounds=args.rounds)
+        kept.append(res)
+        rows.append(compare_markdown(res))
+    if rows:
+        print(COMPARE_HEADER + "\n" + "\n".join(rows) + "\n")
+    rows = []
+    for cfg in filter(wanted, SPEED):
+        res = bench(**{"threads": args.threads, **cfg}, modes=SPEED_MODES, rounds=args.rounds)
+        kept.append(res)
+        rows.append(speed_markdown(res))
+        print(rows[-1], flush=True)
+    if rows:
+        print("\n" + SPEED_HEADER + "\n" + "\n".join(rows) + "\n")
     if wanted(ESPCN):
         res = bench(**ESPCN, modes=("eager",), rounds=args.rounds)
         kept.append(res)
