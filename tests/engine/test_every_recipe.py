@@ -25,6 +25,8 @@ import shutil
 
 import pytest
 import torch
+from fixture_captioned import write_flickr
+from fixture_captions import write_coco_captions
 from fixture_files import (
     write_cifar10,
     write_coco_folder,
@@ -34,8 +36,6 @@ from fixture_files import (
     write_tree,
     write_voc_xml,
 )
-from fixture_captioned import write_flickr
-from fixture_captions import write_coco_captions
 from fixture_svhn import write_svhn_folder
 from fixture_video import write_video_tree
 from safetensors.torch import load_file

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import math
 
-import h5py
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from fixture_svhn import write_digit_struct
 from PIL import Image
 
 import convzoo
@@ -152,31 +152,6 @@ def test_metrics_on_a_hand_made_batch():
 
 
 # --- SVHN formats ---------------------------------------------------------------------------------------
-def write_digit_struct(path, records):
-    """A digitStruct.mat as MATLAB v7.3 writes it (HDF5): digitStruct/name and /bbox hold one object
-    reference per image; a name is a uint16 column of characters; a bbox group holds height/label/left/top/
-    width, each the (1, 1) value itself for one digit, else (n, 1) references to (1, 1) values."""
-    with h5py.File(path, "w") as f:
-        refs = f.create_group("#refs#")
-        ds = f.create_group("digitStruct")
-        ref_dt = h5py.special_dtype(ref=h5py.Reference)
-        names = ds.create_dataset("name", (len(records), 1), dtype=ref_dt)
-        bboxes = ds.create_dataset("bbox", (len(records), 1), dtype=ref_dt)
-        for i, (name, boxes) in enumerate(records):
-            n = refs.create_dataset(f"n{i}", data=np.array([[ord(c)] for c in name], dtype=np.uint16))
-            names[i, 0] = n.ref
-            grp = refs.create_group(f"b{i}")
-            for j, key in enumerate(("left", "top", "width", "height", "label")):
-                vals = [float(b[j]) for b in boxes]
-                if len(vals) == 1:
-                    grp.create_dataset(key, data=np.array([[vals[0]]]))
-                else:
-                    col = grp.create_dataset(key, (len(vals), 1), dtype=ref_dt)
-                    for k, v in enumerate(vals):
-                        col[k, 0] = refs.create_dataset(f"v{i}_{key}_{k}", data=np.array([[v]])).ref
-            bboxes[i, 0] = grp.ref
-
-
 def _svhn_folder(root):
     """train/ (4 images) and test/ (2) with digitStruct.mat; label 10 = digit 0; one 6-digit number."""
     rng = np.random.default_rng(0)
