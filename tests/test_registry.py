@@ -19,7 +19,7 @@ def test_unknown_name_suggests_closest():
 def test_list_models_filters():
     assert "eca_resnet50" in convzoo.list_models("eca*")
     assert set(convzoo.list_models(paper=41)) == {"espcn_x2", "espcn_x3", "espcn_x4", "espcn_x2_paper",
-                                                     "espcn_x3_paper", "espcn_x4_paper"}
+                                                     "espcn_x3_paper", "espcn_x4_paper", "espcn_x3_fusion3"}
     assert all(convzoo.get_card(n).task == "super_resolution" for n in convzoo.list_models(task="super_resolution"))
     assert convzoo.list_models("resnet50") == [n for n in convzoo.list_models() if "resnet50" in n]
 
