@@ -30,8 +30,8 @@ from torch.utils.data import Dataset
 from convzoo.data.registry import DataInfo, register_dataset
 from convzoo.errors import ConvzooError
 
-__all__ = ["FRAME_SUFFIXES", "VIDEO_SUFFIXES", "VideoFolder", "clip_starts", "list_frames", "read_frame_folder",
-           "read_video_frames", "resize_crop", "sample_clips", "take_clip", "video_folder"]
+__all__ = ["FRAME_SUFFIXES", "VIDEO_SUFFIXES", "VideoFolder", "clip_starts", "decode_frames", "list_frames",
+           "read_frame_folder", "read_video_frames", "resize_crop", "sample_clips", "take_clip", "video_folder"]
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".gif")
@@ -131,26 +131,33 @@ def read_frame_folder(folder: str | Path, channels: int = 3) -> torch.Tensor:
     return (arr[None] if channels == 1 else arr.permute(3, 0, 1, 2)).contiguous()
 
 
-def read_video_frames(path: str | Path, channels: int = 3, max_frames: int | None = None) -> torch.Tensor:
-    """A video file decoded with PyAV -> ``(C, F, H, W)`` float in [0, 1] (the first ``max_frames``)."""
+def decode_frames(path: str | Path, fmt: str = "rgb24", max_frames: int | None = None) -> list[np.ndarray]:
+    """The frames of a video file decoded with PyAV as uint8 arrays (``fmt`` "rgb24": (H, W, 3), "gray": (H, W)),
+    the first ``max_frames`` when given; one-line errors for a missing PyAV, an undecodable file or no frames."""
     try:
         import av
     except ImportError:
         raise ConvzooError("reading video files needs PyAV: pip install av") from None
-    path = Path(path)
-    if not path.is_file():
-        raise ConvzooError(f"video file not found: {path}")
     frames = []
     try:
         with av.open(str(path)) as container:
             for frame in container.decode(video=0):
-                frames.append(frame.to_ndarray(format="gray" if channels == 1 else "rgb24"))
+                frames.append(frame.to_ndarray(format=fmt))
                 if max_frames is not None and len(frames) >= max_frames:
                     break
     except (OSError, av.error.FFmpegError) as e:
         raise ConvzooError(f"cannot decode video {path}: {e}") from None
     if not frames:
         raise ConvzooError(f"{path}: no video frames")
+    return frames
+
+
+def read_video_frames(path: str | Path, channels: int = 3, max_frames: int | None = None) -> torch.Tensor:
+    """A video file decoded with PyAV -> ``(C, F, H, W)`` float in [0, 1] (the first ``max_frames``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConvzooError(f"video file not found: {path}")
+    frames = decode_frames(path, "gray" if channels == 1 else "rgb24", max_frames)
     arr = torch.from_numpy(np.stack(frames)).float() / 255.0
     return (arr[None] if channels == 1 else arr.permute(3, 0, 1, 2)).contiguous()
 

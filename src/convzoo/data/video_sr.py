@@ -36,7 +36,6 @@ naming ``convzoo data fetch video_clips``. Decoding uses PyAV.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -44,9 +43,10 @@ from torch.utils.data import Dataset
 
 from convzoo.data.photos import degrade, gaussian_sigma, modcrop, quantize
 from convzoo.data.registry import DataInfo, register_dataset
+from convzoo.data.video import decode_frames
 from convzoo.errors import ConvzooError
 
-__all__ = ["SPLIT", "VideoFrames", "VideoPatches", "clip_frames_y", "clip_pairs", "decode_rgb", "neighbours"]
+__all__ = ["SPLIT", "VideoFrames", "VideoPatches", "clip_frames_y", "clip_pairs", "neighbours"]
 
 # split -> ((clip file, first frame, end frame or None = to the end, step), ...)
 SPLIT: dict[str, tuple[tuple[str, int, int | None, int], ...]] = {
@@ -57,22 +57,6 @@ SPLIT: dict[str, tuple[tuple[str, int, int | None, int], ...]] = {
 DEGRADATIONS = ("gaussian", "bicubic")
 
 
-def decode_rgb(path: str | Path) -> list[np.ndarray]:
-    """Every frame of a video file as RGB uint8 (H, W, 3), decoded with PyAV; one-line errors."""
-    try:
-        import av
-    except ImportError:
-        raise ConvzooError("reading video needs PyAV: pip install av") from None
-    try:
-        with av.open(str(path)) as container:
-            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    except (OSError, av.error.FFmpegError) as e:
-        raise ConvzooError(f"cannot decode video {path}: {e}") from None
-    if not frames:
-        raise ConvzooError(f"{path}: no video frames")
-    return frames
-
-
 @functools.lru_cache(maxsize=8)
 def clip_frames_y(path: str) -> np.ndarray:
     """(T, H, W) uint8: the 8-bit BT.601 luma of every frame of a video file (cached per process).
@@ -80,7 +64,7 @@ def clip_frames_y(path: str) -> np.ndarray:
     The luma of :func:`convzoo.data.photos.rgb_to_y` (``16 + 65.481 R + 128.553 G + 24.966 B``, R, G, B in
     [0, 1]), rounded to 8-bit levels, computed a few frames at a time.
     """
-    frames = np.stack(decode_rgb(path))  # (T, H, W, 3) uint8
+    frames = np.stack(decode_frames(path))  # (T, H, W, 3) uint8
     weights = torch.tensor([65.481, 128.553, 24.966], dtype=torch.float32) / 255.0
     out = []
     for chunk in torch.from_numpy(frames).split(8):

@@ -361,17 +361,9 @@ def video_to_image(clip: torch.Tensor, layout: str = "official") -> torch.Tensor
 def read_video(path: str | Path, num_frames: int = 16, size: int | None = None) -> torch.Tensor:
     """Decode a clip with PyAV and take ``num_frames`` equally spaced frames: (3, T, H, W) float in [0, 1]
     (``size``: bilinear resize of the shorter side, then a centre square crop of ``size``)."""
-    try:
-        import av
-    except ImportError:
-        raise ConvzooError("reading video needs PyAV: pip install av") from None
-    try:
-        with av.open(str(path)) as container:
-            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    except (OSError, av.error.FFmpegError) as e:
-        raise ConvzooError(f"cannot decode video {path}: {e}") from None
-    if not frames:
-        raise ConvzooError(f"{path}: no video frames")
+    from convzoo.data.video import decode_frames
+
+    frames = decode_frames(path)
     pick = np.linspace(0, len(frames) - 1, num_frames).round().astype(int)
     clip = torch.from_numpy(np.stack([frames[i] for i in pick])).permute(0, 3, 1, 2).float() / 255  # (T, 3, H, W)
     if size is not None:
