@@ -19,6 +19,15 @@ from convzoo.layers.svm import L2SVMLoss, svm_decision
 from convzoo.tasks.base import Task, register_task
 
 
+def class_metrics(k: int) -> MetricCollection:
+    """Top-1 and top-5 accuracy (micro) and macro F1 over ``k`` classes (every class-label task's metrics)."""
+    return MetricCollection({
+        "acc": MulticlassAccuracy(k, average="micro"),
+        "acc5": MulticlassAccuracy(k, top_k=min(5, k), average="micro"),
+        "f1": MulticlassF1Score(k, average="macro"),
+    })
+
+
 @register_task("classification")
 class Classification(Task):
     monitor = "acc"
@@ -76,12 +85,7 @@ class Classification(Task):
         return outputs.softmax(-1)
 
     def metrics(self, dataset) -> MetricCollection:
-        k = dataset.info.num_classes
-        return MetricCollection({
-            "acc": MulticlassAccuracy(k, average="micro"),
-            "acc5": MulticlassAccuracy(k, top_k=min(5, k), average="micro"),
-            "f1": MulticlassF1Score(k, average="macro"),
-        })
+        return class_metrics(dataset.info.num_classes)
 
     def update_metrics(self, metrics, outputs, targets):
         metrics.update(self.scores_to_probs(outputs.float()), targets)

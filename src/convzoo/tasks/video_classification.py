@@ -21,11 +21,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from convzoo.data.video import FRAME_SUFFIXES, VIDEO_SUFFIXES, read_any_video, resize_crop, sample_clips
 from convzoo.errors import ConvzooError
 from convzoo.tasks.base import CONTRACT_CHECKS, Task, register_task, run_or_explain
+from convzoo.tasks.classification import class_metrics
 
 __all__ = ["VideoClassification", "video_scores"]
 
@@ -70,12 +70,7 @@ class VideoClassification(Task):
         return F.cross_entropy(outputs, targets, label_smoothing=self.label_smoothing)
 
     def metrics(self, dataset) -> MetricCollection:
-        k = dataset.info.num_classes
-        return MetricCollection({
-            "acc": MulticlassAccuracy(k, average="micro"),
-            "acc5": MulticlassAccuracy(k, top_k=min(5, k), average="micro"),
-            "f1": MulticlassF1Score(k, average="macro"),
-        })
+        return class_metrics(dataset.info.num_classes)
 
     def update_metrics(self, metrics, outputs, targets):
         metrics.update(outputs.float().softmax(-1), targets)
