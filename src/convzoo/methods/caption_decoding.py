@@ -56,9 +56,10 @@ def _reorder(state, index: torch.Tensor):
     return [(h.index_select(1, index), c.index_select(1, index)) for h, c in state]
 
 
-@torch.no_grad()
-def greedy_decode(model, images: torch.Tensor, max_len: int | None = None, banned: tuple[int, ...] = ()) -> Captions:
-    """The most likely next word at every step; (B, 1, L) tokens and (B, 1) scores."""
+def _one_word_per_step(model, images: torch.Tensor, max_len: int | None, banned: tuple[int, ...],
+                       choose) -> Captions:
+    """Decode one caption per image, the word of each step given by ``choose(logp, logits)`` -> (B,) from the
+    step's (B, V) word log-probabilities and raw logits; scores are the model's log-likelihoods up to <eos>."""
     max_len = int(max_len or model.max_len)
     feat = model.encode(images)
     b = feat.shape[0]
@@ -70,9 +71,8 @@ def greedy_decode(model, images: torch.Tensor, max_len: int | None = None, banne
     for t in range(max_len):
         logits, state = model.step(feat, prev, state, t)
         logp = _word_logp(model, logits, banned)  # (B, V)
-        word = logp.argmax(-1)
-        best = logp.gather(1, word[:, None])[:, 0]
-        scores = torch.where(done, scores, scores + best)
+        word = choose(logp, logits)
+        scores = torch.where(done, scores, scores + logp.gather(1, word[:, None])[:, 0])
         word = torch.where(done, torch.full_like(word, model.pad_id), word)
         out.append(word)
         done = done | (word == model.eos_id)
@@ -80,6 +80,12 @@ def greedy_decode(model, images: torch.Tensor, max_len: int | None = None, banne
         if done.all():
             break
     return Captions(torch.stack(out, 1)[:, None], scores[:, None])
+
+
+@torch.no_grad()
+def greedy_decode(model, images: torch.Tensor, max_len: int | None = None, banned: tuple[int, ...] = ()) -> Captions:
+    """The most likely next word at every step; (B, 1, L) tokens and (B, 1) scores."""
+    return _one_word_per_step(model, images, max_len, banned, lambda logp, logits: logp.argmax(-1))
 
 
 @torch.no_grad()
@@ -124,27 +130,12 @@ def sample_captions(model, images: torch.Tensor, temperature: float = 1.0, max_l
     """Random sampling from softmax(logits / temperature); scores are the model's log-likelihoods."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    max_len = int(max_len or model.max_len)
-    feat = model.encode(images)
-    b = feat.shape[0]
-    state = model.init_state(b, feat)
-    prev = torch.full((b,), model.bos_id, dtype=torch.long, device=feat.device)
-    scores = torch.zeros(b, device=feat.device)
-    done = torch.zeros(b, dtype=torch.bool, device=feat.device)
-    out = []
-    for t in range(max_len):
-        logits, state = model.step(feat, prev, state, t)
-        logp = _word_logp(model, logits, banned)
+
+    def choose(logp, logits):
         probs = torch.softmax(_word_logp(model, logits.float() / temperature, banned), dim=-1)
-        word = torch.multinomial(probs, 1, generator=generator)[:, 0]
-        scores = torch.where(done, scores, scores + logp.gather(1, word[:, None])[:, 0])
-        word = torch.where(done, torch.full_like(word, model.pad_id), word)
-        out.append(word)
-        done = done | (word == model.eos_id)
-        prev = word
-        if done.all():
-            break
-    return Captions(torch.stack(out, 1)[:, None], scores[:, None])
+        return torch.multinomial(probs, 1, generator=generator)[:, 0]
+
+    return _one_word_per_step(model, images, max_len, banned, choose)
 
 
 def decode(model, images: torch.Tensor, method: str = "beam", beam_size: int = 5, temperature: float = 1.0,
