@@ -188,6 +188,73 @@ def test_beam_scores_are_the_captions_likelihoods():
     assert (got.scores[:, 0] >= D.greedy_decode(m, x).scores[:, 0] - 1e-6).all()
 
 
+class _FixedSteps(nn.Module):
+    """A stub captioner whose next-word distribution depends only on the step: ``probs[t]`` over
+    (<pad>, <bos>, <eos>, "a"); the last row repeats. For closed-form beam search checks."""
+
+    pad_id, bos_id, eos_id, max_len = 0, 1, 2, 4
+
+    def __init__(self, probs: list[list[float]]):
+        super().__init__()
+        self.probs = torch.tensor(probs)
+
+    def encode(self, images):
+        return images.new_zeros(images.shape[0], 1)
+
+    def init_state(self, batch, like):
+        return [(like.new_zeros(1, batch, 1), like.new_zeros(1, batch, 1))]
+
+    def step(self, feat, prev, state, t):
+        p = self.probs[min(t, len(self.probs) - 1)]
+        return p.clamp_min(1e-30).log().expand(feat.shape[0], -1).clone(), state
+
+
+@pytest.mark.claim(paper=42, artefact="lrcn_decoding",
+                   claim="length-normalised beam search ranks captions by log p / n^alpha (closed form: the winner "
+                         "switches from the short to the long caption at alpha = log2(ln 0.45 / ln 0.5)); the "
+                         "returned scores stay the plain log-likelihoods")
+def test_length_normalisation_closed_form():
+    # step 0: p(<eos>) = 0.5, p(a) = 0.5; later steps: p(<eos>) = 0.9, p(a) = 0.1
+    m = _FixedSteps([[0, 0, 0.5, 0.5], [0, 0, 0.9, 0.1]])
+    x = torch.zeros(2, 3, 4, 4)
+    short, long = math.log(0.5), math.log(0.5 * 0.9)  # "<eos>" (n = 1) and "a <eos>" (n = 2)
+    switch = math.log2(long / short)  # short / 1 = long / 2^alpha
+    assert 0.20 < switch < 0.21  # by hand: log2(0.7985 / 0.6931) = log2(1.1520) = 0.204
+    for alpha, words in ((0.0, []), (switch - 0.02, []), (switch + 0.02, [3]), (1.0, [3])):
+        got = D.beam_search(m, x, beam_size=3, length_alpha=alpha)
+        top = got.tokens[0, 0].tolist()
+        assert top[:len(words) + 1] == words + [m.eos_id], (alpha, top)
+        assert math.isclose(float(got.scores[0, 0]), long if words else short, abs_tol=1e-6)
+    # alpha = 1: the beam in mean-log-probability order: "a <eos>" (-0.40), "<eos>" (-0.69), "a a <eos>" (-1.03)
+    got = D.beam_search(m, x, beam_size=3, length_alpha=1.0)
+    want = [long, short, math.log(0.5 * 0.1 * 0.9)]
+    torch.testing.assert_close(got.scores[1], torch.tensor(want), atol=1e-6, rtol=0)
+    assert torch.equal(D.beam_search(m, x, beam_size=3, length_alpha=0.0).tokens,
+                       D.beam_search(m, x, beam_size=3).tokens)
+    with pytest.raises(ValueError, match="length_alpha"):
+        D.beam_search(m, x, length_alpha=-1.0)
+
+
+@pytest.mark.parametrize("alpha", [0.5, 1.0])
+def test_length_normalised_beam_is_exact_on_an_enumerable_space(alpha):
+    vocab, max_len = 6, 3
+    m = _tiny(vocab=vocab, max_len=max_len, seed=5)
+    caps = _all_captions([3, 4, 5], m.eos_id, max_len)
+    x = torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    got = D.beam_search(m, x, beam_size=len(caps), max_len=max_len, length_alpha=alpha)
+    n = torch.tensor([float(len(c)) for c in caps])  # predicted tokens: words + <eos>, or max_len when cut
+    with torch.no_grad():
+        feat = m.encode(x)
+        tokens = torch.tensor([[m.bos_id] + c + [m.pad_id] * (max_len - len(c)) for c in caps])
+        for i in range(x.shape[0]):
+            ll = D.sentence_log_likelihood(m, feat[i:i + 1].expand(len(caps), -1), tokens)
+            order = (ll / n ** alpha).argsort(descending=True)
+            best = caps[int(order[0])]
+            top = got.tokens[i, 0].tolist()
+            assert top[:len(best)] == best and all(t == m.pad_id for t in top[len(best):])
+            torch.testing.assert_close(got.scores[i], ll[order], atol=1e-5, rtol=0)
+
+
 def test_sampling_follows_the_softmax_and_temperature():
     m = _tiny(max_len=1, seed=4)
     x = torch.randn(1, 3, 16, 16).expand(4000, -1, -1, -1)

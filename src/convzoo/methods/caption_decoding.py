@@ -18,6 +18,9 @@ score is its log-likelihood ``sum_t log p(w_t | w_<t, image)`` (softmax over the
 * :func:`greedy_decode`: the most likely word at every step.
 * :func:`beam_search`: ``beam_size`` hypotheses per image; a finished hypothesis keeps its slot and
   its score, so the beam holds the best ``beam_size`` of finished and live hypotheses together.
+  ``length_alpha`` > 0 ranks them by ``log p / n ** length_alpha`` (``n`` predicted tokens; the usual
+  length normalisation, e.g. Wu et al. 2016 use a smoothed ``n``), which counters the plain
+  likelihood's preference for short captions; 0 is the plain search.
   With ``beam_size=1`` it performs the same operations as :func:`greedy_decode` (equal tokens and
   bit-equal scores); with a beam as large as the search space it returns the most likely caption
   (both proven in tests/models/test_lrcn_caption.py).
@@ -90,9 +93,16 @@ def greedy_decode(model, images: torch.Tensor, max_len: int | None = None, banne
 
 @torch.no_grad()
 def beam_search(model, images: torch.Tensor, beam_size: int = 5, max_len: int | None = None,
-                banned: tuple[int, ...] = ()) -> Captions:
-    """Beam search over captions; (B, K, L) tokens and (B, K) scores, best first (K = ``beam_size``)."""
-    max_len, k = int(max_len or model.max_len), int(beam_size)
+                banned: tuple[int, ...] = (), length_alpha: float = 0.0) -> Captions:
+    """Beam search over captions; (B, K, L) tokens and (B, K) scores, best first (K = ``beam_size``).
+
+    ``length_alpha`` > 0 ranks hypotheses (while searching and at the end) by the length-normalised score
+    ``log p / n ** length_alpha``, ``n`` the number of predicted tokens (the words plus ``<eos>``; ``max_len``
+    for a caption cut at the limit): 1 is the mean log-probability per token, 0 (default) the plain
+    log-likelihood. The returned ``scores`` stay the plain log-likelihoods, in the normalised order."""
+    max_len, k, alpha = int(max_len or model.max_len), int(beam_size), float(length_alpha)
+    if alpha < 0:
+        raise ValueError(f"length_alpha must be >= 0, got {length_alpha}")
     feat = model.encode(images)
     b = feat.shape[0]
     feat = feat.repeat_interleave(k, 0)  # (B K, D)
@@ -100,6 +110,7 @@ def beam_search(model, images: torch.Tensor, beam_size: int = 5, max_len: int | 
     scores = torch.full((b, k), float("-inf"), device=feat.device)
     scores[:, 0] = 0.0  # one hypothesis (the empty caption) to start from
     done = torch.zeros(b, k, dtype=torch.bool, device=feat.device)
+    lengths = torch.zeros(b, k, device=feat.device)  # predicted tokens of each hypothesis (for length_alpha)
     seqs = torch.zeros(b, k, 0, dtype=torch.long, device=feat.device)
     prev = torch.full((b * k,), model.bos_id, dtype=torch.long, device=feat.device)
     offset = (torch.arange(b, device=feat.device) * k)[:, None]
@@ -112,7 +123,13 @@ def beam_search(model, images: torch.Tensor, beam_size: int = 5, max_len: int | 
         stay = torch.full_like(cand, float("-inf"))
         stay[..., model.pad_id] = scores
         cand = torch.where(done[..., None], stay, cand)
-        top, idx = cand.view(b, k * v).topk(k, dim=1)  # (B, K)
+        if alpha:  # rank by log p / n^alpha: a finished hypothesis keeps its length, a live one has t + 1 tokens
+            n = torch.where(done, lengths, torch.full_like(lengths, t + 1.0))  # (B, K)
+            idx = (cand / n[..., None] ** alpha).view(b, k * v).topk(k, dim=1).indices
+            top = cand.view(b, k * v).gather(1, idx)
+            lengths = n.gather(1, idx // v)
+        else:
+            top, idx = cand.view(b, k * v).topk(k, dim=1)  # (B, K)
         beam, word = idx // v, idx % v
         seqs = torch.cat([seqs.gather(1, beam[..., None].expand(-1, -1, t)), word[..., None]], dim=-1)
         done = done.gather(1, beam) | (word == model.eos_id)
@@ -140,10 +157,10 @@ def sample_captions(model, images: torch.Tensor, temperature: float = 1.0, max_l
 
 def decode(model, images: torch.Tensor, method: str = "beam", beam_size: int = 5, temperature: float = 1.0,
            max_len: int | None = None, generator: torch.Generator | None = None,
-           banned: tuple[int, ...] = ()) -> Captions:
-    """``method``: "beam", "greedy" or "sample"."""
+           banned: tuple[int, ...] = (), length_alpha: float = 0.0) -> Captions:
+    """``method``: "beam", "greedy" or "sample" (``length_alpha``: beam search only)."""
     if method == "beam":
-        return beam_search(model, images, beam_size, max_len, banned)
+        return beam_search(model, images, beam_size, max_len, banned, length_alpha)
     if method == "greedy":
         return greedy_decode(model, images, max_len, banned)
     if method == "sample":

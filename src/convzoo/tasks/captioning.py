@@ -16,7 +16,8 @@ references as lists of word ids.
   F-measure (torchmetrics ``ROUGEScore``) and CIDEr-D (pycocoevalcap's ``Cider`` when that package is
   installed) of the captions decoded by beam search (``<unk>`` is never generated unless ``allow_unk``:
   a reference's ``<unk>``, a word outside the training vocabulary, matches nothing) (``decode="beam"``, ``beam_size`` 5, at most
-  ``max_len`` 20 words; ``"greedy"`` and ``"sample"`` with ``temperature`` also). METEOR needs Java and
+  ``max_len`` 20 words; ``length_alpha`` > 0 ranks beam hypotheses by ``log p / n ** length_alpha``;
+  ``"greedy"`` and ``"sample"`` with ``temperature`` also). METEOR needs Java and
   the METEOR jar (pycocoevalcap); it is not computed. Headline: ``bleu4``.
 * Pictures: ``captions.csv`` (per held-out image: reference, model caption, nearest-neighbour
   caption) and ``captions.png``; the nearest-neighbour baseline returns the caption of the training
@@ -130,14 +131,17 @@ class Captioning(Task):
 
     def __init__(self, decode: str = "beam", beam_size: int = 5, max_len: int = 20, temperature: float = 1.0,
                  loss_weight: float = 1.0, allow_unk: bool = False, cider: bool = True, nn_baseline: bool = True,
-                 retrieval: bool = True, num_pictures: int = 8):
+                 retrieval: bool = True, num_pictures: int = 8, length_alpha: float = 0.0):
         super().__init__(decode=decode, beam_size=beam_size, max_len=max_len, temperature=temperature,
                          loss_weight=loss_weight, allow_unk=allow_unk, cider=cider, nn_baseline=nn_baseline,
-                         retrieval=retrieval, num_pictures=num_pictures)
+                         retrieval=retrieval, num_pictures=num_pictures, length_alpha=length_alpha)
         if decode not in ("beam", "greedy", "sample"):
             raise ValueError(f"decode must be 'beam', 'greedy' or 'sample', got {decode!r}")
         self.decoding, self.beam_size, self.max_len = decode, int(beam_size), int(max_len)
         self.temperature, self.loss_weight = float(temperature), float(loss_weight)
+        if length_alpha < 0:
+            raise ValueError(f"length_alpha must be >= 0, got {length_alpha}")
+        self.length_alpha = float(length_alpha)
         self.banned = () if allow_unk else (UNK,)  # a generated <unk> would match the references' <unk>
         self.cider = bool(cider) and _cider_available()
         self.nn_baseline, self.retrieval, self.num_pictures = bool(nn_baseline), bool(retrieval), int(num_pictures)
@@ -162,7 +166,8 @@ class Captioning(Task):
     def evaluation_forward(self, model, batch):
         images, targets = batch
         logits = model(images, targets["tokens"][:, :-1])
-        caps = decode(model, images, self.decoding, self.beam_size, self.temperature, self.max_len, banned=self.banned)
+        caps = decode(model, images, self.decoding, self.beam_size, self.temperature, self.max_len, banned=self.banned,
+                      length_alpha=self.length_alpha)
         return CaptionOutputs(logits, caps.tokens[:, 0]), targets
 
     def loss(self, outputs: CaptionOutputs, targets):
@@ -220,7 +225,7 @@ class Captioning(Task):
         """(B, C, H, W) -> per image ``{"captions": [{"text", "logp"}, ...]}``, best first (beam search)."""
         vocab = _vocab(dataset.info if dataset is not None else None)
         caps = decode(model, inputs, "beam", max(self.beam_size, 1), self.temperature, self.max_len,
-                      banned=self.banned)
+                      banned=self.banned, length_alpha=self.length_alpha)
         out = []
         for toks, scores in zip(caps.tokens.cpu(), caps.scores.cpu()):
             found = [{"text": words(caption_ids(t, EOS, PAD), vocab), "logp": round(float(s), 3)}
@@ -241,7 +246,7 @@ class Captioning(Task):
         preds, refs = [], []
         for images, targets in loader:
             caps = decode(model, images.to(device), self.decoding, self.beam_size, self.temperature, self.max_len,
-                          banned=self.banned)
+                          banned=self.banned, length_alpha=self.length_alpha)
             preds += [words(caption_ids(c, EOS, PAD), vocab) for c in caps.tokens[:, 0].cpu()]
             refs += [[words(r, vocab) for r in rs] for rs in targets["references"]]
         return preds, refs
