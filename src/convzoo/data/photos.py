@@ -240,7 +240,26 @@ class PhotoPairs(Dataset):
         return self.pairs[i]
 
 
-class PhotoPatches(Dataset):
+class EpochPatches(Dataset):
+    """``length`` random draws per epoch, item i from ``default_rng((seed, epoch, i))``: the epoch given by
+    ``set_epoch`` or else ``torch.initial_seed()`` (which the engine reseeds every epoch)."""
+
+    length: int
+    seed: int
+    epoch: int | None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def rng(self, i: int) -> np.random.Generator:
+        epoch = torch.initial_seed() if self.epoch is None else self.epoch
+        return np.random.default_rng((self.seed, epoch, int(i)))
+
+
+class PhotoPatches(EpochPatches):
     """Random aligned patch pairs (paper Sec. 3.1: 17 x 17 LR / 17r x 17r HR), reproducible per epoch."""
 
     def __init__(self, names, pairs, info: DataInfo, patch: int, length: int, seed: int = 0,
@@ -253,15 +272,8 @@ class PhotoPatches(Dataset):
             raise ConvzooError(f"photo(s) {', '.join(small)} are smaller than a {patch}x{patch} LR patch at "
                                f"x{self.scale}; use a smaller data.kwargs.patch")
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return self.length
-
     def __getitem__(self, i: int):
-        epoch = torch.initial_seed() if self.epoch is None else self.epoch
-        rng = np.random.default_rng((self.seed, epoch, int(i)))
+        rng = self.rng(i)
         k = rng.integers(len(self.pairs)) if self.probs is None else rng.choice(len(self.pairs), p=self.probs)
         lr, hr = self.pairs[int(k)]
         p, r = self.patch, self.scale

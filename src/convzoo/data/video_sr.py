@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from convzoo.data.photos import degrade, gaussian_sigma, modcrop, quantize
+from convzoo.data.photos import EpochPatches, degrade, gaussian_sigma, modcrop, quantize
 from convzoo.data.registry import DataInfo, register_dataset
 from convzoo.data.video import decode_frames
 from convzoo.errors import ConvzooError
@@ -132,7 +132,7 @@ class VideoFrames(Dataset):
         return _float(self.clips.lr_stack(seg, t)), _float(self.clips.segments[seg][2][t][None])
 
 
-class VideoPatches(Dataset):
+class VideoPatches(EpochPatches):
     """Random aligned patches of random train frames (paper Sec. 3.1: 17 x 17 LR), reproducible per epoch."""
 
     def __init__(self, clips: _Clips, info: DataInfo, patch: int, length: int, seed: int = 0):
@@ -143,15 +143,8 @@ class VideoPatches(Dataset):
             raise ConvzooError(f"video_sr: frames of {', '.join(small)} are smaller than a {patch}x{patch} LR "
                                f"patch at x{self.scale}; use a smaller data.kwargs.patch")
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return self.length
-
     def __getitem__(self, i: int):
-        epoch = torch.initial_seed() if self.epoch is None else self.epoch
-        rng = np.random.default_rng((self.seed, epoch, int(i)))
+        rng = self.rng(i)
         seg, t = self.clips.items[int(rng.integers(len(self.clips.items)))]
         h, w = self.clips.segments[seg][1].shape[-2:]  # LR frame size
         p, r = self.patch, self.scale

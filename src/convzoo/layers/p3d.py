@@ -42,10 +42,19 @@ def temporal_conv(chs: int, stride: int = 1) -> nn.Conv3d:
     return nn.Conv3d(chs, chs, (3, 1, 1), stride=(1, stride, stride), padding=(1, 0, 0), bias=False)
 
 
-def _check_stride_in(stride_in: str) -> str:
+def split_stride(stride: int, stride_in: str) -> tuple[int, int]:
+    """(stride of the reduce 1x1x1, stride of the spatial conv): the Caffe ResNet strides the 1x1x1
+    (``stride_in="1x1"``, the paper's), ResNet v1.5 the 3x3 (``"3x3"``)."""
     if stride_in not in ("1x1", "3x3"):
         raise ConvzooError(f"stride_in must be '1x1' (Caffe ResNet, the paper's) or '3x3' (ResNet v1.5), got {stride_in!r}")
-    return stride_in
+    return (stride, 1) if stride_in == "1x1" else (1, stride)
+
+
+def projection(in_chs: int, out_chs: int, stride: int) -> nn.Sequential | None:
+    """The shortcut: a strided 1x1x1 conv + BN where the shape changes (port ``downsample.0/.1``), else None."""
+    if stride == 1 and in_chs == out_chs:
+        return None
+    return nn.Sequential(nn.Conv3d(in_chs, out_chs, 1, stride=(1, stride, stride), bias=False), nn.BatchNorm3d(out_chs))
 
 
 class P3DBlock(nn.Module):
@@ -56,9 +65,8 @@ class P3DBlock(nn.Module):
         super().__init__()
         if block_type not in BLOCK_TYPES:
             raise ConvzooError(f"P3D block type must be one of A, B, C, got {block_type!r}")
-        _check_stride_in(stride_in)
         self.block_type, out = block_type, planes * EXPANSION
-        s1, s2 = (stride, 1) if stride_in == "1x1" else (1, stride)
+        s1, s2 = split_stride(stride, stride_in)
         self.conv1 = nn.Conv3d(in_chs, planes, 1, stride=(1, s1, s1), bias=False)
         self.bn1 = nn.BatchNorm3d(planes)
         self.conv2 = spatial_conv(planes, s2)  # S
@@ -68,10 +76,7 @@ class P3DBlock(nn.Module):
         self.conv4 = nn.Conv3d(planes, out, 1, bias=False)
         self.bn4 = nn.BatchNorm3d(out)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = None
-        if stride != 1 or in_chs != out:
-            self.downsample = nn.Sequential(nn.Conv3d(in_chs, out, 1, stride=(1, stride, stride), bias=False),
-                                            nn.BatchNorm3d(out))
+        self.downsample = projection(in_chs, out, stride)
         self.drop_path = drop_path(drop_path_rate)
 
     def spatial(self, x: torch.Tensor) -> torch.Tensor:
@@ -102,9 +107,8 @@ class Bottleneck2d(nn.Module):
 
     def __init__(self, in_chs: int, planes: int, stride: int = 1, stride_in: str = "1x1", drop_path_rate: float = 0.0):
         super().__init__()
-        _check_stride_in(stride_in)
         out = planes * EXPANSION
-        s1, s2 = (stride, 1) if stride_in == "1x1" else (1, stride)
+        s1, s2 = split_stride(stride, stride_in)
         self.conv1 = nn.Conv3d(in_chs, planes, 1, stride=(1, s1, s1), bias=False)
         self.bn1 = nn.BatchNorm3d(planes)
         self.conv_normal = spatial_conv(planes, s2)
@@ -112,10 +116,7 @@ class Bottleneck2d(nn.Module):
         self.conv4 = nn.Conv3d(planes, out, 1, bias=False)
         self.bn4 = nn.BatchNorm3d(out)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = None
-        if stride != 1 or in_chs != out:
-            self.downsample = nn.Sequential(nn.Conv3d(in_chs, out, 1, stride=(1, stride, stride), bias=False),
-                                            nn.BatchNorm3d(out))
+        self.downsample = projection(in_chs, out, stride)
         self.drop_path = drop_path(drop_path_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
