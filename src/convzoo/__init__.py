@@ -1,13 +1,30 @@
 """convzoo: faithful, tested, fast implementations of convolutional-network papers."""
 
 from convzoo.errors import ConvzooError
-from convzoo.registry import ModelCard, count_params, create_model, data_config, get_card, list_models, register_model
+from convzoo.registry import (
+    ModelCard,
+    count_params,
+    create_model,
+    data_config,
+    get_card,
+    list_models,
+    register_model,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ConvzooError", "ModelCard", "count_params", "create_model", "data_config", "get_card", "list_models",
-    "register_model", "load_weights", "save_weights", "deploy",
+    "ConvzooError",
+    "ModelCard",
+    "count_params",
+    "create_model",
+    "data_config",
+    "deploy",
+    "get_card",
+    "list_models",
+    "load_weights",
+    "register_model",
+    "save_weights",
 ]
 
 

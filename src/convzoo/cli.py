@@ -50,7 +50,6 @@ def count_macs_here(card) -> int:
 
     import convzoo
     from convzoo.bench import count_macs
-
     from convzoo.tasks import build_task
 
     with torch.device("meta"):

@@ -15,11 +15,10 @@ import fnmatch
 import importlib
 import os
 import pkgutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
-import torch.nn as nn
+from torch import nn
 
 from convzoo.errors import ConvzooError, UnknownNameError
 
@@ -59,7 +58,7 @@ class ModelCard:
     source: str = ""  # paper section/table the implementation follows
     notes: str = ""
 
-    def with_(self, **kw) -> "ModelCard":
+    def with_(self, **kw) -> ModelCard:
         return replace(self, **kw)
 
 
@@ -145,7 +144,7 @@ def create_model(name: str, *, num_classes: int | None = None, in_chans: int | N
     return model
 
 
-def data_config(model_or_name: "nn.Module | str") -> dict:
+def data_config(model_or_name: nn.Module | str) -> dict:
     """The preprocessing a model's weights expect, as timm's ``resolve_data_config`` returns it:
     ``input_size`` (C, H, W), ``interpolation``, ``mean``, ``std``, ``crop_pct``, ``crop_mode``."""
     card = get_card(model_or_name) if isinstance(model_or_name, str) else getattr(model_or_name, "card", None)

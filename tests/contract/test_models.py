@@ -33,7 +33,7 @@ def _model(name: str):
     return convzoo.create_model(name)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _task(name: str):
     """The task of a model's card: it says what the model takes, gives and which checks apply."""
     return build_task(convzoo.get_card(name).task)

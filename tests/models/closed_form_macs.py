@@ -42,7 +42,7 @@ def resnet(block: str, layers, size: int = 224, num_classes: int = 1000):
                           + conv_macs(planes, out, 1, h_out, h_out))
             if stride != 1 or cin != out:
                 total += conv_macs(cin, out, 1, h_out, h_out)  # projection shortcut
-            blocks.append(dict(stage=stage, index=i, planes=planes, out=out, h=h_out, w=h_out))
+            blocks.append({"stage": stage, "index": i, "planes": planes, "out": out, "h": h_out, "w": h_out})
             cin, h = out, h_out
     return total + cin * num_classes, blocks
 
@@ -64,7 +64,7 @@ def mobilenetv2(size: int = 224, num_classes: int = 1000):
                 total += conv_macs(cin, hidden, 1, h, h)  # 1x1 expansion
             total += conv_macs(hidden, hidden, 3, h_out, h_out, groups=hidden)  # 3x3 depth-wise
             total += conv_macs(hidden, c, 1, h_out, h_out)  # 1x1 linear projection
-            blocks.append(dict(hidden=hidden, out=c, h=h_out, w=h_out))
+            blocks.append({"hidden": hidden, "out": c, "h": h_out, "w": h_out})
             cin, h = c, h_out
     total += conv_macs(cin, 1280, 1, h, h)
     return total + 1280 * num_classes, blocks

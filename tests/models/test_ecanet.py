@@ -88,7 +88,7 @@ def test_psi_is_odd_and_monotone():
 def test_eca_arguments():
     assert ECA(k_size=7).k_size == 7 and ECA(512, k_size=3).k_size == 3  # explicit k wins
     assert count_params(ECA(k_size=5)) == 5  # the layer has exactly k parameters
-    for bad in (dict(), dict(k_size=4), dict(k_size=0), dict(channels=0)):
+    for bad in ({}, {"k_size": 4}, {"k_size": 0}, {"channels": 0}):
         with pytest.raises(ConvzooError):
             ECA(**bad)
 
@@ -276,7 +276,7 @@ def test_eca_resnet50_parity_with_timm():
     from timm.models import resnet as timm_resnet
     torch.manual_seed(0)
     ref = timm_resnet.ResNet(block=timm_resnet.Bottleneck, layers=[3, 4, 6, 3],
-                             block_args=dict(attn_layer="eca")).eval()
+                             block_args={"attn_layer": "eca"}).eval()
     randomise_bn(ref)
     ours = convzoo.create_model("eca_resnet50", k_size="adaptive").eval()
     missing, unexpected = ours.load_state_dict(remap_state_dict(ref.state_dict()), strict=True)
@@ -335,7 +335,7 @@ def _timm_resnet_with_k_table(block: str, layers, ks, **kwargs):
     from timm.models import resnet as timm_resnet
 
     ref = timm_resnet.ResNet(block=timm_resnet.BasicBlock if block == "basic" else timm_resnet.Bottleneck,
-                             layers=list(layers), block_args=dict(attn_layer="eca"), **kwargs)
+                             layers=list(layers), block_args={"attn_layer": "eca"}, **kwargs)
     for stage, k in enumerate(ks):
         for blk in getattr(ref, f"layer{stage + 1}"):
             blk.se.conv = torch.nn.Conv1d(1, 1, k, padding=(k - 1) // 2, bias=False)
@@ -468,10 +468,10 @@ def test_tiny_training_on_digits_lowers_loss():
 # Sec. 4.1 / official main.py (ResNets) and light_main.py (MobileNetV2): optimizer, lr, weight decay,
 # momentum, batch, epochs, the lr at epoch e, and the training augmentation (RandomResizedCrop 224 + flip)
 PAPER_RECIPES = {
-    "eca_resnet50_imagenet_paper": dict(model="eca_resnet50", lr=0.1, wd=1e-4, batch=256, epochs=100,
-                                        lr_at=lambda e: 0.1 * 0.1 ** (e // 30)),
-    "eca_mobilenetv2_imagenet_paper": dict(model="eca_mobilenetv2", lr=0.045, wd=4e-5, batch=96, epochs=400,
-                                           lr_at=lambda e: 0.045 * 0.98 ** e),
+    "eca_resnet50_imagenet_paper": {"model": "eca_resnet50", "lr": 0.1, "wd": 1e-4, "batch": 256, "epochs": 100,
+                                        "lr_at": lambda e: 0.1 * 0.1 ** (e // 30)},
+    "eca_mobilenetv2_imagenet_paper": {"model": "eca_mobilenetv2", "lr": 0.045, "wd": 4e-5, "batch": 96, "epochs": 400,
+                                           "lr_at": lambda e: 0.045 * 0.98 ** e},
 }
 
 

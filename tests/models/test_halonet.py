@@ -43,11 +43,11 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 # --- the layer ------------------------------------------------------------------------------------------
 
 LAYER_CASES = [  # kwargs, input H, W
-    (dict(dim=32, num_heads=4, block_size=8, halo_size=3), 16, 16),  # H1's setting
-    (dict(dim=32, dim_out=48, num_heads=4, dim_head=4, block_size=8, halo_size=2, stride=2), 16, 24),  # strided
-    (dict(dim=16, dim_out=32, num_heads=2, block_size=6, halo_size=1, stride=2, qkv_bias=True), 12, 12),
-    (dict(dim=16, num_heads=2, block_size=5, halo_size=1, stride=2), 10, 10),  # odd block: avg-pool downsampling
-    (dict(dim=16, num_heads=2, block_size=4, halo_size=0), 8, 12),  # no halo
+    ({"dim": 32, "num_heads": 4, "block_size": 8, "halo_size": 3}, 16, 16),  # H1's setting
+    ({"dim": 32, "dim_out": 48, "num_heads": 4, "dim_head": 4, "block_size": 8, "halo_size": 2, "stride": 2}, 16, 24),  # strided
+    ({"dim": 16, "dim_out": 32, "num_heads": 2, "block_size": 6, "halo_size": 1, "stride": 2, "qkv_bias": True}, 12, 12),
+    ({"dim": 16, "num_heads": 2, "block_size": 5, "halo_size": 1, "stride": 2}, 10, 10),  # odd block: avg-pool downsampling
+    ({"dim": 16, "num_heads": 2, "block_size": 4, "halo_size": 0}, 8, 12),  # no halo
 ]
 
 
@@ -76,7 +76,7 @@ def _dense_halo(layer: HaloAttn, x: torch.Tensor) -> torch.Tensor:
     bottom/right to a multiple of the block size), with a mask that keeps, for a query at (y, x) in block
     (y // b, x // b), the keys of that block's (b + 2h)^2 window. Relative logits index the tables by the
     offset Y - y + (b + 2h) - 1 between the padded key row Y and the query row y (and likewise for columns)."""
-    b_, c, height, width = x.shape
+    b_, _c, height, width = x.shape
     bs, hs, win, nh = layer.block_size, layer.halo_size, layer.win_size, layer.num_heads
     hp, wp = math.ceil(height / bs) * bs, math.ceil(width / bs) * bs
     x = F.pad(x, [0, wp - width, 0, hp - height])
@@ -136,9 +136,9 @@ def test_halo_attn_window_is_local():
 
 
 @pytest.mark.parametrize("kwargs", [
-    dict(dim=32, num_heads=4, block_size=8, halo_size=3),  # 64 queries, values narrower than q': fused, v padded
-    dict(dim=32, dim_out=128, num_heads=2, dim_head=4, block_size=8, halo_size=1),  # values wider: q, k padded
-    dict(dim=32, num_heads=4, block_size=8, halo_size=3, stride=2),  # 16 queries: matmul-softmax-matmul
+    {"dim": 32, "num_heads": 4, "block_size": 8, "halo_size": 3},  # 64 queries, values narrower than q': fused, v padded
+    {"dim": 32, "dim_out": 128, "num_heads": 2, "dim_head": 4, "block_size": 8, "halo_size": 1},  # values wider: q, k padded
+    {"dim": 32, "num_heads": 4, "block_size": 8, "halo_size": 3, "stride": 2},  # 16 queries: matmul-softmax-matmul
 ])
 def test_halo_attn_fp32_and_bf16_paths_equal_float64(kwargs):
     """The fp32 paths of ``HaloAttn._attend`` (SDPA's fused kernel on zero-padded widths, or the plain three ops)

@@ -165,10 +165,9 @@ def resolve(ref: str):
 
         return get_card(target)
     if kind == "task":
-        from convzoo.tasks import build_task
+        import convzoo.tasks  # noqa: F401 (importing the package registers every task)
         from convzoo.tasks.base import _TASKS
 
-        build_task  # registers
         if target not in _TASKS:
             raise ConvzooError(f"task '{target}' is not registered")
         return _TASKS[target]

@@ -42,10 +42,9 @@ file raises a one-line :class:`~convzoo.errors.ConvzooError` naming the path and
 
 from __future__ import annotations
 
-import sys
-
 import gzip
 import pickle
+import sys
 from pathlib import Path
 
 import numpy as np

@@ -136,7 +136,7 @@ def _bilinear_kernel(weight: torch.Tensor, P: torch.Tensor, sizes: Sequence[int]
     one ``index_add`` (no multiply-add that a FLOP counter would see). All corners at once, so that
     ``torch.compile`` sees a few ops per layer.
     """
-    n, (O, I, Kc) = len(sizes), weight.shape
+    n, (O, I, _Kc) = len(sizes), weight.shape
     lo = P.detach().floor()  # floor has no gradient: d/dp flows through the fraction only
     frac = P - lo  # (n, O, I, Kc)
     shape = (1, n, 1, 1, 1)

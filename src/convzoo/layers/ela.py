@@ -46,10 +46,10 @@ __all__ = ["ELA", "ELA_VARIANTS"]
 # the paper's variant table: kernel size k, input channels per conv group (1 = depth-wise, 8 = C/8
 # groups), GroupNorm groups
 ELA_VARIANTS: dict[str, dict[str, int]] = {
-    "T": dict(kernel_size=5, group_width=1, gn_groups=32),
-    "B": dict(kernel_size=7, group_width=1, gn_groups=16),
-    "S": dict(kernel_size=5, group_width=8, gn_groups=16),
-    "L": dict(kernel_size=7, group_width=8, gn_groups=16),
+    "T": {"kernel_size": 5, "group_width": 1, "gn_groups": 32},
+    "B": {"kernel_size": 7, "group_width": 1, "gn_groups": 16},
+    "S": {"kernel_size": 5, "group_width": 8, "gn_groups": 16},
+    "L": {"kernel_size": 7, "group_width": 8, "gn_groups": 16},
 }
 
 

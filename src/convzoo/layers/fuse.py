@@ -6,8 +6,10 @@ W' = W * gamma / sqrt(var + eps) per output channel, b' = beta + (b - mean) * ga
 
 from __future__ import annotations
 
+import itertools
+
 import torch
-import torch.nn as nn
+from torch import nn
 
 
 def fuse_bn_tensors(weight: torch.Tensor, bias: torch.Tensor | None,
@@ -37,7 +39,7 @@ def fuse_sequential_conv_bn(module: nn.Module) -> nn.Module:
         fuse_sequential_conv_bn(child)
     if isinstance(module, nn.Sequential):
         keys = list(module._modules)
-        for a, b in zip(keys, keys[1:]):
+        for a, b in itertools.pairwise(keys):
             conv, bn = module._modules[a], module._modules[b]
             if isinstance(conv, nn.modules.conv._ConvNd) and isinstance(bn, nn.modules.batchnorm._BatchNorm) \
                     and not isinstance(conv, nn.modules.conv._ConvTransposeNd) and bn.track_running_stats:

@@ -13,8 +13,8 @@ predicts ``argmax(sign(scores))`` (ties, e.g. all scores negative, go to the fir
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 
 def pm_one_targets(targets: torch.Tensor, num_classes: int) -> torch.Tensor:

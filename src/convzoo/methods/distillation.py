@@ -37,7 +37,6 @@ from torch import nn
 from convzoo.errors import ConvzooError
 from convzoo.methods.base import Method, register_method
 
-
 TORCHVISION = "torchvision:"
 
 

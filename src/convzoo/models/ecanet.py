@@ -106,7 +106,7 @@ class ECAResNet(ResNet):
         ks = resolve_k_sizes(k_size)
 
         def eca_in_every_block(stage: int, index: int, num_blocks: int) -> dict:
-            return dict(attn=lambda c, k=ks[stage]: ECA(c, k, shared=shared), attn_name="eca")
+            return {"attn": lambda c, k=ks[stage]: ECA(c, k, shared=shared), "attn_name": "eca"}
 
         super().__init__(block, layers, num_classes, in_chans, drop_rate, zero_init_last,
                          block_args=eca_in_every_block, drop_path_rate=drop_path_rate, global_pool=global_pool)
@@ -183,7 +183,7 @@ class MobileNetV2Backbone(Backbone):
                 body.append(make_block(cin, c, stride, t))
                 cin, stride_total = c, stride_total * stride
             if c in (24, 32, 96, 320):
-                self.feature_info.append(dict(num_chs=c, reduction=stride_total, module=f"blocks.{len(body) - 1}"))
+                self.feature_info.append({"num_chs": c, "reduction": stride_total, "module": f"blocks.{len(body) - 1}"})
         body.append(_conv_bn_relu6(cin, last_channel, 1))  # (B, 1280, H/32, W/32)
         self.blocks = nn.Sequential(*body)
         residual = [b for b in body if getattr(b, "use_res_connect", False)]
@@ -251,11 +251,11 @@ class ECAMobileNetV2(MobileNetV2Backbone):
 
 # block, blocks per stage, k per stage of the released checkpoint, torchvision params (for the delta)
 ECA_RESNET_CFGS = {
-    "eca_resnet18": dict(block="basic", layers=(2, 2, 2, 2), k_size=(3, 5, 7, 7)),
-    "eca_resnet34": dict(block="basic", layers=(3, 4, 6, 3), k_size=(3, 3, 5, 7)),
-    "eca_resnet50": dict(block="bottleneck", layers=(3, 4, 6, 3), k_size=(3, 5, 5, 7)),
-    "eca_resnet101": dict(block="bottleneck", layers=(3, 4, 23, 3), k_size=(3, 3, 5, 7)),
-    "eca_resnet152": dict(block="bottleneck", layers=(3, 8, 36, 3), k_size=(3, 3, 5, 7)),
+    "eca_resnet18": {"block": "basic", "layers": (2, 2, 2, 2), "k_size": (3, 5, 7, 7)},
+    "eca_resnet34": {"block": "basic", "layers": (3, 4, 6, 3), "k_size": (3, 3, 5, 7)},
+    "eca_resnet50": {"block": "bottleneck", "layers": (3, 4, 6, 3), "k_size": (3, 5, 5, 7)},
+    "eca_resnet101": {"block": "bottleneck", "layers": (3, 4, 23, 3), "k_size": (3, 3, 5, 7)},
+    "eca_resnet152": {"block": "bottleneck", "layers": (3, 8, 36, 3), "k_size": (3, 3, 5, 7)},
 }
 
 # sum of numel at 1000 classes with the checkpoint k tables (measured on the official model code,

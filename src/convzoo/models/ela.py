@@ -104,7 +104,7 @@ class ELAResNet(ResNet):
 
         def ela_in_every_block(stage: int, index: int, num_blocks: int) -> dict:
             # the attention slot of the skeleton: after the last BN, before the add
-            return {} if after_3x3 else dict(attn=lambda c: ELA.from_variant(c, variant), attn_name="ela")
+            return {} if after_3x3 else {"attn": lambda c: ELA.from_variant(c, variant), "attn_name": "ela"}
 
         super().__init__(block, layers, num_classes, in_chans, drop_rate, zero_init_last,
                          block_args=ela_in_every_block, drop_path_rate=drop_path_rate, global_pool=global_pool)
@@ -167,8 +167,8 @@ def remap_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 # --- variants ----------------------------------------------------------------------------------
 
 ELA_RESNET_CFGS = {
-    "ela_resnet18": dict(block="basic", layers=(2, 2, 2, 2), variant="B"),
-    "ela_resnet50": dict(block="bottleneck", layers=(3, 4, 6, 3), variant="B"),
+    "ela_resnet18": {"block": "basic", "layers": (2, 2, 2, 2), "variant": "B"},
+    "ela_resnet50": {"block": "bottleneck", "layers": (3, 4, 6, 3), "variant": "B"},
 }
 
 # sum of numel at 1000 classes with the default variant (torchvision's 11,689,512 / 25,557,032 / 3,504,872

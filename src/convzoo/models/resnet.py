@@ -195,7 +195,7 @@ class ResNet(Backbone):
                                         base_width=base_width, **extra))
                 inplanes = out
             self.add_module(f"layer{s + 1}", nn.Sequential(*blocks))
-            self.feature_info.append(dict(num_chs=out, reduction=4 * 2 ** s, module=f"layer{s + 1}"))
+            self.feature_info.append({"num_chs": out, "reduction": 4 * 2 ** s, "module": f"layer{s + 1}"})
         # head: GAP -> dropout -> fc (torchvision key "fc")
         self.num_features = inplanes
         self.global_pool, self.fc = create_classifier(inplanes, num_classes, global_pool)
