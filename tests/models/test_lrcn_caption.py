@@ -255,6 +255,21 @@ def test_length_normalised_beam_is_exact_on_an_enumerable_space(alpha):
             torch.testing.assert_close(got.scores[i], ll[order], atol=1e-5, rtol=0)
 
 
+
+def test_task_passes_length_alpha_to_beam_search():
+    m = _tiny(max_len=6, seed=8)
+    m.head.bias.data[m.eos_id] += 1.0  # short captions win the plain search
+    x = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    task = build_task("captioning", beam_size=4, max_len=6, length_alpha=1.0, cider=False)
+    targets = torch.tensor([[m.bos_id, 4, m.eos_id]] * 4)
+    out, _ = task.evaluation_forward(m, (x, {"tokens": targets}))
+    want = D.beam_search(m, x, beam_size=4, max_len=6, banned=(L.UNK,), length_alpha=1.0).tokens[:, 0]
+    assert torch.equal(out.captions, want)
+    plain = D.beam_search(m, x, beam_size=4, max_len=6, banned=(L.UNK,)).tokens[:, 0]
+    assert (plain[:, 0] == m.eos_id).all() and not torch.equal(want, plain)  # normalised: longer captions win
+    with pytest.raises(ValueError, match="length_alpha"):
+        build_task("captioning", length_alpha=-0.5)
+
 def test_sampling_follows_the_softmax_and_temperature():
     m = _tiny(max_len=1, seed=4)
     x = torch.randn(1, 3, 16, 16).expand(4000, -1, -1, -1)
