@@ -256,6 +256,38 @@ def test_numbers_train_pool_is_fixed_and_cached(tmp_path, monkeypatch):
         build_dataset("numbers", "train", root, pool=0)
 
 
+def test_numbers_warp_changes_only_the_train_digits(tmp_path, monkeypatch):
+    """``warp``: each train digit under its own affine map, drawn after everything else, so the numbers
+    (lengths, digits, sizes, places, photos) are those of ``warp=0``; val and test are never warped; the
+    pool of warped numbers is cached under its own name."""
+    from convzoo.data.fetch import data_home
+    from convzoo.data.numbers import warp_digit
+
+    root = data_home("opencv_digits")
+    monkeypatch.setenv("CONVZOO_DATA", str(tmp_path))
+    plain = build_dataset("numbers", "train", root, num_images=6)
+    warped = build_dataset("numbers", "train", root, num_images=6, warp=1.0)
+    for i in range(6):
+        (x0, t0), (x1, t1) = plain.images.draw(i, epoch=0), warped.images.draw(i, epoch=0)
+        assert torch.equal(t0, t1) and x0.shape == x1.shape and not torch.equal(x0, x1)
+        assert torch.equal(warped.images.draw(i, epoch=0)[0], x1)  # reproducible
+    test = build_dataset("numbers", "test", root, num_images=4, warp=1.0)
+    assert torch.equal(test.images, build_dataset("numbers", "test", root, num_images=4).images)
+    for kwargs in ({"warp": 0.5}, {}):  # each pool is written once all its numbers are rendered
+        pooled = build_dataset("numbers", "train", root, pool=2, **kwargs)
+        [pooled[i] for i in range(2)]
+    assert sorted(p.name for p in (tmp_path / "numbers").glob("*.npz")) == [
+        "train_pool_n2_r40_s0_l5.npz", "train_pool_n2_r40_s0_l5_w0.5.npz"]
+    # the map itself: zero draws are the identity; a quarter turn of the range keeps the ink's mass
+    ink = torch.zeros(20, 20)
+    ink[4:16, 9:11] = 1.0  # a vertical stroke
+    assert torch.allclose(warp_digit(ink, np.zeros(3), 1.0), ink, atol=1e-6)
+    turned = warp_digit(ink, np.array([1.0, 0.0, 0.0]), 1.0)  # 15 degrees
+    assert abs(float(turned.sum()) - float(ink.sum())) < 0.05 * float(ink.sum()) and not torch.allclose(turned, ink)
+    with pytest.raises(convzoo.errors.ConvzooError, match="warp"):
+        build_dataset("numbers", "train", root, warp=2.0)
+
+
 # --- recipes --------------------------------------------------------------------------------------------
 @pytest.mark.claim(paper=47, artefact="multidigit_svhn_paper",
                    claim="the paper's settings: multidigit_net, SVHN train+extra, box +30%, 64 -> 54 crops; potterhsu README SGD")
@@ -287,7 +319,8 @@ def test_numbers_recipe_learns():
     torch.manual_seed(0)
     method = build_method(cfg, data.info, task).train()
     batch = task.collate([data[i] for i in range(64)])
-    opt = torch.optim.Adam(method.parameters(), lr=2e-3)
+    assert cfg["optimizer"]["name"] == "adam"
+    opt = torch.optim.Adam(method.parameters(), lr=cfg["optimizer"]["lr"])  # the recipe's lr
     losses = []
     for _ in range(40):
         loss = method(batch)["loss"]
