@@ -24,8 +24,8 @@ from torch.utils.data import DataLoader
 
 import convzoo
 from convzoo.data import build_dataset
-from convzoo.data.video_clips import CLIPS, clip_path
-from convzoo.data.video_sr import clip_pairs
+from convzoo.data.video_clips import CLIPS
+from convzoo.data.video_sr import VideoFrames, _Clips
 from convzoo.tasks.super_resolution import evaluate_pairs, per_clip_table
 
 
@@ -40,21 +40,10 @@ def inflate(single: torch.nn.Module, fused: torch.nn.Module) -> None:
     fused.load_state_dict(state)
 
 
-class ClipFrames:
-    """Every ``step``-th (LR, HR) Y frame pair of one clip (the ``video_sr`` degradation), named ``clip#t``."""
-
-    def __init__(self, clip: str, scale: int = 3, step: int = 4):
-        self.lr, self.hr = clip_pairs(str(clip_path(clip)), scale, "gaussian", None)  # (T, h, w), (T, rh, rw)
-        self.frames = range(0, self.lr.shape[0], step)
-        self.names = [f"{clip.removesuffix('.mp4')}#{t}" for t in self.frames]
-        self.info = SimpleNamespace(extra={"scale": scale})
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-    def __getitem__(self, i: int):
-        t = self.frames[i]
-        return self.lr[t][None].float().div(255), self.hr[t][None].float().div(255)
+def clip_frames(clip: str, scale: int = 3, step: int = 4) -> VideoFrames:
+    """Every ``step``-th (LR, HR) Y frame pair of one whole clip (the ``video_sr`` degradation), named ``clip#t``."""
+    clips = _Clips(clip, None, scale, "gaussian", None, 1, segments=[(clip, 0, None, step)])
+    return VideoFrames(clips, SimpleNamespace(extra={"scale": scale}))
 
 
 def main() -> None:
@@ -68,7 +57,7 @@ def main() -> None:
     torch.manual_seed(0)
     single = convzoo.create_model("espcn_x3", pretrained=True)
     if a.every_clip:
-        rows = [r for clip in CLIPS for r in evaluate_pairs(single, ClipFrames(clip, step=a.clip_step))]
+        rows = [r for clip in CLIPS for r in evaluate_pairs(single, clip_frames(clip, step=a.clip_step))]
         print("shipped espcn_x3 (trained on photos) on every clip")
         print("\n".join(per_clip_table(rows)), flush=True)
         if a.steps == 0:  # --steps 0: the per-clip table only

@@ -92,13 +92,15 @@ def neighbours(t: int, first: int, end: int, frames: int) -> list[int]:
 
 
 class _Clips:
-    """The (LR, HR) uint8 frames of a split's clip segments and the (segment, frame) of every item."""
+    """The (LR, HR) uint8 frames of clip segments ``(clip, first, end, step)`` (a split's: ``SPLIT[split]``)
+    and the (segment, frame) of every item."""
 
-    def __init__(self, split: str, root: str | None, scale: int, kind: str, sigma: float | None, frames: int):
+    def __init__(self, split: str, root: str | None, scale: int, kind: str, sigma: float | None, frames: int,
+                 segments=None):
         from convzoo.data.video_clips import clip_path
 
         self.frames, self.segments, self.items = frames, [], []
-        for clip, first, end, step in SPLIT[split]:
+        for clip, first, end, step in SPLIT[split] if segments is None else segments:
             lr, hr = clip_pairs(str(clip_path(clip, root)), scale, kind, sigma)
             stop = lr.shape[0] if end is None else min(end, lr.shape[0])
             if stop <= first:
