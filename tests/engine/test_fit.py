@@ -273,6 +273,23 @@ def test_fast_mode_trains_channels_last_bf16_compiled(tiny, tmp_path):
     assert evaluate(res.run_dir, which="last") == pytest.approx(res.metrics, abs=1e-2)
 
 
+def test_channels_last_key_converts_batches_without_compiling(tiny, tmp_path, monkeypatch):
+    """``channels_last: true``: every training and evaluation batch goes channels_last, nothing is compiled,
+    and in fp32 the run is the plain run up to summation order."""
+    import convzoo.engine.fit as fit_module
+
+    plain = run(tiny, tmp_path, "plain_layout", epochs=1)
+    calls = []
+    real = fit_module.channels_last_batch
+    monkeypatch.setattr(fit_module, "channels_last_batch", lambda b: calls.append(1) or real(b))
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda *a, **k: pytest.fail("channels_last compiled the model"))
+    res = run(tiny, tmp_path, "channels_last", epochs=1, channels_last=True)
+    assert calls and load_recipe(res.run_dir / "config.yaml")["channels_last"]
+    assert res.history[0]["train_loss"] == pytest.approx(plain.history[0]["train_loss"], rel=1e-4)
+    a, b = weights(res.run_dir), weights(plain.run_dir)
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-4) for k in b)
+
+
 def test_manual_optimisation_two_optimizers_resume_exactly(tiny, tmp_path):
     """A method that declares two optimizers and steps them itself: both are checkpointed and restored."""
     over = {"method": {"name": "_tiny_alternating"}, "optimizer": {"name": "adam", "lr": 0.01, "kwargs": {}}}

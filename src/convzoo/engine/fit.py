@@ -45,7 +45,8 @@ The loop, in reading order: :func:`train` -> :func:`_fit` -> :func:`_setup` (bui
 (schedule, best, checkpoint), :func:`_finish` (test split with the final and the best weights, report). Gradient accumulation
 (``accumulate: N``) steps the optimizer every N batches (DDP synchronises only then); schedules step
 per epoch or per optimizer step (``schedule.interval``); ``batch_transform`` (MixUp / CutMix) applies
-to training batches; ``fast: true`` trains channels_last, under bf16 autocast, with the model compiled.
+to training batches; ``fast: true`` trains channels_last, under bf16 autocast, with the model compiled;
+``channels_last: true`` alone is its eager layout half (with ``precision: bf16-mixed``, fast without compiling).
 """
 
 from __future__ import annotations
@@ -137,8 +138,13 @@ def train(recipe=None, *, overrides=(), values: dict | None = None, out_dir="run
     run_dir)`` and ``on_train_end(fabric, result)``; they are called on every process.
     Returns the :class:`RunResult` on global rank 0 and None on the other processes.
     """
-    from lightning.fabric import Fabric
+    resume_dir, cfg = _the_recipe(recipe, overrides, values, resume, init, freeze)
+    fabric = _fabric(cfg, accelerator, devices, num_nodes, strategy, callbacks)
+    return fabric.launch(_fit, cfg, Path(out_dir), run_name, resume_dir, progress)
 
+
+def _the_recipe(recipe, overrides, values, resume, init, freeze) -> tuple[Path | None, dict]:
+    """(run folder to resume or None, the checked recipe) of :func:`train`'s arguments."""
     values = dict(values or {})
     if init is not None:
         values["init"] = str(init)
@@ -160,6 +166,13 @@ def train(recipe=None, *, overrides=(), values: dict | None = None, out_dir="run
 
         if importlib.util.find_spec("tensorboard") is None:
             raise ConvzooError("tensorboard: true needs the tensorboard package: pip install tensorboard")
+    return resume_dir, cfg
+
+
+def _fabric(cfg: dict, accelerator: str, devices: int, num_nodes: int, strategy, callbacks):
+    """The Lightning Fabric of a run (not launched yet); one-line errors for a machine that cannot run it."""
+    from lightning.fabric import Fabric
+
     check_accelerator(accelerator)
     if not (isinstance(devices, int) and devices >= 1 and isinstance(num_nodes, int) and num_nodes >= 1):
         raise ConvzooError(f"devices and num_nodes must be positive integers, got {devices!r}, {num_nodes!r}")
@@ -170,13 +183,12 @@ def train(recipe=None, *, overrides=(), values: dict | None = None, out_dir="run
     strategy = strategy or _default_strategy(world)
     precision = precision_of(cfg)
     try:
-        fabric = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy,
-                        precision=precision, callbacks=list(callbacks))
+        return Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy,
+                      precision=precision, callbacks=list(callbacks))
     except (ValueError, RuntimeError, TypeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConvzooError(f"cannot run on accelerator={accelerator!r} devices={devices} "
                            f"precision={precision!r}: {first}") from None
-    return fabric.launch(_fit, cfg, Path(out_dir), run_name, resume_dir, progress)
 
 
 def _resume_recipe(resume, recipe, overrides, values: dict) -> tuple[Path, dict]:
@@ -349,8 +361,9 @@ def _setup(fabric, cfg: dict, out_dir: Path, run_name: str | None, resume_dir: P
     frozen, notes = _start_weights(cfg, method.export_model(), new_run=resume_dir is None)
     if fabric.world_size > 1 and fabric.device.type == "cuda":  # BN statistics over the global batch
         method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)
-    if cfg["fast"]:
+    if _channels_last(cfg):
         method.export_model().to(memory_format=torch.channels_last)
+    if cfg["fast"]:
         method.export_model().compile()
     cuda = fabric.device.type == "cuda"
     loader, sampler, generator = train_loader(train_ds, task, cfg, rank, world, cuda)
@@ -564,13 +577,17 @@ def _after_step(run: _Run, epoch: int, step: int, lr: float, loss: torch.Tensor,
     seed_step(run.cfg["seed"], epoch, step, fabric.global_rank)
 
 
+def _channels_last(cfg) -> bool:
+    return cfg["fast"] or cfg["channels_last"]
+
+
 def _train_batch(run: _Run, i: int, batch) -> dict[str, torch.Tensor]:
     """Batch ``i`` of an epoch (on the device): transform, forward, backward, and every ``accumulate``-th
     batch the optimizer step. ``convzoo bench --train`` times this same function."""
     fabric, method, accumulate = run.fabric, run.method, run.cfg["accumulate"]
     if run.batch_transform is not None:
         batch = run.batch_transform(batch)
-    if run.cfg["fast"]:
+    if _channels_last(run.cfg):
         batch = channels_last_batch(batch)
     boundary = (i + 1) % accumulate == 0
     with fabric.no_backward_sync(run.wrapped, enabled=not boundary):
@@ -606,7 +623,7 @@ def _optimizer_step(run: _Run) -> None:
 def _validate(run: _Run) -> dict[str, float]:
     if run.val_loader is None:
         return {}
-    val = evaluate_loader(run.fabric, run.eval_method, run.val_loader, run.task, run.eval_ds, run.cfg["fast"],
+    val = evaluate_loader(run.fabric, run.eval_method, run.val_loader, run.task, run.eval_ds, _channels_last(run.cfg),
                           run.cfg["limit_eval_batches"])
     if run.task.monitor not in val:
         raise ConvzooError(f"task '{run.task.name}' monitors '{run.task.monitor}' but its metrics are {list(val)}")
@@ -693,7 +710,7 @@ def _finish(run: _Run) -> RunResult | None:
                                   d["num_workers"], fabric.device.type == "cuda", run.task.collate)
 
         def test():
-            return evaluate_loader(fabric, run.eval_method, test_loader, run.task, test_ds, cfg["fast"],
+            return evaluate_loader(fabric, run.eval_method, test_loader, run.task, test_ds, _channels_last(cfg),
                                    cfg["limit_eval_batches"])
 
         metrics = test()

@@ -92,6 +92,9 @@ SCHEMA: dict[str, Any] = {
     "ema": _f((float, NONE), None, minimum=0),
     "seed": _f(int, 0, minimum=0),
     "fast": _f(bool, False),  # channels_last + bf16 autocast + torch.compile of the model
+    # channels_last model and batches without compiling (on CPUs where torch.compile is slower than eager);
+    # with precision bf16-mixed it is the eager half of "fast"
+    "channels_last": _f(bool, False),
     # Lightning's names: at most N batches per training epoch (the schedule spans the shortened epochs) and
     # per evaluation pass; null = all. For smoke runs of a recipe as written (tests/engine/test_every_recipe.py)
     "limit_train_batches": _f((int, NONE), None, minimum=1),

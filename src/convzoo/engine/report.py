@@ -243,19 +243,15 @@ def _fmt(v) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
-def write_report(run_dir: Path, cfg: dict, card, n_params: int, results: dict, task_lines: list[str],
-                 pictures: list[Path], world_size: int, info=None) -> Path:
-    """``report.md``: the recipe, the model card's facts, the test metrics, best epoch, pictures."""
-    run_dir = Path(run_dir)
+def _recipe_lines(cfg: dict, world_size: int) -> list[str]:
+    """The report's recipe table: what was trained on what, and how."""
     m, d, o, s = cfg["model"], cfg["data"], cfg["optimizer"], cfg["schedule"]
-    lines = [f"# {run_dir.name}", ""]
-    if cfg.get("description"):
-        lines += [cfg["description"], ""]
-    lines += ["## Recipe", "", "| | |", "|---|---|",
-              f"| recipe | `{cfg['name']}`" + (f" (paper {cfg['paper']})" if cfg.get("paper") else "") + " |"]
+    layout = " (channels_last)" if cfg.get("channels_last") and not cfg.get("fast") else ""
+    lines = ["## Recipe", "", "| | |", "|---|---|",
+             f"| recipe | `{cfg['name']}`" + (f" (paper {cfg['paper']})" if cfg.get("paper") else "") + " |"]
     if cfg.get("source"):
         lines.append(f"| numbers from | {cfg['source']} |")
-    lines += [
+    return lines + [
         f"| model | `{m['name']}`{_kw(m['kwargs'])} |",
         (f"| data | `{d['name']}`{_kw(d['kwargs'])}: train `{d['train_split']}`, validation "
          f"`{d['eval_split']}`, test `{d['test_split']}` |"),
@@ -265,26 +261,34 @@ def write_report(run_dir: Path, cfg: dict, card, n_params: int, results: dict, t
         f"| schedule | {s['name']}{_kw(s['kwargs'])}, warmup {s['warmup_epochs']} epochs |",
         (f"| epochs x batch | {cfg['epochs']} x {cfg['batch_size']} (global, {world_size} process"
          f"{'es' if world_size > 1 else ''}) |"),
-        (f"| precision / grad clip / EMA / seed | {cfg['precision']} / {cfg['grad_clip']} / {cfg['ema']} / "
+        (f"| precision / grad clip / EMA / seed | {cfg['precision']}{layout} / {cfg['grad_clip']} / {cfg['ema']} / "
          f"{cfg['seed']} |"),
-        "",
-        "## Model", "",
-        f"- parameters: {n_params:,} as trained here"
-        + (f" ({info.num_classes} outputs, {info.in_chans} input channels)" if info is not None else ""),
     ]
-    if card is not None:
-        lines.append(f"- model card: paper {card.paper}, family `{card.family}`")
-        if card.params:
-            lines.append(f"- card parameters: {card.params:,} at {card.num_classes} outputs, {card.in_chans} input "
-                         f"channels ({card.params_source})")
-        if card.macs:
-            size = "x".join(map(str, card.input_size))
-            lines.append(f"- card compute: {card.macs / 1e6:,.1f} M MACs at {size} ({card.macs_source})")
-        if card.source:
-            lines.append(f"- implementation follows: {card.source}")
+
+
+def _model_lines(card, n_params: int, info) -> list[str]:
+    """The parameters as trained, and the model card's facts (paper, counts, what it follows)."""
+    lines = ["## Model", "", f"- parameters: {n_params:,} as trained here"
+             + (f" ({info.num_classes} outputs, {info.in_chans} input channels)" if info is not None else "")]
+    if card is None:
+        return lines
+    lines.append(f"- model card: paper {card.paper}, family `{card.family}`")
+    if card.params:
+        lines.append(f"- card parameters: {card.params:,} at {card.num_classes} outputs, {card.in_chans} input "
+                     f"channels ({card.params_source})")
+    if card.macs:
+        size = "x".join(map(str, card.input_size))
+        lines.append(f"- card compute: {card.macs / 1e6:,.1f} M MACs at {size} ({card.macs_source})")
+    if card.source:
+        lines.append(f"- implementation follows: {card.source}")
+    return lines
+
+
+def _result_lines(cfg: dict, results: dict) -> list[str]:
+    """Test metrics of the final and the best weights, the best validation epoch, wall time."""
     test, test_best = results.get("test", {}), results.get("test_best")
-    lines += ["", f"## Test metrics (`{d['test_split']}`)", ""]
     best = results.get("best") or {}
+    lines = [f"## Test metrics (`{cfg['data']['test_split']}`)", ""]
     if test and test_best is not None:
         lines += [f"| metric | final weights (epoch {results['epochs']}) | best checkpoint (epoch {best.get('epoch')}) |",
                   "|---|---|---|"]
@@ -302,11 +306,19 @@ def write_report(run_dir: Path, cfg: dict, card, n_params: int, results: dict, t
     lines.append(f"- wall time: {results['wall_time']:.1f} s")
     if results.get("stopped_early"):
         lines.append(f"- {results['stopped_early']}")
+    return lines
+
+
+def write_report(run_dir: Path, cfg: dict, card, n_params: int, results: dict, task_lines: list[str],
+                 pictures: list[Path], world_size: int, info=None) -> Path:
+    """``report.md``: the recipe, the model card's facts, the test metrics, best epoch, notes, pictures."""
+    run_dir = Path(run_dir)
+    lines = [f"# {run_dir.name}", ""] + ([cfg["description"], ""] if cfg.get("description") else [])
+    lines += _recipe_lines(cfg, world_size) + [""] + _model_lines(card, n_params, info) + [""]
+    lines += _result_lines(cfg, results)
     run_notes = list(results.get("notes") or [])
     if task_lines or run_notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in run_notes] + list(task_lines)
-    pics = [Path(p) for p in pictures]
     lines += ["", "## Pictures", "", f"![curves]({CURVES})"]
-    for p in pics:
-        lines.append(f"![{p.stem}]({os.path.relpath(p, run_dir)})")
+    lines += [f"![{Path(p).stem}]({os.path.relpath(Path(p), run_dir)})" for p in pictures]
     return write_atomic(run_dir / REPORT, "\n".join(lines) + "\n")
