@@ -254,6 +254,11 @@ def test_numbers_train_pool_is_fixed_and_cached(tmp_path, monkeypatch):
     assert torch.equal(sq.targets, build_dataset("numbers", "test", root, num_images=4).targets)
     with pytest.raises(convzoo.errors.ConvzooError, match="pool"):
         build_dataset("numbers", "train", root, pool=0)
+    # a larger pool starts from the cached smaller one: its first 6 items are read, not rendered again
+    bigger = build_dataset("numbers", "train", root, pool=8)
+    assert bigger.images.missing == 2 and torch.equal(bigger.images.images[:6], a.images.images)
+    assert [torch.equal(bigger.images.get(i)[0], fresh.images.draw(i, epoch=0)[0]) for i in (6, 7)] == [True, True]
+    assert bigger.images.missing == 0 and (tmp_path / "numbers" / "train_pool_n8_r40_s0_l5.npz").is_file()
 
 
 def test_numbers_warp_changes_only_the_train_digits(tmp_path, monkeypatch):
