@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from torchvision.transforms import v2
@@ -45,3 +47,41 @@ def test_bad_steps_are_one_line_errors():
         resolve_augment("digits", ["RandomErase"], "none")
     with pytest.raises(ConvzooError, match=r"augment step RandomAffine rejects"):
         resolve_augment("digits", [{"RandomAffine": {"degree": 3}}], "none")
+
+
+def test_grouped_jitter_draws_one_distortion_per_group_and_keeps_targets(tiny_jitter_batch):
+    """``GroupedJitter``: zero settings are the identity; one affine map and one elastic field per group
+    (identical images stay identical inside a group and differ across groups); the channel permutation
+    only reorders each image's channels; the engine's ``jitter`` batch transform leaves targets alone."""
+    from convzoo.data.transforms import GroupedJitter
+    from convzoo.engine.build import build_batch_transform
+    from convzoo.engine.recipe import load_recipe
+
+    x, y = tiny_jitter_batch
+    ident = GroupedJitter(degrees=0, shear=0, scale=0, alpha=0, channel_permutation=False)
+    assert torch.equal(ident(x), x)
+    torch.manual_seed(0)
+    same = x[:1].expand(8, -1, -1, -1).contiguous()
+    out = GroupedJitter(group=4, channel_permutation=False)(same)
+    assert torch.equal(out[0], out[3]) and torch.equal(out[4], out[7]) and not torch.allclose(out[0], out[4])
+    assert not torch.allclose(out[0], same[0])
+    perm = GroupedJitter(degrees=0, shear=0, scale=0, alpha=0)(x)
+    for a, b in zip(perm, x):
+        assert any(torch.equal(a, b[list(p)]) for p in itertools.permutations(range(3)))
+    cfg = load_recipe("multidigit_numbers", values={"batch_transform": {"name": "jitter", "kwargs": {"group": 2}}})
+    fn = build_batch_transform(cfg, None)
+    jx, jy = fn((x, y))
+    assert jx.shape == x.shape and jy is y
+    bad = load_recipe("multidigit_numbers", values={"batch_transform": {"name": "jitter", "kwargs": {"sigmaa": 2}}})
+    with pytest.raises(ConvzooError, match="takes kwargs"):
+        build_batch_transform(bad, None)
+    with pytest.raises(ConvzooError, match="group >= 1"):
+        GroupedJitter(group=0)
+
+
+@pytest.fixture
+def tiny_jitter_batch():
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(8, 3, 24, 24, generator=g)
+    y = torch.randint(0, 10, (8, 6), generator=g)
+    return x, y

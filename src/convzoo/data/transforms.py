@@ -174,3 +174,35 @@ def split_transform(dataset: str, split: str, *, in_chans: int, channels: int | 
                          augment=policy, mean=mean, std=std, raw=raw)
     policy_name = [name for name, _ in policy] if isinstance(policy, list) else policy
     return tf, channels, {"mean": mean, "std": std, "raw": raw, "augment": policy_name}
+
+
+class GroupedJitter:
+    """Training-batch augmentation: a small random affine map and an elastic distortion (Simard, Steinkraus,
+    Platt, ICDAR 2003: a random displacement field smoothed by a Gaussian of ``sigma`` px, scaled by
+    ``alpha``), both torchvision.transforms.v2, then (optionally) a random permutation of each image's
+    colour channels. Per-image elastic fields cost about 1.7 ms each on one CPU thread at 48 x 48, as much as
+    a small network's step, so the batch is cut into groups of ``group`` images and each group gets one draw
+    of the affine map and one displacement field: every image sees a new distortion every step.
+
+    (B, C, H, W) float images -> the same shape; targets untouched (any task: labels, number sequences).
+    """
+
+    def __init__(self, degrees: float = 5.0, shear: float = 5.0, scale: float = 0.05, alpha: float = 20.0,
+                 sigma: float = 3.0, group: int = 8, channel_permutation: bool = True):
+        if group < 1 or alpha < 0 or sigma <= 0 or not 0 <= scale < 1:
+            raise ConvzooError(f"jitter: need group >= 1, alpha >= 0, sigma > 0 and 0 <= scale < 1, got group "
+                               f"{group!r}, alpha {alpha!r}, sigma {sigma!r}, scale {scale!r}")
+        self.group, self.channel_permutation = int(group), bool(channel_permutation)
+        self.affine = v2.RandomAffine(degrees=degrees, shear=(-shear, shear), scale=(1 - scale, 1 + scale))
+        self.elastic = v2.ElasticTransform(alpha=alpha, sigma=sigma) if alpha > 0 else None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        parts = []
+        for g in x.split(self.group):  # (<= group, C, H, W): one affine draw and one displacement field
+            g = self.affine(g)
+            parts.append(self.elastic(g) if self.elastic is not None else g)
+        out = torch.cat(parts)
+        if self.channel_permutation and out.shape[1] > 1:
+            order = torch.argsort(torch.rand(out.shape[0], out.shape[1], device=out.device), dim=1)
+            out = out.gather(1, order[:, :, None, None].expand_as(out))
+        return out

@@ -92,7 +92,8 @@ def build_method(cfg: dict, info, task=None):
 
 
 def build_batch_transform(cfg: dict, info) -> Callable | None:
-    """MixUp / CutMix (torchvision.transforms.v2) on training batches, or None.
+    """MixUp / CutMix (torchvision.transforms.v2) or ``jitter`` (affine + elastic + channel order,
+    :class:`convzoo.data.transforms.GroupedJitter`, any task) on training batches, or None.
 
     ``batch_transform.kwargs``: ``mixup_alpha`` (default 0.8), ``cutmix_alpha`` (1.0) and, for
     ``mixup_cutmix``, ``switch_prob`` (0.5: each batch gets one of the two, as timm's Mixup).
@@ -103,6 +104,8 @@ def build_batch_transform(cfg: dict, info) -> Callable | None:
     from torchvision.transforms import v2
 
     kw = dict(bt["kwargs"])
+    if bt["name"] == "jitter":
+        return _jitter(kw)
     allowed = {"mixup_alpha", "cutmix_alpha", "switch_prob"}
     if set(kw) - allowed:
         raise ConvzooError(f"batch_transform takes kwargs {sorted(allowed)}, got {sorted(set(kw) - allowed)}")
@@ -122,6 +125,24 @@ def build_batch_transform(cfg: dict, info) -> Callable | None:
     def transform(batch):
         x, y = batch
         return fn(x, y)  # y: (B,) class indices -> (B, K) probabilities
+
+    return transform
+
+
+def _jitter(kw: dict) -> Callable:
+    """``jitter``: :class:`convzoo.data.transforms.GroupedJitter` on the images of any training batch."""
+    import inspect
+
+    from convzoo.data.transforms import GroupedJitter
+
+    allowed = set(inspect.signature(GroupedJitter).parameters)
+    if set(kw) - allowed:
+        raise ConvzooError(f"batch_transform 'jitter' takes kwargs {sorted(allowed)}, got {sorted(set(kw) - allowed)}")
+    fn = GroupedJitter(**kw)
+
+    def transform(batch):
+        x, *rest = batch
+        return (fn(x), *rest)
 
     return transform
 

@@ -44,7 +44,7 @@ The loop, in reading order: :func:`train` -> :func:`_fit` -> :func:`_setup` (bui
 :func:`_after_step`: step log, mid-epoch checkpoint), :func:`_validate`, :func:`_end_epoch`
 (schedule, best, checkpoint), :func:`_finish` (test split with the final and the best weights, report). Gradient accumulation
 (``accumulate: N``) steps the optimizer every N batches (DDP synchronises only then); schedules step
-per epoch or per optimizer step (``schedule.interval``); ``batch_transform`` (MixUp / CutMix) applies
+per epoch or per optimizer step (``schedule.interval``); ``batch_transform`` (MixUp / CutMix, jitter) applies
 to training batches; ``fast: true`` trains channels_last, under bf16 autocast, with the model compiled;
 ``channels_last: true`` alone is its eager layout half (with ``precision: bf16-mixed``, fast without compiling).
 """

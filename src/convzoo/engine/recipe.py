@@ -26,7 +26,7 @@ RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 SPLITS = ("train", "val", "test")
 OPTIMIZERS = ("sgd", "adam", "adamw", "adadelta", "rmsprop", "kar2", "kar3")
 SCHEDULES = ("constant", "cosine", "step", "multistep", "exponential", "plateau")
-BATCH_TRANSFORMS = (None, "mixup", "cutmix", "mixup_cutmix")
+BATCH_TRANSFORMS = (None, "mixup", "cutmix", "mixup_cutmix", "jitter")
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")
 _REQUIRED = object()
 
