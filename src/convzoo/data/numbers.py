@@ -32,8 +32,9 @@ set is instead a fixed pool of the first ``N`` numbers of epoch 0, each rendered
 and the whole pool cached as ``.npz`` in the data cache (``~/.cache/convzoo/numbers``; a larger pool starts
 from the largest cached smaller one, whose numbers are its first): rendering a number
 (about 0.7 ms at resize 40, one thread) costs about half of a CPU training step of ``multidigit_small`` on it
-(about 1.6 ms per number at batch 64), so a pool saves a third of a run's time (the recipe's pool of 100,000
-renders in about 75 s during the first epoch, 0.5 GB of uint8); random crops still differ every epoch.
+(about 1.6 ms per number at batch 64), so a pool saves a third of a run's time (a pool of 100,000 at resize 40 renders
+in about 75 s during the first epoch, 0.5 GB of uint8; the recipe's 200,000 warped at 48 px, 1.4 GB);
+random crops still differ every epoch.
 ``square=True`` makes the digit box square (around its centre, before the 30 % expansion) as potterhsu's SVHN
 port does, keeping the digits' aspect; the paper (and the default) keeps the rectangle, which squeezes
 5-digit numbers horizontally and stretches 1-digit ones.
