@@ -18,6 +18,7 @@ from collections import Counter
 
 import numpy as np
 import torch
+from torch.utils.data import TensorDataset
 
 from convzoo.data.numbers import render_number
 from convzoo.data.opencv_digits import _folder, _load, opencv_digits_split
@@ -25,25 +26,17 @@ from convzoo.data.photos import SPLIT_PHOTOS
 from convzoo.data.registry import build_dataset
 from convzoo.data.svhn import center_crop, encode_target, standardize
 from convzoo.engine.evaluate import load_run
-from convzoo.tasks.multidigit import decode
+from convzoo.tasks.multidigit import _scored, decode, sequence_correct
 
 
-def read(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, 3, crop, crop) -> decoded lengths (N,), digits (N, 5)."""
-    with torch.no_grad():
-        lengths, digits, _ = decode(torch.cat([model(x[i:i + 250]) for i in range(0, len(x), 250)]))
-    return lengths, digits
+def read(task, model, dataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Decoded lengths (N,), digits (N, 5) and the targets (N, 6) of a data set of numbers."""
+    out, targets = task._read_all(model, dataset, "cpu")
+    lengths, digits, _ = decode(out)
+    return lengths, digits, targets
 
 
-def right(lengths, digits, targets) -> np.ndarray:
-    n = targets[:, 0]
-    ok = lengths == n
-    for j in range(digits.shape[1]):
-        ok &= (j >= n) | (digits[:, j] == targets[:, 1 + j])
-    return ok.numpy()
-
-
-def fresh(model, kw: dict, digit_split: str, photos: tuple[str, ...], n: int) -> float:
+def fresh(task, model, kw: dict, digit_split: str, photos: tuple[str, ...], n: int) -> float:
     """Sequence accuracy on ``n`` new numbers of ``digit_split`` digits on ``photos`` (never warped)."""
     images, labels = _load(_folder(None))
     ids, xs, ts = opencv_digits_split()[digit_split], [], []
@@ -51,7 +44,8 @@ def fresh(model, kw: dict, digit_split: str, photos: tuple[str, ...], n: int) ->
         crop, ds, _, _ = render_number(np.random.default_rng((7, 9, i)), images, labels, ids, photos, kw["resize"])
         xs.append(standardize(center_crop(crop, kw["crop"])))
         ts.append(encode_target(ds))
-    return float(right(*read(model, torch.stack(xs)), torch.stack(ts)).mean())
+    right, _ = sequence_correct(*read(task, model, TensorDataset(torch.stack(xs), torch.stack(ts))))
+    return float(right.double().mean())
 
 
 def main() -> None:
@@ -60,33 +54,30 @@ def main() -> None:
     p.add_argument("which", nargs="?", default="best", choices=("best", "last"))
     p.add_argument("--photos", type=int, default=0, help="fresh numbers per digit x photo split (0: skip)")
     a = p.parse_args()
-    model, cfg, _, _ = load_run(a.run, a.which)
+    model, cfg, task, _ = load_run(a.run, a.which)
     kw = {"resize": 40, "crop": 36, **cfg["data"]["kwargs"]}
     test = build_dataset("numbers", "test", resize=kw["resize"], crop=kw["crop"])
-    x = torch.stack([test[i][0] for i in range(len(test))])
-    t = test.targets
-    lengths, digits = read(model, x)
-    ok = right(lengths, digits, t)
-    n = t[:, 0].numpy()
+    lengths, digits, t = read(task, model, test)
+    right, digit_right = sequence_correct(lengths, digits, t)
+    ok, n = right.numpy(), t[:, 0].numpy()
     print(f"test sequence accuracy {ok.mean():.4f} ({ok.sum()} of {len(ok)}); by length: "
           + ", ".join(f"{k}: {ok[n == k].mean():.3f} ({(n == k).sum()})" for k in range(1, 6)))
-    same_len = (lengths == t[:, 0]).numpy()
-    wrong = (digits != t[:, 1:]) & (torch.arange(5) < t[:, :1])
+    same_len = lengths == t[:, 0]
+    wrong = ~digit_right & _scored(t)
     print("wrong numbers by cause: length", int((~same_len).sum()), "; digits wrong (count: numbers)",
-          dict(sorted(Counter(int(v) for v in wrong.sum(1)[same_len & ~ok]).items())))
-    pairs = Counter((int(a_), int(b_)) for a_, b_ in zip(t[:, 1:][wrong & torch.from_numpy(same_len)[:, None]],
-                                                         digits[wrong & torch.from_numpy(same_len)[:, None]]))
+          dict(sorted(Counter(int(v) for v in wrong.sum(1)[same_len & ~right]).items())))
+    read_wrong = wrong & same_len[:, None]
+    pairs = Counter((int(a_), int(b_)) for a_, b_ in zip(t[:, 1:][read_wrong], digits[read_wrong]))
     print("top confusions (true, read): count", pairs.most_common(12))
     for k in range(1, 6):
-        rows = torch.from_numpy(same_len & (n == k))
-        rates = wrong[rows][:, :k].float().mean(0)
+        rates = wrong[same_len & (t[:, 0] == k)][:, :k].float().mean(0)
         print(f"  length {k}: error rate by position", " ".join(f"{float(r):.3f}" for r in rates))
     if a.photos:
         for ds in ("val", "test"):
-            print(f"{ds} digits:", ", ".join(f"{ps} photos {fresh(model, kw, ds, SPLIT_PHOTOS[ps], a.photos):.3f}"
+            print(f"{ds} digits:", ", ".join(f"{ps} photos {fresh(task, model, kw, ds, SPLIT_PHOTOS[ps], a.photos):.3f}"
                                            for ps in ("train", "val", "test")))
         print("test digits on each test photo:", ", ".join(
-            f"{name} {fresh(model, kw, 'test', (name,), a.photos):.3f}" for name in SPLIT_PHOTOS["test"]))
+            f"{name} {fresh(task, model, kw, 'test', (name,), a.photos):.3f}" for name in SPLIT_PHOTOS["test"]))
 
 
 if __name__ == "__main__":

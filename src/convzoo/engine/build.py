@@ -106,9 +106,7 @@ def build_batch_transform(cfg: dict, info) -> Callable | None:
     kw = dict(bt["kwargs"])
     if bt["name"] == "jitter":
         return _jitter(kw)
-    allowed = {"mixup_alpha", "cutmix_alpha", "switch_prob"}
-    if set(kw) - allowed:
-        raise ConvzooError(f"batch_transform takes kwargs {sorted(allowed)}, got {sorted(set(kw) - allowed)}")
+    _check_kwargs(kw, {"mixup_alpha", "cutmix_alpha", "switch_prob"})
     if not info.num_classes:
         raise ConvzooError(f"batch_transform '{bt['name']}' needs a classification data set (num_classes)")
     k = info.num_classes
@@ -129,15 +127,18 @@ def build_batch_transform(cfg: dict, info) -> Callable | None:
     return transform
 
 
+def _check_kwargs(kw: dict, allowed: set[str]) -> None:
+    if set(kw) - allowed:
+        raise ConvzooError(f"batch_transform takes kwargs {sorted(allowed)}, got {sorted(set(kw) - allowed)}")
+
+
 def _jitter(kw: dict) -> Callable:
     """``jitter``: :class:`convzoo.data.transforms.GroupedJitter` on the images of any training batch."""
     import inspect
 
     from convzoo.data.transforms import GroupedJitter
 
-    allowed = set(inspect.signature(GroupedJitter).parameters)
-    if set(kw) - allowed:
-        raise ConvzooError(f"batch_transform 'jitter' takes kwargs {sorted(allowed)}, got {sorted(set(kw) - allowed)}")
+    _check_kwargs(kw, set(inspect.signature(GroupedJitter).parameters))
     fn = GroupedJitter(**kw)
 
     def transform(batch):

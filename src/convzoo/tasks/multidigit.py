@@ -39,8 +39,8 @@ from convzoo.data.svhn import center_crop, standardize
 from convzoo.errors import ConvzooError
 from convzoo.tasks.base import CONTRACT_CHECKS, IMAGE_SUFFIXES, Task, read_image, register_task
 
-__all__ = ["DigitSequence", "SequenceMetrics", "coverage_at_accuracy", "decode", "sequence_log_likelihood",
-           "sequence_nll", "split_logits"]
+__all__ = ["DigitSequence", "SequenceMetrics", "coverage_at_accuracy", "decode", "sequence_correct",
+           "sequence_log_likelihood", "sequence_nll", "split_logits"]
 
 NUM_LENGTHS, MAX_DIGITS, NO_DIGIT = 7, 5, -1
 # paper Sec. 5.1 (public SVHN): sequence accuracy, per-digit accuracy, coverage at 98 % accuracy (in %)
@@ -127,6 +127,15 @@ def coverage_at_accuracy(confidence, correct, accuracy: float = 0.98) -> float:
     return float(k[good].max() / n) if good.any() else 0.0
 
 
+def sequence_correct(lengths: torch.Tensor, digits: torch.Tensor, targets: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decoded numbers against (B, 6) targets -> (B,) whole number read right (length and every scored
+    digit), (B, 5) each digit position read right (positions past the length compare as ``NO_DIGIT``)."""
+    true_digits = torch.where(_scored(targets), targets[:, 1:], torch.full_like(targets[:, 1:], NO_DIGIT))
+    digit_right = digits == true_digits
+    return (lengths == targets[:, 0]) & digit_right.all(1), digit_right
+
+
 class SequenceMetrics(Metric):
     """Sequence, per-digit and length accuracy and coverage at ``accuracy`` over decoded numbers."""
 
@@ -144,11 +153,10 @@ class SequenceMetrics(Metric):
     def update(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
         lengths, digits, logp = decode(outputs, self.digit_classes)
         mask = _scored(targets)
-        true_digits = torch.where(mask, targets[:, 1:], torch.full_like(targets[:, 1:], NO_DIGIT))
-        right = (lengths == targets[:, 0]) & (digits == true_digits).all(1)
+        right, digit_right = sequence_correct(lengths, digits, targets)
         self.seq_correct += right.sum()
         self.len_correct += (lengths == targets[:, 0]).sum()
-        self.digit_correct += ((digits == true_digits) & mask).sum()
+        self.digit_correct += (digit_right & mask).sum()
         self.digit_total += mask.sum()
         self.total += targets.shape[0]
         self.confidence.append(logp.double())
