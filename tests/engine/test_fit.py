@@ -1,6 +1,7 @@
 """Training: reproducibility, run folder, evaluate/load_run, resume, bf16, EMA, clipping, errors."""
 
 import csv
+import importlib
 import json
 import math
 import shutil
@@ -288,6 +289,12 @@ def test_channels_last_key_converts_batches_without_compiling(tiny, tmp_path, mo
     assert res.history[0]["train_loss"] == pytest.approx(plain.history[0]["train_loss"], rel=1e-4)
     a, b = weights(res.run_dir), weights(plain.run_dir)
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-4) for k in b)
+    evaluate_module = importlib.import_module("convzoo.engine.evaluate")  # (the package exports the function)
+
+    seen = []
+    real_eval = evaluate_module.channels_last_batch
+    monkeypatch.setattr(evaluate_module, "channels_last_batch", lambda b: seen.append(1) or real_eval(b))
+    assert evaluate(res.run_dir, which="last") == pytest.approx(res.metrics, abs=1e-6) and seen
 
 
 def test_manual_optimisation_two_optimizers_resume_exactly(tiny, tmp_path):

@@ -22,6 +22,11 @@ def _channels_last(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 and t.is_floating_point() else t
 
 
+def uses_channels_last(cfg: dict) -> bool:
+    """Whether a recipe trains and evaluates channels_last (``fast: true``, or ``channels_last: true``)."""
+    return bool(cfg.get("fast") or cfg.get("channels_last"))
+
+
 def channels_last_batch(batch):
     """Every 4-D float tensor of a batch in channels_last (fast mode's training and evaluation batches)."""
     return apply_to_collection(batch, torch.Tensor, _channels_last)
@@ -175,10 +180,13 @@ def evaluate(run_or_checkpoint, data: str | None = None, split: str = "test", ov
     fabric = Fabric(accelerator=accelerator, devices=1, precision=precision_of(cfg))
     fabric.setup_module(method)  # device and dtype as in training (before loading: no rounding); used unwrapped
     load_weights(method.export_model(), wfile)
+    layout = uses_channels_last(cfg)  # the memory layout the run evaluated in (the same numbers, its speed)
+    if layout:
+        method.export_model().to(memory_format=torch.channels_last)
     loader = eval_loader(dataset, cfg["eval_batch_size"], pin_memory=fabric.device.type == "cuda",
                          collate=task.collate)
     if crops == 1 and not ensemble:
-        return evaluate_loader(fabric, method, loader, task, dataset)
+        return evaluate_loader(fabric, method, loader, task, dataset, layout)
     from convzoo.engine.multicrop import evaluate_views
 
     models = [method.export_model()]

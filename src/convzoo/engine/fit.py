@@ -85,7 +85,7 @@ from convzoo.engine.checkpoint import (
     seed_step,
     write_atomic,
 )
-from convzoo.engine.evaluate import channels_last_batch, evaluate_loader, precision_of
+from convzoo.engine.evaluate import channels_last_batch, evaluate_loader, precision_of, uses_channels_last
 from convzoo.engine.finetune import freeze as freeze_modules
 from convzoo.engine.finetune import frozen_modules, load_init, resolve_init
 from convzoo.engine.optim import Schedule, build_ema, build_optimizer
@@ -361,7 +361,7 @@ def _setup(fabric, cfg: dict, out_dir: Path, run_name: str | None, resume_dir: P
     frozen, notes = _start_weights(cfg, method.export_model(), new_run=resume_dir is None)
     if fabric.world_size > 1 and fabric.device.type == "cuda":  # BN statistics over the global batch
         method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)
-    if _channels_last(cfg):
+    if uses_channels_last(cfg):
         method.export_model().to(memory_format=torch.channels_last)
     if cfg["fast"]:
         method.export_model().compile()
@@ -577,17 +577,13 @@ def _after_step(run: _Run, epoch: int, step: int, lr: float, loss: torch.Tensor,
     seed_step(run.cfg["seed"], epoch, step, fabric.global_rank)
 
 
-def _channels_last(cfg) -> bool:
-    return cfg["fast"] or cfg["channels_last"]
-
-
 def _train_batch(run: _Run, i: int, batch) -> dict[str, torch.Tensor]:
     """Batch ``i`` of an epoch (on the device): transform, forward, backward, and every ``accumulate``-th
     batch the optimizer step. ``convzoo bench --train`` times this same function."""
     fabric, method, accumulate = run.fabric, run.method, run.cfg["accumulate"]
     if run.batch_transform is not None:
         batch = run.batch_transform(batch)
-    if _channels_last(run.cfg):
+    if uses_channels_last(run.cfg):
         batch = channels_last_batch(batch)
     boundary = (i + 1) % accumulate == 0
     with fabric.no_backward_sync(run.wrapped, enabled=not boundary):
@@ -623,7 +619,7 @@ def _optimizer_step(run: _Run) -> None:
 def _validate(run: _Run) -> dict[str, float]:
     if run.val_loader is None:
         return {}
-    val = evaluate_loader(run.fabric, run.eval_method, run.val_loader, run.task, run.eval_ds, _channels_last(run.cfg),
+    val = evaluate_loader(run.fabric, run.eval_method, run.val_loader, run.task, run.eval_ds, uses_channels_last(run.cfg),
                           run.cfg["limit_eval_batches"])
     if run.task.monitor not in val:
         raise ConvzooError(f"task '{run.task.name}' monitors '{run.task.monitor}' but its metrics are {list(val)}")
@@ -710,7 +706,7 @@ def _finish(run: _Run) -> RunResult | None:
                                   d["num_workers"], fabric.device.type == "cuda", run.task.collate)
 
         def test():
-            return evaluate_loader(fabric, run.eval_method, test_loader, run.task, test_ds, _channels_last(cfg),
+            return evaluate_loader(fabric, run.eval_method, test_loader, run.task, test_ds, uses_channels_last(cfg),
                                    cfg["limit_eval_batches"])
 
         metrics = test()
