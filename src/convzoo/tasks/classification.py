@@ -28,11 +28,43 @@ def class_metrics(k: int) -> MetricCollection:
     })
 
 
-@register_task("classification")
-class Classification(Task):
+def top5_rows(scores: torch.Tensor, dataset=None) -> list[dict]:
+    """Per row of ``(N, classes)`` scores: its five best classes (index, name, score) and the best one."""
+    names = dataset.info.class_names if dataset is not None and dataset.info.class_names else None
+    out = []
+    for row in scores:
+        val, idx = row.topk(min(5, row.numel()))
+        out.append({"top5": [{"class": int(i), "name": names[i] if names else str(int(i)), "score": float(v)}
+                             for v, i in zip(val, idx)], "prediction": int(idx[0])})
+    return out
+
+
+class LabelTask(Task):
+    """What every one-label-per-input task shares (images here, clips in :mod:`.video_classification`):
+    ``num_classes`` from the data, ``(N, classes)`` outputs, integer targets, :func:`class_metrics`."""
+
     monitor = "acc"
     monitor_mode = "max"
 
+    def model_kwargs(self, card, info) -> dict:
+        return {"num_classes": info.num_classes} if info.num_classes else {}
+
+    def output_shape(self, model, card, x):
+        return (x.shape[0], card.num_classes)
+
+    def example_batch(self, card, batch=2, size=None, generator=None):
+        x = self.example_input(card, batch, size, generator)
+        return x, torch.randint(0, card.num_classes, (batch,), generator=generator)
+
+    def fits_model(self, card, info) -> bool:
+        return info.in_chans == card.in_chans and info.num_classes == card.num_classes
+
+    def metrics(self, dataset) -> MetricCollection:
+        return class_metrics(dataset.info.num_classes)
+
+
+@register_task("classification")
+class Classification(LabelTask):
     @property
     def averages_views(self) -> bool:  # softmax outputs average over crops and models (not the SVM's)
         return self.loss_name == "ce"
@@ -61,20 +93,6 @@ class Classification(Task):
         # targets: class indices, or per-class probabilities (MixUp / CutMix batches)
         return F.cross_entropy(outputs, targets, label_smoothing=self.label_smoothing)
 
-    # --- models of this task ------------------------------------------------------------------
-    def model_kwargs(self, card, info) -> dict:
-        return {"num_classes": info.num_classes} if info.num_classes else {}
-
-    def output_shape(self, model, card, x):
-        return (x.shape[0], card.num_classes)
-
-    def example_batch(self, card, batch=2, size=None, generator=None):
-        x = self.example_input(card, batch, size, generator)
-        return x, torch.randint(0, card.num_classes, (batch,), generator=generator)
-
-    def fits_model(self, card, info) -> bool:
-        return info.in_chans == card.in_chans and info.num_classes == card.num_classes
-
     def scores_to_probs(self, outputs: torch.Tensor) -> torch.Tensor:
         """Scores as used by the metrics: softmax for CE, raw SVM margins for L2-SVM."""
         if self.loss_name == "l2svm":
@@ -84,23 +102,16 @@ class Classification(Task):
             return outputs
         return outputs.softmax(-1)
 
-    def metrics(self, dataset) -> MetricCollection:
-        return class_metrics(dataset.info.num_classes)
-
     def update_metrics(self, metrics, outputs, targets):
         metrics.update(self.scores_to_probs(outputs.float()), targets)
 
     @torch.no_grad()
     def predict(self, model, inputs, dataset=None):
         scores = self.scores_to_probs(model(inputs).float())
-        names = dataset.info.class_names if dataset is not None and dataset.info.class_names else None
-        out = []
-        for row in scores:
-            val, idx = row.topk(min(5, row.numel()))
-            out.append({"top5": [{"class": int(i), "name": names[i] if names else str(int(i)), "score": float(v)}
-                                 for v, i in zip(val, idx)],
-                        "prediction": int(svm_decision(row[None], self.decision)[0]) if self.loss_name == "l2svm"
-                        else int(idx[0])})
+        out = top5_rows(scores, dataset)
+        if self.loss_name == "l2svm":  # the SVM's decision rule, which may differ from the top score
+            for row, pred in zip(out, svm_decision(scores, self.decision)):
+                row["prediction"] = int(pred)
         return out
 
     @torch.no_grad()

@@ -20,12 +20,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torchmetrics import MetricCollection
 
 from convzoo.data.video import FRAME_SUFFIXES, VIDEO_SUFFIXES, read_any_video, resize_crop, sample_clips
 from convzoo.errors import ConvzooError
-from convzoo.tasks.base import CONTRACT_CHECKS, Task, register_task, run_or_explain
-from convzoo.tasks.classification import class_metrics
+from convzoo.tasks.base import CONTRACT_CHECKS, register_task, run_or_explain
+from convzoo.tasks.classification import LabelTask, top5_rows
 
 __all__ = ["VideoClassification", "video_scores"]
 
@@ -46,9 +45,7 @@ def video_scores(model, clips: torch.Tensor) -> torch.Tensor:
 
 
 @register_task("video_classification")
-class VideoClassification(Task):
-    monitor = "acc"
-    monitor_mode = "max"
+class VideoClassification(LabelTask):
     contract_checks = CONTRACT_CHECKS
     input_suffixes = VIDEO_SUFFIXES + FRAME_SUFFIXES + (".npy",)
 
@@ -69,31 +66,15 @@ class VideoClassification(Task):
     def loss(self, outputs, targets):
         return F.cross_entropy(outputs, targets, label_smoothing=self.label_smoothing)
 
-    def metrics(self, dataset) -> MetricCollection:
-        return class_metrics(dataset.info.num_classes)
-
     def update_metrics(self, metrics, outputs, targets):
         metrics.update(outputs.float().softmax(-1), targets)
 
-    # --- models of this task ---------------------------------------------------------------------
-    def model_kwargs(self, card, info) -> dict:
-        return {"num_classes": info.num_classes} if info.num_classes else {}
-
-    def output_shape(self, model, card, x):
-        return (x.shape[0], card.num_classes)
-
-    def example_batch(self, card, batch=2, size=None, generator=None):
-        x = self.example_input(card, batch, size, generator)
-        return x, torch.randint(0, card.num_classes, (batch,), generator=generator)
-
+    # --- models of this task (the rest: LabelTask) -----------------------------------------------
     def bench_spec(self, model, card, size):
         spatial = tuple(size) if size is not None else tuple(card.input_size)
         if len(spatial) == 2:  # an (H, W) size keeps the card's clip length
             spatial = (card.input_size[0], *spatial)
         return {"input_shape": [card.in_chans, *spatial], "unit": "clips/s", "frames_per_clip": spatial[0]}
-
-    def fits_model(self, card, info) -> bool:
-        return info.in_chans == card.in_chans and info.num_classes == card.num_classes
 
     # --- people -----------------------------------------------------------------------------------
     def _clip_shape(self, card, info) -> tuple[int, int, int]:
@@ -126,14 +107,7 @@ class VideoClassification(Task):
 
     @torch.no_grad()
     def predict(self, model, inputs, dataset=None):
-        scores = video_scores(model, inputs).float().softmax(-1)
-        names = dataset.info.class_names if dataset is not None and dataset.info.class_names else None
-        out = []
-        for row in scores:
-            val, idx = row.topk(min(5, row.numel()))
-            out.append({"top5": [{"class": int(i), "name": names[i] if names else str(int(i)), "score": float(v)}
-                                 for v, i in zip(val, idx)], "prediction": int(idx[0])})
-        return out
+        return top5_rows(video_scores(model, inputs).float().softmax(-1), dataset)
 
     def predict_file(self, model, card, path: Path, info, out_dir: Path):
         path = Path(path)
