@@ -185,6 +185,16 @@ def _expmap0(v: torch.Tensor, c: torch.Tensor, dim: int = -1) -> torch.Tensor:
     return torch.tanh(sn) * v / sn
 
 
+def _radial_grads(ctx, u, x, c, n, h, k):
+    """Backward of a radial map ``f(x) = h(s|x|) x`` (s = sqrt(c), n = |x|) given ``h`` and
+    ``k = s n h'(s n) = d(h)/d(log n)``: ``d<u,f>/dx = h u + <u,x> k / n^2 x`` and ``d<u,f>/dc = <u,x> k / (2c)``
+    (for the ``(x, c, dim)`` inputs of :class:`ExpMap0` and :class:`LogMap0`)."""
+    ux = _dot(u, x, ctx.dim)
+    gx = h * u + ux * k / n**2 * x if ctx.needs_input_grad[0] else None
+    gc = _to_shape(ux * k / (2 * c), c) if ctx.needs_input_grad[1] else None
+    return gx, gc, None
+
+
 class ExpMap0(torch.autograd.Function):
     """exp_0(v) = tanh(s|v|) v / (s|v|), s = sqrt(c), with the closed-form backward.
 
@@ -205,14 +215,7 @@ class ExpMap0(torch.autograd.Function):
     @staticmethod
     def backward(ctx, u):
         v, c, n, g, th = ctx.saved_tensors
-        uv = _dot(u, v, ctx.dim)
-        k = (1 - th**2) - g  # sech^2 - g
-        gv = gc = None
-        if ctx.needs_input_grad[0]:
-            gv = g * u + uv * k / n**2 * v
-        if ctx.needs_input_grad[1]:
-            gc = _to_shape(uv * k / (2 * c), c)
-        return gv, gc, None
+        return _radial_grads(ctx, u, v, c, n, g, (1 - th**2) - g)  # k = sech^2 - g
 
 
 def expmap0(v: torch.Tensor, c: torch.Tensor, dim: int = -1, manual: bool = False) -> torch.Tensor:
@@ -246,14 +249,7 @@ class LogMap0(torch.autograd.Function):
     @staticmethod
     def backward(ctx, u):
         y, c, n, h = ctx.saved_tensors
-        uy = _dot(u, y, ctx.dim)
-        k = 1 / (1 - c * n**2).clamp_min(MIN_NORM) - h
-        gy = gc = None
-        if ctx.needs_input_grad[0]:
-            gy = h * u + uy * k / n**2 * y
-        if ctx.needs_input_grad[1]:
-            gc = _to_shape(uy * k / (2 * c), c)
-        return gy, gc, None
+        return _radial_grads(ctx, u, y, c, n, h, 1 / (1 - c * n**2).clamp_min(MIN_NORM) - h)
 
 
 def logmap0(y: torch.Tensor, c: torch.Tensor, dim: int = -1, manual: bool = False) -> torch.Tensor:
