@@ -33,7 +33,7 @@ and the whole pool cached as ``.npz`` in the data cache (``~/.cache/convzoo/numb
 from the largest cached smaller one, whose numbers are its first): rendering a number
 (about 0.7 ms at resize 40, one thread) costs about half of a CPU training step of ``multidigit_small`` on it
 (about 1.6 ms per number at batch 64), so a pool saves a third of a run's time (a pool of 100,000 at resize 40 renders
-in about 75 s during the first epoch, 0.5 GB of uint8; the recipe's 200,000 warped at 48 px, 1.4 GB);
+in about 75 s during the first epoch, 0.5 GB of uint8; the recipe's 300,000 warped at 48 px, 2.1 GB);
 random crops still differ every epoch.
 ``square=True`` makes the digit box square (around its centre, before the 30 % expansion) as potterhsu's SVHN
 port does, keeping the digits' aspect; the paper (and the default) keeps the rectangle, which squeezes
