@@ -27,6 +27,14 @@ def uses_channels_last(cfg: dict) -> bool:
     return bool(cfg.get("fast") or cfg.get("channels_last"))
 
 
+def to_run_layout(model: torch.nn.Module, cfg: dict) -> bool:
+    """The model in the memory layout its recipe trains and evaluates in; whether that is channels_last."""
+    layout = uses_channels_last(cfg)
+    if layout:
+        model.to(memory_format=torch.channels_last)
+    return layout
+
+
 def channels_last_batch(batch):
     """Every 4-D float tensor of a batch in channels_last (fast mode's training and evaluation batches)."""
     return apply_to_collection(batch, torch.Tensor, _channels_last)
@@ -180,9 +188,7 @@ def evaluate(run_or_checkpoint, data: str | None = None, split: str = "test", ov
     fabric = Fabric(accelerator=accelerator, devices=1, precision=precision_of(cfg))
     fabric.setup_module(method)  # device and dtype as in training (before loading: no rounding); used unwrapped
     load_weights(method.export_model(), wfile)
-    layout = uses_channels_last(cfg)  # the memory layout the run evaluated in (the same numbers, its speed)
-    if layout:
-        method.export_model().to(memory_format=torch.channels_last)
+    layout = to_run_layout(method.export_model(), cfg)  # as the run evaluated (the same numbers, its speed)
     loader = eval_loader(dataset, cfg["eval_batch_size"], pin_memory=fabric.device.type == "cuda",
                          collate=task.collate)
     if crops == 1 and not ensemble:

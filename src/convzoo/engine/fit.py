@@ -85,7 +85,13 @@ from convzoo.engine.checkpoint import (
     seed_step,
     write_atomic,
 )
-from convzoo.engine.evaluate import channels_last_batch, evaluate_loader, precision_of, uses_channels_last
+from convzoo.engine.evaluate import (
+    channels_last_batch,
+    evaluate_loader,
+    precision_of,
+    to_run_layout,
+    uses_channels_last,
+)
 from convzoo.engine.finetune import freeze as freeze_modules
 from convzoo.engine.finetune import frozen_modules, load_init, resolve_init
 from convzoo.engine.optim import Schedule, build_ema, build_optimizer
@@ -361,8 +367,7 @@ def _setup(fabric, cfg: dict, out_dir: Path, run_name: str | None, resume_dir: P
     frozen, notes = _start_weights(cfg, method.export_model(), new_run=resume_dir is None)
     if fabric.world_size > 1 and fabric.device.type == "cuda":  # BN statistics over the global batch
         method = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)
-    if uses_channels_last(cfg):
-        method.export_model().to(memory_format=torch.channels_last)
+    to_run_layout(method.export_model(), cfg)
     if cfg["fast"]:
         method.export_model().compile()
     cuda = fabric.device.type == "cuda"
